@@ -1,0 +1,1 @@
+"""Cache backends, one per module."""

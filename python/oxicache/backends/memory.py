@@ -1,0 +1,86 @@
+"""``InMemCache``: entries in process memory, in the native store (LRU bound, TTL, exact stats)."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Iterator
+
+from oxicache._core import CacheEntry, MemoryStore
+from oxicache.base import BaseCache, Ref
+from oxicache.durations import TTL
+
+__all__ = ["InMemCache"]
+
+
+class InMemCache(BaseCache):
+    """The fastest cache: Python objects kept in a Rust map, looked up by canonical argument bytes.
+
+    Args:
+        exclude: parameter names left out of every key.
+        max_size: keep at most this many entries, evicting the least recently used (default: unbounded).
+        ttl: default time to live of entries (seconds, timedelta or ``"1h"``; default: no expiry).
+
+    A hit returns the stored object itself, as ``functools.lru_cache`` does: mutating a returned list
+    mutates the cached one. Memoized plain functions run through a native wrapper; see docs/backends/memory.md.
+    """
+
+    def __init__(self, exclude: Iterable[str] | None = None, *args: Any, max_size: int | None = None, ttl: TTL = None, **kwargs: Any) -> None:
+        if args or kwargs:
+            msg = f"InMemCache takes exclude, max_size and ttl; got unexpected arguments {args or ''}{sorted(kwargs) or ''}"
+            raise TypeError(msg)
+        super().__init__(exclude, ttl=ttl)
+        if max_size is not None and (isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 0):
+            msg = f"max_size must be None or a non-negative int, got {max_size!r}"
+            raise ValueError(msg)
+        self._native_store = MemoryStore(max_size=max_size, ttl=self._ttl)
+
+    @property
+    def max_size(self) -> int | None:
+        return self._native_store.max_size
+
+    def _get(self, ref: Ref) -> CacheEntry | None:
+        if isinstance(ref, CacheEntry):
+            return self._native_store.get(ref.func, ref.inputs)
+        return self._native_store.get_by_key(ref)
+
+    def _lookup(self, ref: Ref) -> CacheEntry | None:
+        return self._get(ref)  # the store counts hits and misses itself
+
+    def _count(self, name: str, n: int = 1) -> None:
+        pass  # the store counts sets itself
+
+    def _has(self, ref: Ref) -> bool:
+        if isinstance(ref, CacheEntry):
+            return self._native_store.contains(ref.func, ref.inputs)
+        return self._native_store.get_by_key(ref) is not None
+
+    def _set(self, entry: CacheEntry, ttl: float | None) -> None:
+        self._native_store.set(entry, ttl)
+
+    def _remove(self, ref: Ref) -> bool:
+        if isinstance(ref, CacheEntry):
+            return self._native_store.remove(ref.func, ref.inputs)
+        return self._native_store.remove_by_key(ref)
+
+    def _iter(self) -> Iterator[CacheEntry]:
+        return iter(self._native_store.entries())
+
+    def _clear(self) -> None:
+        self._native_store.clear()
+
+    def _len(self) -> int:
+        return len(self._native_store)
+
+    def expire(self) -> int:
+        """Remove expired entries now (they are also dropped lazily); returns how many."""
+        return self._native_store.expire()
+
+    def stats(self) -> dict[str, Any]:
+        """hits, misses, sets, evictions, expirations, size, max_size: exact, across threads."""
+        return self._native_store.stats()
+
+    def close(self) -> None:
+        """Drop every entry. The cache stays usable."""
+        self._native_store.clear()
+
+    def __repr__(self) -> str:
+        return f"InMemCache(max_size={self.max_size}, ttl={self._ttl}, size={len(self)})"

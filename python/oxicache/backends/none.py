@@ -1,0 +1,33 @@
+"""``NoCache``: stores nothing; memoized functions run every time. Switches caching off without
+touching call sites."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from oxicache._core import CacheEntry
+from oxicache.base import BaseCache, Ref
+
+__all__ = ["NoCache"]
+
+
+class NoCache(BaseCache):
+    """Always misses. ``get`` returns ``...``, ``len`` is 0, and ``annotate`` stores nothing."""
+
+    def _get(self, ref: Ref) -> CacheEntry | None:
+        return None
+
+    def _set(self, entry: CacheEntry, ttl: float | None) -> None:
+        return None
+
+    def _remove(self, ref: Ref) -> bool:
+        return False
+
+    def _iter(self) -> Iterator[CacheEntry]:
+        return iter(())
+
+    def _clear(self) -> None:
+        return None
+
+    def _len(self) -> int:
+        return 0

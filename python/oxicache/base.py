@@ -1,0 +1,302 @@
+"""``BaseCache``: the public cache surface, built on five backend primitives.
+
+A backend implements ``_get``, ``_set``, ``_remove``, ``_iter`` and ``_clear``. ``_get`` and ``_remove``
+take a *reference*: either an ``int`` key or a ``CacheEntry`` probe carrying ``func`` and ``inputs`` (its
+``.key`` is computed on access, so a backend that indexes by something else never pays for the digest).
+Everything else (the several spellings of get/set/remove, annotation, exclusion, TTL parsing, memoize) is
+written once here.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, Iterable, Iterator, Mapping, Union
+
+from oxicache._core import CacheEntry
+from oxicache._memoize import make_memoized
+from oxicache._signature import validate_exclude
+from oxicache.durations import TTL, parse_ttl
+
+__all__ = ["BaseCache", "Ref"]
+
+Ref = Union[int, CacheEntry]
+
+# "Not given" for positional-only parameters whose None is meaningful.
+_MISSING: Any = object()
+
+
+def _as_key(key: Any) -> int:
+    if isinstance(key, CacheEntry):
+        return key.key
+    if isinstance(key, bool):
+        msg = f"cache keys are 128-bit ints (CacheEntry.key), got {key!r}"
+        raise TypeError(msg)
+    if isinstance(key, int):
+        return key
+    if isinstance(key, str):
+        try:
+            return int(key)
+        except ValueError:
+            msg = f"cache keys are 128-bit ints or their decimal strings, got {key!r}; look entries up by name with cache.get(func, **inputs)"
+            raise KeyError(msg) from None
+    msg = f"cache keys are 128-bit ints (CacheEntry.key) or CacheEntry objects, got {type(key).__name__}"
+    raise TypeError(msg)
+
+
+class BaseCache:
+    """A cache of function calls. Subclasses provide storage through the five primitives below."""
+
+    def __init__(self, exclude: Iterable[str] | None = None, *, ttl: TTL = None) -> None:
+        self._exclude = validate_exclude(exclude)
+        self._ttl = parse_ttl(ttl)
+        self._counts_lock = threading.Lock()
+        self._counts = {"hits": 0, "misses": 0, "sets": 0}
+
+    # ---- backend primitives -------------------------------------------------------------------
+    def _get(self, ref: Ref) -> CacheEntry | None:
+        raise NotImplementedError
+
+    def _set(self, entry: CacheEntry, ttl: float | None) -> None:
+        raise NotImplementedError
+
+    def _remove(self, ref: Ref) -> bool:
+        raise NotImplementedError
+
+    def _iter(self) -> Iterator[CacheEntry]:
+        raise NotImplementedError
+
+    def _clear(self) -> None:
+        raise NotImplementedError
+
+    # Optional overrides; the defaults are correct for any backend.
+    def _has(self, ref: Ref) -> bool:
+        return self._get(ref) is not None
+
+    def _len(self) -> int:
+        return sum(1 for _ in self._iter())
+
+    def _count(self, name: str, n: int = 1) -> None:
+        with self._counts_lock:
+            self._counts[name] += n
+
+    # ---- exclusion ----------------------------------------------------------------------------
+    def set_exclude(self, exclude: Iterable[str] | None = None) -> None:
+        """Replace the cache-wide excluded parameter names (applies to functions memoized afterwards)."""
+        self._exclude = validate_exclude(exclude)
+
+    def add_exclude(self, exclude: Iterable[str] | None = None) -> None:
+        """Add cache-wide excluded parameter names (applies to functions memoized afterwards)."""
+        self._exclude = self._exclude | validate_exclude(exclude)
+
+    @property
+    def exclude(self) -> frozenset[str]:
+        return self._exclude
+
+    # ---- building references ------------------------------------------------------------------
+    def _probe(self, func: Any, inputs: Any, kwargs: dict[str, Any], what: str) -> CacheEntry:
+        """A CacheEntry for ``func`` with ``inputs`` given either as a dict or as keyword arguments."""
+        if inputs is _MISSING:
+            inputs = kwargs
+        elif kwargs:
+            msg = f"{what}() takes the inputs either as a dict or as keyword arguments, not both (got {sorted(kwargs)})"
+            raise TypeError(msg)
+        elif not isinstance(inputs, Mapping):
+            msg = f"{what}() expects the inputs as a dict, got {type(inputs).__name__}; or pass them as keyword arguments"
+            raise TypeError(msg)
+        probe = CacheEntry(func, dict(inputs))
+        return probe.clone(exclude=self._exclude) if self._exclude else probe
+
+    # ---- reading ------------------------------------------------------------------------------
+    def retrieve(self, func: Any, inputs: Any = _MISSING, /, **kwargs: Any) -> CacheEntry | Any:
+        """The stored entry for the call, or ``...`` when there is none."""
+        entry = self._lookup(self._probe(func, inputs, kwargs, "retrieve"))
+        return ... if entry is None else entry
+
+    def get(self, func: Any, inputs: Any = _MISSING, /, **kwargs: Any) -> Any:
+        """The cached value (``expected`` if annotated, else ``output``), or ``...`` on a miss.
+
+        ``cache.get("f", {"x": 5})`` and ``cache.get("f", x=5)`` are the same lookup.
+        """
+        entry = self._lookup(self._probe(func, inputs, kwargs, "get"))
+        return ... if entry is None else entry.value
+
+    def _lookup(self, ref: Ref) -> CacheEntry | None:
+        entry = self._get(ref)
+        self._count("misses" if entry is None else "hits")
+        return entry
+
+    def exists(self, func: Any, inputs: Any = _MISSING, /, **kwargs: Any) -> bool:
+        """True when the call has an entry (no statistics are counted)."""
+        return self._has(self._probe(func, inputs, kwargs, "exists"))
+
+    def __contains__(self, key: Any) -> bool:
+        return self._has(key if isinstance(key, CacheEntry) else _as_key(key))
+
+    def __getitem__(self, key: Any) -> CacheEntry | Any:
+        """The entry stored under an int key (or a CacheEntry's key), or ``...`` when there is none."""
+        entry = self._get(key if isinstance(key, CacheEntry) else _as_key(key))
+        return ... if entry is None else entry
+
+    def __len__(self) -> int:
+        return self._len()
+
+    def __iter__(self) -> Iterator[CacheEntry]:
+        """The entries, as a snapshot: removing entries while iterating is safe."""
+        return iter(list(self._iter()))
+
+    # ---- writing ------------------------------------------------------------------------------
+    def set(
+        self,
+        func: Any,
+        inputs: Any = _MISSING,
+        /,
+        *,
+        output: Any = ...,
+        expected: Any = ...,
+        metadata: dict[str, Any] | None = None,
+        ttl: TTL = None,
+        **kwargs: Any,
+    ) -> None:
+        """Store an entry. Three spellings:
+
+        - ``cache.set(entry)``: a ``CacheEntry`` (as in the guide);
+        - ``cache.set("f", output=25, x=5)``: inputs as keyword arguments (as ahvn);
+        - ``cache.set("f", {"x": 5}, output=25)``: inputs as a dict (use this when a parameter is named
+          ``output``, ``expected``, ``metadata`` or ``ttl``).
+        """
+        if isinstance(func, CacheEntry):
+            if inputs is not _MISSING or kwargs or output is not ... or expected is not ... or metadata is not None:
+                msg = "set(entry) takes no other arguments besides ttl=; use entry.clone(...) to change fields"
+                raise TypeError(msg)
+            self.add(func, ttl=ttl)
+            return
+        probe = self._probe(func, inputs, kwargs, "set")
+        entry = probe.clone(output=output, expected=expected, metadata=metadata)
+        self._store(entry, ttl)
+
+    def add(self, entry: CacheEntry, *, ttl: TTL = None) -> None:
+        """Store a ``CacheEntry`` as it is (cache-level ``exclude`` is not applied to it)."""
+        if not isinstance(entry, CacheEntry):
+            msg = f"add() expects a CacheEntry, got {type(entry).__name__}; use cache.set(func, output=..., **inputs)"
+            raise TypeError(msg)
+        self._store(entry, ttl)
+
+    def _store(self, entry: CacheEntry, ttl: TTL) -> None:
+        self._set(entry, self._entry_ttl(entry, ttl))
+        self._count("sets")
+
+    def _entry_ttl(self, entry: CacheEntry, ttl: TTL) -> float | None:
+        """Explicit ``ttl=``, else ``metadata["annotation"]["ttl"]``, else the cache's default."""
+        if ttl is not None:
+            return parse_ttl(ttl)
+        annotation = entry.metadata.get("annotation")
+        if isinstance(annotation, Mapping) and annotation.get("ttl") is not None:
+            return parse_ttl(annotation["ttl"], what="annotation ttl")
+        return self._ttl
+
+    def __setitem__(self, key: Any, value: CacheEntry | Mapping[str, Any]) -> None:
+        entry = value if isinstance(value, CacheEntry) else CacheEntry.from_dict(value)
+        if _as_key(key) != entry.key:
+            msg = f"key {key} does not match the entry's key {entry.key}; use cache.add(entry) to store an entry under its own key"
+            raise KeyError(msg)
+        self._store(entry, None)
+
+    def annotate(self, func: Any, inputs: Any = _MISSING, /, *, expected: Any = ..., metadata: dict[str, Any] | None = None, **kwargs: Any) -> CacheEntry:
+        """Set the expected (ground-truth) value of a call.
+
+        An existing entry keeps its output and gets ``expected`` (its own output when omitted) and
+        ``metadata`` merged in. A missing entry needs ``expected``; it is stored with output = expected.
+        Returns the stored entry.
+        """
+        probe = self._probe(func, inputs, kwargs, "annotate")
+        current = self._get(probe)
+        if current is not None:
+            entry = current.annotate(expected, metadata)
+        elif expected is ...:
+            msg = f"cannot annotate {probe.func}({probe.inputs}): there is no entry; pass expected=... to create one"
+            raise ValueError(msg)
+        else:
+            entry = probe.clone(output=expected, expected=expected, metadata=metadata)
+        self._store(entry, None)
+        return entry
+
+    # ---- removing -----------------------------------------------------------------------------
+    def remove(self, func: Any, inputs: Any = _MISSING, /, **kwargs: Any) -> bool:
+        """Remove one entry: ``remove(entry)``, ``remove("f", {"x": 5})`` or ``remove("f", x=5)``.
+
+        Returns True when an entry was removed.
+        """
+        if isinstance(func, CacheEntry) and inputs is _MISSING and not kwargs:
+            return self._remove(func)
+        return self._remove(self._probe(func, inputs, kwargs, "remove"))
+
+    def unset(self, func: Any, inputs: Any = _MISSING, /, **kwargs: Any) -> bool:
+        """Remove the entry of a call (``unset("f", x=5)``); True when one was removed."""
+        return self._remove(self._probe(func, inputs, kwargs, "unset"))
+
+    def __delitem__(self, key: Any) -> None:
+        """Remove by int key or CacheEntry; a missing key is not an error."""
+        self._remove(key if isinstance(key, CacheEntry) else _as_key(key))
+
+    def pop(self) -> CacheEntry | None:
+        """Remove and return one entry (the oldest where the backend knows), or None when empty."""
+        for entry in self._iter():
+            if self._remove(entry):
+                return entry
+        return None
+
+    def popall(self) -> list[CacheEntry]:
+        """Remove and return every entry."""
+        return [entry for entry in list(self._iter()) if self._remove(entry)]
+
+    def clear(self) -> None:
+        """Remove every entry."""
+        self._clear()
+
+    def close(self) -> None:
+        """Release the backend's resources. The base class holds none."""
+
+    def flush(self) -> None:
+        """Write pending data (backends that buffer override this)."""
+
+    def __enter__(self) -> BaseCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def stats(self) -> dict[str, Any]:
+        """Counters: hits, misses, sets (and, where the backend tracks them, evictions, expirations, size)."""
+        with self._counts_lock:
+            counts = dict(self._counts)
+        counts["size"] = self._len()
+        return counts
+
+    # ---- decorators ---------------------------------------------------------------------------
+    def memoize(
+        self,
+        func: Callable[..., Any] | None = None,
+        *,
+        name: str | None = None,
+        exclude: Iterable[str] | None = None,
+        annotation: Mapping[str, Any] | None = None,
+        ttl: TTL = None,
+    ) -> Any:
+        """Cache a function's results: ``@cache.memoize`` or ``@cache.memoize(name=..., exclude=[...], ...)``.
+
+        Args:
+            name: the identity stored in ``CacheEntry.func`` (default ``module.qualname``).
+            exclude: parameter names left out of the key, on top of the cache's own ``exclude``.
+            annotation: stored in each entry's ``metadata["annotation"]``; its ``"ttl"`` sets the time to live.
+            ttl: time to live of this function's entries (seconds, timedelta or ``"1h"``).
+        """
+        options = dict(name=name, exclude=exclude, annotation=annotation, ttl=ttl)
+        if func is None:
+            return lambda f: make_memoized(self, f, **options)
+        if not callable(func):
+            msg = f"memoize expects a callable, got {type(func).__name__}; use @cache.memoize or @cache.memoize(name=...)"
+            raise TypeError(msg)
+        return make_memoized(self, func, **options)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"

@@ -1,0 +1,16 @@
+"""Exceptions raised by oxicache."""
+
+__all__ = ["CacheError", "KeyEncodingError"]
+
+
+class CacheError(Exception):
+    """Base class of oxicache's own failures."""
+
+
+class KeyEncodingError(CacheError, TypeError):
+    """An argument has no canonical key encoding.
+
+    The message names the argument, its type and the fixes: exclude it, give the type a
+    ``__cache_key__()`` method, or register an encoder with ``oxicache.register_key_encoder``.
+    It is a ``TypeError``, like the error ``functools.lru_cache`` raises for unhashable arguments.
+    """

@@ -1,0 +1,104 @@
+//! Failures of the native core, converted to Python exceptions in one place.
+//!
+//! The exception classes live in `oxicache/errors.py` (so `KeyEncodingError` can be both a `CacheError`
+//! and a `TypeError`); Rust looks them up once and raises them.
+
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyType;
+
+/// Why an argument could not be turned into canonical key bytes.
+#[derive(Debug)]
+pub enum CoreError {
+    /// No encoding rule applies to a value of this type.
+    Unsupported { type_name: String, path: Vec<String> },
+    /// Nesting deeper than the limit; `cyclic` when a container on the path contains itself.
+    /// `probe` is the address of the value found at the limit: a container on the way back up with the
+    /// same address proves a cycle, at no cost to the successful path.
+    TooDeep { limit: usize, cyclic: bool, path: Vec<String>, probe: usize },
+    /// A Python error raised while encoding (a `__cache_key__` hook, a registered encoder, ...).
+    Python(PyErr),
+}
+
+impl From<PyErr> for CoreError {
+    fn from(err: PyErr) -> Self {
+        CoreError::Python(err)
+    }
+}
+
+impl CoreError {
+    /// Record that the failure happened inside `segment` (an index or a dict key) of the enclosing value.
+    pub fn inside(mut self, segment: impl FnOnce() -> String) -> Self {
+        match &mut self {
+            CoreError::Unsupported { path, .. } | CoreError::TooDeep { path, .. } => path.push(segment()),
+            CoreError::Python(_) => {}
+        }
+        self
+    }
+
+    /// Mark a depth failure as a cycle when `container` is the value that was found at the limit.
+    pub fn cyclic_through(mut self, container: &Bound<'_, PyAny>) -> Self {
+        if let CoreError::TooDeep { cyclic, probe, .. } = &mut self {
+            if *probe == container.as_ptr() as usize {
+                *cyclic = true;
+            }
+        }
+        self
+    }
+
+    /// Turn into a Python exception. `param` names the argument being encoded, `func` the function.
+    pub fn into_pyerr(self, py: Python<'_>, func: Option<&str>, param: Option<&str>) -> PyErr {
+        // Segments were pushed innermost first.
+        let nested: String = match &self {
+            CoreError::Unsupported { path, .. } | CoreError::TooDeep { path, .. } => path.iter().rev().cloned().collect(),
+            CoreError::Python(_) => String::new(),
+        };
+        let subject = match (param, func) {
+            (Some(p), Some(f)) => format!("argument '{p}{nested}' of {f}"),
+            (Some(p), None) => format!("input '{p}{nested}'"),
+            (None, _) if nested.is_empty() => "value".to_string(),
+            (None, _) => format!("value at {nested}"),
+        };
+        let exclude_hint = match param {
+            Some(p) => format!("exclude it (memoize(exclude=['{p}'])), "),
+            None => String::new(),
+        };
+        match self {
+            CoreError::Unsupported { type_name, .. } => key_encoding_error(
+                py,
+                format!(
+                    "cannot build a cache key from {subject}: type '{type_name}' has no canonical encoding; \
+                     {exclude_hint}give the type a __cache_key__() method returning encodable data, \
+                     or register an encoder with oxicache.register_key_encoder({type_name}, fn)"
+                ),
+            ),
+            CoreError::TooDeep { cyclic: true, .. } => key_encoding_error(
+                py,
+                format!(
+                    "cannot build a cache key from {subject}: the container contains itself (a reference cycle); \
+                     {exclude_hint}or pass an acyclic value"
+                ),
+            ),
+            CoreError::TooDeep { limit, cyclic: false, .. } => key_encoding_error(
+                py,
+                format!("cannot build a cache key from {subject}: nesting exceeds {limit} levels; {exclude_hint}or pass a flatter value"),
+            ),
+            CoreError::Python(err) => err,
+        }
+    }
+}
+
+static ERRORS_MODULE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+fn errors_class<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyType>> {
+    let module = ERRORS_MODULE.get_or_try_init(py, || py.import("oxicache.errors").map(|m| m.into_any().unbind()))?;
+    Ok(module.bind(py).getattr(name)?.cast_into::<PyType>()?)
+}
+
+/// A `KeyEncodingError` (subclass of `CacheError` and `TypeError`) with `message`.
+pub fn key_encoding_error(py: Python<'_>, message: String) -> PyErr {
+    match errors_class(py, "KeyEncodingError") {
+        Ok(cls) => PyErr::from_type(cls, message),
+        Err(err) => err,
+    }
+}

@@ -1,0 +1,31 @@
+//! Native core of oxicache: canonical keys, `CacheEntry`, the in-memory store and the native memoizer.
+
+mod entry;
+mod errors;
+mod key;
+mod memo;
+mod store;
+
+#[pyo3::pymodule]
+mod _core {
+    #[pymodule_export]
+    use crate::entry::CacheEntry;
+    #[pymodule_export]
+    use crate::key::known_types::register_key_encoder;
+    #[pymodule_export]
+    use crate::key::{canonical_bytes, key_of};
+    #[pymodule_export]
+    use crate::memo::Memoizer;
+    #[pymodule_export]
+    use crate::store::MemoryStore;
+
+    use pyo3::prelude::*;
+
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        m.add("KEY_SCHEME_VERSION", crate::key::digest::KEY_SCHEME_VERSION)?;
+        m.add("MAX_DEPTH", crate::key::encode::MAX_DEPTH)?;
+        Ok(())
+    }
+}

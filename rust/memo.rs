@@ -1,0 +1,341 @@
+//! The native memoize wrapper for `InMemCache`: one call into Rust binds the arguments to the signature,
+//! writes the canonical key bytes, and returns the stored value on a hit.
+//!
+//! A Python closure around a Rust dict already costs as much as the best peers' whole hit (about 250 ns,
+//! see reference/performance-anchors.md section 1), so the wrapper itself is a native callable.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use pyo3::exceptions::PyValueError;
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyString, PyTuple};
+use pyo3::{PyTraverseError, PyVisit};
+use smallvec::SmallVec;
+
+use crate::key::digest;
+use crate::key::encode::{tag, write_str, write_varint, Encoder};
+use crate::store::{ttl_nanos, Extra, MemoryStore, Payload};
+
+/// `inspect.Parameter.kind` values.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    PositionalOnly = 0,
+    PositionalOrKeyword = 1,
+    VarPositional = 2,
+    KeywordOnly = 3,
+    VarKeyword = 4,
+}
+
+impl Kind {
+    fn from_int(v: u8) -> PyResult<Kind> {
+        Ok(match v {
+            0 => Kind::PositionalOnly,
+            1 => Kind::PositionalOrKeyword,
+            2 => Kind::VarPositional,
+            3 => Kind::KeywordOnly,
+            4 => Kind::VarKeyword,
+            _ => return Err(PyValueError::new_err(format!("unknown parameter kind {v}"))),
+        })
+    }
+}
+
+struct Param {
+    name: Py<PyString>,
+    kind: Kind,
+    default: Option<Py<PyAny>>,
+    /// Canonical encoding of the name (`s` + length + UTF-8), written before the value.
+    name_bytes: Vec<u8>,
+}
+
+/// A memoized function on a `MemoryStore`. Built by `InMemCache.memoize`; behaves like the function.
+#[pyclass(module = "oxicache._core", name = "Memoizer", frozen, dict, weakref)]
+pub struct Memoizer {
+    func: Py<PyAny>,
+    store: Py<MemoryStore>,
+    func_name: Py<PyString>,
+    func_id: u32,
+    params: Vec<Param>,
+    /// Number of leading positional parameters (positional-only and positional-or-keyword).
+    n_positional: usize,
+    var_pos: Option<usize>,
+    var_kw: Option<usize>,
+    /// Parameters in the key, in canonical order (sorted by encoded name); excluded ones are absent.
+    order: Vec<usize>,
+    /// Excluded names, also dropped from the `**kwargs` dict (so `exclude=["api_key"]` works on `**kw`).
+    exclude: Vec<String>,
+    ttl: u64,
+    /// Stored with every entry (memoize(annotation=...) lands here as {"annotation": {...}}).
+    metadata: Option<Py<PyDict>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+type Slots<'py> = SmallVec<[Option<Bound<'py, PyAny>>; 8]>;
+
+enum Binding<'py> {
+    Bound(Slots<'py>),
+    /// The arguments do not fit the signature: the real call raises the right TypeError.
+    Mismatch,
+}
+
+impl Memoizer {
+    fn bind<'py>(&self, py: Python<'py>, args: &Bound<'py, PyTuple>, kwargs: Option<&Bound<'py, PyDict>>) -> PyResult<Binding<'py>> {
+        let mut slots: Slots<'py> = SmallVec::from_elem(None, self.params.len());
+        let nargs = args.len();
+        let npos = self.n_positional;
+        for (i, slot) in slots.iter_mut().enumerate().take(nargs.min(npos)) {
+            *slot = Some(args.get_item(i)?);
+        }
+        if let Some(vp) = self.var_pos {
+            slots[vp] = Some(if nargs > npos { args.get_slice(npos, nargs).into_any() } else { PyTuple::empty(py).into_any() });
+        } else if nargs > npos {
+            return Ok(Binding::Mismatch);
+        }
+        let mut extra_kw: Option<Bound<'py, PyDict>> = None;
+        if let Some(kwargs) = kwargs {
+            for (k, v) in kwargs.iter() {
+                match self.param_index(&k)? {
+                    Some(i) => {
+                        if slots[i].is_some() {
+                            return Ok(Binding::Mismatch);
+                        }
+                        slots[i] = Some(v);
+                    }
+                    None if self.var_kw.is_some() => {
+                        let excluded = !self.exclude.is_empty() && {
+                            let name = k.cast::<PyString>()?.to_str()?;
+                            self.exclude.iter().any(|e| e == name)
+                        };
+                        if !excluded {
+                            extra_kw.get_or_insert_with(|| PyDict::new(py)).set_item(k, v)?;
+                        }
+                    }
+                    None => return Ok(Binding::Mismatch),
+                }
+            }
+        }
+        if let Some(vk) = self.var_kw {
+            slots[vk] = Some(extra_kw.unwrap_or_else(|| PyDict::new(py)).into_any());
+        }
+        for (slot, param) in slots.iter_mut().zip(&self.params) {
+            if slot.is_none() {
+                match &param.default {
+                    Some(d) => *slot = Some(d.bind(py).clone()),
+                    None => return Ok(Binding::Mismatch),
+                }
+            }
+        }
+        Ok(Binding::Bound(slots))
+    }
+
+    /// The parameter a keyword argument binds to (never positional-only or variadic ones).
+    fn param_index(&self, name: &Bound<'_, PyAny>) -> PyResult<Option<usize>> {
+        // Keyword names are usually the interned strings of the signature: compare pointers first.
+        for (i, p) in self.params.iter().enumerate() {
+            if p.name.as_ptr() == name.as_ptr() && matches!(p.kind, Kind::PositionalOrKeyword | Kind::KeywordOnly) {
+                return Ok(Some(i));
+            }
+        }
+        let name = name.cast::<PyString>()?.to_str()?;
+        for (i, p) in self.params.iter().enumerate() {
+            if matches!(p.kind, Kind::PositionalOrKeyword | Kind::KeywordOnly) && p.name_bytes[2..] == *name.as_bytes() {
+                return Ok(Some(i));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Key bytes: func id, then the canonical dict encoding of the bound inputs. Returns (bytes, lossless).
+    fn key_bytes(&self, py: Python<'_>, slots: &Slots<'_>) -> PyResult<(Vec<u8>, bool)> {
+        let mut key = Vec::with_capacity(48);
+        key.extend_from_slice(&self.func_id.to_le_bytes());
+        key.push(tag::DICT);
+        write_varint(&mut key, self.order.len() as u64);
+        let mut enc = Encoder::new(&mut key);
+        for &i in &self.order {
+            let param = &self.params[i];
+            enc.out.extend_from_slice(&param.name_bytes);
+            let value = slots[i].as_ref().expect("bound");
+            if let Err(err) = enc.encode(value, 1) {
+                let func = self.func_name.bind(py).to_str()?;
+                return Err(err.into_pyerr(py, Some(func), Some(param.name.bind(py).to_str()?)));
+            }
+        }
+        let lossless = enc.lossless;
+        Ok((key, lossless))
+    }
+
+    fn inputs_dict<'py>(&self, py: Python<'py>, slots: &Slots<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let inputs = PyDict::new(py);
+        let mut in_key: SmallVec<[usize; 8]> = self.order.iter().copied().collect();
+        in_key.sort_unstable();
+        for i in in_key {
+            inputs.set_item(self.params[i].name.bind(py), slots[i].as_ref().expect("bound"))?;
+        }
+        Ok(inputs)
+    }
+}
+
+extern "C" {
+    // In CPython's stable C API (methodobject/classobject), but not declared by pyo3-ffi.
+    fn PyMethod_New(func: *mut ffi::PyObject, slf: *mut ffi::PyObject) -> *mut ffi::PyObject;
+}
+
+static CACHE_INFO: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+#[pymethods]
+impl Memoizer {
+    /// Memoizer(func, store, name, params, exclude, ttl=None, metadata=None)
+    ///
+    /// `params` lists `(name, kind, has_default, default)` in signature order, `kind` being the int value
+    /// of `inspect.Parameter.kind`.
+    #[new]
+    #[pyo3(signature = (func, store, name, params, exclude, ttl=None, metadata=None))]
+    fn new(
+        py: Python<'_>,
+        func: Py<PyAny>,
+        store: Py<MemoryStore>,
+        name: Py<PyString>,
+        params: Vec<(Py<PyString>, u8, bool, Py<PyAny>)>,
+        exclude: Vec<String>,
+        ttl: Option<f64>,
+        metadata: Option<Py<PyDict>>,
+    ) -> PyResult<Self> {
+        let mut parsed = Vec::with_capacity(params.len());
+        let (mut var_pos, mut var_kw, mut n_positional) = (None, None, 0);
+        for (i, (pname, kind, has_default, default)) in params.into_iter().enumerate() {
+            let kind = Kind::from_int(kind)?;
+            match kind {
+                Kind::PositionalOnly | Kind::PositionalOrKeyword => n_positional = i + 1,
+                Kind::VarPositional => var_pos = Some(i),
+                Kind::VarKeyword => var_kw = Some(i),
+                Kind::KeywordOnly => {}
+            }
+            let mut name_bytes = Vec::new();
+            write_str(&mut name_bytes, pname.bind(py).to_str()?);
+            // Interning makes keyword lookups a pointer comparison in the common case.
+            let interned = PyString::intern(py, pname.bind(py).to_str()?).unbind();
+            parsed.push(Param { name: interned, kind, default: has_default.then_some(default), name_bytes });
+        }
+        let mut order: Vec<usize> = (0..parsed.len())
+            .filter(|&i| !exclude.iter().any(|e| e.as_bytes() == &parsed[i].name_bytes[2..]))
+            .collect();
+        order.sort_by(|&a, &b| parsed[a].name_bytes.cmp(&parsed[b].name_bytes));
+        let func_id = store.get().intern(name.bind(py).to_str()?);
+        Ok(Memoizer {
+            func,
+            store,
+            func_name: name,
+            func_id,
+            params: parsed,
+            n_positional,
+            var_pos,
+            var_kw,
+            order,
+            exclude,
+            ttl: ttl_nanos(ttl)?,
+            metadata,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        })
+    }
+
+    #[pyo3(signature = (*args, **kwargs))]
+    fn __call__(&self, py: Python<'_>, args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Py<PyAny>> {
+        let slots = match self.bind(py, args, kwargs)? {
+            Binding::Bound(slots) => slots,
+            Binding::Mismatch => return Ok(self.func.bind(py).call(args, kwargs)?.unbind()),
+        };
+        let (key, lossless) = self.key_bytes(py, &slots)?;
+        let store = self.store.get();
+        if let Some(value) = store.lookup(py, &key) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(value);
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let output = self.func.bind(py).call(args, kwargs)?.unbind();
+        let extra = if lossless && self.metadata.is_none() {
+            None
+        } else {
+            Some(Box::new(Extra {
+                expected: None,
+                metadata: self.metadata.as_ref().map(|m| m.clone_ref(py)),
+                inputs: if lossless { None } else { Some(self.inputs_dict(py, &slots)?.unbind()) },
+            }))
+        };
+        store.store(&key, Payload { output: output.clone_ref(py), extra }, self.ttl);
+        Ok(output)
+    }
+
+    /// Binding as a method: `obj.method` returns a bound method, so `self` is the first argument.
+    fn __get__(slf: Bound<'_, Self>, obj: Option<&Bound<'_, PyAny>>, _owner: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
+        match obj {
+            Some(obj) if !obj.is_none() => {
+                // SAFETY: both pointers are live; PyMethod_New returns a new reference or NULL with an error set.
+                unsafe {
+                    let bound = PyMethod_New(slf.as_ptr(), obj.as_ptr());
+                    Bound::from_owned_ptr_or_err(slf.py(), bound).map(Bound::unbind)
+                }
+            }
+            _ => Ok(slf.into_any().unbind()),
+        }
+    }
+
+    /// The key (`CacheEntry.key`) a call with these arguments would use.
+    #[pyo3(signature = (*args, **kwargs))]
+    fn cache_key(&self, py: Python<'_>, args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<u128> {
+        let slots = match self.bind(py, args, kwargs)? {
+            Binding::Bound(slots) => slots,
+            Binding::Mismatch => {
+                // Produce the signature's own TypeError.
+                let sig = py.import("inspect")?.call_method1("signature", (self.func.bind(py),))?;
+                sig.call_method("bind", args, kwargs)?;
+                return Err(pyo3::exceptions::PyTypeError::new_err("arguments do not match the function's signature"));
+            }
+        };
+        let (key, _) = self.key_bytes(py, &slots)?;
+        Ok(digest::entry_key(self.func_name.bind(py).to_str()?, &key[4..]))
+    }
+
+    /// CacheInfo(hits, misses, maxsize, currsize) for this function, as functools.lru_cache reports it.
+    fn cache_info(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let cls = CACHE_INFO.get_or_try_init(py, || py.import("oxicache.info")?.getattr("CacheInfo").map(Bound::unbind))?;
+        let store = self.store.get();
+        let info = cls.bind(py).call1((
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+            store.max_size(),
+            store.count_group(self.func_id),
+        ))?;
+        Ok(info.unbind())
+    }
+
+    /// Removes this function's entries (not the rest of the cache) and resets its counters.
+    fn cache_clear(&self) {
+        self.store.get().remove_group(self.func_id);
+        self.hits.store(0, Ordering::Relaxed);
+        self.misses.store(0, Ordering::Relaxed);
+    }
+
+    /// The function identity used in keys (`CacheEntry.func`).
+    #[getter]
+    fn cache_name(&self, py: Python<'_>) -> Py<PyString> {
+        self.func_name.clone_ref(py)
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.func)?;
+        visit.call(&self.store)?;
+        for p in &self.params {
+            if let Some(d) = &p.default {
+                visit.call(d)?;
+            }
+        }
+        if let Some(m) = &self.metadata {
+            visit.call(m)?;
+        }
+        Ok(())
+    }
+}
