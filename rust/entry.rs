@@ -7,7 +7,7 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
-use crate::key::{digest, encode_inputs};
+use crate::key::entry_key_of;
 
 #[pyclass(module = "oxicache._core", name = "CacheEntry")]
 pub struct CacheEntry {
@@ -20,48 +20,30 @@ pub struct CacheEntry {
 
 const FIELDS: [&str; 5] = ["func", "inputs", "output", "expected", "metadata"];
 
+
 fn is_unset(obj: &Bound<'_, PyAny>) -> bool {
     obj.is(&obj.py().Ellipsis())
 }
 
-/// Positional-or-keyword argument lookup that keeps `None` distinct from "not given".
-struct Args<'a, 'py> {
-    args: &'a Bound<'py, PyTuple>,
-    kwargs: Option<&'a Bound<'py, PyDict>>,
-    what: &'static str,
+/// An optional argument that keeps `None` distinct from "not given" (PyO3 maps `None` to `Option::None`).
+pub enum Given<'py> {
+    No,
+    Yes(Bound<'py, PyAny>),
 }
 
-impl<'py> Args<'_, 'py> {
-    fn take(&self, index: usize, name: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let by_name = match self.kwargs {
-            Some(kw) => {
-                let v = kw.get_item(name)?;
-                if v.is_some() {
-                    kw.del_item(name)?;
-                }
-                v
-            }
-            None => None,
-        };
-        let by_position = if index < self.args.len() { Some(self.args.get_item(index)?) } else { None };
-        match (by_position, by_name) {
-            (Some(_), Some(_)) => Err(PyTypeError::new_err(format!("{}() got multiple values for argument '{name}'", self.what))),
-            (p, n) => Ok(p.or(n)),
-        }
+impl<'a, 'py> FromPyObject<'a, 'py> for Given<'py> {
+    type Error = PyErr;
+    fn extract(obj: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        Ok(Given::Yes(obj.to_owned()))
     }
+}
 
-    fn reject_extra(&self, max_positional: usize) -> PyResult<()> {
-        if self.args.len() > max_positional {
-            let msg = format!("{}() takes at most {max_positional} positional arguments ({} given)", self.what, self.args.len());
-            return Err(PyTypeError::new_err(msg));
+impl<'py> Given<'py> {
+    fn opt(self) -> Option<Bound<'py, PyAny>> {
+        match self {
+            Given::No => None,
+            Given::Yes(v) => Some(v),
         }
-        if let Some(kw) = self.kwargs {
-            if let Some((k, _)) = kw.iter().next() {
-                let msg = format!("{}() got an unexpected keyword argument {}; valid fields: {}", self.what, k.repr()?, FIELDS.join(", "));
-                return Err(PyTypeError::new_err(msg));
-            }
-        }
-        Ok(())
     }
 }
 
@@ -124,18 +106,24 @@ fn type_name(v: &Bound<'_, PyAny>) -> String {
 fn without_excluded<'py>(inputs: &Bound<'py, PyDict>, exclude: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyDict>> {
     let out = inputs.copy()?;
     if let Some(ex) = exclude.filter(|e| !e.is_none()) {
-        if ex.is_instance_of::<PyString>() {
-            let msg = format!("exclude must be a list of argument names, got the string {}; write [{}]", ex.repr()?, ex.repr()?);
-            return Err(PyTypeError::new_err(msg));
-        }
-        for name in ex.try_iter()? {
-            let name = name?;
-            if out.contains(&name)? {
-                out.del_item(&name)?;
-            }
-        }
+        remove_names(&out, ex)?;
     }
     Ok(out)
+}
+
+/// Deletes the names listed in `exclude` from `dict` (which the caller owns).
+fn remove_names(dict: &Bound<'_, PyDict>, exclude: &Bound<'_, PyAny>) -> PyResult<()> {
+    if exclude.is_instance_of::<PyString>() {
+        let msg = format!("exclude must be a list of argument names, got the string {}; write [{}]", exclude.repr()?, exclude.repr()?);
+        return Err(PyTypeError::new_err(msg));
+    }
+    for name in exclude.try_iter()? {
+        let name = name?;
+        if dict.contains(&name)? {
+            dict.del_item(&name)?;
+        }
+    }
+    Ok(())
 }
 
 impl CacheEntry {
@@ -180,6 +168,27 @@ impl CacheEntry {
         })
     }
 
+    /// `build` for an inputs dict known to have str keys (keyword arguments).
+    fn build_trusted(
+        py: Python<'_>,
+        func: Option<Bound<'_, PyAny>>,
+        inputs: Bound<'_, PyDict>,
+        output: Option<Bound<'_, PyAny>>,
+        expected: Option<Bound<'_, PyAny>>,
+        metadata: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        Ok(CacheEntry {
+            func: match func {
+                Some(f) => func_name(&f)?,
+                None => pyo3::intern!(py, "").clone().unbind(),
+            },
+            inputs: inputs.unbind(),
+            output: output.map_or_else(|| py.Ellipsis(), Bound::unbind),
+            expected: expected.map_or_else(|| py.Ellipsis(), Bound::unbind),
+            metadata: as_metadata(py, metadata)?,
+        })
+    }
+
     fn field<'py>(&self, py: Python<'py>, name: &str) -> Bound<'py, PyAny> {
         match name {
             "func" => self.func.bind(py).clone().into_any(),
@@ -191,9 +200,7 @@ impl CacheEntry {
     }
 
     fn key_u128(&self, py: Python<'_>) -> PyResult<u128> {
-        let func = self.func.bind(py).to_str()?;
-        let inputs_bytes = encode_inputs(py, self.inputs.bind(py), Some(func))?;
-        Ok(digest::entry_key(func, &inputs_bytes))
+        entry_key_of(py, self.func.bind(py).to_str()?, self.inputs.bind(py))
     }
 }
 
@@ -201,13 +208,16 @@ impl CacheEntry {
 impl CacheEntry {
     /// CacheEntry(func="", inputs=None, output=..., expected=..., metadata=None)
     #[new]
-    #[pyo3(signature = (*args, **kwargs))]
-    fn py_new(py: Python<'_>, args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
-        let kwargs = kwargs.map(|k| k.copy()).transpose()?;
-        let a = Args { args, kwargs: kwargs.as_ref(), what: "CacheEntry" };
-        let (f, i, o, e, m) = (a.take(0, "func")?, a.take(1, "inputs")?, a.take(2, "output")?, a.take(3, "expected")?, a.take(4, "metadata")?);
-        a.reject_extra(5)?;
-        Self::build(py, f, i, o, e, m)
+    #[pyo3(signature = (func=Given::No, inputs=Given::No, output=Given::No, expected=Given::No, metadata=Given::No))]
+    fn py_new<'py>(
+        py: Python<'py>,
+        func: Given<'py>,
+        inputs: Given<'py>,
+        output: Given<'py>,
+        expected: Given<'py>,
+        metadata: Given<'py>,
+    ) -> PyResult<Self> {
+        Self::build(py, func.opt(), inputs.opt(), output.opt(), expected.opt(), metadata.opt())
     }
 
     /// Function identity: `module.qualname` of the memoized callable, or the `name=` it was given.
@@ -283,28 +293,27 @@ impl CacheEntry {
 
     /// CacheEntry.from_args(func="", output=..., expected=..., metadata=None, exclude=None, **inputs)
     #[classmethod]
-    #[pyo3(signature = (*args, **kwargs))]
-    fn from_args(
-        _cls: &Bound<'_, pyo3::types::PyType>,
-        py: Python<'_>,
-        args: &Bound<'_, PyTuple>,
-        kwargs: Option<&Bound<'_, PyDict>>,
+    #[pyo3(signature = (func=Given::No, output=Given::No, expected=Given::No, metadata=Given::No, exclude=Given::No, **inputs))]
+    #[allow(clippy::too_many_arguments)]
+    fn from_args<'py>(
+        _cls: &Bound<'py, pyo3::types::PyType>,
+        py: Python<'py>,
+        func: Given<'py>,
+        output: Given<'py>,
+        expected: Given<'py>,
+        metadata: Given<'py>,
+        exclude: Given<'py>,
+        inputs: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Self> {
-        let inputs = match kwargs {
-            Some(k) => k.copy()?,
+        // PyO3 builds the **inputs dict fresh for this call, so it is used as is (no copy).
+        let inputs = match inputs {
+            Some(d) => d.clone(),
             None => PyDict::new(py),
         };
-        let a = Args { args, kwargs: Some(&inputs), what: "CacheEntry.from_args" };
-        let func = a.take(0, "func")?;
-        let output = a.take(1, "output")?;
-        let expected = a.take(2, "expected")?;
-        let metadata = a.take(3, "metadata")?;
-        let exclude = a.take(4, "exclude")?;
-        if args.len() > 5 {
-            return Err(PyTypeError::new_err("CacheEntry.from_args() takes the inputs as keyword arguments"));
+        if let Some(ex) = exclude.opt().filter(|e| !e.is_none()) {
+            remove_names(&inputs, &ex)?;
         }
-        let inputs = without_excluded(&inputs, exclude.as_ref())?;
-        Self::build(py, func, Some(inputs.into_any()), output, expected, metadata)
+        Self::build_trusted(py, func.opt(), inputs, output.opt(), expected.opt(), metadata.opt())
     }
 
     /// CacheEntry.from_dict(data, exclude=None): the inverse of `to_dict`.
@@ -348,40 +357,32 @@ impl CacheEntry {
     }
 
     /// A copy with some fields replaced: clone(output=..., metadata=..., exclude=[...]).
-    #[pyo3(signature = (**updates))]
-    fn clone(&self, py: Python<'_>, updates: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
-        let updates = match updates {
-            Some(u) => u.copy()?,
-            None => PyDict::new(py),
-        };
-        let empty = PyTuple::empty(py);
-        let a = Args { args: &empty, kwargs: Some(&updates), what: "clone" };
-        let mut fields: Vec<Bound<'_, PyAny>> = Vec::with_capacity(5);
-        for name in FIELDS {
-            fields.push(match a.take(usize::MAX, name)? {
-                Some(v) => v,
-                None => self.field(py, name),
-            });
-        }
-        let exclude = a.take(usize::MAX, "exclude")?;
-        a.reject_extra(0)?;
-        let inputs = as_inputs(py, Some(fields[1].clone()))?;
-        let inputs = without_excluded(inputs.bind(py), exclude.as_ref())?;
-        let mut it = fields.into_iter();
-        let (f, _, o, e, m) = (it.next(), it.next(), it.next(), it.next(), it.next());
-        let metadata = as_metadata(py, m)?.bind(py).copy()?;
-        Self::build(py, f, Some(inputs.into_any()), o, e, Some(metadata.into_any()))
+    /// An unknown field name is a TypeError (ahvn ignored it silently).
+    #[pyo3(signature = (*, func=Given::No, inputs=Given::No, output=Given::No, expected=Given::No, metadata=Given::No, exclude=Given::No))]
+    #[allow(clippy::too_many_arguments)]
+    fn clone<'py>(
+        &self,
+        py: Python<'py>,
+        func: Given<'py>,
+        inputs: Given<'py>,
+        output: Given<'py>,
+        expected: Given<'py>,
+        metadata: Given<'py>,
+        exclude: Given<'py>,
+    ) -> PyResult<Self> {
+        let pick = |given: Given<'py>, name: &str| given.opt().unwrap_or_else(|| self.field(py, name));
+        let inputs = as_inputs(py, Some(pick(inputs, "inputs")))?;
+        let inputs = without_excluded(inputs.bind(py), exclude.opt().as_ref())?;
+        let metadata = as_metadata(py, Some(pick(metadata, "metadata")))?.bind(py).copy()?;
+        Self::build_trusted(py, Some(pick(func, "func")), inputs, Some(pick(output, "output")), Some(pick(expected, "expected")), Some(metadata.into_any()))
     }
 
     /// annotate(expected=..., metadata=None): a copy with `expected` set (to `output` when omitted) and
     /// `metadata` merged over the current metadata. The entry itself is unchanged.
-    #[pyo3(signature = (*args, **kwargs))]
-    fn annotate(&self, py: Python<'_>, args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
-        let kwargs = kwargs.map(|k| k.copy()).transpose()?;
-        let a = Args { args, kwargs: kwargs.as_ref(), what: "annotate" };
-        let expected = a.take(0, "expected")?.filter(|e| !is_unset(e)).unwrap_or_else(|| self.output.bind(py).clone());
-        let extra = a.take(1, "metadata")?;
-        a.reject_extra(2)?;
+    #[pyo3(signature = (expected=Given::No, metadata=Given::No))]
+    fn annotate<'py>(&self, py: Python<'py>, expected: Given<'py>, metadata: Given<'py>) -> PyResult<Self> {
+        let expected = expected.opt().filter(|e| !is_unset(e)).unwrap_or_else(|| self.output.bind(py).clone());
+        let extra = metadata.opt();
         let metadata = self.metadata.bind(py).copy()?;
         if let Some(extra) = extra.filter(|m| !m.is_none()) {
             metadata.update(extra.cast::<pyo3::types::PyMapping>().map_err(|_| {

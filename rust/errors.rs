@@ -13,8 +13,8 @@ pub enum CoreError {
     /// No encoding rule applies to a value of this type.
     Unsupported { type_name: String, path: Vec<String> },
     /// Nesting deeper than the limit; `cyclic` when a container on the path contains itself.
-    /// `probe` is the address of the value found at the limit: a container on the way back up with the
-    /// same address proves a cycle, at no cost to the successful path.
+    /// `probe` is the address of the innermost container at the limit (0 until one records it): the same
+    /// address further up proves a cycle, at no cost to the successful path.
     TooDeep { limit: usize, cyclic: bool, path: Vec<String>, probe: usize },
     /// A Python error raised while encoding (a `__cache_key__` hook, a registered encoder, ...).
     Python(PyErr),
@@ -36,10 +36,14 @@ impl CoreError {
         self
     }
 
-    /// Mark a depth failure as a cycle when `container` is the value that was found at the limit.
+    /// Called by each container on the way back up from a depth failure: the innermost container records
+    /// its address, and finding that address again higher up proves a reference cycle.
     pub fn cyclic_through(mut self, container: &Bound<'_, PyAny>) -> Self {
         if let CoreError::TooDeep { cyclic, probe, .. } = &mut self {
-            if *probe == container.as_ptr() as usize {
+            let addr = container.as_ptr() as usize;
+            if *probe == 0 {
+                *probe = addr;
+            } else if *probe == addr {
                 *cyclic = true;
             }
         }

@@ -17,7 +17,10 @@ import uuid
 from blake3 import blake3
 
 KEY_PREFIX = b"oxicache-key-v1\x00"
-MAX_DEPTH = 200  # "nesting deeper than 200 levels raises KeyEncodingError"
+# "nesting deeper than 200 levels raises KeyEncodingError": the value passed to encode() is level 0 and
+# every nested encode() (an item, a dict key or value, the fields dict of rules 7-8, the value of rules 1-2,
+# an object-array element) is one level deeper; a value at a level above 200 raises.
+MAX_DEPTH = 200
 
 
 def varint(n: int) -> bytes:
@@ -105,17 +108,26 @@ def _encode(v, depth: int, registry: dict) -> bytes:
     if getattr(t, "__cache_key__", None) is not None:  # 2. looked up on the type, like a dunder
         return b"K" + _identity(t) + enc(v.__cache_key__())
     if isinstance(v, enum.Enum):  # 3.
-        return b"n" + _identity(t) + _str(v.name)
+        name = v.name  # None for Flag(0) and, on some Pythons, combined flags: the value identifies those
+        return b"n" + _identity(t) + (_str(name) if isinstance(name, str) else enc(v.value))
     if isinstance(v, type):  # 4.
         return b"y" + _identity(v)
     np = sys.modules.get("numpy")
-    if np is not None and isinstance(v, np.ndarray):  # 5.
+    if np is not None and t is np.ndarray:  # 5. exact type only (a masked array's mask is not in its bytes)
+        if v.dtype.hasobject and v.dtype.names is not None:
+            raise TypeError("key encoding: structured arrays holding objects are not encodable")
         out = b"A" + _str(_dtype_str(v.dtype)) + varint(v.ndim) + b"".join(varint(d) for d in v.shape)
         if v.dtype.kind == "O":  # object dtype: each element's encoding, in C order
             return out + b"".join(enc(x) for x in v.ravel(order="C").tolist())
-        return out + varint(v.nbytes) + np.ascontiguousarray(v).tobytes()
+        data = np.ascontiguousarray(v).tobytes()
+        return out + varint(len(data)) + data
     if np is not None and isinstance(v, np.generic):  # 6.
-        return b"g" + _str(_dtype_str(v.dtype)) + varint(v.nbytes) + v.tobytes()
+        if v.dtype.hasobject:
+            raise TypeError("key encoding: numpy scalars holding objects are not encodable")
+        # "varint(nbytes)" is the length of the bytes written: for np.bytes_(b"") .nbytes is 0 but
+        # .tobytes() is b"\x00", and the encoding must stay self-delimiting.
+        data = v.tobytes()
+        return b"g" + _str(_dtype_str(v.dtype)) + varint(len(data)) + data
     if dataclasses.is_dataclass(v):  # 7. (classes were taken by rule 4)
         return b"O" + _identity(t) + enc({f.name: getattr(v, f.name) for f in dataclasses.fields(v)})
     pydantic = sys.modules.get("pydantic")
@@ -150,7 +162,7 @@ def encode(value, registry: dict | None = None) -> bytes:
     limit = sys.getrecursionlimit()  # ~6 Python frames per level here: make room for 200 levels
     sys.setrecursionlimit(max(limit, 20 * MAX_DEPTH + 1000))
     try:
-        return _encode(value, 1, registry or {})
+        return _encode(value, 0, registry or {})
     finally:
         sys.setrecursionlimit(limit)
 

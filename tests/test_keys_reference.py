@@ -44,8 +44,7 @@ def first_difference(got: bytes, want: bytes) -> str:
 
 
 def native():
-    """The native package; skipped only until the extension is built locally (CI always builds it)."""
-    pytest.importorskip("oxicache._core")
+    """The native package (scripts/test.sh always builds it first, so these tests never skip)."""
     import oxicache
     import oxicache.keys
 
@@ -212,6 +211,42 @@ def test_unsupported_and_too_deep_values_raise_type_error(name):
         encode(cyclic)
 
 
+def nested_lists(levels):
+    value = None
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def test_reference_depth_limit_boundary():
+    # 200 nested lists put the innermost None at level 200: allowed; one more list is too deep.
+    assert key_reference.encode(nested_lists(200)) == b"l\x01" * 200 + b"N"
+    with pytest.raises(TypeError):
+        key_reference.encode(nested_lists(201))
+    # key_bytes adds two levels (the (func, inputs) tuple and the inputs dict)
+    key_reference.key_bytes("f", {"a": nested_lists(198)})
+    with pytest.raises(TypeError):
+        key_reference.key_bytes("f", {"a": nested_lists(199)})
+
+
+def test_native_depth_limit_matches_reference():
+    oxicache = native()
+    for levels in (199, 200):
+        assert oxicache.keys.canonical_bytes(nested_lists(levels)) == key_reference.encode(nested_lists(levels))
+    assert oxicache.keys.key_of("f", {"a": nested_lists(198)}) == key_reference.key("f", {"a": nested_lists(198)})
+    with pytest.raises(TypeError):
+        oxicache.keys.canonical_bytes(nested_lists(201))
+    # key_of and CacheEntry.key count levels as encode((func, inputs)) does.
+    with pytest.raises(TypeError):
+        oxicache.keys.key_of("f", {"a": nested_lists(199)})
+    with pytest.raises(TypeError):
+        oxicache.CacheEntry(func="f", inputs={"a": nested_lists(199)}).key
+    with pytest.raises(TypeError):
+        oxicache.keys.key_of("f", {"a": nested_lists(1000)})
+    with pytest.raises(TypeError):
+        oxicache.CacheEntry(func="f", inputs={"a": nested_lists(1000)}).key
+
+
 class RegBase:
     def __init__(self, v):
         self.v = v
@@ -228,13 +263,18 @@ class RegFloat(float):  # the registry wins over "subclass of a builtin" (rule 1
 
 def test_registered_encoders_match_reference():
     oxicache = native()
-    oxicache.register_key_encoder(RegBase, lambda obj: ("base", obj.v))
-    oxicache.register_key_encoder(RegFloat, lambda obj: round(float(obj), 1))
     registry = {RegBase: lambda obj: ("base", obj.v), RegFloat: lambda obj: round(float(obj), 1)}
-    for value in (RegBase(1), RegChild([2, 3]), RegFloat(2.25), {"x": [RegChild(None), RegFloat(-1.0)]}):
-        want = key_reference.encode(value, registry)
-        assert oxicache.keys.canonical_bytes(value) == want
-        assert oxicache.keys.key_of("f", {"v": value}) == key_reference.key("f", {"v": value}, registry)
+    for cls, fn in registry.items():
+        oxicache.register_key_encoder(cls, fn)
+    try:
+        for value in (RegBase(1), RegChild([2, 3]), RegFloat(2.25), {"x": [RegChild(None), RegFloat(-1.0)]}):
+            want = key_reference.encode(value, registry)
+            assert oxicache.keys.canonical_bytes(value) == want
+            assert oxicache.keys.key_of("f", {"v": value}) == key_reference.key("f", {"v": value}, registry)
+    finally:
+        for cls in registry:
+            oxicache.register_key_encoder(cls, None)
+    assert oxicache.keys.canonical_bytes(RegFloat(2.25)) == key_reference.encode(2.25)  # rule 16 again
     assert key_reference.encode(RegChild(0), registry).startswith(b"X" + key_reference._str(
         f"{RegBase.__module__}.{RegBase.__qualname__}"))
 

@@ -5,7 +5,7 @@
 
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PySet, PyString, PyTuple, PyType};
+use pyo3::types::{PyBytes, PyDict, PyFrozenSet, PyList, PySet, PyString, PyTuple, PyType};
 
 use super::known_types;
 use crate::errors::CoreError;
@@ -121,7 +121,7 @@ impl<'a> Encoder<'a> {
 
     pub fn encode(&mut self, obj: &Bound<'_, PyAny>, depth: usize) -> Result<(), CoreError> {
         if depth > MAX_DEPTH {
-            return Err(CoreError::TooDeep { limit: MAX_DEPTH, cyclic: false, path: Vec::new(), probe: obj.as_ptr() as usize });
+            return Err(CoreError::TooDeep { limit: MAX_DEPTH, cyclic: false, path: Vec::new(), probe: 0 });
         }
         let ptr = obj.as_ptr();
         // SAFETY: `ptr` is a live object (borrowed by `obj`); these are type-pointer comparisons and
@@ -231,6 +231,9 @@ impl<'a> Encoder<'a> {
         self.out.push(tag::DICT);
         let len = dict.len();
         write_varint(self.out, len as u64);
+        if len <= 16 && self.write_str_keyed_dict(dict, depth)? {
+            return Ok(());
+        }
         let start = self.out.len();
         let mut spans: Vec<(usize, usize)> = Vec::with_capacity(len);
         for (k, v) in dict.iter() {
@@ -244,15 +247,49 @@ impl<'a> Encoder<'a> {
         Ok(())
     }
 
+    /// Fast path for small dicts whose keys are all exact `str` (argument dicts): encoded str keys sort by
+    /// (UTF-8 length, bytes), so the keys are sorted first and items written in place, with no copying.
+    /// Returns false (having written nothing) when a key is not an exact str.
+    fn write_str_keyed_dict(&mut self, dict: &Bound<'_, PyDict>, depth: usize) -> Result<bool, CoreError> {
+        let mut items: smallvec::SmallVec<[(&[u8], Bound<'_, PyAny>, Bound<'_, PyAny>); 8]> = smallvec::SmallVec::new();
+        for (k, v) in dict.iter() {
+            // SAFETY: type-pointer check, then the UTF-8 buffer cached in the str object, which `items`
+            // keeps alive (it holds `k`) for as long as the slice is used.
+            let bytes = unsafe {
+                if ffi::Py_TYPE(k.as_ptr()) != type_ptr!(PyUnicode_Type) {
+                    return Ok(false);
+                }
+                let mut size: ffi::Py_ssize_t = 0;
+                let data = ffi::PyUnicode_AsUTF8AndSize(k.as_ptr(), &mut size);
+                if data.is_null() {
+                    drop(PyErr::fetch(dict.py())); // lone surrogate: let the general path handle it
+                    return Ok(false);
+                }
+                std::slice::from_raw_parts(data as *const u8, size as usize)
+            };
+            items.push((bytes, k, v));
+        }
+        items.sort_unstable_by(|a, b| a.0.len().cmp(&b.0.len()).then_with(|| a.0.cmp(b.0)));
+        for (bytes, k, v) in &items {
+            write_blob(self.out, tag::STR, bytes);
+            self.encode(v, depth + 1).map_err(|e| e.inside(|| format!("[{}]", short_repr(k))).cyclic_through(dict.as_any()))?;
+        }
+        Ok(true)
+    }
+
     fn write_set(&mut self, tag: u8, obj: &Bound<'_, PyAny>, depth: usize) -> Result<(), CoreError> {
         self.out.push(tag);
-        let items: Vec<Bound<'_, PyAny>> = obj.try_iter()?.collect::<PyResult<_>>()?;
+        // The set's own storage, not a subclass's overridden __iter__ (as for the other builtins).
+        let items: Vec<Bound<'_, PyAny>> = match obj.cast::<PySet>() {
+            Ok(set) => set.iter().collect(),
+            Err(_) => obj.cast::<PyFrozenSet>().map_err(PyErr::from)?.iter().collect(),
+        };
         write_varint(self.out, items.len() as u64);
         let start = self.out.len();
         let mut spans = Vec::with_capacity(items.len());
         for item in &items {
             let item_start = self.out.len();
-            self.encode(item, depth + 1).map_err(|e| e.inside(|| format!("{{{}}}", short_repr(item))))?;
+            self.encode(item, depth + 1).map_err(|e| e.inside(|| format!("{{{}}}", short_repr(item))).cyclic_through(obj))?;
             spans.push((item_start - start, self.out.len() - start));
         }
         self.sort_spans(start, spans);
@@ -293,9 +330,15 @@ impl<'a> Encoder<'a> {
         if obj.is_instance(kt.enum_base.bind(py))? {
             self.out.push(tag::ENUM);
             write_str(self.out, &type_identity(ty.as_any())?);
-            let name: String = obj.getattr(pyo3::intern!(py, "name"))?.extract()?;
-            write_str(self.out, &name);
-            return Ok(());
+            // A combined Flag (or Flag(0)) has no name on some Pythons: its value identifies it then.
+            let name = obj.getattr(pyo3::intern!(py, "name"))?;
+            return match name.cast::<PyString>() {
+                Ok(name) => {
+                    write_str(self.out, name.to_str()?);
+                    Ok(())
+                }
+                Err(_) => self.encode(&obj.getattr(pyo3::intern!(py, "value"))?, depth + 1),
+            };
         }
         if let Ok(cls) = obj.cast::<PyType>() {
             self.out.push(tag::CLASS);
@@ -303,10 +346,14 @@ impl<'a> Encoder<'a> {
             return Ok(());
         }
         if let Some(numpy) = known_types::numpy(py)? {
-            if obj.is_instance(numpy.ndarray.bind(py))? {
+            // Exact ndarray only: subclasses (masked arrays, ...) carry state the bytes don't show.
+            if ty.is(numpy.ndarray.bind(py)) {
                 return self.write_ndarray(obj, numpy.ascontiguousarray.bind(py), depth);
             }
             if obj.is_instance(numpy.generic.bind(py))? {
+                if obj.getattr("dtype")?.getattr("hasobject")?.is_truthy()? {
+                    return Err(CoreError::Unsupported { type_name: type_identity(ty.as_any())?, path: Vec::new() });
+                }
                 self.out.push(tag::NPSCALAR);
                 write_str(self.out, &dtype_str(&obj.getattr("dtype")?)?);
                 let bytes = obj.call_method0("tobytes")?;
@@ -438,6 +485,10 @@ impl<'a> Encoder<'a> {
             write_varint(self.out, dim.extract::<u64>()?);
         }
         if dtype.getattr(pyo3::intern!(py, "hasobject"))?.is_truthy()? {
+            if !dtype.getattr(pyo3::intern!(py, "names"))?.is_none() {
+                // Records holding objects would be keyed by raw pointers: refuse them.
+                return Err(CoreError::Unsupported { type_name: format!("numpy.ndarray[{}]", dtype_str(&dtype)?), path: Vec::new() });
+            }
             let flat = arr.call_method1(pyo3::intern!(py, "ravel"), ("C",))?;
             for (i, item) in flat.try_iter()?.enumerate() {
                 self.encode(&item?, depth + 1).map_err(|e| e.inside(|| format!(".flat[{i}]")))?;
@@ -471,6 +522,26 @@ fn short_repr(obj: &Bound<'_, PyAny>) -> String {
     } else {
         text
     }
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(256));
+}
+
+/// Runs `f` with an empty per-thread buffer, so building a key allocates nothing. Re-entrant calls (a
+/// `__cache_key__` hook calling a memoized function) get a fresh buffer instead.
+pub fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            let result = f(&mut buf);
+            if buf.capacity() > 1 << 16 {
+                *buf = Vec::with_capacity(256); // don't keep a huge argument's buffer around
+            }
+            result
+        }
+        Err(_) => f(&mut Vec::new()),
+    })
 }
 
 /// Encodes one value into fresh bytes (used by `canonical_bytes` and tests).

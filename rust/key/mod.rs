@@ -18,8 +18,18 @@ pub fn canonical_bytes<'py>(py: Python<'py>, value: &Bound<'py, PyAny>) -> PyRes
 /// `oxicache.keys.key_of(func, inputs)`: the 128-bit key of `(func, inputs)`, as `CacheEntry.key`.
 #[pyfunction]
 pub fn key_of(py: Python<'_>, func: &str, inputs: &Bound<'_, pyo3::types::PyDict>) -> PyResult<u128> {
-    let inputs_bytes = encode_inputs(py, inputs, Some(func))?;
-    Ok(digest::entry_key(func, &inputs_bytes))
+    entry_key_of(py, func, inputs)
+}
+
+/// The key of `(func, inputs)`, encoding into the per-thread scratch buffer.
+pub fn entry_key_of(py: Python<'_>, func: &str, inputs: &Bound<'_, pyo3::types::PyDict>) -> PyResult<u128> {
+    encode::with_scratch(|buf| {
+        let mut enc = encode::Encoder::new(buf);
+        match enc.write_dict(inputs, 1) {
+            Ok(()) => Ok(digest::entry_key(func, buf)),
+            Err(_) => encode_inputs(py, inputs, Some(func)).map(|bytes| digest::entry_key(func, &bytes)),
+        }
+    })
 }
 
 /// Canonical bytes of an inputs dict; errors name the offending input.
@@ -35,7 +45,8 @@ pub fn encode_inputs_flagged(
 ) -> PyResult<(Vec<u8>, bool)> {
     let mut out = Vec::with_capacity(64);
     let mut enc = encode::Encoder::new(&mut out);
-    match enc.write_dict(inputs, 0) {
+    // Depth 1: the inputs dict sits inside the (func, inputs) tuple.
+    match enc.write_dict(inputs, 1) {
         Ok(()) => {
             let lossless = enc.lossless;
             Ok((out, lossless))
@@ -44,7 +55,7 @@ pub fn encode_inputs_flagged(
             // Re-encode item by item to name the parameter that failed.
             for (name, value) in inputs.iter() {
                 let mut scratch = Vec::new();
-                if let Err(item_err) = encode::Encoder::new(&mut scratch).encode(&value, 1) {
+                if let Err(item_err) = encode::Encoder::new(&mut scratch).encode(&value, 2) {
                     let name = name.str().map(|s| s.to_string()).unwrap_or_default();
                     return Err(item_err.into_pyerr(py, func, Some(&name)));
                 }

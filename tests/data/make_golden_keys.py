@@ -97,7 +97,8 @@ CASES = [
     ("decimal_1_0", '("f", {"x": Decimal("1.0")})'),
     ("decimal_1_00", '("f", {"x": Decimal("1.00")})'),
     ("decimal_special", '("f", {"nan": Decimal("NaN"), "snan": Decimal("sNaN"), "negzero": Decimal("-0"),'
-     ' "inf": Decimal("-Infinity"), "exp": Decimal("1E+3"), "long": Decimal("3.14159265358979323846264338327950288")})'),
+     ' "inf": Decimal("-Infinity"), "exp": Decimal("1E+3"),'
+     ' "long": Decimal("3.14159265358979323846264338327950288")})'),
     ("uuid", '("f", {"x": UUID("12345678-1234-5678-1234-567812345678"), "nil": UUID(int=0)})'),
     ("pure_posix_path", '("f", {"p": pathlib.PurePosixPath("/data/in/file.csv")})'),
     ("path", '("f", {"p": pathlib.Path("relative/dir/x.txt")})'),
