@@ -61,6 +61,11 @@ pub struct Memoizer {
     n_positional: usize,
     var_pos: Option<usize>,
     var_kw: Option<usize>,
+    /// Every parameter is positional (no `*args`, `**kwargs` or keyword-only ones): calls without
+    /// keywords bind by position alone, the fast path.
+    plain_positional: bool,
+    /// Number of leading parameters without a default.
+    required: usize,
     /// Parameters in the key, in canonical order (sorted by encoded name); excluded ones are absent.
     order: Vec<usize>,
     /// Excluded names, also dropped from the `**kwargs` dict (so `exclude=["api_key"]` works on `**kw`).
@@ -147,9 +152,9 @@ impl Memoizer {
         Ok(None)
     }
 
-    /// Writes the key bytes into `key`: func id, then the canonical dict encoding of the bound inputs.
-    /// Returns whether the inputs decode back losslessly.
-    fn write_key(&self, py: Python<'_>, slots: &Slots<'_>, key: &mut Vec<u8>) -> PyResult<bool> {
+    /// Writes the key bytes into `key`: func id, then the canonical dict encoding of the bound inputs
+    /// (`value(i)` is parameter i's bound value). Returns whether the inputs decode back losslessly.
+    fn write_key<'a, 'py: 'a>(&self, py: Python<'py>, value: impl Fn(usize) -> Borrowed<'a, 'py, PyAny>, key: &mut Vec<u8>) -> PyResult<bool> {
         key.extend_from_slice(&self.func_id.to_le_bytes());
         key.push(tag::DICT);
         write_varint(key, self.order.len() as u64);
@@ -157,8 +162,7 @@ impl Memoizer {
         for &i in &self.order {
             let param = &self.params[i];
             enc.out.extend_from_slice(&param.name_bytes);
-            let value = slots[i].as_ref().expect("bound");
-            if let Err(err) = enc.encode(value, 2) {
+            if let Err(err) = enc.encode(&value(i), 2) {
                 let func = self.func_name.bind(py).to_str()?;
                 return Err(err.into_pyerr(py, Some(func), Some(param.name.bind(py).to_str()?)));
             }
@@ -166,14 +170,60 @@ impl Memoizer {
         Ok(enc.lossless)
     }
 
-    fn inputs_dict<'py>(&self, py: Python<'py>, slots: &Slots<'py>) -> PyResult<Bound<'py, PyDict>> {
+    fn inputs_dict<'a, 'py: 'a>(&self, py: Python<'py>, value: impl Fn(usize) -> Borrowed<'a, 'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
         let inputs = PyDict::new(py);
         let mut in_key: SmallVec<[usize; 8]> = self.order.iter().copied().collect();
         in_key.sort_unstable();
         for i in in_key {
-            inputs.set_item(self.params[i].name.bind(py), slots[i].as_ref().expect("bound"))?;
+            inputs.set_item(self.params[i].name.bind(py), value(i))?;
         }
         Ok(inputs)
+    }
+
+    /// True when `args` alone bind the signature positionally: no keywords, no variadic parameters, and
+    /// every parameter not passed has a default. Then parameter i is `args[i]` or its default.
+    #[inline]
+    fn positional_only_call(&self, args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> bool {
+        self.plain_positional
+            && kwargs.is_none_or(|k| k.is_empty())
+            && (self.required..=self.params.len()).contains(&args.len())
+    }
+
+    /// Looks the call up; on a miss runs the function and stores the result.
+    fn call_with<'a, 'py: 'a>(
+        &self,
+        py: Python<'py>,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+        value: impl Fn(usize) -> Borrowed<'a, 'py, PyAny> + Copy,
+    ) -> PyResult<Py<PyAny>> {
+        let store = self.store.get();
+        let (key, lossless) = match with_scratch(|key| -> PyResult<Result<Py<PyAny>, (Vec<u8>, bool)>> {
+            let lossless = self.write_key(py, value, key)?;
+            Ok(match store.lookup(py, key) {
+                Some(value) => Ok(value),
+                None => Err((key.clone(), lossless)), // the miss path keeps its own copy across the call
+            })
+        })? {
+            Ok(value) => {
+                bump(&self.hits);
+                return Ok(value);
+            }
+            Err(miss) => miss,
+        };
+        bump(&self.misses);
+        let output = self.func.bind(py).call(args, kwargs)?.unbind();
+        let extra = if lossless && self.metadata.is_none() {
+            None
+        } else {
+            Some(Box::new(Extra {
+                expected: None,
+                metadata: self.metadata.as_ref().map(|m| m.clone_ref(py)),
+                inputs: if lossless { None } else { Some(self.inputs_dict(py, value)?.unbind()) },
+            }))
+        };
+        store.store(&key, Payload { output: output.clone_ref(py), extra }, self.ttl);
+        Ok(output)
     }
 }
 
@@ -231,6 +281,8 @@ impl Memoizer {
             .collect();
         order.sort_by(|&a, &b| parsed[a].name_bytes.cmp(&parsed[b].name_bytes));
         let func_id = store.get().intern(name.bind(py).to_str()?);
+        let plain_positional = parsed.iter().all(|p| matches!(p.kind, Kind::PositionalOnly | Kind::PositionalOrKeyword));
+        let required = parsed.iter().take_while(|p| p.default.is_none()).count();
         Ok(Memoizer {
             func,
             store,
@@ -240,6 +292,8 @@ impl Memoizer {
             n_positional,
             var_pos,
             var_kw,
+            plain_positional,
+            required,
             order,
             exclude,
             ttl: ttl_nanos(ttl)?,
@@ -251,37 +305,22 @@ impl Memoizer {
 
     #[pyo3(signature = (*args, **kwargs))]
     fn __call__(&self, py: Python<'_>, args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Py<PyAny>> {
+        if self.positional_only_call(args, kwargs) {
+            let nargs = args.len();
+            return self.call_with(py, args, kwargs, |i| {
+                if i < nargs {
+                    // SAFETY: i < len(args), and `args` outlives the borrow.
+                    unsafe { args.get_borrowed_item_unchecked(i) }
+                } else {
+                    self.params[i].default.as_ref().expect("checked by positional_only_call").bind_borrowed(py)
+                }
+            });
+        }
         let slots = match self.bind(py, args, kwargs)? {
             Binding::Bound(slots) => slots,
             Binding::Mismatch => return Ok(self.func.bind(py).call(args, kwargs)?.unbind()),
         };
-        let store = self.store.get();
-        let (key, lossless) = match with_scratch(|key| -> PyResult<Result<Py<PyAny>, (Vec<u8>, bool)>> {
-            let lossless = self.write_key(py, &slots, key)?;
-            Ok(match store.lookup(py, key) {
-                Some(value) => Ok(value),
-                None => Err((key.clone(), lossless)), // the miss path keeps its own copy across the call
-            })
-        })? {
-            Ok(value) => {
-                bump(&self.hits);
-                return Ok(value);
-            }
-            Err(miss) => miss,
-        };
-        bump(&self.misses);
-        let output = self.func.bind(py).call(args, kwargs)?.unbind();
-        let extra = if lossless && self.metadata.is_none() {
-            None
-        } else {
-            Some(Box::new(Extra {
-                expected: None,
-                metadata: self.metadata.as_ref().map(|m| m.clone_ref(py)),
-                inputs: if lossless { None } else { Some(self.inputs_dict(py, &slots)?.unbind()) },
-            }))
-        };
-        store.store(&key, Payload { output: output.clone_ref(py), extra }, self.ttl);
-        Ok(output)
+        self.call_with(py, args, kwargs, |i| slots[i].as_ref().expect("bound").as_borrowed())
     }
 
     /// Binding as a method: `obj.method` returns a bound method, so `self` is the first argument.
@@ -311,7 +350,7 @@ impl Memoizer {
             }
         };
         let mut key = Vec::new();
-        self.write_key(py, &slots, &mut key)?;
+        self.write_key(py, |i| slots[i].as_ref().expect("bound").as_borrowed(), &mut key)?;
         Ok(digest::entry_key(self.func_name.bind(py).to_str()?, &key[4..]))
     }
 
