@@ -5,6 +5,7 @@ mod errors;
 mod key;
 mod memo;
 mod store;
+mod vectorcall;
 
 #[pyo3::pymodule]
 mod _core {
@@ -18,6 +19,8 @@ mod _core {
     use crate::memo::Memoizer;
     #[pymodule_export]
     use crate::store::MemoryStore;
+    #[pymodule_export]
+    use crate::vectorcall::_install_vectorcall;
 
     use pyo3::prelude::*;
 

@@ -75,6 +75,8 @@ pub struct Memoizer {
     metadata: Option<Py<PyDict>>,
     hits: AtomicU64,
     misses: AtomicU64,
+    /// Read by CPython through `tp_vectorcall_offset` (see `vectorcall.rs`).
+    pub(crate) vectorcall: ffi::vectorcallfunc,
 }
 
 type Slots<'py> = SmallVec<[Option<Bound<'py, PyAny>>; 8]>;
@@ -180,22 +182,56 @@ impl Memoizer {
         Ok(inputs)
     }
 
-    /// True when `args` alone bind the signature positionally: no keywords, no variadic parameters, and
-    /// every parameter not passed has a default. Then parameter i is `args[i]` or its default.
+    /// True when `nargs` positional arguments alone bind the signature: no variadic or keyword-only
+    /// parameters, and every parameter not passed has a default. Then parameter i is `args[i]` or its
+    /// default. (The caller checks that no keywords were passed.)
     #[inline]
-    fn positional_only_call(&self, args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> bool {
-        self.plain_positional
-            && kwargs.is_none_or(|k| k.is_empty())
-            && (self.required..=self.params.len()).contains(&args.len())
+    pub(crate) fn binds_positionally(&self, nargs: usize) -> bool {
+        self.plain_positional && (self.required..=self.params.len()).contains(&nargs)
     }
 
-    /// Looks the call up; on a miss runs the function and stores the result.
-    fn call_with<'a, 'py: 'a>(
+    /// Parameter i's default (only called for parameters that have one).
+    #[inline]
+    pub(crate) fn default_of<'a, 'py>(&'a self, py: Python<'py>, i: usize) -> Borrowed<'a, 'py, PyAny> {
+        self.params[i].default.as_ref().expect("checked by binds_positionally").bind_borrowed(py)
+    }
+
+    /// Any call: binds through the general path (keywords, variadics) and memoizes.
+    pub(crate) fn call_general(&self, py: Python<'_>, args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Py<PyAny>> {
+        let call = || Ok(self.func.bind(py).call(args, kwargs)?.unbind());
+        if kwargs.is_none_or(|k| k.is_empty()) && self.binds_positionally(args.len()) {
+            let nargs = args.len();
+            return self.call_with(
+                py,
+                |i| {
+                    if i < nargs {
+                        // SAFETY: i < len(args), and `args` outlives the borrow.
+                        unsafe { args.get_borrowed_item_unchecked(i) }
+                    } else {
+                        self.default_of(py, i)
+                    }
+                },
+                call,
+            );
+        }
+        let slots = match self.bind(py, args, kwargs)? {
+            Binding::Bound(slots) => slots,
+            Binding::Mismatch => return call(),
+        };
+        self.call_with(py, |i| slots[i].as_ref().expect("bound").as_borrowed(), call)
+    }
+
+    pub(crate) fn func(&self) -> &Py<PyAny> {
+        &self.func
+    }
+
+    /// Looks the call up; on a miss runs `call` (the function with the caller's arguments) and stores
+    /// the result.
+    pub(crate) fn call_with<'a, 'py: 'a>(
         &self,
         py: Python<'py>,
-        args: &Bound<'py, PyTuple>,
-        kwargs: Option<&Bound<'py, PyDict>>,
         value: impl Fn(usize) -> Borrowed<'a, 'py, PyAny> + Copy,
+        call: impl FnOnce() -> PyResult<Py<PyAny>>,
     ) -> PyResult<Py<PyAny>> {
         let store = self.store.get();
         let (key, lossless) = match with_scratch(|key| -> PyResult<Result<Py<PyAny>, (Vec<u8>, bool)>> {
@@ -212,7 +248,7 @@ impl Memoizer {
             Err(miss) => miss,
         };
         bump(&self.misses);
-        let output = self.func.bind(py).call(args, kwargs)?.unbind();
+        let output = call()?;
         let extra = if lossless && self.metadata.is_none() {
             None
         } else {
@@ -300,27 +336,15 @@ impl Memoizer {
             metadata,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            vectorcall: crate::vectorcall::memoizer_vectorcall,
         })
     }
 
+    /// Calls through `tp_call` (e.g. `PyObject_Call`); ordinary calls take the vectorcall entry point
+    /// in `vectorcall.rs`, which skips building the argument tuple.
     #[pyo3(signature = (*args, **kwargs))]
     fn __call__(&self, py: Python<'_>, args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Py<PyAny>> {
-        if self.positional_only_call(args, kwargs) {
-            let nargs = args.len();
-            return self.call_with(py, args, kwargs, |i| {
-                if i < nargs {
-                    // SAFETY: i < len(args), and `args` outlives the borrow.
-                    unsafe { args.get_borrowed_item_unchecked(i) }
-                } else {
-                    self.params[i].default.as_ref().expect("checked by positional_only_call").bind_borrowed(py)
-                }
-            });
-        }
-        let slots = match self.bind(py, args, kwargs)? {
-            Binding::Bound(slots) => slots,
-            Binding::Mismatch => return Ok(self.func.bind(py).call(args, kwargs)?.unbind()),
-        };
-        self.call_with(py, args, kwargs, |i| slots[i].as_ref().expect("bound").as_borrowed())
+        self.call_general(py, args, kwargs)
     }
 
     /// Binding as a method: `obj.method` returns a bound method, so `self` is the first argument.

@@ -13,7 +13,7 @@ import functools
 import inspect
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
-from oxicache._core import CacheEntry, Memoizer
+from oxicache._core import CacheEntry, Memoizer, _install_vectorcall
 from oxicache._signature import bind_inputs, memo_identity, param_specs, validate_exclude
 from oxicache.durations import TTL, parse_ttl
 from oxicache.info import CacheInfo
@@ -54,6 +54,7 @@ def make_memoized(
     plain = not (inspect.iscoroutinefunction(func) or inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func))
     if store is not None and plain:
         wrapper = Memoizer(func, store, identity, specs, sorted(all_exclude), seconds, metadata)
+        _install_vectorcall(wrapper)  # once per process: calls then skip the argument tuple
         return functools.update_wrapper(wrapper, func)
     return _PythonMemo(cache, func, identity, sig, all_exclude, seconds, metadata).wrapper()
 
