@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import threading
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from oxicache._core import CacheEntry, Memoizer, _install_vectorcall
@@ -56,7 +57,10 @@ def make_memoized(
         wrapper = Memoizer(func, store, identity, specs, sorted(all_exclude), seconds, metadata)
         _install_vectorcall(wrapper)  # once per process: calls then skip the argument tuple
         return functools.update_wrapper(wrapper, func)
-    return _PythonMemo(cache, func, identity, sig, all_exclude, seconds, metadata).wrapper()
+    memo = _PythonMemo(cache, func, identity, sig, all_exclude, seconds, metadata)
+    if getattr(cache, "stores_nothing", False) and plain:
+        return memo.passthrough()
+    return memo.wrapper()
 
 
 class _PythonMemo:
@@ -68,6 +72,14 @@ class _PythonMemo:
         self.exclude, self.ttl, self.metadata = exclude, ttl, metadata
         self.var_kw = next((p.name for p in sig.parameters.values() if p.kind is inspect.Parameter.VAR_KEYWORD), None)
         self.hits = self.misses = 0
+        self.counts_lock = threading.Lock()
+
+    def count(self, hit: bool) -> None:
+        with self.counts_lock:
+            if hit:
+                self.hits += 1
+            else:
+                self.misses += 1
 
     def probe(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> CacheEntry:
         inputs = bind_inputs(self.sig, args, kwargs, self.exclude)
@@ -77,10 +89,7 @@ class _PythonMemo:
 
     def lookup(self, probe: CacheEntry) -> CacheEntry | None:
         found = self.cache._lookup(probe)
-        if found is None:
-            self.misses += 1
-        else:
-            self.hits += 1
+        self.count(found is not None)
         return found
 
     def store(self, probe: CacheEntry, output: Any) -> None:
@@ -96,10 +105,21 @@ class _PythonMemo:
         for entry in list(self.cache._iter()):
             if entry.func == self.identity:
                 self.cache._remove(entry)
-        self.hits = self.misses = 0
+        with self.counts_lock:
+            self.hits = self.misses = 0
 
     def cache_key(self, *args: Any, **kwargs: Any) -> int:
         return self.probe(args, kwargs).key
+
+    def passthrough(self) -> Any:
+        """For backends that store nothing (NoCache): every call runs, counted as a miss."""
+        func, count = self.func, self.count
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            count(False)
+            return func(*args, **kwargs)
+
+        return self._decorate(wrapper)
 
     def wrapper(self) -> Any:
         func = self.func
@@ -111,7 +131,10 @@ class _PythonMemo:
             wrapper = self._gen_wrapper()
         else:
             wrapper = self._sync_wrapper()
-        functools.update_wrapper(wrapper, func)
+        return self._decorate(wrapper)
+
+    def _decorate(self, wrapper: Any) -> Any:
+        functools.update_wrapper(wrapper, self.func)
         wrapper.cache_info = self.cache_info  # type: ignore[attr-defined]
         wrapper.cache_clear = self.cache_clear  # type: ignore[attr-defined]
         wrapper.cache_key = self.cache_key  # type: ignore[attr-defined]

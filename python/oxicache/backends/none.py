@@ -12,7 +12,12 @@ __all__ = ["NoCache"]
 
 
 class NoCache(BaseCache):
-    """Always misses. ``get`` returns ``...``, ``len`` is 0, and ``annotate`` stores nothing."""
+    """Always misses. ``get`` returns ``...``, ``len`` is 0, and ``annotate`` stores nothing.
+
+    Memoized plain functions call straight through (counted as misses in ``cache_info()``).
+    """
+
+    stores_nothing = True
 
     def _get(self, ref: Ref) -> CacheEntry | None:
         return None
