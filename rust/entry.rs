@@ -13,7 +13,11 @@ use crate::key::entry_key_of;
 pub struct CacheEntry {
     func: Py<PyString>,
     inputs: Py<PyDict>,
+    /// The function's result; `...` when unset.
+    #[pyo3(get, set)]
     output: Py<PyAny>,
+    /// The annotated (ground-truth) result; `...` when unset.
+    #[pyo3(get, set)]
     expected: Py<PyAny>,
     metadata: Py<PyDict>,
 }
@@ -239,24 +243,6 @@ impl CacheEntry {
     fn set_inputs(&mut self, value: &Bound<'_, PyAny>) -> PyResult<()> {
         self.inputs = as_inputs(value.py(), Some(value.clone()))?;
         Ok(())
-    }
-    /// The function's result; `...` when unset.
-    #[getter]
-    fn get_output(&self, py: Python<'_>) -> Py<PyAny> {
-        self.output.clone_ref(py)
-    }
-    #[setter]
-    fn set_output(&mut self, value: Py<PyAny>) {
-        self.output = value;
-    }
-    /// The annotated (ground-truth) result; `...` when unset.
-    #[getter]
-    fn get_expected(&self, py: Python<'_>) -> Py<PyAny> {
-        self.expected.clone_ref(py)
-    }
-    #[setter]
-    fn set_expected(&mut self, value: Py<PyAny>) {
-        self.expected = value;
     }
     /// Free-form metadata (memoize annotations live under "annotation").
     #[getter]

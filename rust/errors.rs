@@ -52,8 +52,13 @@ impl CoreError {
 
     /// Turn into a Python exception. `param` names the argument being encoded, `func` the function.
     pub fn into_pyerr(self, py: Python<'_>, func: Option<&str>, param: Option<&str>) -> PyErr {
-        // Segments were pushed innermost first.
+        // Segments were pushed innermost first; a path through a cycle is long, so keep its ends.
         let nested: String = match &self {
+            CoreError::Unsupported { path, .. } | CoreError::TooDeep { path, .. } if path.len() > 8 => {
+                let outer: String = path.iter().rev().take(4).cloned().collect();
+                let inner: String = path.iter().take(2).rev().cloned().collect();
+                format!("{outer}...{inner}")
+            }
             CoreError::Unsupported { path, .. } | CoreError::TooDeep { path, .. } => path.iter().rev().cloned().collect(),
             CoreError::Python(_) => String::new(),
         };

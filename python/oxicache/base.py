@@ -103,7 +103,8 @@ class BaseCache:
         elif not isinstance(inputs, Mapping):
             msg = f"{what}() expects the inputs as a dict, got {type(inputs).__name__}; or pass them as keyword arguments"
             raise TypeError(msg)
-        probe = CacheEntry(func, dict(inputs))
+        # A memoized function stands for its cache identity (name= or module.qualname, with any #n suffix).
+        probe = CacheEntry(getattr(func, "cache_name", func), dict(inputs))
         return probe.clone(exclude=self._exclude) if self._exclude else probe
 
     # ---- reading ------------------------------------------------------------------------------
@@ -130,7 +131,12 @@ class BaseCache:
         return self._has(self._probe(func, inputs, kwargs, "exists"))
 
     def __contains__(self, key: Any) -> bool:
-        return self._has(key if isinstance(key, CacheEntry) else _as_key(key))
+        if isinstance(key, CacheEntry):
+            return self._has(key)
+        try:
+            return self._has(_as_key(key))
+        except (KeyError, TypeError):
+            return False  # not a key at all, so not in the cache
 
     def __getitem__(self, key: Any) -> CacheEntry | Any:
         """The entry stored under an int key (or a CacheEntry's key), or ``...`` when there is none."""

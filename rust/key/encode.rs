@@ -5,7 +5,7 @@
 
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyFrozenSet, PyList, PySet, PyString, PyTuple, PyType};
+use pyo3::types::{PyBytes, PyDict, PyList, PySet, PyString, PyTuple, PyType};
 
 use super::known_types;
 use crate::errors::CoreError;
@@ -247,9 +247,10 @@ impl<'a> Encoder<'a> {
         Ok(())
     }
 
-    /// Fast path for small dicts whose keys are all exact `str` (argument dicts): encoded str keys sort by
-    /// (UTF-8 length, bytes), so the keys are sorted first and items written in place, with no copying.
-    /// Returns false (having written nothing) when a key is not an exact str.
+    /// Fast path for small dicts whose keys are all exact `str` shorter than 128 bytes (argument dicts):
+    /// such encoded keys (`s`, one length byte, UTF-8) sort by (length, bytes), so the keys are sorted
+    /// first and items written in place, with no copying. Returns false (having written nothing) when a
+    /// key does not qualify; longer keys have multi-byte lengths, whose bytewise order is not numeric.
     fn write_str_keyed_dict(&mut self, dict: &Bound<'_, PyDict>, depth: usize) -> Result<bool, CoreError> {
         let mut items: smallvec::SmallVec<[(&[u8], Bound<'_, PyAny>, Bound<'_, PyAny>); 8]> = smallvec::SmallVec::new();
         for (k, v) in dict.iter() {
@@ -263,6 +264,9 @@ impl<'a> Encoder<'a> {
                 let data = ffi::PyUnicode_AsUTF8AndSize(k.as_ptr(), &mut size);
                 if data.is_null() {
                     drop(PyErr::fetch(dict.py())); // lone surrogate: let the general path handle it
+                    return Ok(false);
+                }
+                if size >= 0x80 {
                     return Ok(false);
                 }
                 std::slice::from_raw_parts(data as *const u8, size as usize)
@@ -279,11 +283,14 @@ impl<'a> Encoder<'a> {
 
     fn write_set(&mut self, tag: u8, obj: &Bound<'_, PyAny>, depth: usize) -> Result<(), CoreError> {
         self.out.push(tag);
-        // The set's own storage, not a subclass's overridden __iter__ (as for the other builtins).
-        let items: Vec<Bound<'_, PyAny>> = match obj.cast::<PySet>() {
-            Ok(set) => set.iter().collect(),
-            Err(_) => obj.cast::<PyFrozenSet>().map_err(PyErr::from)?.iter().collect(),
+        // The set's own storage, not a subclass's overridden __iter__ (as for the other builtins): call
+        // the builtin set iterator slot directly (set and frozenset share it).
+        // SAFETY: `obj` is a set or frozenset (checked by the caller); tp_iter returns a new reference.
+        let iterator = unsafe {
+            let set_iter = (*std::ptr::addr_of_mut!(ffi::PySet_Type)).tp_iter.expect("set is iterable");
+            Bound::from_owned_ptr_or_err(obj.py(), set_iter(obj.as_ptr()))?
         };
+        let items: Vec<Bound<'_, PyAny>> = iterator.try_iter()?.collect::<PyResult<_>>()?;
         write_varint(self.out, items.len() as u64);
         let start = self.out.len();
         let mut spans = Vec::with_capacity(items.len());

@@ -268,8 +268,17 @@ impl MemoryStore {
         result
     }
 
+    /// Live entries of one function (expired ones are purged first, so they are never counted).
     pub fn count_group(&self, id: u32) -> usize {
-        self.inner.lock().lru.group_count(id)
+        let mut expired = Vec::new();
+        let count = {
+            let mut inner = self.inner.lock();
+            let n = inner.lru.purge_expired(&|| self.now(), &mut expired);
+            inner.stats.expirations += n as u64;
+            inner.lru.group_count(id)
+        };
+        drop(expired);
+        count
     }
 
     pub fn max_size(&self) -> Option<usize> {

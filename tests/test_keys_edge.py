@@ -1,0 +1,111 @@
+"""Edge cases of the native key encoder, checked against the reference encoder or the documented errors."""
+
+import enum
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+import key_reference  # noqa: E402
+
+from oxicache import CacheEntry, InMemCache, KeyEncodingError  # noqa: E402
+from oxicache.keys import canonical_bytes  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a" * 127: 1, "b" * 128: 2, "c": 3},  # one-byte and two-byte length prefixes side by side
+        {"a" * 129: 1, "b" * 256: 2},  # LEB128 order differs from numeric order from 128 bytes up
+        {"é" * 70: 1, "z": 2},
+        {"x": 1, 2: "int key"},  # mixed key types take the general path
+    ],
+)
+def test_dicts_match_reference(value):
+    assert canonical_bytes(value) == key_reference.encode(value)
+    assert CacheEntry(func="f", inputs={"d": value}).key == key_reference.key("f", {"d": value})
+
+
+def test_cycle_through_a_scalar_is_reported_as_a_cycle():
+    c = [1]
+    c.append(c)
+    with pytest.raises(KeyEncodingError, match="contains itself"):
+        canonical_bytes(c)
+
+
+def test_cycle_message_stays_short():
+    d = {}
+    d["self"] = d
+    cache = InMemCache()
+
+    @cache.memoize
+    def f(v):
+        return 1
+
+    with pytest.raises(KeyEncodingError) as info:
+        f(d)
+    message = str(info.value)
+    assert "argument 'v" in message and "reference cycle" in message and "exclude=['v']" in message
+    assert len(message) < 400
+
+
+class Color(enum.Flag):
+    RED = 1
+    BLUE = 2
+
+
+def test_flag_without_a_name_is_keyed_by_value():
+    assert canonical_bytes(Color(0)) != canonical_bytes(Color.RED)
+    assert canonical_bytes(Color(0)) == canonical_bytes(Color(0))
+
+
+class OddSet(set):
+    def __iter__(self):
+        yield 9
+
+
+def test_set_subclass_is_keyed_by_its_contents_not_its_iter():
+    assert canonical_bytes(OddSet({1, 2})) == canonical_bytes({1, 2})
+
+
+def test_masked_arrays_and_object_records_are_refused():
+    with pytest.raises(KeyEncodingError, match="register"):
+        canonical_bytes(np.ma.masked_array([1, 2], mask=[0, 1]))
+    records = np.array([(1, object())], dtype=[("a", "i4"), ("b", "O")])
+    with pytest.raises(KeyEncodingError):
+        canonical_bytes(records)
+
+
+def test_unsupported_type_error_names_the_fixes():
+    class Opaque:
+        pass
+
+    with pytest.raises(KeyEncodingError) as info:
+        CacheEntry(func="f", inputs={"conn": Opaque()}).key
+    message = str(info.value)
+    assert "'conn'" in message and "Opaque" in message
+    assert "__cache_key__" in message and "register_key_encoder" in message
+    assert isinstance(info.value, TypeError)
+
+
+def test_registered_encoder_applies_to_subclasses_and_can_be_removed():
+    from oxicache import register_key_encoder
+
+    class Point:
+        def __init__(self, x):
+            self.x = x
+
+    class Point3(Point):
+        pass
+
+    register_key_encoder(Point, lambda p: p.x)
+    try:
+        assert canonical_bytes(Point(1)) == canonical_bytes(Point(1))
+        assert canonical_bytes(Point(1)) != canonical_bytes(Point(2))
+        assert canonical_bytes(Point3(1)) == canonical_bytes(Point(1))  # nearest registered base class
+    finally:
+        register_key_encoder(Point, None)
+    with pytest.raises(KeyEncodingError):
+        canonical_bytes(Point(1))
