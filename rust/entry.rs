@@ -323,7 +323,9 @@ impl CacheEntry {
         }
         let inputs = as_inputs(py, get("inputs")?)?;
         let inputs = without_excluded(inputs.bind(py), exclude)?;
-        Self::build(py, get("func")?, Some(inputs.into_any()), get("output")?, get("expected")?, get("metadata")?)
+        // Deserialised entries never alias the source mapping's dicts.
+        let metadata = as_metadata(py, get("metadata")?)?.bind(py).copy()?;
+        Self::build(py, get("func")?, Some(inputs.into_any()), get("output")?, get("expected")?, Some(metadata.into_any()))
     }
 
     /// {"func", "inputs", ["output"], ["expected"], "metadata"}: unset output/expected are left out.
