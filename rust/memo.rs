@@ -16,7 +16,7 @@ use smallvec::SmallVec;
 
 use crate::key::digest;
 use crate::key::encode::{tag, with_scratch, write_str, write_varint, Encoder};
-use crate::store::{ttl_nanos, Extra, MemoryStore, Payload};
+use crate::store::{compact_large_key, ttl_nanos, Extra, MemoryStore, Payload};
 
 /// `inspect.Parameter.kind` values.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -235,7 +235,9 @@ impl Memoizer {
     ) -> PyResult<Py<PyAny>> {
         let store = self.store.get();
         let (key, lossless) = match with_scratch(|key| -> PyResult<Result<Py<PyAny>, (Vec<u8>, bool)>> {
-            let lossless = self.write_key(py, value, key)?;
+            let decodable = self.write_key(py, value, key)?;
+            let digested = compact_large_key(key, self.func_name.bind(py).to_str()?);
+            let lossless = decodable && !digested;
             Ok(match store.lookup(py, key) {
                 Some(value) => Ok(value),
                 None => Err((key.clone(), lossless)), // the miss path keeps its own copy across the call
@@ -359,6 +361,12 @@ impl Memoizer {
             }
             _ => Ok(slf.into_any().unbind()),
         }
+    }
+
+    /// Pickled by reference, like functions and `functools.lru_cache` wrappers: the qualified name is
+    /// looked up again in the module on unpickling (so memoized functions can go to process pools).
+    fn __reduce__(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+        Ok(slf.getattr(pyo3::intern!(slf.py(), "__qualname__"))?.unbind())
     }
 
     /// The key (`CacheEntry.key`) a call with these arguments would use.

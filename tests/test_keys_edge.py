@@ -109,3 +109,54 @@ def test_registered_encoder_applies_to_subclasses_and_can_be_removed():
         register_key_encoder(Point, None)
     with pytest.raises(KeyEncodingError):
         canonical_bytes(Point(1))
+
+
+def test_large_arguments_are_keyed_by_digest_and_kept_by_reference():
+    cache = InMemCache()
+    calls = []
+
+    @cache.memoize
+    def total(values):
+        calls.append(1)
+        return float(values.sum())
+
+    big = np.arange(10_000, dtype=np.float64)
+    assert total(big) == total(big.copy()) == float(big.sum())
+    assert len(calls) == 1  # equal arrays hit, whatever their identity
+    (entry,) = list(cache)
+    assert entry.inputs["values"] is big  # the argument itself, not a copy rebuilt from key bytes
+    assert entry.key == CacheEntry(func=total.cache_name, inputs={"values": big}).key == total.cache_key(big)
+    assert cache[entry.key].output == float(big.sum())
+    assert cache.get(total, values=big) == float(big.sum())
+    assert cache.remove(total, values=big) and len(cache) == 0
+
+
+def test_memoized_functions_pickle_by_reference():
+    import pickle
+
+    restored = pickle.loads(pickle.dumps(module_level_square))
+    assert restored is module_level_square
+    assert restored(3) == 9
+
+
+_square_cache = InMemCache()
+
+
+@_square_cache.memoize
+def module_level_square(x):
+    return x * x
+
+
+def test_large_decodable_arguments_also_round_trip():
+    cache = InMemCache()
+
+    @cache.memoize
+    def length(text):
+        return len(text)
+
+    text = "x" * 5000
+    assert length(text) == 5000
+    (entry,) = list(cache)
+    assert entry.inputs == {"text": text}
+    assert cache.get(length, text="x" * 5000) == 5000
+    assert length.cache_info().hits == 0 and length("x" * 5000) == 5000 and length.cache_info().hits == 1

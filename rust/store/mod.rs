@@ -95,8 +95,33 @@ struct Inner {
     by_digest: Option<HashMap<u128, Box<[u8]>>>,
 }
 
+/// Canonical bytes longer than this are not kept as the lookup key: a large argument (an array, a long
+/// document) would otherwise be stored twice, once as itself and once inside its key.
+pub const LARGE_KEY: usize = 512;
+/// Marks a key whose tail is the entry's 128-bit digest instead of the inputs' bytes (canonical dict
+/// bytes start with `d`, never with this byte).
+const DIGESTED: u8 = 0xFF;
+
+/// Replaces the inputs bytes of a large key (func id + inputs bytes) by the entry's digest, in place.
+/// Returns true when it did: the inputs can then no longer be decoded from the key.
+pub fn compact_large_key(key: &mut Vec<u8>, func: &str) -> bool {
+    if key.len() <= LARGE_KEY {
+        return false;
+    }
+    let digest = digest::entry_key(func, &key[4..]);
+    key.truncate(4);
+    key.push(DIGESTED);
+    key.extend_from_slice(&digest.to_be_bytes());
+    true
+}
+
 impl Inner {
     fn digest_of(&self, key: &[u8]) -> u128 {
+        if key.get(4) == Some(&DIGESTED) {
+            let mut raw = [0u8; 16];
+            raw.copy_from_slice(&key[5..21]);
+            return u128::from_be_bytes(raw);
+        }
         let name = &self.names[policy::group_of(key) as usize];
         digest::entry_key(name, &key[4..])
     }
@@ -211,7 +236,8 @@ impl MemoryStore {
         let mut key = Vec::with_capacity(4 + inputs_bytes.len());
         key.extend_from_slice(&id.to_le_bytes());
         key.extend_from_slice(&inputs_bytes);
-        Ok(Some((key, lossless)))
+        let digested = compact_large_key(&mut key, func);
+        Ok(Some((key, lossless && !digested)))
     }
 
     fn to_entry(&self, py: Python<'_>, name: &str, key: &[u8], payload: &Payload) -> PyResult<CacheEntry> {
