@@ -1,0 +1,144 @@
+"""Type stubs of the native module (rust/). Behaviour is documented on the Python side and in docs/."""
+
+from typing import Any, Callable, Iterable, final
+
+from oxicache.info import CacheInfo
+
+__all__ = [
+    "KEY_SCHEME_VERSION",
+    "MAX_DEPTH",
+    "CacheEntry",
+    "Memoizer",
+    "MemoryStore",
+    "__version__",
+    "_install_vectorcall",
+    "canonical_bytes",
+    "key_of",
+    "register_key_encoder",
+]
+
+__version__: str
+KEY_SCHEME_VERSION: int
+MAX_DEPTH: int
+
+def canonical_bytes(value: Any) -> bytes:
+    """The canonical encoding of a value (docs/key-scheme.md).
+
+    Raises:
+        KeyEncodingError: the value (or something inside it) has no canonical encoding.
+    """
+
+def key_of(func: str, inputs: dict[str, Any]) -> int:
+    """The 128-bit key of ``(func, inputs)``, equal to ``CacheEntry(func, inputs).key``."""
+
+def register_key_encoder(cls: type, encoder: Callable[[Any], Any] | None) -> None:
+    """Key instances of ``cls`` (and subclasses) by ``encoder(obj)``; ``None`` removes the registration."""
+
+def _install_vectorcall(memo: Memoizer) -> None: ...
+
+@final
+class CacheEntry:
+    """One cached call: func, inputs, output, expected, metadata. ``...`` means unset."""
+
+    output: Any
+    expected: Any
+    # Defaults shown as ... mean "not given": func "", inputs {}, output/expected unset, metadata {}.
+    def __new__(
+        cls,
+        func: str | Callable[..., Any] = ...,
+        inputs: dict[str, Any] | None = ...,
+        output: Any = ...,
+        expected: Any = ...,
+        metadata: dict[str, Any] | None = ...,
+    ) -> CacheEntry: ...
+    @property
+    def func(self) -> str: ...
+    @func.setter
+    def func(self, value: str | Callable[..., Any]) -> None: ...
+    @property
+    def inputs(self) -> dict[str, Any]: ...
+    @inputs.setter
+    def inputs(self, value: dict[str, Any]) -> None: ...
+    @property
+    def metadata(self) -> dict[str, Any]: ...
+    @metadata.setter
+    def metadata(self, value: dict[str, Any] | None) -> None: ...
+    @property
+    def key(self) -> int:
+        """The 128-bit key of (func, inputs), recomputed from the current fields."""
+    @property
+    def value(self) -> Any:
+        """``expected`` when annotated, otherwise ``output``."""
+    @property
+    def annotated(self) -> bool: ...
+    @classmethod
+    def from_args(
+        cls,
+        func: str | Callable[..., Any] = ...,
+        output: Any = ...,
+        expected: Any = ...,
+        metadata: dict[str, Any] | None = ...,
+        exclude: Iterable[str] | None = ...,
+        **inputs: Any,
+    ) -> CacheEntry: ...
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], exclude: Iterable[str] | None = None) -> CacheEntry: ...
+    def to_dict(self) -> dict[str, Any]: ...
+    def clone(
+        self,
+        *,
+        func: str | Callable[..., Any] = ...,
+        inputs: dict[str, Any] = ...,
+        output: Any = ...,
+        expected: Any = ...,
+        metadata: dict[str, Any] | None = ...,
+        exclude: Iterable[str] | None = ...,
+    ) -> CacheEntry: ...
+    def annotate(self, expected: Any = ..., metadata: dict[str, Any] | None = ...) -> CacheEntry: ...
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class MemoryStore:
+    """Thread-safe in-memory store behind InMemCache (LRU bound, TTL, exact statistics)."""
+
+    def __new__(cls, max_size: int | None = None, ttl: float | None = None) -> MemoryStore: ...
+    @property
+    def max_size(self) -> int | None: ...
+    @property
+    def ttl(self) -> float | None: ...
+    def get(self, func: str, inputs: dict[str, Any]) -> CacheEntry | None: ...
+    def contains(self, func: str, inputs: dict[str, Any]) -> bool: ...
+    def set(self, entry: CacheEntry, ttl: float | None = None) -> None: ...
+    def remove(self, func: str, inputs: dict[str, Any]) -> bool: ...
+    def get_by_key(self, key: int) -> CacheEntry | None: ...
+    def remove_by_key(self, key: int) -> bool: ...
+    def entries(self) -> list[CacheEntry]: ...
+    def clear(self) -> None: ...
+    def clear_func(self, func: str) -> int: ...
+    def count(self, func: str) -> int: ...
+    def expire(self) -> int: ...
+    def stats(self) -> dict[str, int | None]: ...
+    def _advance_clock(self, seconds: float) -> None: ...
+    def __len__(self) -> int: ...
+
+@final
+class Memoizer:
+    """A memoized function on a MemoryStore (built by ``InMemCache.memoize``)."""
+
+    cache_name: str
+    def __new__(
+        cls,
+        func: Callable[..., Any],
+        store: MemoryStore,
+        name: str,
+        params: list[tuple[str, int, bool, Any]],
+        exclude: list[str],
+        ttl: float | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Memoizer: ...
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+    def __get__(self, obj: Any, owner: type | None = None, /) -> Any: ...
+    def cache_key(self, *args: Any, **kwargs: Any) -> int: ...
+    def cache_info(self) -> CacheInfo: ...
+    def cache_clear(self) -> None: ...
