@@ -18,6 +18,9 @@ pub enum CoreError {
     TooDeep { limit: usize, cyclic: bool, path: Vec<String>, probe: usize },
     /// A Python error raised while encoding (a `__cache_key__` hook, a registered encoder, ...).
     Python(PyErr),
+    /// Builtins-only encoding met something that needs Python code (or an error report): redo the
+    /// whole call on the full path. Never shown to users.
+    NeedsFullPath,
 }
 
 impl From<PyErr> for CoreError {
@@ -31,7 +34,7 @@ impl CoreError {
     pub fn inside(mut self, segment: impl FnOnce() -> String) -> Self {
         match &mut self {
             CoreError::Unsupported { path, .. } | CoreError::TooDeep { path, .. } => path.push(segment()),
-            CoreError::Python(_) => {}
+            CoreError::Python(_) | CoreError::NeedsFullPath => {}
         }
         self
     }
@@ -60,7 +63,7 @@ impl CoreError {
                 format!("{outer}...{inner}")
             }
             CoreError::Unsupported { path, .. } | CoreError::TooDeep { path, .. } => path.iter().rev().cloned().collect(),
-            CoreError::Python(_) => String::new(),
+            CoreError::Python(_) | CoreError::NeedsFullPath => String::new(),
         };
         let subject = match (param, func) {
             (Some(p), Some(f)) => format!("argument '{p}{nested}' of {f}"),
@@ -93,6 +96,7 @@ impl CoreError {
                 format!("cannot build a cache key from {subject}: nesting exceeds {limit} levels; {exclude_hint}or pass a flatter value"),
             ),
             CoreError::Python(err) => err,
+            CoreError::NeedsFullPath => pyo3::exceptions::PySystemError::new_err("oxicache: internal fast-path fallback escaped"),
         }
     }
 }

@@ -16,6 +16,7 @@ use smallvec::SmallVec;
 
 use crate::key::digest;
 use crate::key::encode::{tag, with_scratch, write_str, write_varint, Encoder};
+use crate::store::flight::Role;
 use crate::store::{compact_large_key, ttl_nanos, Extra, MemoryStore, Payload};
 
 /// `inspect.Parameter.kind` values.
@@ -225,6 +226,30 @@ impl Memoizer {
         &self.func
     }
 
+    /// The hit path for positional calls whose arguments are all exact builtins: encodes without running
+    /// Python code and returns the stored value, or None for anything else (miss, expired entry, other
+    /// argument types), which the caller then handles through the full path.
+    #[inline]
+    pub(crate) fn fast_hit<'py>(&self, py: Python<'py>, value: impl Fn(usize) -> Borrowed<'py, 'py, PyAny>) -> Option<Py<PyAny>> {
+        let store = self.store.get();
+        let hit = with_scratch(|key| {
+            key.extend_from_slice(&self.func_id.to_le_bytes());
+            key.push(tag::DICT);
+            write_varint(key, self.order.len() as u64);
+            let mut enc = Encoder::builtins_only(key);
+            for &i in &self.order {
+                enc.out.extend_from_slice(&self.params[i].name_bytes);
+                enc.encode(&value(i), 2).ok()?;
+            }
+            if key.len() > crate::store::LARGE_KEY {
+                return None; // digesting needs the name as a str: leave it to the full path
+            }
+            store.lookup_hit(py, key)
+        })?;
+        bump(&self.hits);
+        Some(hit)
+    }
+
     /// Looks the call up; on a miss runs `call` (the function with the caller's arguments) and stores
     /// the result.
     pub(crate) fn call_with<'a, 'py: 'a>(
@@ -250,18 +275,33 @@ impl Memoizer {
             Err(miss) => miss,
         };
         bump(&self.misses);
-        let output = call()?;
-        let extra = if lossless && self.metadata.is_none() {
-            None
-        } else {
-            Some(Box::new(Extra {
-                expected: None,
-                metadata: self.metadata.as_ref().map(|m| m.clone_ref(py)),
-                inputs: if lossless { None } else { Some(self.inputs_dict(py, value)?.unbind()) },
-            }))
+        let compute_and_store = || -> PyResult<Py<PyAny>> {
+            let output = call()?;
+            let extra = if lossless && self.metadata.is_none() {
+                None
+            } else {
+                Some(Box::new(Extra {
+                    expected: None,
+                    metadata: self.metadata.as_ref().map(|m| m.clone_ref(py)),
+                    inputs: if lossless { None } else { Some(self.inputs_dict(py, value)?.unbind()) },
+                }))
+            };
+            store.store(&key, Payload { output: output.clone_ref(py), extra }, self.ttl);
+            Ok(output)
         };
-        store.store(&key, Payload { output: output.clone_ref(py), extra }, self.ttl);
-        Ok(output)
+        match store.flights.join(&key) {
+            Role::Follow(flight) => flight.wait(py),
+            Role::Reentrant => compute_and_store(),
+            Role::Lead(leader) => {
+                // Another leader may have stored the value between our lookup and joining.
+                let outcome = match store.peek_value(py, &key) {
+                    Some(value) => Ok(value),
+                    None => compute_and_store(),
+                };
+                leader.finish(py, &outcome);
+                outcome
+            }
+        }
     }
 }
 
@@ -338,7 +378,7 @@ impl Memoizer {
             metadata,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
-            vectorcall: crate::vectorcall::memoizer_vectorcall,
+            vectorcall: crate::vectorcall::memoizer_vectorcall(),
         })
     }
 

@@ -112,15 +112,32 @@ macro_rules! type_ptr {
 pub struct Encoder<'a> {
     pub out: &'a mut Vec<u8>,
     pub lossless: bool,
+    /// Refuse (with `CoreError::NeedsFullPath`) anything that would run Python code or build a Python
+    /// error: the mode of the memoizer's hit path, which runs outside PyO3's call bookkeeping.
+    builtins_only: bool,
 }
 
 impl<'a> Encoder<'a> {
     pub fn new(out: &'a mut Vec<u8>) -> Self {
-        Encoder { out, lossless: true }
+        Encoder { out, lossless: true, builtins_only: false }
+    }
+
+    pub fn builtins_only(out: &'a mut Vec<u8>) -> Self {
+        Encoder { out, lossless: true, builtins_only: true }
+    }
+
+    /// In builtins-only mode: clear the pending Python error without materialising it, and bail out.
+    fn bail(&self) -> Result<(), CoreError> {
+        // SAFETY: the thread holds the GIL (every caller of the encoder does).
+        unsafe { ffi::PyErr_Clear() };
+        Err(CoreError::NeedsFullPath)
     }
 
     pub fn encode(&mut self, obj: &Bound<'_, PyAny>, depth: usize) -> Result<(), CoreError> {
         if depth > MAX_DEPTH {
+            if self.builtins_only {
+                return Err(CoreError::NeedsFullPath);
+            }
             return Err(CoreError::TooDeep { limit: MAX_DEPTH, cyclic: false, path: Vec::new(), probe: 0 });
         }
         let ptr = obj.as_ptr();
@@ -161,6 +178,8 @@ impl<'a> Encoder<'a> {
                 self.out.push(tag::COMPLEX);
                 write_f64_payload(self.out, ffi::PyComplex_RealAsDouble(ptr));
                 write_f64_payload(self.out, ffi::PyComplex_ImagAsDouble(ptr));
+            } else if self.builtins_only {
+                return Err(CoreError::NeedsFullPath);
             } else {
                 self.lossless = false;
                 self.encode_object(obj, depth)?;
@@ -175,10 +194,16 @@ impl<'a> Encoder<'a> {
         let v = unsafe { ffi::PyLong_AsLongLongAndOverflow(obj.as_ptr(), &mut overflow) };
         if overflow == 0 {
             if v == -1 && PyErr::occurred(obj.py()) {
+                if self.builtins_only {
+                    return self.bail();
+                }
                 return Err(PyErr::fetch(obj.py()).into());
             }
             write_i64(self.out, v);
             return Ok(());
+        }
+        if self.builtins_only {
+            return Err(CoreError::NeedsFullPath);
         }
         // Arbitrary size: let Python produce the two's-complement bytes.
         let py = obj.py();
@@ -202,6 +227,9 @@ impl<'a> Encoder<'a> {
             return Ok(());
         }
         // Lone surrogates have no UTF-8 form; "surrogatepass" still gives one deterministic encoding.
+        if self.builtins_only {
+            return self.bail();
+        }
         let py = obj.py();
         drop(PyErr::fetch(py));
         let encoded = obj.call_method1(pyo3::intern!(py, "encode"), ("utf-8", "surrogatepass"))?;
@@ -263,7 +291,12 @@ impl<'a> Encoder<'a> {
                 let mut size: ffi::Py_ssize_t = 0;
                 let data = ffi::PyUnicode_AsUTF8AndSize(k.as_ptr(), &mut size);
                 if data.is_null() {
-                    drop(PyErr::fetch(dict.py())); // lone surrogate: let the general path handle it
+                    // Lone surrogate: let the general path handle it.
+                    if self.builtins_only {
+                        ffi::PyErr_Clear();
+                    } else {
+                        drop(PyErr::fetch(dict.py()));
+                    }
                     return Ok(false);
                 }
                 if size >= 0x80 {

@@ -5,6 +5,7 @@
 //! map (replaced, evicted, expired, removed, cleared) is dropped only after the lock is released, since
 //! a decref can run `__del__`, which may call back into the cache.
 
+pub mod flight;
 pub mod policy;
 
 use std::collections::HashMap;
@@ -138,6 +139,8 @@ impl Inner {
 #[pyclass(module = "oxicache._core", name = "MemoryStore", frozen)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    /// Misses being computed right now (single-flight); a separate lock, never held with `inner`.
+    pub flights: flight::Flights,
     default_ttl: u64,
     epoch: Instant,
     /// Added to the monotonic clock; lets tests move time forward without sleeping.
@@ -215,6 +218,22 @@ impl MemoryStore {
         hit
     }
 
+    /// The hit path of the native memoizer: returns the value of a live entry and counts the hit; on
+    /// anything else returns None, counts nothing and changes nothing (the full path then looks again).
+    /// Drops no Python object, so it is safe outside PyO3's call bookkeeping.
+    #[inline]
+    pub fn lookup_hit(&self, py: Python<'_>, key: &[u8]) -> Option<Py<PyAny>> {
+        let mut inner = self.inner.lock();
+        let value = inner.lru.get_live(key, || self.now())?.value(py);
+        inner.stats.hits += 1;
+        Some(value)
+    }
+
+    /// The hit value for `key` without counting a lookup (the leader's re-check after winning a flight).
+    pub fn peek_value(&self, py: Python<'_>, key: &[u8]) -> Option<Py<PyAny>> {
+        self.inner.lock().lru.peek(key, || self.now()).map(|p| p.value(py))
+    }
+
     /// Stores `payload` under `key` (`ttl` in ns, 0 = the store's default).
     pub fn store(&self, key: &[u8], payload: Payload, ttl: u64) {
         let expires = self.expiry(ttl);
@@ -223,6 +242,7 @@ impl MemoryStore {
             let displaced = inner.lru.insert(key, payload, expires, || self.now());
             inner.stats.sets += 1;
             inner.stats.evictions += displaced.evicted.len() as u64;
+            inner.stats.expirations += displaced.expired.len() as u64;
             inner.index(key);
             displaced
         };
@@ -337,6 +357,7 @@ impl MemoryStore {
                 stats: Stats::default(),
                 by_digest: None,
             }),
+            flights: flight::Flights::default(),
             default_ttl: ttl_nanos(ttl)?,
             epoch: Instant::now(),
             clock_offset: AtomicU64::new(0),

@@ -59,10 +59,12 @@ struct Node<V> {
     expires: u64,
 }
 
-/// What `insert` displaced: the old value under the same key and/or entries evicted for room.
+/// What `insert` displaced: the old value under the same key, entries evicted for room, and expired
+/// entries swept to make room (those are expirations, not evictions).
 pub struct Displaced<V> {
     pub replaced: Option<V>,
     pub evicted: Vec<V>,
+    pub expired: Vec<V>,
 }
 
 /// An LRU map from byte keys to `V`, with optional capacity and per-entry expiry.
@@ -202,6 +204,17 @@ impl<V> Lru<V> {
         Lookup::Hit(self.nodes[i as usize].value.as_ref().expect("live node has a value"))
     }
 
+    /// A live entry becomes the most recently used and is returned; an expired one is left in place
+    /// (for a caller that must not drop values, see `MemoryStore::lookup_hit`).
+    pub fn get_live(&mut self, key: &[u8], now: impl Fn() -> u64) -> Option<&V> {
+        let i = self.find(key)?;
+        if self.is_expired(i, now) {
+            return None;
+        }
+        self.touch(i);
+        self.nodes[i as usize].value.as_ref()
+    }
+
     /// Like `get` but neither counts as a use nor removes expired entries.
     pub fn peek(&self, key: &[u8], now: impl Fn() -> u64) -> Option<&V> {
         let i = self.find(key)?;
@@ -214,7 +227,7 @@ impl<V> Lru<V> {
     /// Inserts or replaces; `expires` is 0 for no expiry. Evicts least recently used entries past capacity
     /// (expired entries first: they never take room from live ones).
     pub fn insert(&mut self, key: &[u8], value: V, expires: u64, now: impl Fn() -> u64) -> Displaced<V> {
-        let mut displaced = Displaced { replaced: None, evicted: Vec::new() };
+        let mut displaced = Displaced { replaced: None, evicted: Vec::new(), expired: Vec::new() };
         if expires != 0 {
             self.min_expires = self.min_expires.min(expires);
         }
@@ -227,7 +240,7 @@ impl<V> Lru<V> {
         }
         if let Some(max) = self.max_size {
             if self.len >= max {
-                self.purge_expired(&now, &mut displaced.evicted);
+                self.purge_expired(&now, &mut displaced.expired);
             }
             while self.len >= max && self.tail != NIL {
                 let victim = self.tail;
@@ -406,7 +419,8 @@ mod tests {
         lru.insert(&key(0, "live"), 2, 0, || 0);
         // At t=20 the first entry has expired: inserting a third evicts it, not the live one.
         let d = lru.insert(&key(0, "new"), 3, 0, || 20);
-        assert_eq!(d.evicted, vec![1]);
+        assert_eq!(d.expired, vec![1]);
+        assert!(d.evicted.is_empty());
         assert!(matches!(lru.get(&key(0, "live"), || 20), Lookup::Hit(&2)));
     }
 

@@ -1,0 +1,101 @@
+//! Single-flight for concurrent misses of one key: the first caller computes, the others wait for its
+//! outcome instead of running the function again (the stampede of cachetools #294).
+//!
+//! Waiters release the GIL while they wait. When the leader raises, every waiter raises the same
+//! exception and nothing is stored. A leader that calls its own key again (recursion on one thread)
+//! computes without waiting on itself.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::thread::ThreadId;
+
+use parking_lot::{Condvar, Mutex};
+use pyo3::prelude::*;
+
+type Outcome = Result<Py<PyAny>, PyErr>;
+
+pub struct Flight {
+    leader: ThreadId,
+    outcome: Mutex<Option<Outcome>>,
+    done: Condvar,
+}
+
+impl Flight {
+    /// Blocks (with the GIL released) until the leader finishes, then returns its result or exception.
+    pub fn wait(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        py.detach(|| {
+            let mut slot = self.outcome.lock();
+            while slot.is_none() {
+                self.done.wait(&mut slot);
+            }
+        });
+        match self.outcome.lock().as_ref().expect("filled before the wait ends") {
+            Ok(value) => Ok(value.clone_ref(py)),
+            Err(err) => Err(err.clone_ref(py)),
+        }
+    }
+}
+
+/// The calls in progress, by key.
+#[derive(Default)]
+pub struct Flights {
+    running: Mutex<HashMap<Box<[u8]>, Arc<Flight>>>,
+}
+
+pub enum Role<'a> {
+    /// This caller computes and must `finish` (dropping the guard unfinished releases the waiters with
+    /// an error, so nobody waits forever).
+    Lead(Leader<'a>),
+    /// Another thread is computing this key.
+    Follow(Arc<Flight>),
+    /// This thread is already computing this key further up its stack: compute again, don't wait.
+    Reentrant,
+}
+
+pub struct Leader<'a> {
+    flights: &'a Flights,
+    key: Box<[u8]>,
+    flight: Arc<Flight>,
+    finished: bool,
+}
+
+impl Flights {
+    pub fn join(&self, key: &[u8]) -> Role<'_> {
+        let me = std::thread::current().id();
+        let mut running = self.running.lock();
+        if let Some(flight) = running.get(key) {
+            return if flight.leader == me { Role::Reentrant } else { Role::Follow(flight.clone()) };
+        }
+        let flight = Arc::new(Flight { leader: me, outcome: Mutex::new(None), done: Condvar::new() });
+        running.insert(key.into(), flight.clone());
+        Role::Lead(Leader { flights: self, key: key.into(), flight, finished: false })
+    }
+}
+
+impl Leader<'_> {
+    /// Publishes the outcome to the waiters and retires the flight (call after storing the value).
+    pub fn finish(mut self, py: Python<'_>, outcome: &PyResult<Py<PyAny>>) {
+        let shared = match outcome {
+            Ok(value) => Ok(value.clone_ref(py)),
+            Err(err) => Err(err.clone_ref(py)),
+        };
+        self.publish(shared);
+    }
+
+    fn publish(&mut self, outcome: Outcome) {
+        self.finished = true;
+        let removed = self.flights.running.lock().remove(&self.key);
+        *self.flight.outcome.lock() = Some(outcome);
+        self.flight.done.notify_all();
+        drop(removed);
+    }
+}
+
+impl Drop for Leader<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            let err = pyo3::exceptions::PyRuntimeError::new_err("the call computing this cache entry did not finish");
+            self.publish(Err(err));
+        }
+    }
+}
