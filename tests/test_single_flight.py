@@ -1,0 +1,120 @@
+"""Concurrent misses of one key compute once per process (threads), and the native call path releases
+what it drops at once (no references parked until some later call)."""
+
+import sys
+import threading
+import time
+import weakref
+
+import pytest
+
+from oxicache import InMemCache
+
+
+def run_threads(target, args_list):
+    threads = [threading.Thread(target=target, args=args) for args in args_list]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    assert not any(t.is_alive() for t in threads), "a waiter hung"
+
+
+def test_concurrent_misses_compute_once_per_key():
+    cache = InMemCache()
+    computed = {}
+    lock = threading.Lock()
+
+    @cache.memoize
+    def slow(key):
+        with lock:
+            computed[key] = computed.get(key, 0) + 1
+        time.sleep(0.1)
+        return ("value", key)
+
+    results = []
+
+    def call(key):
+        results.append((key, slow(key)))
+
+    calls = [(0,)] * 16 + [(k,) for k in range(1, 5) for _ in range(4)]
+    run_threads(call, calls)
+    assert computed == {0: 1, 1: 1, 2: 1, 3: 1, 4: 1}
+    assert all(value == ("value", key) for key, value in results)
+    assert len(results) == len(calls)
+    info = slow.cache_info()
+    assert info.hits + info.misses == len(calls)
+    assert info.currsize == 5
+
+
+def test_waiters_get_the_leaders_exception_and_nothing_is_stored():
+    cache = InMemCache()
+    runs = []
+
+    @cache.memoize
+    def failing(key):
+        runs.append(key)
+        time.sleep(0.1)
+        raise ValueError(f"upstream failed for {key}")
+
+    errors = []
+
+    def call():
+        try:
+            failing(7)
+        except ValueError as err:
+            errors.append(str(err))
+
+    run_threads(call, [()] * 8)
+    assert runs == [7]
+    assert errors == ["upstream failed for 7"] * 8
+    assert len(cache) == 0
+    with pytest.raises(ValueError):
+        failing(7)  # not cached: the next call computes again
+    assert runs == [7, 7]
+
+
+def test_recursion_on_the_same_key_does_not_wait_on_itself():
+    cache = InMemCache()
+    depth = []
+
+    @cache.memoize
+    def again(x):
+        depth.append(x)
+        if len(depth) == 1:
+            return again(x) + 1  # same key, same thread: computes instead of deadlocking
+        return 1
+
+    assert again(5) == 2
+    assert len(depth) == 2
+
+
+def test_miss_leaves_exactly_one_reference_in_the_store():
+    cache = InMemCache()
+
+    class Result:
+        pass
+
+    @cache.memoize
+    def make(x):
+        return Result()
+
+    result = make(1)
+    # this frame's variable + getrefcount's argument + the stored entry: nothing parked elsewhere
+    assert sys.getrefcount(result) == 3
+
+
+def test_evicted_results_die_without_any_other_call():
+    cache = InMemCache(max_size=1)
+
+    class Result:
+        pass
+
+    @cache.memoize
+    def make(x):
+        return Result()
+
+    first = weakref.ref(make(1))
+    assert first() is not None  # held by the cache
+    make(2)  # evicts the first result through the native call path only
+    assert first() is None
