@@ -191,6 +191,34 @@ impl Memoizer {
         self.plain_positional && (self.required..=self.params.len()).contains(&nargs)
     }
 
+    /// For the keyword hit path: the slots of a call with `nargs` positional arguments and the keyword
+    /// names `kwnames` (pointers of interned strings), or None when the call needs the full binder
+    /// (variadics, unknown or duplicate names, a missing argument without default). Slot i is the index
+    /// into the caller's argument array, or `usize::MAX` for "use the default".
+    #[inline]
+    pub(crate) fn keyword_slots(&self, nargs: usize, kwnames: &[*mut ffi::PyObject]) -> Option<SmallVec<[usize; 8]>> {
+        if self.var_pos.is_some() || self.var_kw.is_some() || nargs > self.n_positional {
+            return None;
+        }
+        let mut slots: SmallVec<[usize; 8]> = SmallVec::from_elem(usize::MAX, self.params.len());
+        for (i, slot) in slots.iter_mut().enumerate().take(nargs) {
+            *slot = i;
+        }
+        for (k, &name) in kwnames.iter().enumerate() {
+            let i = self.params.iter().position(|p| p.name.as_ptr() == name)?;
+            if !matches!(self.params[i].kind, Kind::PositionalOrKeyword | Kind::KeywordOnly) || slots[i] != usize::MAX {
+                return None;
+            }
+            slots[i] = nargs + k;
+        }
+        for (slot, p) in slots.iter().zip(&self.params) {
+            if *slot == usize::MAX && p.default.is_none() {
+                return None;
+            }
+        }
+        Some(slots)
+    }
+
     /// Parameter i's default (only called for parameters that have one).
     #[inline]
     pub(crate) fn default_of<'a, 'py>(&'a self, py: Python<'py>, i: usize) -> Borrowed<'a, 'py, PyAny> {

@@ -12,6 +12,8 @@ use pyo3::impl_::trampoline;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
+use smallvec::SmallVec;
+
 use crate::memo::Memoizer;
 
 /// PyO3's fastcall trampoline does what every entry from CPython needs: it registers the thread as
@@ -58,24 +60,24 @@ unsafe extern "C" fn vectorcall_entry(
 }
 
 unsafe fn fast_hit(callable: *mut ffi::PyObject, args: *const *mut ffi::PyObject, nargsf: usize, kwnames: *mut ffi::PyObject) -> Option<Py<PyAny>> {
-    if !kwnames.is_null() && unsafe { ffi::PyTuple_GET_SIZE(kwnames) } != 0 {
-        return None;
-    }
     // SAFETY: CPython calls vectorcall functions with the thread attached.
     let py = unsafe { Python::assume_attached() };
     let memo: &Memoizer = unsafe { Borrowed::from_ptr(py, callable).cast_unchecked::<Memoizer>() }.get();
     let nargs = unsafe { ffi::PyVectorcall_NARGS(nargsf) } as usize;
-    if !memo.binds_positionally(nargs) {
-        return None;
-    }
-    memo.fast_hit(py, |i| {
-        if i < nargs {
-            // SAFETY: the caller keeps its `nargs` arguments alive for the duration of the call.
-            unsafe { Borrowed::from_ptr(py, *args.add(i)) }
-        } else {
-            memo.default_of(py, i)
+    let nkw = if kwnames.is_null() { 0 } else { (unsafe { ffi::PyTuple_GET_SIZE(kwnames) }) as usize };
+    // SAFETY: the caller keeps `nargs + nkw` arguments alive for the duration of the call.
+    let arg = |j: usize| unsafe { Borrowed::from_ptr(py, *args.add(j)) };
+    if nkw == 0 {
+        if !memo.binds_positionally(nargs) {
+            return None;
         }
-    })
+        return memo.fast_hit(py, |i| if i < nargs { arg(i) } else { memo.default_of(py, i) });
+    }
+    // SAFETY: kwnames is a tuple of `nkw` str; its item array lives as long as the tuple.
+    let names: SmallVec<[*mut ffi::PyObject; 8]> =
+        (0..nkw).map(|k| unsafe { ffi::PyTuple_GET_ITEM(kwnames, k as ffi::Py_ssize_t) }).collect();
+    let slots = memo.keyword_slots(nargs, &names)?;
+    memo.fast_hit(py, |i| if slots[i] == usize::MAX { memo.default_of(py, i) } else { arg(slots[i]) })
 }
 
 /// # Safety
