@@ -24,9 +24,8 @@ pub struct CacheEntry {
 
 const FIELDS: [&str; 5] = ["func", "inputs", "output", "expected", "metadata"];
 
-
 fn is_unset(obj: &Bound<'_, PyAny>) -> bool {
-    obj.is(&obj.py().Ellipsis())
+    obj.is(obj.py().Ellipsis())
 }
 
 /// An optional argument that keeps `None` distinct from "not given" (PyO3 maps `None` to `Option::None`).
@@ -65,10 +64,16 @@ pub fn func_name(func: &Bound<'_, PyAny>) -> PyResult<Py<PyString>> {
                 return Ok(PyString::new(py, &format!("{}.{}", m.str()?, q.str()?)).unbind());
             }
         }
-        let msg = format!("cannot name the callable {}: it has no __module__/__qualname__; pass func as a string", func.repr()?);
+        let msg = format!(
+            "cannot name the callable {}: it has no __module__/__qualname__; pass func as a string",
+            func.repr()?
+        );
         return Err(PyTypeError::new_err(msg));
     }
-    Err(PyTypeError::new_err(format!("func must be a str or a callable, got {}", func.get_type().name()?)))
+    Err(PyTypeError::new_err(format!(
+        "func must be a str or a callable, got {}",
+        func.get_type().name()?
+    )))
 }
 
 fn as_inputs(py: Python<'_>, value: Option<Bound<'_, PyAny>>) -> PyResult<Py<PyDict>> {
@@ -77,11 +82,18 @@ fn as_inputs(py: Python<'_>, value: Option<Bound<'_, PyAny>>) -> PyResult<Py<PyD
         Some(v) if v.is_none() => Ok(PyDict::new(py).unbind()),
         Some(v) => {
             let dict = v.cast::<PyDict>().map_err(|_| {
-                PyTypeError::new_err(format!("inputs must be a dict of argument names to values, got {}", type_name(&v)))
+                PyTypeError::new_err(format!(
+                    "inputs must be a dict of argument names to values, got {}",
+                    type_name(&v)
+                ))
             })?;
             for k in dict.keys() {
                 if !k.is_instance_of::<PyString>() {
-                    let msg = format!("inputs keys must be argument names (str), got {} of type {}", k.repr()?, type_name(&k));
+                    let msg = format!(
+                        "inputs keys must be argument names (str), got {} of type {}",
+                        k.repr()?,
+                        type_name(&k)
+                    );
                     return Err(PyTypeError::new_err(msg));
                 }
             }
@@ -103,11 +115,17 @@ fn as_metadata(py: Python<'_>, value: Option<Bound<'_, PyAny>>) -> PyResult<Py<P
 }
 
 fn type_name(v: &Bound<'_, PyAny>) -> String {
-    v.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into())
+    v.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into())
 }
 
 /// `inputs` without the names in `exclude` (a new dict; the caller's dict is never modified).
-fn without_excluded<'py>(inputs: &Bound<'py, PyDict>, exclude: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyDict>> {
+fn without_excluded<'py>(
+    inputs: &Bound<'py, PyDict>,
+    exclude: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyDict>> {
     let out = inputs.copy()?;
     if let Some(ex) = exclude.filter(|e| !e.is_none()) {
         remove_names(&out, ex)?;
@@ -118,7 +136,11 @@ fn without_excluded<'py>(inputs: &Bound<'py, PyDict>, exclude: Option<&Bound<'py
 /// Deletes the names listed in `exclude` from `dict` (which the caller owns).
 fn remove_names(dict: &Bound<'_, PyDict>, exclude: &Bound<'_, PyAny>) -> PyResult<()> {
     if exclude.is_instance_of::<PyString>() {
-        let msg = format!("exclude must be a list of argument names, got the string {}; write [{}]", exclude.repr()?, exclude.repr()?);
+        let msg = format!(
+            "exclude must be a list of argument names, got the string {}; write [{}]",
+            exclude.repr()?,
+            exclude.repr()?
+        );
         return Err(PyTypeError::new_err(msg));
     }
     for name in exclude.try_iter()? {
@@ -131,8 +153,20 @@ fn remove_names(dict: &Bound<'_, PyDict>, exclude: &Bound<'_, PyAny>) -> PyResul
 }
 
 impl CacheEntry {
-    pub fn new_raw(func: Py<PyString>, inputs: Py<PyDict>, output: Py<PyAny>, expected: Py<PyAny>, metadata: Py<PyDict>) -> Self {
-        CacheEntry { func, inputs, output, expected, metadata }
+    pub fn new_raw(
+        func: Py<PyString>,
+        inputs: Py<PyDict>,
+        output: Py<PyAny>,
+        expected: Py<PyAny>,
+        metadata: Py<PyDict>,
+    ) -> Self {
+        CacheEntry {
+            func,
+            inputs,
+            output,
+            expected,
+            metadata,
+        }
     }
 
     pub fn func<'py>(&self, py: Python<'py>) -> &Bound<'py, PyString> {
@@ -221,7 +255,14 @@ impl CacheEntry {
         expected: Given<'py>,
         metadata: Given<'py>,
     ) -> PyResult<Self> {
-        Self::build(py, func.opt(), inputs.opt(), output.opt(), expected.opt(), metadata.opt())
+        Self::build(
+            py,
+            func.opt(),
+            inputs.opt(),
+            output.opt(),
+            expected.opt(),
+            metadata.opt(),
+        )
     }
 
     /// Function identity: `module.qualname` of the memoized callable, or the `name=` it was given.
@@ -319,13 +360,23 @@ impl CacheEntry {
             }
         };
         if !data.hasattr("keys")? {
-            return Err(PyTypeError::new_err(format!("from_dict expects a mapping, got {}", type_name(data))));
+            return Err(PyTypeError::new_err(format!(
+                "from_dict expects a mapping, got {}",
+                type_name(data)
+            )));
         }
         let inputs = as_inputs(py, get("inputs")?)?;
         let inputs = without_excluded(inputs.bind(py), exclude)?;
         // Deserialised entries never alias the source mapping's dicts.
         let metadata = as_metadata(py, get("metadata")?)?.bind(py).copy()?;
-        Self::build(py, get("func")?, Some(inputs.into_any()), get("output")?, get("expected")?, Some(metadata.into_any()))
+        Self::build(
+            py,
+            get("func")?,
+            Some(inputs.into_any()),
+            get("output")?,
+            get("expected")?,
+            Some(metadata.into_any()),
+        )
     }
 
     /// {"func", "inputs", ["output"], ["expected"], "metadata"}: unset output/expected are left out.
@@ -362,14 +413,24 @@ impl CacheEntry {
         let inputs = as_inputs(py, Some(pick(inputs, "inputs")))?;
         let inputs = without_excluded(inputs.bind(py), exclude.opt().as_ref())?;
         let metadata = as_metadata(py, Some(pick(metadata, "metadata")))?.bind(py).copy()?;
-        Self::build_trusted(py, Some(pick(func, "func")), inputs, Some(pick(output, "output")), Some(pick(expected, "expected")), Some(metadata.into_any()))
+        Self::build_trusted(
+            py,
+            Some(pick(func, "func")),
+            inputs,
+            Some(pick(output, "output")),
+            Some(pick(expected, "expected")),
+            Some(metadata.into_any()),
+        )
     }
 
     /// annotate(expected=..., metadata=None): a copy with `expected` set (to `output` when omitted) and
     /// `metadata` merged over the current metadata. The entry itself is unchanged.
     #[pyo3(signature = (expected=Given::No, metadata=Given::No))]
     fn annotate<'py>(&self, py: Python<'py>, expected: Given<'py>, metadata: Given<'py>) -> PyResult<Self> {
-        let expected = expected.opt().filter(|e| !is_unset(e)).unwrap_or_else(|| self.output.bind(py).clone());
+        let expected = expected
+            .opt()
+            .filter(|e| !is_unset(e))
+            .unwrap_or_else(|| self.output.bind(py).clone());
         let extra = metadata.opt();
         let metadata = self.metadata.bind(py).copy()?;
         if let Some(extra) = extra.filter(|m| !m.is_none()) {
@@ -387,7 +448,9 @@ impl CacheEntry {
     }
 
     fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        let Ok(other) = other.cast::<CacheEntry>() else { return Ok(py.NotImplemented()) };
+        let Ok(other) = other.cast::<CacheEntry>() else {
+            return Ok(py.NotImplemented());
+        };
         let other = other.borrow();
         for name in FIELDS {
             if !self.field(py, name).eq(other.field(py, name))? {

@@ -15,7 +15,12 @@ pub enum CoreError {
     /// Nesting deeper than the limit; `cyclic` when a container on the path contains itself.
     /// `probe` is the address of the innermost container at the limit (0 until one records it): the same
     /// address further up proves a cycle, at no cost to the successful path.
-    TooDeep { limit: usize, cyclic: bool, path: Vec<String>, probe: usize },
+    TooDeep {
+        limit: usize,
+        cyclic: bool,
+        path: Vec<String>,
+        probe: usize,
+    },
     /// A Python error raised while encoding (a `__cache_key__` hook, a registered encoder, ...).
     Python(PyErr),
     /// Builtins-only encoding met something that needs Python code (or an error report): redo the
@@ -62,7 +67,9 @@ impl CoreError {
                 let inner: String = path.iter().take(2).rev().cloned().collect();
                 format!("{outer}...{inner}")
             }
-            CoreError::Unsupported { path, .. } | CoreError::TooDeep { path, .. } => path.iter().rev().cloned().collect(),
+            CoreError::Unsupported { path, .. } | CoreError::TooDeep { path, .. } => {
+                path.iter().rev().cloned().collect()
+            }
             CoreError::Python(_) | CoreError::NeedsFullPath => String::new(),
         };
         let subject = match (param, func) {

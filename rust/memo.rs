@@ -80,6 +80,9 @@ pub struct Memoizer {
     pub(crate) vectorcall: ffi::vectorcallfunc,
 }
 
+/// A hit's value, or a miss's key bytes and whether its inputs decode back from them.
+type HitOrMiss = Result<Py<PyAny>, (Vec<u8>, bool)>;
+
 type Slots<'py> = SmallVec<[Option<Bound<'py, PyAny>>; 8]>;
 
 enum Binding<'py> {
@@ -89,7 +92,12 @@ enum Binding<'py> {
 }
 
 impl Memoizer {
-    fn bind<'py>(&self, py: Python<'py>, args: &Bound<'py, PyTuple>, kwargs: Option<&Bound<'py, PyDict>>) -> PyResult<Binding<'py>> {
+    fn bind<'py>(
+        &self,
+        py: Python<'py>,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Binding<'py>> {
         let mut slots: Slots<'py> = SmallVec::from_elem(None, self.params.len());
         let nargs = args.len();
         let npos = self.n_positional;
@@ -97,7 +105,11 @@ impl Memoizer {
             *slot = Some(args.get_item(i)?);
         }
         if let Some(vp) = self.var_pos {
-            slots[vp] = Some(if nargs > npos { args.get_slice(npos, nargs).into_any() } else { PyTuple::empty(py).into_any() });
+            slots[vp] = Some(if nargs > npos {
+                args.get_slice(npos, nargs).into_any()
+            } else {
+                PyTuple::empty(py).into_any()
+            });
         } else if nargs > npos {
             return Ok(Binding::Mismatch);
         }
@@ -148,7 +160,8 @@ impl Memoizer {
         }
         let name = name.cast::<PyString>()?.to_str()?;
         for (i, p) in self.params.iter().enumerate() {
-            if matches!(p.kind, Kind::PositionalOrKeyword | Kind::KeywordOnly) && p.name_bytes[2..] == *name.as_bytes() {
+            if matches!(p.kind, Kind::PositionalOrKeyword | Kind::KeywordOnly) && p.name_bytes[2..] == *name.as_bytes()
+            {
                 return Ok(Some(i));
             }
         }
@@ -157,7 +170,12 @@ impl Memoizer {
 
     /// Writes the key bytes into `key`: func id, then the canonical dict encoding of the bound inputs
     /// (`value(i)` is parameter i's bound value). Returns whether the inputs decode back losslessly.
-    fn write_key<'a, 'py: 'a>(&self, py: Python<'py>, value: impl Fn(usize) -> Borrowed<'a, 'py, PyAny>, key: &mut Vec<u8>) -> PyResult<bool> {
+    fn write_key<'a, 'py: 'a>(
+        &self,
+        py: Python<'py>,
+        value: impl Fn(usize) -> Borrowed<'a, 'py, PyAny>,
+        key: &mut Vec<u8>,
+    ) -> PyResult<bool> {
         key.extend_from_slice(&self.func_id.to_le_bytes());
         key.push(tag::DICT);
         write_varint(key, self.order.len() as u64);
@@ -173,7 +191,11 @@ impl Memoizer {
         Ok(enc.lossless)
     }
 
-    fn inputs_dict<'a, 'py: 'a>(&self, py: Python<'py>, value: impl Fn(usize) -> Borrowed<'a, 'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+    fn inputs_dict<'a, 'py: 'a>(
+        &self,
+        py: Python<'py>,
+        value: impl Fn(usize) -> Borrowed<'a, 'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyDict>> {
         let inputs = PyDict::new(py);
         let mut in_key: SmallVec<[usize; 8]> = self.order.iter().copied().collect();
         in_key.sort_unstable();
@@ -222,11 +244,20 @@ impl Memoizer {
     /// Parameter i's default (only called for parameters that have one).
     #[inline]
     pub(crate) fn default_of<'a, 'py>(&'a self, py: Python<'py>, i: usize) -> Borrowed<'a, 'py, PyAny> {
-        self.params[i].default.as_ref().expect("checked by binds_positionally").bind_borrowed(py)
+        self.params[i]
+            .default
+            .as_ref()
+            .expect("checked by binds_positionally")
+            .bind_borrowed(py)
     }
 
     /// Any call: binds through the general path (keywords, variadics) and memoizes.
-    pub(crate) fn call_general(&self, py: Python<'_>, args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Py<PyAny>> {
+    pub(crate) fn call_general(
+        &self,
+        py: Python<'_>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Py<PyAny>> {
         let call = || Ok(self.func.bind(py).call(args, kwargs)?.unbind());
         if kwargs.is_none_or(|k| k.is_empty()) && self.binds_positionally(args.len()) {
             let nargs = args.len();
@@ -258,7 +289,11 @@ impl Memoizer {
     /// Python code and returns the stored value, or None for anything else (miss, expired entry, other
     /// argument types), which the caller then handles through the full path.
     #[inline]
-    pub(crate) fn fast_hit<'py>(&self, py: Python<'py>, value: impl Fn(usize) -> Borrowed<'py, 'py, PyAny>) -> Option<Py<PyAny>> {
+    pub(crate) fn fast_hit<'py>(
+        &self,
+        py: Python<'py>,
+        value: impl Fn(usize) -> Borrowed<'py, 'py, PyAny>,
+    ) -> Option<Py<PyAny>> {
         let store = self.store.get();
         let hit = with_scratch(|key| {
             key.extend_from_slice(&self.func_id.to_le_bytes());
@@ -287,7 +322,7 @@ impl Memoizer {
         call: impl FnOnce() -> PyResult<Py<PyAny>>,
     ) -> PyResult<Py<PyAny>> {
         let store = self.store.get();
-        let (key, lossless) = match with_scratch(|key| -> PyResult<Result<Py<PyAny>, (Vec<u8>, bool)>> {
+        let (key, lossless) = match with_scratch(|key| -> PyResult<HitOrMiss> {
             let decodable = self.write_key(py, value, key)?;
             let digested = compact_large_key(key, self.func_name.bind(py).to_str()?);
             let lossless = decodable && !digested;
@@ -311,10 +346,21 @@ impl Memoizer {
                 Some(Box::new(Extra {
                     expected: None,
                     metadata: self.metadata.as_ref().map(|m| m.clone_ref(py)),
-                    inputs: if lossless { None } else { Some(self.inputs_dict(py, value)?.unbind()) },
+                    inputs: if lossless {
+                        None
+                    } else {
+                        Some(self.inputs_dict(py, value)?.unbind())
+                    },
                 }))
             };
-            store.store(&key, Payload { output: output.clone_ref(py), extra }, self.ttl);
+            store.store(
+                &key,
+                Payload {
+                    output: output.clone_ref(py),
+                    extra,
+                },
+                self.ttl,
+            );
             Ok(output)
         };
         match store.flights.join(&key) {
@@ -356,6 +402,7 @@ impl Memoizer {
     /// of `inspect.Parameter.kind`.
     #[new]
     #[pyo3(signature = (func, store, name, params, exclude, ttl=None, metadata=None))]
+    #[allow(clippy::too_many_arguments)] // mirrors the Python-side constructor
     fn new(
         py: Python<'_>,
         func: Py<PyAny>,
@@ -380,14 +427,21 @@ impl Memoizer {
             write_str(&mut name_bytes, pname.bind(py).to_str()?);
             // Interning makes keyword lookups a pointer comparison in the common case.
             let interned = PyString::intern(py, pname.bind(py).to_str()?).unbind();
-            parsed.push(Param { name: interned, kind, default: has_default.then_some(default), name_bytes });
+            parsed.push(Param {
+                name: interned,
+                kind,
+                default: has_default.then_some(default),
+                name_bytes,
+            });
         }
         let mut order: Vec<usize> = (0..parsed.len())
             .filter(|&i| !exclude.iter().any(|e| e.as_bytes() == &parsed[i].name_bytes[2..]))
             .collect();
         order.sort_by(|&a, &b| parsed[a].name_bytes.cmp(&parsed[b].name_bytes));
         let func_id = store.get().intern(name.bind(py).to_str()?);
-        let plain_positional = parsed.iter().all(|p| matches!(p.kind, Kind::PositionalOnly | Kind::PositionalOrKeyword));
+        let plain_positional = parsed
+            .iter()
+            .all(|p| matches!(p.kind, Kind::PositionalOnly | Kind::PositionalOrKeyword));
         let required = parsed.iter().take_while(|p| p.default.is_none()).count();
         Ok(Memoizer {
             func,
@@ -413,12 +467,21 @@ impl Memoizer {
     /// Calls through `tp_call` (e.g. `PyObject_Call`); ordinary calls take the vectorcall entry point
     /// in `vectorcall.rs`, which skips building the argument tuple.
     #[pyo3(signature = (*args, **kwargs))]
-    fn __call__(&self, py: Python<'_>, args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Py<PyAny>> {
+    fn __call__(
+        &self,
+        py: Python<'_>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Py<PyAny>> {
         self.call_general(py, args, kwargs)
     }
 
     /// Binding as a method: `obj.method` returns a bound method, so `self` is the first argument.
-    fn __get__(slf: Bound<'_, Self>, obj: Option<&Bound<'_, PyAny>>, _owner: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
+    fn __get__(
+        slf: Bound<'_, Self>,
+        obj: Option<&Bound<'_, PyAny>>,
+        _owner: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
         match obj {
             Some(obj) if !obj.is_none() => {
                 // SAFETY: both pointers are live; PyMethod_New returns a new reference or NULL with an error set.
@@ -439,14 +502,21 @@ impl Memoizer {
 
     /// The key (`CacheEntry.key`) a call with these arguments would use.
     #[pyo3(signature = (*args, **kwargs))]
-    fn cache_key(&self, py: Python<'_>, args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<u128> {
+    fn cache_key(
+        &self,
+        py: Python<'_>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<u128> {
         let slots = match self.bind(py, args, kwargs)? {
             Binding::Bound(slots) => slots,
             Binding::Mismatch => {
                 // Produce the signature's own TypeError.
                 let sig = py.import("inspect")?.call_method1("signature", (self.func.bind(py),))?;
                 sig.call_method("bind", args, kwargs)?;
-                return Err(pyo3::exceptions::PyTypeError::new_err("arguments do not match the function's signature"));
+                return Err(pyo3::exceptions::PyTypeError::new_err(
+                    "arguments do not match the function's signature",
+                ));
             }
         };
         let mut key = Vec::new();
@@ -456,7 +526,9 @@ impl Memoizer {
 
     /// CacheInfo(hits, misses, maxsize, currsize) for this function, as functools.lru_cache reports it.
     fn cache_info(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let cls = CACHE_INFO.get_or_try_init(py, || py.import("oxicache.info")?.getattr("CacheInfo").map(Bound::unbind))?;
+        let cls = CACHE_INFO.get_or_try_init(py, || {
+            py.import("oxicache.info")?.getattr("CacheInfo").map(Bound::unbind)
+        })?;
         let store = self.store.get();
         let info = cls.bind(py).call1((
             self.hits.load(Ordering::Relaxed),

@@ -59,12 +59,21 @@ unsafe extern "C" fn vectorcall_entry(
     unsafe { trampoline::fastcall_cfunction_with_keywords::<Entry>(callable, args, nargsf as ffi::Py_ssize_t, kwnames) }
 }
 
-unsafe fn fast_hit(callable: *mut ffi::PyObject, args: *const *mut ffi::PyObject, nargsf: usize, kwnames: *mut ffi::PyObject) -> Option<Py<PyAny>> {
+unsafe fn fast_hit(
+    callable: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargsf: usize,
+    kwnames: *mut ffi::PyObject,
+) -> Option<Py<PyAny>> {
     // SAFETY: CPython calls vectorcall functions with the thread attached.
     let py = unsafe { Python::assume_attached() };
     let memo: &Memoizer = unsafe { Borrowed::from_ptr(py, callable).cast_unchecked::<Memoizer>() }.get();
     let nargs = unsafe { ffi::PyVectorcall_NARGS(nargsf) } as usize;
-    let nkw = if kwnames.is_null() { 0 } else { (unsafe { ffi::PyTuple_GET_SIZE(kwnames) }) as usize };
+    let nkw = if kwnames.is_null() {
+        0
+    } else {
+        (unsafe { ffi::PyTuple_GET_SIZE(kwnames) }) as usize
+    };
     // SAFETY: the caller keeps `nargs + nkw` arguments alive for the duration of the call.
     let arg = |j: usize| unsafe { Borrowed::from_ptr(py, *args.add(j)) };
     if nkw == 0 {
@@ -74,10 +83,17 @@ unsafe fn fast_hit(callable: *mut ffi::PyObject, args: *const *mut ffi::PyObject
         return memo.fast_hit(py, |i| if i < nargs { arg(i) } else { memo.default_of(py, i) });
     }
     // SAFETY: kwnames is a tuple of `nkw` str; its item array lives as long as the tuple.
-    let names: SmallVec<[*mut ffi::PyObject; 8]> =
-        (0..nkw).map(|k| unsafe { ffi::PyTuple_GET_ITEM(kwnames, k as ffi::Py_ssize_t) }).collect();
+    let names: SmallVec<[*mut ffi::PyObject; 8]> = (0..nkw)
+        .map(|k| unsafe { ffi::PyTuple_GET_ITEM(kwnames, k as ffi::Py_ssize_t) })
+        .collect();
     let slots = memo.keyword_slots(nargs, &names)?;
-    memo.fast_hit(py, |i| if slots[i] == usize::MAX { memo.default_of(py, i) } else { arg(slots[i]) })
+    memo.fast_hit(py, |i| {
+        if slots[i] == usize::MAX {
+            memo.default_of(py, i)
+        } else {
+            arg(slots[i])
+        }
+    })
 }
 
 /// # Safety
@@ -93,8 +109,16 @@ unsafe fn dispatch(
     let memo_obj = unsafe { Bound::from_borrowed_ptr(py, callable) };
     let memo: &Memoizer = unsafe { memo_obj.cast_unchecked::<Memoizer>() }.get();
     let nargs = unsafe { ffi::PyVectorcall_NARGS(nargsf) } as usize;
-    let nkw = if kwnames.is_null() { 0 } else { (unsafe { ffi::PyTuple_GET_SIZE(kwnames) }) as usize };
-    let stack: &[*mut ffi::PyObject] = if nargs + nkw == 0 { &[] } else { unsafe { std::slice::from_raw_parts(args, nargs + nkw) } };
+    let nkw = if kwnames.is_null() {
+        0
+    } else {
+        (unsafe { ffi::PyTuple_GET_SIZE(kwnames) }) as usize
+    };
+    let stack: &[*mut ffi::PyObject] = if nargs + nkw == 0 {
+        &[]
+    } else {
+        unsafe { std::slice::from_raw_parts(args, nargs + nkw) }
+    };
     if nkw == 0 && memo.binds_positionally(nargs) {
         return memo.call_with(
             py,

@@ -34,7 +34,11 @@ impl<'a> Decoder<'a> {
     }
 
     fn take(&mut self, n: usize) -> PyResult<&'a [u8]> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.data.len()).ok_or_else(|| corrupt("truncated"))?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.data.len())
+            .ok_or_else(|| corrupt("truncated"))?;
         let slice = &self.data[self.pos..end];
         self.pos = end;
         Ok(slice)
@@ -75,7 +79,11 @@ impl<'a> Decoder<'a> {
                 let bytes = self.take(n)?;
                 if n <= 8 {
                     // Sign-extend the little-endian two's complement bytes.
-                    let fill = if bytes.last().is_some_and(|b| b & 0x80 != 0) { 0xff } else { 0 };
+                    let fill = if bytes.last().is_some_and(|b| b & 0x80 != 0) {
+                        0xff
+                    } else {
+                        0
+                    };
                     let mut raw = [fill; 8];
                     raw[..n].copy_from_slice(bytes);
                     i64::from_le_bytes(raw).into_pyobject(py)?.into_any()

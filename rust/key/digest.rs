@@ -59,6 +59,9 @@ mod tests {
         let mut pair = b"oxicache-key-v1\x00t\x02s\xc8\x01".to_vec();
         pair.extend_from_slice(name.as_bytes());
         pair.extend_from_slice(b"d\x00");
-        assert_eq!(entry_key(&name, b"d\x00").to_be_bytes(), blake3::hash(&pair).as_bytes()[..16]);
+        assert_eq!(
+            entry_key(&name, b"d\x00").to_be_bytes(),
+            blake3::hash(&pair).as_bytes()[..16]
+        );
     }
 }

@@ -119,11 +119,19 @@ pub struct Encoder<'a> {
 
 impl<'a> Encoder<'a> {
     pub fn new(out: &'a mut Vec<u8>) -> Self {
-        Encoder { out, lossless: true, builtins_only: false }
+        Encoder {
+            out,
+            lossless: true,
+            builtins_only: false,
+        }
     }
 
     pub fn builtins_only(out: &'a mut Vec<u8>) -> Self {
-        Encoder { out, lossless: true, builtins_only: true }
+        Encoder {
+            out,
+            lossless: true,
+            builtins_only: true,
+        }
     }
 
     /// In builtins-only mode: clear the pending Python error without materialising it, and bail out.
@@ -138,7 +146,12 @@ impl<'a> Encoder<'a> {
             if self.builtins_only {
                 return Err(CoreError::NeedsFullPath);
             }
-            return Err(CoreError::TooDeep { limit: MAX_DEPTH, cyclic: false, path: Vec::new(), probe: 0 });
+            return Err(CoreError::TooDeep {
+                limit: MAX_DEPTH,
+                cyclic: false,
+                path: Vec::new(),
+                probe: 0,
+            });
         }
         let ptr = obj.as_ptr();
         // SAFETY: `ptr` is a live object (borrowed by `obj`); these are type-pointer comparisons and
@@ -148,7 +161,8 @@ impl<'a> Encoder<'a> {
             if ptr == ffi::Py_None() {
                 self.out.push(tag::NONE);
             } else if ty == type_ptr!(PyBool_Type) {
-                self.out.push(if ptr == ffi::Py_True() { tag::TRUE } else { tag::FALSE });
+                self.out
+                    .push(if ptr == ffi::Py_True() { tag::TRUE } else { tag::FALSE });
             } else if ty == type_ptr!(PyLong_Type) {
                 self.write_int(obj)?;
             } else if ty == type_ptr!(PyUnicode_Type) {
@@ -212,7 +226,11 @@ impl<'a> Encoder<'a> {
         let kwargs = PyDict::new(py);
         kwargs.set_item("signed", true)?;
         let bytes = obj.call_method("to_bytes", (n, "little"), Some(&kwargs))?;
-        write_blob(self.out, tag::INT, bytes.cast::<PyBytes>().map_err(PyErr::from)?.as_bytes());
+        write_blob(
+            self.out,
+            tag::INT,
+            bytes.cast::<PyBytes>().map_err(PyErr::from)?.as_bytes(),
+        );
         Ok(())
     }
 
@@ -233,7 +251,11 @@ impl<'a> Encoder<'a> {
         let py = obj.py();
         drop(PyErr::fetch(py));
         let encoded = obj.call_method1(pyo3::intern!(py, "encode"), ("utf-8", "surrogatepass"))?;
-        write_blob(self.out, tag::STR, encoded.cast::<PyBytes>().map_err(PyErr::from)?.as_bytes());
+        write_blob(
+            self.out,
+            tag::STR,
+            encoded.cast::<PyBytes>().map_err(PyErr::from)?.as_bytes(),
+        );
         Ok(())
     }
 
@@ -242,13 +264,15 @@ impl<'a> Encoder<'a> {
         if let Ok(tuple) = obj.cast::<PyTuple>() {
             write_varint(self.out, tuple.len() as u64);
             for (i, item) in tuple.iter_borrowed().enumerate() {
-                self.encode(&item, depth + 1).map_err(|e| e.inside(|| format!("[{i}]")).cyclic_through(obj))?;
+                self.encode(&item, depth + 1)
+                    .map_err(|e| e.inside(|| format!("[{i}]")).cyclic_through(obj))?;
             }
         } else {
             let list = obj.cast::<PyList>().map_err(PyErr::from)?;
             write_varint(self.out, list.len() as u64);
             for (i, item) in list.iter().enumerate() {
-                self.encode(&item, depth + 1).map_err(|e| e.inside(|| format!("[{i}]")).cyclic_through(obj))?;
+                self.encode(&item, depth + 1)
+                    .map_err(|e| e.inside(|| format!("[{i}]")).cyclic_through(obj))?;
             }
         }
         Ok(())
@@ -268,7 +292,10 @@ impl<'a> Encoder<'a> {
             let item_start = self.out.len();
             self.encode(&k, depth + 1)
                 .and_then(|()| self.encode(&v, depth + 1))
-                .map_err(|e| e.inside(|| format!("[{}]", short_repr(&k))).cyclic_through(dict.as_any()))?;
+                .map_err(|e| {
+                    e.inside(|| format!("[{}]", short_repr(&k)))
+                        .cyclic_through(dict.as_any())
+                })?;
             spans.push((item_start - start, self.out.len() - start));
         }
         self.sort_spans(start, spans);
@@ -280,7 +307,7 @@ impl<'a> Encoder<'a> {
     /// first and items written in place, with no copying. Returns false (having written nothing) when a
     /// key does not qualify; longer keys have multi-byte lengths, whose bytewise order is not numeric.
     fn write_str_keyed_dict(&mut self, dict: &Bound<'_, PyDict>, depth: usize) -> Result<bool, CoreError> {
-        let mut items: smallvec::SmallVec<[(&[u8], Bound<'_, PyAny>, Bound<'_, PyAny>); 8]> = smallvec::SmallVec::new();
+        let mut items: smallvec::SmallVec<[StrKeyedItem<'_, '_>; 8]> = smallvec::SmallVec::new();
         for (k, v) in dict.iter() {
             // SAFETY: type-pointer check, then the UTF-8 buffer cached in the str object, which `items`
             // keeps alive (it holds `k`) for as long as the slice is used.
@@ -309,7 +336,10 @@ impl<'a> Encoder<'a> {
         items.sort_unstable_by(|a, b| a.0.len().cmp(&b.0.len()).then_with(|| a.0.cmp(b.0)));
         for (bytes, k, v) in &items {
             write_blob(self.out, tag::STR, bytes);
-            self.encode(v, depth + 1).map_err(|e| e.inside(|| format!("[{}]", short_repr(k))).cyclic_through(dict.as_any()))?;
+            self.encode(v, depth + 1).map_err(|e| {
+                e.inside(|| format!("[{}]", short_repr(k)))
+                    .cyclic_through(dict.as_any())
+            })?;
         }
         Ok(true)
     }
@@ -320,7 +350,9 @@ impl<'a> Encoder<'a> {
         // the builtin set iterator slot directly (set and frozenset share it).
         // SAFETY: `obj` is a set or frozenset (checked by the caller); tp_iter returns a new reference.
         let iterator = unsafe {
-            let set_iter = (*std::ptr::addr_of_mut!(ffi::PySet_Type)).tp_iter.expect("set is iterable");
+            let set_iter = (*std::ptr::addr_of_mut!(ffi::PySet_Type))
+                .tp_iter
+                .expect("set is iterable");
             Bound::from_owned_ptr_or_err(obj.py(), set_iter(obj.as_ptr()))?
         };
         let items: Vec<Bound<'_, PyAny>> = iterator.try_iter()?.collect::<PyResult<_>>()?;
@@ -329,7 +361,8 @@ impl<'a> Encoder<'a> {
         let mut spans = Vec::with_capacity(items.len());
         for item in &items {
             let item_start = self.out.len();
-            self.encode(item, depth + 1).map_err(|e| e.inside(|| format!("{{{}}}", short_repr(item))).cyclic_through(obj))?;
+            self.encode(item, depth + 1)
+                .map_err(|e| e.inside(|| format!("{{{}}}", short_repr(item))).cyclic_through(obj))?;
             spans.push((item_start - start, self.out.len() - start));
         }
         self.sort_spans(start, spans);
@@ -358,13 +391,17 @@ impl<'a> Encoder<'a> {
             self.out.push(tag::REGISTERED);
             write_str(self.out, &type_identity(&cls)?);
             let value = encoder.call1((obj,))?;
-            return self.encode(&value, depth + 1).map_err(|e| nested(e, ".<registered encoder>"));
+            return self
+                .encode(&value, depth + 1)
+                .map_err(|e| nested(e, ".<registered encoder>"));
         }
         if let Some(hook) = ty.getattr_opt(pyo3::intern!(py, "__cache_key__"))? {
             self.out.push(tag::HOOK);
             write_str(self.out, &type_identity(ty.as_any())?);
             let value = hook.call1((obj,))?;
-            return self.encode(&value, depth + 1).map_err(|e| nested(e, ".__cache_key__()"));
+            return self
+                .encode(&value, depth + 1)
+                .map_err(|e| nested(e, ".__cache_key__()"));
         }
         let kt = known_types::get(py)?;
         if obj.is_instance(kt.enum_base.bind(py))? {
@@ -392,7 +429,10 @@ impl<'a> Encoder<'a> {
             }
             if obj.is_instance(numpy.generic.bind(py))? {
                 if obj.getattr("dtype")?.getattr("hasobject")?.is_truthy()? {
-                    return Err(CoreError::Unsupported { type_name: type_identity(ty.as_any())?, path: Vec::new() });
+                    return Err(CoreError::Unsupported {
+                        type_name: type_identity(ty.as_any())?,
+                        path: Vec::new(),
+                    });
                 }
                 self.out.push(tag::NPSCALAR);
                 write_str(self.out, &dtype_str(&obj.getattr("dtype")?)?);
@@ -454,12 +494,16 @@ impl<'a> Encoder<'a> {
         if obj.is_instance(kt.uuid.bind(py))? {
             let bytes = obj.getattr(pyo3::intern!(py, "bytes"))?;
             self.out.push(tag::UUID);
-            self.out.extend_from_slice(bytes.cast::<PyBytes>().map_err(PyErr::from)?.as_bytes());
+            self.out
+                .extend_from_slice(bytes.cast::<PyBytes>().map_err(PyErr::from)?.as_bytes());
             return Ok(());
         }
         if obj.is_instance(kt.pure_path.bind(py))? {
             self.out.push(tag::PATH);
-            write_str(self.out, obj.call_method0(pyo3::intern!(py, "as_posix"))?.extract::<&str>()?);
+            write_str(
+                self.out,
+                obj.call_method0(pyo3::intern!(py, "as_posix"))?.extract::<&str>()?,
+            );
             return Ok(());
         }
         self.encode_builtin_subclass(obj, depth)
@@ -502,18 +546,30 @@ impl<'a> Encoder<'a> {
                 write_f64_payload(self.out, ffi::PyComplex_ImagAsDouble(ptr));
                 Ok(())
             } else {
-                Err(CoreError::Unsupported { type_name: type_identity(obj.get_type().as_any())?, path: Vec::new() })
+                Err(CoreError::Unsupported {
+                    type_name: type_identity(obj.get_type().as_any())?,
+                    path: Vec::new(),
+                })
             }
         }
     }
 
     fn write_isoformat(&mut self, tag: u8, obj: &Bound<'_, PyAny>) -> Result<(), CoreError> {
         self.out.push(tag);
-        write_str(self.out, obj.call_method0(pyo3::intern!(obj.py(), "isoformat"))?.extract::<&str>()?);
+        write_str(
+            self.out,
+            obj.call_method0(pyo3::intern!(obj.py(), "isoformat"))?
+                .extract::<&str>()?,
+        );
         Ok(())
     }
 
-    fn write_ndarray(&mut self, arr: &Bound<'_, PyAny>, ascontiguous: &Bound<'_, PyAny>, depth: usize) -> Result<(), CoreError> {
+    fn write_ndarray(
+        &mut self,
+        arr: &Bound<'_, PyAny>,
+        ascontiguous: &Bound<'_, PyAny>,
+        depth: usize,
+    ) -> Result<(), CoreError> {
         let py = arr.py();
         let dtype = arr.getattr(pyo3::intern!(py, "dtype"))?;
         self.out.push(tag::NDARRAY);
@@ -527,11 +583,15 @@ impl<'a> Encoder<'a> {
         if dtype.getattr(pyo3::intern!(py, "hasobject"))?.is_truthy()? {
             if !dtype.getattr(pyo3::intern!(py, "names"))?.is_none() {
                 // Records holding objects would be keyed by raw pointers: refuse them.
-                return Err(CoreError::Unsupported { type_name: format!("numpy.ndarray[{}]", dtype_str(&dtype)?), path: Vec::new() });
+                return Err(CoreError::Unsupported {
+                    type_name: format!("numpy.ndarray[{}]", dtype_str(&dtype)?),
+                    path: Vec::new(),
+                });
             }
             let flat = arr.call_method1(pyo3::intern!(py, "ravel"), ("C",))?;
             for (i, item) in flat.try_iter()?.enumerate() {
-                self.encode(&item?, depth + 1).map_err(|e| e.inside(|| format!(".flat[{i}]")))?;
+                self.encode(&item?, depth + 1)
+                    .map_err(|e| e.inside(|| format!(".flat[{i}]")))?;
             }
         } else {
             let bytes = ascontiguous.call1((arr,))?.call_method0(pyo3::intern!(py, "tobytes"))?;
@@ -542,6 +602,9 @@ impl<'a> Encoder<'a> {
         Ok(())
     }
 }
+
+/// A dict item with its key's UTF-8 bytes, for sorting.
+type StrKeyedItem<'a, 'py> = (&'a [u8], Bound<'py, PyAny>, Bound<'py, PyAny>);
 
 /// `dtype.str` for plain dtypes, `repr(dtype.descr)` for structured ones (whose `.str` hides the fields).
 fn dtype_str(dtype: &Bound<'_, PyAny>) -> PyResult<String> {

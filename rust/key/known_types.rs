@@ -53,7 +53,9 @@ pub fn numpy(py: Python<'_>) -> PyResult<Option<&Numpy>> {
         return Ok(Some(np));
     }
     let modules = py.import("sys")?.getattr("modules")?;
-    let Ok(module) = modules.get_item("numpy") else { return Ok(None) };
+    let Ok(module) = modules.get_item("numpy") else {
+        return Ok(None);
+    };
     let np = NUMPY.get_or_try_init(py, || {
         Ok::<_, PyErr>(Numpy {
             ndarray: module.getattr("ndarray")?.unbind(),
@@ -90,9 +92,16 @@ pub fn registered_encoder<'py>(
 /// `fn(obj)`, encoded recursively and tagged with the class name. `fn=None` removes the registration.
 #[pyfunction]
 #[pyo3(signature = (cls, encoder))]
-pub fn register_key_encoder(py: Python<'_>, cls: &Bound<'_, PyAny>, encoder: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+pub fn register_key_encoder(
+    py: Python<'_>,
+    cls: &Bound<'_, PyAny>,
+    encoder: Option<&Bound<'_, PyAny>>,
+) -> PyResult<()> {
     if !cls.is_instance_of::<PyType>() {
-        let msg = format!("register_key_encoder expects a class as its first argument, got {}", cls.repr()?);
+        let msg = format!(
+            "register_key_encoder expects a class as its first argument, got {}",
+            cls.repr()?
+        );
         return Err(pyo3::exceptions::PyTypeError::new_err(msg));
     }
     let registry = registry(py);
@@ -104,7 +113,10 @@ pub fn register_key_encoder(py: Python<'_>, cls: &Bound<'_, PyAny>, encoder: Opt
         }
         Some(encoder) if encoder.is_callable() => registry.set_item(cls, encoder)?,
         Some(other) => {
-            let msg = format!("register_key_encoder expects a callable encoder (obj -> encodable value), got {}", other.repr()?);
+            let msg = format!(
+                "register_key_encoder expects a callable encoder (obj -> encodable value), got {}",
+                other.repr()?
+            );
             return Err(pyo3::exceptions::PyTypeError::new_err(msg));
         }
     }

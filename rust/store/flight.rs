@@ -64,11 +64,24 @@ impl Flights {
         let me = std::thread::current().id();
         let mut running = self.running.lock();
         if let Some(flight) = running.get(key) {
-            return if flight.leader == me { Role::Reentrant } else { Role::Follow(flight.clone()) };
+            return if flight.leader == me {
+                Role::Reentrant
+            } else {
+                Role::Follow(flight.clone())
+            };
         }
-        let flight = Arc::new(Flight { leader: me, outcome: Mutex::new(None), done: Condvar::new() });
+        let flight = Arc::new(Flight {
+            leader: me,
+            outcome: Mutex::new(None),
+            done: Condvar::new(),
+        });
         running.insert(key.into(), flight.clone());
-        Role::Lead(Leader { flights: self, key: key.into(), flight, finished: false })
+        Role::Lead(Leader {
+            flights: self,
+            key: key.into(),
+            flight,
+            finished: false,
+        })
     }
 }
 

@@ -130,7 +130,9 @@ impl Inner {
     fn index(&mut self, key: &[u8]) {
         if self.by_digest.is_some() {
             let d = self.digest_of(key);
-            self.by_digest.as_mut().expect("checked").insert(d, key.into());
+            if let Some(index) = &mut self.by_digest {
+                index.insert(d, key.into());
+            }
         }
     }
 }
@@ -152,7 +154,9 @@ pub fn ttl_nanos(ttl: Option<f64>) -> PyResult<u64> {
     match ttl {
         None => Ok(0),
         Some(t) if t.is_finite() && t > 0.0 => Ok(((t * 1e9) as u64).max(1)),
-        Some(t) => Err(PyValueError::new_err(format!("ttl must be a positive number of seconds, got {t}"))),
+        Some(t) => Err(PyValueError::new_err(format!(
+            "ttl must be a positive number of seconds, got {t}"
+        ))),
     }
 }
 
@@ -249,8 +253,18 @@ impl MemoryStore {
         drop(displaced);
     }
 
-    fn key_for(&self, py: Python<'_>, func: &str, inputs: &Bound<'_, PyDict>, create: bool) -> PyResult<Option<(Vec<u8>, bool)>> {
-        let id = if create { Some(self.intern(func)) } else { self.known_id(func) };
+    fn key_for(
+        &self,
+        py: Python<'_>,
+        func: &str,
+        inputs: &Bound<'_, PyDict>,
+        create: bool,
+    ) -> PyResult<Option<(Vec<u8>, bool)>> {
+        let id = if create {
+            Some(self.intern(func))
+        } else {
+            self.known_id(func)
+        };
         let Some(id) = id else { return Ok(None) };
         let (inputs_bytes, lossless) = encode_inputs_flagged(py, inputs, Some(func))?;
         let mut key = Vec::with_capacity(4 + inputs_bytes.len());
@@ -270,7 +284,9 @@ impl MemoryStore {
             Some(m) => m.bind(py).copy()?,
             None => PyDict::new(py),
         };
-        let expected = extra.and_then(|e| e.expected.as_ref()).map_or_else(|| py.Ellipsis(), |v| v.clone_ref(py));
+        let expected = extra
+            .and_then(|e| e.expected.as_ref())
+            .map_or_else(|| py.Ellipsis(), |v| v.clone_ref(py));
         Ok(CacheEntry::new_raw(
             PyString::new(py, name).unbind(),
             inputs.unbind(),
@@ -285,18 +301,30 @@ impl MemoryStore {
         inner
             .lru
             .iter(|| self.now())
-            .map(|(k, p)| (inner.names[policy::group_of(k) as usize].clone(), k.to_vec(), p.clone_ref(py)))
+            .map(|(k, p)| {
+                (
+                    inner.names[policy::group_of(k) as usize].clone(),
+                    k.to_vec(),
+                    p.clone_ref(py),
+                )
+            })
             .collect()
     }
 
     /// Key bytes of the entry whose digest is `key`, building the digest index on first use.
     fn key_by_digest(&self, key: u128) -> Option<Box<[u8]>> {
         let mut inner = self.inner.lock();
-        let stale = inner.by_digest.as_ref().is_some_and(|m| m.len() > 2 * inner.lru.len() + 1024);
+        let stale = inner
+            .by_digest
+            .as_ref()
+            .is_some_and(|m| m.len() > 2 * inner.lru.len() + 1024);
         if inner.by_digest.is_none() || stale {
             let now = self.now();
-            let rows: HashMap<u128, Box<[u8]>> =
-                inner.lru.iter(|| now).map(|(k, _)| (inner.digest_of(k), k.into())).collect();
+            let rows: HashMap<u128, Box<[u8]>> = inner
+                .lru
+                .iter(|| now)
+                .map(|(k, _)| (inner.digest_of(k), k.into()))
+                .collect();
             inner.by_digest = Some(rows);
         }
         inner.by_digest.as_ref().and_then(|m| m.get(&key).cloned())
@@ -395,7 +423,9 @@ impl MemoryStore {
 
     /// True when (func, inputs) has a live entry; changes neither statistics nor recency.
     fn contains(&self, py: Python<'_>, func: &str, inputs: &Bound<'_, PyDict>) -> PyResult<bool> {
-        let Some((key, _)) = self.key_for(py, func, inputs, false)? else { return Ok(false) };
+        let Some((key, _)) = self.key_for(py, func, inputs, false)? else {
+            return Ok(false);
+        };
         Ok(self.inner.lock().lru.peek(&key, || self.now()).is_some())
     }
 
@@ -405,7 +435,12 @@ impl MemoryStore {
     fn set(&self, py: Python<'_>, entry: &Bound<'_, PyAny>, ttl: Option<f64>) -> PyResult<()> {
         let entry = entry
             .cast::<CacheEntry>()
-            .map_err(|_| PyTypeError::new_err(format!("expected a CacheEntry, got {}", entry.get_type().name().map(|n| n.to_string()).unwrap_or_default())))?
+            .map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "expected a CacheEntry, got {}",
+                    entry.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                ))
+            })?
             .borrow();
         let func = entry.func(py).to_str()?.to_owned();
         let inputs = entry.inputs(py);
@@ -413,43 +448,61 @@ impl MemoryStore {
         let expected = entry.expected(py);
         let metadata = entry.metadata(py);
         let extra = Extra {
-            expected: (!expected.is(&py.Ellipsis())).then(|| expected.clone().unbind()),
-            metadata: (!metadata.is_empty()).then(|| metadata.copy()).transpose()?.map(Bound::unbind),
+            expected: (!expected.is(py.Ellipsis())).then(|| expected.clone().unbind()),
+            metadata: (!metadata.is_empty())
+                .then(|| metadata.copy())
+                .transpose()?
+                .map(Bound::unbind),
             inputs: (!lossless).then(|| inputs.copy()).transpose()?.map(Bound::unbind),
         };
         let has_extra = extra.expected.is_some() || extra.metadata.is_some() || extra.inputs.is_some();
-        let payload = Payload { output: entry.output(py).clone().unbind(), extra: has_extra.then(|| Box::new(extra)) };
+        let payload = Payload {
+            output: entry.output(py).clone().unbind(),
+            extra: has_extra.then(|| Box::new(extra)),
+        };
         self.store(&key, payload, ttl_nanos(ttl)?);
         Ok(())
     }
 
     /// Removes the entry for (func, inputs); True when there was one.
     fn remove(&self, py: Python<'_>, func: &str, inputs: &Bound<'_, PyDict>) -> PyResult<bool> {
-        let Some((key, _)) = self.key_for(py, func, inputs, false)? else { return Ok(false) };
+        let Some((key, _)) = self.key_for(py, func, inputs, false)? else {
+            return Ok(false);
+        };
         let removed = self.inner.lock().lru.remove(&key);
         Ok(removed.is_some())
     }
 
     /// The entry whose `CacheEntry.key` is `key`, or None (does not count as a hit or miss).
     fn get_by_key(&self, py: Python<'_>, key: u128) -> PyResult<Option<CacheEntry>> {
-        let Some(bytes) = self.key_by_digest(key) else { return Ok(None) };
+        let Some(bytes) = self.key_by_digest(key) else {
+            return Ok(None);
+        };
         let found = {
             let inner = self.inner.lock();
-            inner.lru.peek(&bytes, || self.now()).map(|p| (inner.names[policy::group_of(&bytes) as usize].clone(), p.clone_ref(py)))
+            inner
+                .lru
+                .peek(&bytes, || self.now())
+                .map(|p| (inner.names[policy::group_of(&bytes) as usize].clone(), p.clone_ref(py)))
         };
         found.map(|(name, p)| self.to_entry(py, &name, &bytes, &p)).transpose()
     }
 
     /// Removes the entry whose `CacheEntry.key` is `key`; True when there was one.
     fn remove_by_key(&self, key: u128) -> bool {
-        let Some(bytes) = self.key_by_digest(key) else { return false };
+        let Some(bytes) = self.key_by_digest(key) else {
+            return false;
+        };
         let removed = self.inner.lock().lru.remove(&bytes);
         removed.is_some()
     }
 
     /// A snapshot of the live entries, least recently used first.
     fn entries(&self, py: Python<'_>) -> PyResult<Vec<CacheEntry>> {
-        self.snapshot(py).iter().map(|(name, key, p)| self.to_entry(py, name, key, p)).collect()
+        self.snapshot(py)
+            .iter()
+            .map(|(name, key, p)| self.to_entry(py, name, key, p))
+            .collect()
     }
 
     /// Removes every entry (statistics are kept).

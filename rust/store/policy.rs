@@ -24,7 +24,10 @@ impl CompactKey {
         if bytes.len() <= INLINE {
             let mut data = [0u8; INLINE];
             data[..bytes.len()].copy_from_slice(bytes);
-            CompactKey::Inline { len: bytes.len() as u8, data }
+            CompactKey::Inline {
+                len: bytes.len() as u8,
+                data,
+            }
         } else {
             CompactKey::Heap(bytes.into())
         }
@@ -126,7 +129,9 @@ impl<V> Lru<V> {
     #[inline]
     fn find(&self, key: &[u8]) -> Option<u32> {
         let nodes = &self.nodes;
-        self.table.find(self.hash(key), |&i| nodes[i as usize].key.as_slice() == key).copied()
+        self.table
+            .find(self.hash(key), |&i| nodes[i as usize].key.as_slice() == key)
+            .copied()
     }
 
     fn unlink(&mut self, i: u32) {
@@ -178,7 +183,10 @@ impl<V> Lru<V> {
         let node = &mut self.nodes[i as usize];
         let value = node.value.take().expect("live node has a value");
         let group = node.key.group() as usize;
-        node.key = CompactKey::Inline { len: 0, data: [0; INLINE] };
+        node.key = CompactKey::Inline {
+            len: 0,
+            data: [0; INLINE],
+        };
         node.expires = 0;
         if let Some(c) = self.group_counts.get_mut(group) {
             *c = c.saturating_sub(1);
@@ -227,7 +235,11 @@ impl<V> Lru<V> {
     /// Inserts or replaces; `expires` is 0 for no expiry. Evicts least recently used entries past capacity
     /// (expired entries first: they never take room from live ones).
     pub fn insert(&mut self, key: &[u8], value: V, expires: u64, now: impl Fn() -> u64) -> Displaced<V> {
-        let mut displaced = Displaced { replaced: None, evicted: Vec::new(), expired: Vec::new() };
+        let mut displaced = Displaced {
+            replaced: None,
+            evicted: Vec::new(),
+            expired: Vec::new(),
+        };
         if expires != 0 {
             self.min_expires = self.min_expires.min(expires);
         }
@@ -253,7 +265,13 @@ impl<V> Lru<V> {
         }
         let compact = CompactKey::new(key);
         let group = compact.group() as usize;
-        let node = Node { key: compact, value: Some(value), prev: NIL, next: NIL, expires };
+        let node = Node {
+            key: compact,
+            value: Some(value),
+            prev: NIL,
+            next: NIL,
+            expires,
+        };
         let i = match self.free.pop() {
             Some(i) => {
                 self.nodes[i as usize] = node;
@@ -266,7 +284,8 @@ impl<V> Lru<V> {
         };
         let hash = self.hash(key);
         let (nodes, hasher) = (&self.nodes, &self.hasher);
-        self.table.insert_unique(hash, i, |&j| hasher.hash_one(nodes[j as usize].key.as_slice()));
+        self.table
+            .insert_unique(hash, i, |&j| hasher.hash_one(nodes[j as usize].key.as_slice()));
         self.push_front(i);
         if self.group_counts.len() <= group {
             self.group_counts.resize(group + 1, 0);
