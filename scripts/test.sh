@@ -7,6 +7,7 @@ bash scripts/setup.sh
 # shellcheck disable=SC1091
 . .venv/bin/activate
 
+cargo fmt --check
 # Rust unit tests embed libpython; point the loader at this interpreter's shared library.
 LIBDIR=$(python -c "import sysconfig; print(sysconfig.get_config_var('LIBDIR') or '')")
 LD_LIBRARY_PATH="${LIBDIR}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" PYO3_PYTHON="$(command -v python)" cargo test --lib --quiet
