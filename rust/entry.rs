@@ -19,7 +19,9 @@ pub struct CacheEntry {
     /// The annotated (ground-truth) result; `...` when unset.
     #[pyo3(get, set)]
     expected: Py<PyAny>,
-    metadata: Py<PyDict>,
+    /// Created on first access: most entries never have metadata, and an empty dict per entry costs an
+    /// allocation on every `from_args` and every cache read.
+    metadata: Option<Py<PyDict>>,
 }
 
 const FIELDS: [&str; 5] = ["func", "inputs", "output", "expected", "metadata"];
@@ -102,15 +104,24 @@ fn as_inputs(py: Python<'_>, value: Option<Bound<'_, PyAny>>) -> PyResult<Py<PyD
     }
 }
 
-fn as_metadata(py: Python<'_>, value: Option<Bound<'_, PyAny>>) -> PyResult<Py<PyDict>> {
+fn as_metadata(value: Option<Bound<'_, PyAny>>) -> PyResult<Option<Py<PyDict>>> {
     match value {
-        None => Ok(PyDict::new(py).unbind()),
-        Some(v) if v.is_none() => Ok(PyDict::new(py).unbind()),
-        Some(v) => Ok(v
-            .cast::<PyDict>()
-            .map_err(|_| PyTypeError::new_err(format!("metadata must be a dict or None, got {}", type_name(&v))))?
-            .clone()
-            .unbind()),
+        None => Ok(None),
+        Some(v) if v.is_none() => Ok(None),
+        Some(v) => Ok(Some(
+            v.cast::<PyDict>()
+                .map_err(|_| PyTypeError::new_err(format!("metadata must be a dict or None, got {}", type_name(&v))))?
+                .clone()
+                .unbind(),
+        )),
+    }
+}
+
+/// A shallow copy of the metadata (a new empty dict when there is none).
+fn metadata_copy<'py>(py: Python<'py>, metadata: &Option<Py<PyDict>>) -> PyResult<Bound<'py, PyDict>> {
+    match metadata {
+        Some(m) => m.bind(py).copy(),
+        None => Ok(PyDict::new(py)),
     }
 }
 
@@ -158,7 +169,7 @@ impl CacheEntry {
         inputs: Py<PyDict>,
         output: Py<PyAny>,
         expected: Py<PyAny>,
-        metadata: Py<PyDict>,
+        metadata: Option<Py<PyDict>>,
     ) -> Self {
         CacheEntry {
             func,
@@ -181,8 +192,9 @@ impl CacheEntry {
     pub fn expected<'py>(&self, py: Python<'py>) -> &Bound<'py, PyAny> {
         self.expected.bind(py)
     }
-    pub fn metadata<'py>(&self, py: Python<'py>) -> &Bound<'py, PyDict> {
-        self.metadata.bind(py)
+    /// The metadata dict, or None when the entry has none (never created).
+    pub fn metadata<'py>(&self, py: Python<'py>) -> Option<&Bound<'py, PyDict>> {
+        self.metadata.as_ref().map(|m| m.bind(py))
     }
 
     fn build(
@@ -202,7 +214,7 @@ impl CacheEntry {
             inputs: as_inputs(py, inputs)?,
             output: output.map_or_else(|| py.Ellipsis(), Bound::unbind),
             expected: expected.map_or_else(|| py.Ellipsis(), Bound::unbind),
-            metadata: as_metadata(py, metadata)?,
+            metadata: as_metadata(metadata)?,
         })
     }
 
@@ -223,7 +235,7 @@ impl CacheEntry {
             inputs: inputs.unbind(),
             output: output.map_or_else(|| py.Ellipsis(), Bound::unbind),
             expected: expected.map_or_else(|| py.Ellipsis(), Bound::unbind),
-            metadata: as_metadata(py, metadata)?,
+            metadata: as_metadata(metadata)?,
         })
     }
 
@@ -233,7 +245,10 @@ impl CacheEntry {
             "inputs" => self.inputs.bind(py).clone().into_any(),
             "output" => self.output.bind(py).clone(),
             "expected" => self.expected.bind(py).clone(),
-            _ => self.metadata.bind(py).clone().into_any(),
+            _ => match &self.metadata {
+                Some(m) => m.bind(py).clone().into_any(),
+                None => PyDict::new(py).into_any(),
+            },
         }
     }
 
@@ -287,12 +302,14 @@ impl CacheEntry {
     }
     /// Free-form metadata (memoize annotations live under "annotation").
     #[getter]
-    fn get_metadata(&self, py: Python<'_>) -> Py<PyDict> {
-        self.metadata.clone_ref(py)
+    fn get_metadata(&mut self, py: Python<'_>) -> Py<PyDict> {
+        self.metadata
+            .get_or_insert_with(|| PyDict::new(py).unbind())
+            .clone_ref(py)
     }
     #[setter]
     fn set_metadata(&mut self, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.metadata = as_metadata(value.py(), Some(value.clone()))?;
+        self.metadata = as_metadata(Some(value.clone()))?;
         Ok(())
     }
 
@@ -368,7 +385,7 @@ impl CacheEntry {
         let inputs = as_inputs(py, get("inputs")?)?;
         let inputs = without_excluded(inputs.bind(py), exclude)?;
         // Deserialised entries never alias the source mapping's dicts.
-        let metadata = as_metadata(py, get("metadata")?)?.bind(py).copy()?;
+        let metadata = metadata_copy(py, &as_metadata(get("metadata")?)?)?;
         Self::build(
             py,
             get("func")?,
@@ -391,7 +408,7 @@ impl CacheEntry {
         if !is_unset(self.expected.bind(py)) {
             d.set_item("expected", self.expected.bind(py))?;
         }
-        d.set_item("metadata", self.metadata.bind(py).copy()?)?;
+        d.set_item("metadata", metadata_copy(py, &self.metadata)?)?;
         Ok(d)
     }
 
@@ -412,7 +429,7 @@ impl CacheEntry {
         let pick = |given: Given<'py>, name: &str| given.opt().unwrap_or_else(|| self.field(py, name));
         let inputs = as_inputs(py, Some(pick(inputs, "inputs")))?;
         let inputs = without_excluded(inputs.bind(py), exclude.opt().as_ref())?;
-        let metadata = as_metadata(py, Some(pick(metadata, "metadata")))?.bind(py).copy()?;
+        let metadata = metadata_copy(py, &as_metadata(Some(pick(metadata, "metadata")))?)?;
         Self::build_trusted(
             py,
             Some(pick(func, "func")),
@@ -432,7 +449,7 @@ impl CacheEntry {
             .filter(|e| !is_unset(e))
             .unwrap_or_else(|| self.output.bind(py).clone());
         let extra = metadata.opt();
-        let metadata = self.metadata.bind(py).copy()?;
+        let metadata = metadata_copy(py, &self.metadata)?;
         if let Some(extra) = extra.filter(|m| !m.is_none()) {
             metadata.update(extra.cast::<pyo3::types::PyMapping>().map_err(|_| {
                 PyTypeError::new_err(format!("metadata must be a dict or None, got {}", type_name(&extra)))
@@ -443,7 +460,7 @@ impl CacheEntry {
             inputs: self.inputs.bind(py).copy()?.unbind(),
             output: self.output.clone_ref(py),
             expected: expected.unbind(),
-            metadata: metadata.unbind(),
+            metadata: Some(metadata.unbind()),
         })
     }
 
@@ -477,7 +494,7 @@ impl CacheEntry {
         if !is_unset(self.expected.bind(py)) {
             parts.push(format!("expected={}", self.expected.bind(py).repr()?));
         }
-        parts.push(format!("metadata={}", self.metadata.bind(py).repr()?));
+        parts.push(format!("metadata={}", self.field(py, "metadata").repr()?));
         Ok(format!("CacheEntry({})", parts.join(", ")))
     }
 
@@ -492,7 +509,9 @@ impl CacheEntry {
         visit.call(&self.inputs)?;
         visit.call(&self.output)?;
         visit.call(&self.expected)?;
-        visit.call(&self.metadata)?;
+        if let Some(m) = &self.metadata {
+            visit.call(m)?;
+        }
         Ok(())
     }
 }

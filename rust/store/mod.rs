@@ -280,10 +280,10 @@ impl MemoryStore {
             Some(inputs) => inputs.bind(py).copy()?,
             None => decode::decode_dict(py, &key[4..])?,
         };
-        let metadata = match extra.and_then(|e| e.metadata.as_ref()) {
-            Some(m) => m.bind(py).copy()?,
-            None => PyDict::new(py),
-        };
+        let metadata = extra
+            .and_then(|e| e.metadata.as_ref())
+            .map(|m| m.bind(py).copy())
+            .transpose()?;
         let expected = extra
             .and_then(|e| e.expected.as_ref())
             .map_or_else(|| py.Ellipsis(), |v| v.clone_ref(py));
@@ -292,7 +292,7 @@ impl MemoryStore {
             inputs.unbind(),
             payload.output.clone_ref(py),
             expected,
-            metadata.unbind(),
+            metadata.map(Bound::unbind),
         ))
     }
 
@@ -449,8 +449,9 @@ impl MemoryStore {
         let metadata = entry.metadata(py);
         let extra = Extra {
             expected: (!expected.is(py.Ellipsis())).then(|| expected.clone().unbind()),
-            metadata: (!metadata.is_empty())
-                .then(|| metadata.copy())
+            metadata: metadata
+                .filter(|m| !m.is_empty())
+                .map(|m| m.copy())
                 .transpose()?
                 .map(Bound::unbind),
             inputs: (!lossless).then(|| inputs.copy()).transpose()?.map(Bound::unbind),
