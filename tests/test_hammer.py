@@ -3,7 +3,8 @@ f(key), never another key's value, and the store's bookkeeping stays consistent 
 
 import hashlib
 import random
-import threading
+
+from threads import run_in_threads
 
 from oxicache import CacheEntry, InMemCache
 
@@ -45,11 +46,7 @@ def test_mixed_operations_from_threads_never_mix_values():
             except AssertionError as err:  # pragma: no cover - reported below
                 failures.append(repr(err))
 
-    threads = [threading.Thread(target=worker, args=(seed,)) for seed in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    run_in_threads(worker, [(seed,) for seed in range(4)], switch_interval=1e-5)
     assert not failures
     stats = cache.stats()
     assert stats["size"] == len(cache) == len(list(cache)) <= 16

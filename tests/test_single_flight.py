@@ -7,17 +7,9 @@ import time
 import weakref
 
 import pytest
+from threads import run_in_threads
 
 from oxicache import InMemCache
-
-
-def run_threads(target, args_list):
-    threads = [threading.Thread(target=target, args=args) for args in args_list]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=10)
-    assert not any(t.is_alive() for t in threads), "a waiter hung"
 
 
 def test_concurrent_misses_compute_once_per_key():
@@ -38,7 +30,7 @@ def test_concurrent_misses_compute_once_per_key():
         results.append((key, slow(key)))
 
     calls = [(0,)] * 16 + [(k,) for k in range(1, 5) for _ in range(4)]
-    run_threads(call, calls)
+    run_in_threads(call, calls)
     assert computed == {0: 1, 1: 1, 2: 1, 3: 1, 4: 1}
     assert all(value == ("value", key) for key, value in results)
     assert len(results) == len(calls)
@@ -65,7 +57,7 @@ def test_waiters_get_the_leaders_exception_and_nothing_is_stored():
         except ValueError as err:
             errors.append(str(err))
 
-    run_threads(call, [()] * 8)
+    run_in_threads(call, [()] * 8)
     assert runs == [7]
     assert errors == ["upstream failed for 7"] * 8
     assert len(cache) == 0
