@@ -41,6 +41,14 @@ def test_key_oxicache_from_args(benchmark: Any) -> None:
 
 
 @pytest.mark.benchmark(group="key")
+def test_key_of_prebuilt_inputs(benchmark: Any) -> None:
+    """The key computation alone: no CacheEntry object, inputs dict built once."""
+    inputs = {"x": 1, "y": "abc"}
+    key = benchmark(oxicache.keys.key_of, "f", inputs)
+    assert key == key_oxicache()
+
+
+@pytest.mark.benchmark(group="key")
 def test_key_json_md5_baseline(benchmark: Any) -> None:
     benchmark.extra_info["call"] = 'int(md5(json.dumps({"func": "f", "inputs": {...}}, sort_keys=True).encode()).hexdigest(), 16)'
     key = benchmark(key_json_md5)
