@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from oxicache._core import CacheEntry, Memoizer, _install_vectorcall
 from oxicache._signature import bind_inputs, memo_identity, param_specs, validate_exclude
-from oxicache.durations import TTL, parse_ttl
+from oxicache.durations import TTL, resolve_ttl
 from oxicache.info import CacheInfo
 
 if TYPE_CHECKING:
@@ -47,9 +47,7 @@ def make_memoized(
         msg = f"annotation must be a dict, got {type(annotation).__name__}"
         raise TypeError(msg)
     metadata = {"annotation": dict(annotation)} if annotation else None
-    seconds = parse_ttl(ttl) if ttl is not None else None
-    if seconds is None and annotation and annotation.get("ttl") is not None:
-        seconds = parse_ttl(annotation["ttl"], what="annotation ttl")
+    seconds = resolve_ttl(ttl, annotation)
 
     store = getattr(cache, "_native_store", None)
     plain = not (inspect.iscoroutinefunction(func) or inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func))
@@ -94,7 +92,7 @@ class _PythonMemo:
 
     def store(self, probe: CacheEntry, output: Any) -> None:
         entry = probe.clone(output=output)
-        self.cache._set(entry, self.ttl if self.ttl is not None else self.cache._entry_ttl(entry, None))
+        self.cache._set(entry, self.cache._entry_ttl(entry, self.ttl))
         self.cache._count("sets")
 
     def cache_info(self) -> CacheInfo:

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Union
 from oxicache._core import CacheEntry
 from oxicache._memoize import make_memoized
 from oxicache._signature import validate_exclude
-from oxicache.durations import TTL, parse_ttl
+from oxicache.durations import TTL, parse_ttl, resolve_ttl
 
 __all__ = ["BaseCache", "Ref"]
 
@@ -193,12 +193,8 @@ class BaseCache:
 
     def _entry_ttl(self, entry: CacheEntry, ttl: TTL) -> float | None:
         """Explicit ``ttl=``, else ``metadata["annotation"]["ttl"]``, else the cache's default."""
-        if ttl is not None:
-            return parse_ttl(ttl)
-        annotation = entry.metadata.get("annotation")
-        if isinstance(annotation, Mapping) and annotation.get("ttl") is not None:
-            return parse_ttl(annotation["ttl"], what="annotation ttl")
-        return self._ttl
+        seconds = resolve_ttl(ttl, entry.metadata.get("annotation"))
+        return self._ttl if seconds is None else seconds
 
     def __setitem__(self, key: Any, value: CacheEntry | Mapping[str, Any]) -> None:
         entry = value if isinstance(value, CacheEntry) else CacheEntry.from_dict(value)

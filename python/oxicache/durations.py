@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import datetime
 import re
-from typing import Union
+from typing import Mapping, Union
 
-__all__ = ["TTL", "parse_ttl"]
+__all__ = ["TTL", "parse_ttl", "resolve_ttl"]
 
 TTL = Union[int, float, str, datetime.timedelta, None]
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+
+
+def resolve_ttl(ttl: TTL, annotation: object) -> float | None:
+    """An explicit ``ttl``, else the ``"ttl"`` of an annotation dict, in seconds; None when neither is set."""
+    if ttl is not None:
+        return parse_ttl(ttl)
+    if isinstance(annotation, Mapping) and annotation.get("ttl") is not None:
+        return parse_ttl(annotation["ttl"], what="annotation ttl")
+    return None
 
 
 def parse_ttl(ttl: TTL, *, what: str = "ttl") -> float | None:
