@@ -655,3 +655,24 @@ class TestNoCache:
         assert expensive.cache_info() == (0, 2, None, 0)
         # plain memoized functions on NoCache are pass-throughs: only the get() above is a lookup
         assert cache.stats() == {"hits": 0, "misses": 1, "sets": 0, "size": 0}
+
+
+def test_ahvn_keyword_spelling_of_func():
+    from oxicache import CacheEntry, InMemCache
+
+    cache = InMemCache()
+    cache.set(func="f", output=2, x=1)
+    assert cache.get(func="f", x=1) == 2
+    assert cache.exists(func="f", x=1)
+    assert cache.retrieve(func="f", x=1).output == 2
+    cache.annotate(func="f", x=1, expected=3)
+    assert cache.get("f", x=1) == 3
+    assert cache.unset(func="f", x=1) and not cache.exists("f", x=1)
+    entry = CacheEntry("g", {"y": 1}, output=0)
+    cache.add(entry)
+    assert cache.remove(entry=entry) and len(cache) == 0
+    # positional func: a keyword named func is then an input
+    cache.set("h", {"func": "input value"}, output=5)
+    assert cache.get("h", func="input value") == 5
+    with pytest.raises(TypeError, match="first argument"):
+        cache.get(x=1)

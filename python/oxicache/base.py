@@ -94,7 +94,16 @@ class BaseCache:
 
     # ---- building references ------------------------------------------------------------------
     def _probe(self, func: Any, inputs: Any, kwargs: dict[str, Any], what: str) -> CacheEntry:
-        """A CacheEntry for ``func`` with ``inputs`` given either as a dict or as keyword arguments."""
+        """A CacheEntry for ``func`` with ``inputs`` given either as a dict or as keyword arguments.
+
+        ``func`` may also come as the keyword ``func=`` (ahvn's spelling) when not given positionally; then
+        an input named ``func`` needs the dict spelling.
+        """
+        if func is _MISSING:
+            if "func" not in kwargs:
+                msg = f"{what}() needs the function (a name or a memoized function) as its first argument"
+                raise TypeError(msg)
+            func = kwargs.pop("func")
         if inputs is _MISSING:
             inputs = kwargs
         elif kwargs:
@@ -108,12 +117,12 @@ class BaseCache:
         return probe.clone(exclude=self._exclude) if self._exclude else probe
 
     # ---- reading ------------------------------------------------------------------------------
-    def retrieve(self, func: Any, inputs: Any = _MISSING, /, **kwargs: Any) -> CacheEntry | Any:
+    def retrieve(self, func: Any = _MISSING, inputs: Any = _MISSING, /, **kwargs: Any) -> CacheEntry | Any:
         """The stored entry for the call, or ``...`` when there is none."""
         entry = self._lookup(self._probe(func, inputs, kwargs, "retrieve"))
         return ... if entry is None else entry
 
-    def get(self, func: Any, inputs: Any = _MISSING, /, **kwargs: Any) -> Any:
+    def get(self, func: Any = _MISSING, inputs: Any = _MISSING, /, **kwargs: Any) -> Any:
         """The cached value (``expected`` if annotated, else ``output``), or ``...`` on a miss.
 
         ``cache.get("f", {"x": 5})`` and ``cache.get("f", x=5)`` are the same lookup.
@@ -126,7 +135,7 @@ class BaseCache:
         self._count("misses" if entry is None else "hits")
         return entry
 
-    def exists(self, func: Any, inputs: Any = _MISSING, /, **kwargs: Any) -> bool:
+    def exists(self, func: Any = _MISSING, inputs: Any = _MISSING, /, **kwargs: Any) -> bool:
         """True when the call has an entry (no statistics are counted)."""
         return self._has(self._probe(func, inputs, kwargs, "exists"))
 
@@ -153,7 +162,7 @@ class BaseCache:
     # ---- writing ------------------------------------------------------------------------------
     def set(
         self,
-        func: Any,
+        func: Any = _MISSING,
         inputs: Any = _MISSING,
         /,
         *,
@@ -203,7 +212,7 @@ class BaseCache:
             raise KeyError(msg)
         self._store(entry, None)
 
-    def annotate(self, func: Any, inputs: Any = _MISSING, /, *, expected: Any = ..., metadata: dict[str, Any] | None = None, **kwargs: Any) -> CacheEntry:
+    def annotate(self, func: Any = _MISSING, inputs: Any = _MISSING, /, *, expected: Any = ..., metadata: dict[str, Any] | None = None, **kwargs: Any) -> CacheEntry:
         """Set the expected (ground-truth) value of a call.
 
         An existing entry keeps its output and gets ``expected`` (its own output when omitted) and
@@ -223,16 +232,18 @@ class BaseCache:
         return entry
 
     # ---- removing -----------------------------------------------------------------------------
-    def remove(self, func: Any, inputs: Any = _MISSING, /, **kwargs: Any) -> bool:
+    def remove(self, func: Any = _MISSING, inputs: Any = _MISSING, /, **kwargs: Any) -> bool:
         """Remove one entry: ``remove(entry)``, ``remove("f", {"x": 5})`` or ``remove("f", x=5)``.
 
         Returns True when an entry was removed.
         """
         if isinstance(func, CacheEntry) and inputs is _MISSING and not kwargs:
             return self._remove(func)
+        if isinstance(kwargs.get("entry"), CacheEntry) and func is _MISSING and len(kwargs) == 1:
+            return self._remove(kwargs["entry"])  # remove(entry=...), as ahvn's parameter name
         return self._remove(self._probe(func, inputs, kwargs, "remove"))
 
-    def unset(self, func: Any, inputs: Any = _MISSING, /, **kwargs: Any) -> bool:
+    def unset(self, func: Any = _MISSING, inputs: Any = _MISSING, /, **kwargs: Any) -> bool:
         """Remove the entry of a call (``unset("f", x=5)``); True when one was removed."""
         return self._remove(self._probe(func, inputs, kwargs, "unset"))
 
