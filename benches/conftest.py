@@ -2,7 +2,7 @@
 
 The normal test run never collects this directory (``testpaths = ["tests"]`` in pyproject.toml).
 
-Defaults chosen here keep the whole run to about a minute on the 2-core CI machine; any of them given on
+Defaults chosen here keep the whole run to about 15 s on the 2-core machine; any of them given on
 the command line wins:
 
 * ``--benchmark-min-time=0.0001``: a round lasts at least 100 µs, so the timer's own cost (~50 ns) is noise

@@ -14,6 +14,7 @@ use pyo3::types::{PyDict, PyString, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 use smallvec::SmallVec;
 
+use crate::errors::CoreError;
 use crate::key::digest;
 use crate::key::encode::{tag, with_scratch, write_str, write_varint, Encoder};
 use crate::store::flight::Role;
@@ -168,25 +169,35 @@ impl Memoizer {
         Ok(None)
     }
 
-    /// Writes the key bytes into `key`: func id, then the canonical dict encoding of the bound inputs
-    /// (`value(i)` is parameter i's bound value). Returns whether the inputs decode back losslessly.
+    /// Writes the key bytes into `enc`: func id, then the canonical dict encoding of the bound inputs
+    /// (`value(i)` is parameter i's bound value). On failure, also returns the parameter that failed.
+    fn encode_key<'a, 'py: 'a>(
+        &self,
+        enc: &mut Encoder<'_>,
+        value: impl Fn(usize) -> Borrowed<'a, 'py, PyAny>,
+    ) -> Result<(), (CoreError, usize)> {
+        enc.out.extend_from_slice(&self.func_id.to_le_bytes());
+        enc.out.push(tag::DICT);
+        write_varint(enc.out, self.order.len() as u64);
+        for &i in &self.order {
+            enc.out.extend_from_slice(&self.params[i].name_bytes);
+            enc.encode(&value(i), 2).map_err(|err| (err, i))?;
+        }
+        Ok(())
+    }
+
+    /// `encode_key` into `key` with errors raised as `KeyEncodingError` naming the parameter. Returns
+    /// whether the inputs decode back losslessly.
     fn write_key<'a, 'py: 'a>(
         &self,
         py: Python<'py>,
         value: impl Fn(usize) -> Borrowed<'a, 'py, PyAny>,
         key: &mut Vec<u8>,
     ) -> PyResult<bool> {
-        key.extend_from_slice(&self.func_id.to_le_bytes());
-        key.push(tag::DICT);
-        write_varint(key, self.order.len() as u64);
         let mut enc = Encoder::new(key);
-        for &i in &self.order {
-            let param = &self.params[i];
-            enc.out.extend_from_slice(&param.name_bytes);
-            if let Err(err) = enc.encode(&value(i), 2) {
-                let func = self.func_name.bind(py).to_str()?;
-                return Err(err.into_pyerr(py, Some(func), Some(param.name.bind(py).to_str()?)));
-            }
+        if let Err((err, i)) = self.encode_key(&mut enc, value) {
+            let func = self.func_name.bind(py).to_str()?;
+            return Err(err.into_pyerr(py, Some(func), Some(self.params[i].name.bind(py).to_str()?)));
         }
         Ok(enc.lossless)
     }
@@ -296,14 +307,7 @@ impl Memoizer {
     ) -> Option<Py<PyAny>> {
         let store = self.store.get();
         let hit = with_scratch(|key| {
-            key.extend_from_slice(&self.func_id.to_le_bytes());
-            key.push(tag::DICT);
-            write_varint(key, self.order.len() as u64);
-            let mut enc = Encoder::builtins_only(key);
-            for &i in &self.order {
-                enc.out.extend_from_slice(&self.params[i].name_bytes);
-                enc.encode(&value(i), 2).ok()?;
-            }
+            self.encode_key(&mut Encoder::builtins_only(key), value).ok()?;
             if key.len() > crate::store::LARGE_KEY {
                 return None; // digesting needs the name as a str: leave it to the full path
             }
