@@ -252,6 +252,25 @@ impl Memoizer {
         Some(slots)
     }
 
+    /// `bind`, raising the signature's own TypeError when the arguments do not fit.
+    fn bind_or_raise<'py>(
+        &self,
+        py: Python<'py>,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Slots<'py>> {
+        match self.bind(py, args, kwargs)? {
+            Binding::Bound(slots) => Ok(slots),
+            Binding::Mismatch => {
+                let sig = py.import("inspect")?.call_method1("signature", (self.func.bind(py),))?;
+                sig.call_method("bind", args, kwargs)?;
+                Err(pyo3::exceptions::PyTypeError::new_err(
+                    "arguments do not match the function's signature",
+                ))
+            }
+        }
+    }
+
     /// Parameter i's default (only called for parameters that have one).
     #[inline]
     pub(crate) fn default_of<'a, 'py>(&'a self, py: Python<'py>, i: usize) -> Borrowed<'a, 'py, PyAny> {
@@ -512,20 +531,23 @@ impl Memoizer {
         args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<u128> {
-        let slots = match self.bind(py, args, kwargs)? {
-            Binding::Bound(slots) => slots,
-            Binding::Mismatch => {
-                // Produce the signature's own TypeError.
-                let sig = py.import("inspect")?.call_method1("signature", (self.func.bind(py),))?;
-                sig.call_method("bind", args, kwargs)?;
-                return Err(pyo3::exceptions::PyTypeError::new_err(
-                    "arguments do not match the function's signature",
-                ));
-            }
-        };
+        let slots = self.bind_or_raise(py, args, kwargs)?;
         let mut key = Vec::new();
         self.write_key(py, |i| slots[i].as_ref().expect("bound").as_borrowed(), &mut key)?;
         Ok(digest::entry_key(self.func_name.bind(py).to_str()?, &key[4..]))
+    }
+
+    /// The inputs dict a call with these arguments is stored under (`CacheEntry.inputs`): bound to the
+    /// signature, defaults applied, excluded names left out.
+    #[pyo3(signature = (*args, **kwargs))]
+    fn cache_inputs<'py>(
+        &self,
+        py: Python<'py>,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let slots = self.bind_or_raise(py, args, kwargs)?;
+        self.inputs_dict(py, |i| slots[i].as_ref().expect("bound").as_borrowed())
     }
 
     /// CacheInfo(hits, misses, maxsize, currsize) for this function, as functools.lru_cache reports it.

@@ -676,3 +676,24 @@ def test_ahvn_keyword_spelling_of_func():
     assert cache.get("h", func="input value") == 5
     with pytest.raises(TypeError, match="first argument"):
         cache.get(x=1)
+
+
+@pytest.mark.parametrize("make_cache", [lambda: __import__("oxicache").InMemCache(), lambda: __import__("oxicache").NoCache()])
+def test_memoized_function_binds_manual_inputs_to_its_signature(make_cache):
+    cache = make_cache()
+
+    @cache.memoize(exclude=["verbose"])
+    def add(x, y=10, verbose=False):
+        return x + y
+
+    assert add.cache_inputs(5) == {"x": 5, "y": 10}
+    assert add.cache_inputs(x=5, y=1, verbose=True) == {"x": 5, "y": 1}
+    add(5)
+    stored = not isinstance(cache, __import__("oxicache").NoCache)
+    assert cache.exists(add, x=5) is stored
+    assert cache.get(add, x=5, verbose=True) == (15 if stored else ...)
+    assert cache.get(add.cache_name, x=5) is ...  # a name takes the inputs as stored: y is missing
+    assert cache.get(add.cache_name, x=5, y=10) == (15 if stored else ...)
+    with pytest.raises(TypeError):
+        cache.get(add, z=1)  # not a parameter of add
+    assert cache.remove(add, x=5) is stored

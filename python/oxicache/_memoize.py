@@ -109,6 +109,9 @@ class _PythonMemo:
     def cache_key(self, *args: Any, **kwargs: Any) -> int:
         return self.probe(args, kwargs).key
 
+    def cache_inputs(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return self.probe(args, kwargs).inputs
+
     def passthrough(self) -> Any:
         """For backends that store nothing (NoCache): every call runs, counted as a miss."""
         func, count = self.func, self.count
@@ -136,6 +139,7 @@ class _PythonMemo:
         wrapper.cache_info = self.cache_info  # type: ignore[attr-defined]
         wrapper.cache_clear = self.cache_clear  # type: ignore[attr-defined]
         wrapper.cache_key = self.cache_key  # type: ignore[attr-defined]
+        wrapper.cache_inputs = self.cache_inputs  # type: ignore[attr-defined]
         wrapper.cache_name = self.identity  # type: ignore[attr-defined]
         return wrapper
 

@@ -105,7 +105,10 @@ class BaseCache:
                 raise TypeError(msg)
             func = kwargs.pop("func")
         if inputs is _MISSING:
-            inputs = kwargs
+            # A memoized function binds keyword inputs to its signature (defaults applied, exclusions
+            # dropped), so cache.get(f, x=1) finds what f(1) stored; a name takes them as stored.
+            bind = getattr(func, "cache_inputs", None)
+            inputs = bind(**kwargs) if bind is not None else kwargs
         elif kwargs:
             msg = f"{what}() takes the inputs either as a dict or as keyword arguments, not both (got {sorted(kwargs)})"
             raise TypeError(msg)
