@@ -18,6 +18,8 @@ mod _core {
     #[pymodule_export]
     use crate::memo::Memoizer;
     #[pymodule_export]
+    use crate::store::flight::_after_fork_in_child;
+    #[pymodule_export]
     use crate::store::MemoryStore;
     #[pymodule_export]
     use crate::vectorcall::_install_vectorcall;

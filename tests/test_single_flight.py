@@ -1,6 +1,8 @@
 """Concurrent misses of one key compute once per process (threads), and the native call path releases
 what it drops at once (no references parked until some later call)."""
 
+import os
+import signal
 import sys
 import threading
 import time
@@ -110,3 +112,36 @@ def test_evicted_results_die_without_any_other_call():
     assert first() is not None  # held by the cache
     make(2)  # evicts the first result through the native call path only
     assert first() is None
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+@pytest.mark.filterwarnings("ignore:.*multi-threaded.*fork:DeprecationWarning")  # the point of this test
+def test_forked_child_does_not_wait_for_a_parent_thread_in_flight():
+    cache = InMemCache()
+    started = threading.Event()
+
+    @cache.memoize
+    def slow(key):
+        started.set()
+        time.sleep(1.0)
+        return key
+
+    worker = threading.Thread(target=slow, args=(1,))
+    worker.start()
+    assert started.wait(5)  # the parent's thread now leads the flight for key 1
+    pid = os.fork()
+    if pid == 0:  # child: the leader thread does not exist here
+        code = 1
+        try:
+            code = 0 if slow(1) == 1 else 2
+        finally:
+            os._exit(code)
+    worker.join()
+    deadline = time.monotonic() + 10
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if done[0] == 0:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child waited forever for its parent's in-flight computation")
+    assert os.waitstatus_to_exitcode(done[1]) == 0

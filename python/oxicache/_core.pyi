@@ -11,6 +11,7 @@ __all__ = [
     "Memoizer",
     "MemoryStore",
     "__version__",
+    "_after_fork_in_child",
     "_install_vectorcall",
     "canonical_bytes",
     "key_of",
@@ -35,6 +36,7 @@ def register_key_encoder(cls: type, encoder: Callable[[Any], Any] | None) -> Non
     """Key instances of ``cls`` (and subclasses) by ``encoder(obj)``; ``None`` removes the registration."""
 
 def _install_vectorcall(memo: Memoizer) -> None: ...
+def _after_fork_in_child() -> None: ...
 
 @final
 class CacheEntry:

@@ -6,6 +6,7 @@
 //! computes without waiting on itself.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::ThreadId;
 
@@ -14,8 +15,19 @@ use pyo3::prelude::*;
 
 type Outcome = Result<Py<PyAny>, PyErr>;
 
+/// Bumped in a forked child (`os.register_at_fork`): flights started before the fork belong to threads
+/// that do not exist in the child, so the child must not wait for them.
+static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// Registered by the package with `os.register_at_fork(after_in_child=...)`.
+#[pyfunction]
+pub fn _after_fork_in_child() {
+    FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
 pub struct Flight {
     leader: ThreadId,
+    generation: u64,
     outcome: Mutex<Option<Outcome>>,
     done: Condvar,
 }
@@ -62,16 +74,19 @@ pub struct Leader<'a> {
 impl Flights {
     pub fn join(&self, key: &[u8]) -> Role<'_> {
         let me = std::thread::current().id();
+        let generation = FORK_GENERATION.load(Ordering::Relaxed);
         let mut running = self.running.lock();
-        if let Some(flight) = running.get(key) {
+        if let Some(flight) = running.get(key).filter(|f| f.generation == generation) {
             return if flight.leader == me {
                 Role::Reentrant
             } else {
                 Role::Follow(flight.clone())
             };
         }
+        // No flight, or one inherited through fork() whose leader is gone: this caller leads.
         let flight = Arc::new(Flight {
             leader: me,
+            generation,
             outcome: Mutex::new(None),
             done: Condvar::new(),
         });
@@ -97,7 +112,14 @@ impl Leader<'_> {
 
     fn publish(&mut self, outcome: Outcome) {
         self.finished = true;
-        let removed = self.flights.running.lock().remove(&self.key);
+        let removed = {
+            let mut running = self.flights.running.lock();
+            // Only retire our own flight (a newer one may have replaced an inherited entry).
+            match running.get(&self.key) {
+                Some(current) if Arc::ptr_eq(current, &self.flight) => running.remove(&self.key),
+                _ => None,
+            }
+        };
         *self.flight.outcome.lock() = Some(outcome);
         self.flight.done.notify_all();
         drop(removed);

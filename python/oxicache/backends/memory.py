@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Iterator
 
-from oxicache._core import CacheEntry, MemoryStore
+import os
+
+from oxicache._core import CacheEntry, MemoryStore, _after_fork_in_child
 from oxicache.base import BaseCache, Ref
 from oxicache.durations import TTL
 
 __all__ = ["InMemCache"]
+
+if hasattr(os, "register_at_fork"):
+    # A forked child must not wait for computations that were in flight in its parent's other threads.
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class InMemCache(BaseCache):
