@@ -345,6 +345,7 @@ impl Memoizer {
         call: impl FnOnce() -> PyResult<Py<PyAny>>,
     ) -> PyResult<Py<PyAny>> {
         let store = self.store.get();
+        let finished_before = store.flights.finished_count();
         let (key, lossless) = match with_scratch(|key| -> PyResult<HitOrMiss> {
             let decodable = self.write_key(py, value, key)?;
             let digested = compact_large_key(key, self.func_name.bind(py).to_str()?);
@@ -386,19 +387,26 @@ impl Memoizer {
             );
             Ok(output)
         };
-        match store.flights.join(&key) {
+        let result = match store.flights.join(&key) {
             Role::Follow(flight) => flight.wait(py),
             Role::Reentrant => compute_and_store(),
             Role::Lead(leader) => {
-                // Another leader may have stored the value between our lookup and joining.
-                let outcome = match store.peek_value(py, &key) {
+                // Another leader may have stored the value between our lookup and joining; only
+                // possible when some flight finished since then.
+                let stored = if store.flights.finished_count() == finished_before {
+                    None
+                } else {
+                    store.peek_value(py, &key)
+                };
+                let outcome = match stored {
                     Some(value) => Ok(value),
                     None => compute_and_store(),
                 };
                 leader.finish(py, &outcome);
                 outcome
             }
-        }
+        };
+        result
     }
 }
 

@@ -5,11 +5,11 @@
 //! exception and nothing is stored. A leader that calls its own key again (recursion on one thread)
 //! computes without waiting on itself.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::ThreadId;
 
+use hashbrown::HashMap;
 use parking_lot::{Condvar, Mutex};
 use pyo3::prelude::*;
 
@@ -51,7 +51,10 @@ impl Flight {
 /// The calls in progress, by key.
 #[derive(Default)]
 pub struct Flights {
-    running: Mutex<HashMap<Box<[u8]>, Arc<Flight>>>,
+    running: Mutex<HashMap<Box<[u8]>, Arc<Flight>, foldhash::fast::RandomState>>,
+    /// Counts finished flights. A caller that read it before its (missed) lookup and finds it unchanged
+    /// after winning the lead knows no other flight stored a value in between, and skips a re-check.
+    finished: AtomicU64,
 }
 
 pub enum Role<'a> {
@@ -66,13 +69,18 @@ pub enum Role<'a> {
 
 pub struct Leader<'a> {
     flights: &'a Flights,
-    key: Box<[u8]>,
+    key: &'a [u8],
     flight: Arc<Flight>,
     finished: bool,
 }
 
 impl Flights {
-    pub fn join(&self, key: &[u8]) -> Role<'_> {
+    /// Read before a lookup; see `finished`.
+    pub fn finished_count(&self) -> u64 {
+        self.finished.load(Ordering::SeqCst)
+    }
+
+    pub fn join<'a>(&'a self, key: &'a [u8]) -> Role<'a> {
         let me = std::thread::current().id();
         let generation = FORK_GENERATION.load(Ordering::Relaxed);
         let mut running = self.running.lock();
@@ -93,7 +101,7 @@ impl Flights {
         running.insert(key.into(), flight.clone());
         Role::Lead(Leader {
             flights: self,
-            key: key.into(),
+            key,
             flight,
             finished: false,
         })
@@ -115,11 +123,12 @@ impl Leader<'_> {
         let removed = {
             let mut running = self.flights.running.lock();
             // Only retire our own flight (a newer one may have replaced an inherited entry).
-            match running.get(&self.key) {
-                Some(current) if Arc::ptr_eq(current, &self.flight) => running.remove(&self.key),
+            match running.get(self.key) {
+                Some(current) if Arc::ptr_eq(current, &self.flight) => running.remove(self.key),
                 _ => None,
             }
         };
+        self.flights.finished.fetch_add(1, Ordering::SeqCst);
         *self.flight.outcome.lock() = Some(outcome);
         self.flight.done.notify_all();
         drop(removed);
