@@ -10,6 +10,7 @@
 """
 
 from oxicache._core import CacheEntry, __version__
+from oxicache._protocols import Memoized
 from oxicache.backends.memory import InMemCache
 from oxicache.backends.none import NoCache
 from oxicache.base import BaseCache
@@ -25,6 +26,7 @@ __all__ = [
     "CacheInfo",
     "InMemCache",
     "KeyEncodingError",
+    "Memoized",
     "NoCache",
     "__version__",
     "register_key_encoder",

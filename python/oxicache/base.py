@@ -10,16 +10,20 @@ written once here.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Iterable, Iterator, Mapping, Union
+from typing import Any, Callable, Iterable, Iterator, Mapping, ParamSpec, TypeVar, Union, overload
 
 from oxicache._core import CacheEntry
 from oxicache._memoize import make_memoized
+from oxicache._protocols import Memoized
 from oxicache._signature import validate_exclude
 from oxicache.durations import TTL, parse_ttl, resolve_ttl
 
 __all__ = ["BaseCache", "Ref"]
 
 Ref = Union[int, CacheEntry]
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 # "Not given" for positional-only parameters whose None is meaningful.
 _MISSING: Any = object()
@@ -289,6 +293,18 @@ class BaseCache:
         return counts
 
     # ---- decorators ---------------------------------------------------------------------------
+    @overload
+    def memoize(self, func: Callable[P, R]) -> Memoized[P, R]: ...
+    @overload
+    def memoize(
+        self,
+        func: None = None,
+        *,
+        name: str | None = None,
+        exclude: Iterable[str] | None = None,
+        annotation: Mapping[str, Any] | None = None,
+        ttl: TTL = None,
+    ) -> Callable[[Callable[P, R]], Memoized[P, R]]: ...
     def memoize(
         self,
         func: Callable[..., Any] | None = None,
@@ -305,6 +321,8 @@ class BaseCache:
             exclude: parameter names left out of the key, on top of the cache's own ``exclude``.
             annotation: stored in each entry's ``metadata["annotation"]``; its ``"ttl"`` sets the time to live.
             ttl: time to live of this function's entries (seconds, timedelta or ``"1h"``).
+
+        Type checkers see a ``Memoized[P, R]``: the original signature plus the ``cache_*`` helpers.
         """
         options = dict(name=name, exclude=exclude, annotation=annotation, ttl=ttl)
         if func is None:

@@ -1,0 +1,44 @@
+"""Type-checks cleanly under mypy --strict; each reveal_type is compared with its `# revealed:` comment."""
+
+from typing import reveal_type
+
+from oxicache import InMemCache
+
+cache = InMemCache()
+
+
+@cache.memoize
+def area(width: int, height: int = 1) -> float:
+    return float(width * height)
+
+
+@cache.memoize(name="reports.total", exclude=["verbose"], ttl="1h")
+def total(values: list[int], verbose: bool = False) -> int:
+    return sum(values)
+
+
+@cache.memoize
+async def fetch(url: str) -> bytes:
+    return url.encode()
+
+
+class Prices:
+    def __cache_key__(self) -> str:
+        return "prices"
+
+    @cache.memoize
+    def price(self, sku: str, qty: int = 1) -> float:
+        return 1.0 * qty
+
+
+reveal_type(area(2, height=3))  # revealed: float
+reveal_type(total([1, 2]))  # revealed: int
+pending = reveal_type(fetch("x"))  # revealed: typing.Coroutine[Any, Any, bytes]
+pending.close()
+reveal_type(Prices().price("a", qty=2))  # revealed: float
+reveal_type(Prices.price(Prices(), "a"))  # revealed: float
+reveal_type(area.cache_info().hits)  # revealed: int
+reveal_type(area.cache_key(2))  # revealed: int
+reveal_type(area.cache_inputs(2))  # revealed: dict[str, Any]
+reveal_type(area.__wrapped__)  # revealed: def (width: int, height: int =) -> float
+area.cache_clear()
