@@ -161,9 +161,14 @@ class _PythonMemo:
             found = self.lookup(probe)
             if found is not None:
                 return found.value
-            output = await self.func(*args, **kwargs)
-            self.store(probe, output)
-            return output
+
+            async def compute() -> Any:
+                output = await self.func(*args, **kwargs)
+                self.store(probe, output)
+                return output
+
+            # Concurrent misses of this key in this loop wait for one computation.
+            return await self.cache._async_flights.run(probe.key, compute)
 
         return wrapper
 

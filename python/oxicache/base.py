@@ -13,6 +13,7 @@ import threading
 from typing import Any, Callable, Iterable, Iterator, Mapping, ParamSpec, TypeVar, Union, overload
 
 from oxicache._core import CacheEntry
+from oxicache._async_flight import AsyncFlights
 from oxicache._memoize import make_memoized
 from oxicache._protocols import Memoized
 from oxicache._signature import validate_exclude
@@ -55,6 +56,7 @@ class BaseCache:
         self._ttl = parse_ttl(ttl)
         self._counts_lock = threading.Lock()
         self._counts = {"hits": 0, "misses": 0, "sets": 0}
+        self._async_flights = AsyncFlights()
 
     # ---- backend primitives -------------------------------------------------------------------
     def _get(self, ref: Ref) -> CacheEntry | None:
