@@ -59,6 +59,59 @@ unsafe extern "C" fn vectorcall_entry(
     unsafe { trampoline::fastcall_cfunction_with_keywords::<Entry>(callable, args, nargsf as ffi::Py_ssize_t, kwnames) }
 }
 
+/// How the caller's argument array binds to the parameters.
+enum StackBinding {
+    /// Parameter i is `args[i]` below `nargs`, its default above (the common, allocation-free case).
+    Positional(usize),
+    /// Slot i is an index into the array, or `usize::MAX` for the parameter's default.
+    Slots(SmallVec<[usize; 8]>),
+}
+
+/// The binding of a vectorcall, or None when only the general binder can tell (variadic parameters,
+/// unknown or repeated names, a missing argument without default).
+///
+/// # Safety
+/// `kwnames` is NULL or a tuple of str.
+unsafe fn stack_binding(memo: &Memoizer, nargs: usize, kwnames: *mut ffi::PyObject) -> Option<StackBinding> {
+    let nkw = if kwnames.is_null() {
+        0
+    } else {
+        (unsafe { ffi::PyTuple_GET_SIZE(kwnames) }) as usize
+    };
+    if nkw == 0 && memo.binds_positionally(nargs) {
+        return Some(StackBinding::Positional(nargs));
+    }
+    // SAFETY: kwnames holds `nkw` items, alive as long as the tuple.
+    let names: SmallVec<[*mut ffi::PyObject; 8]> = (0..nkw)
+        .map(|k| unsafe { ffi::PyTuple_GET_ITEM(kwnames, k as ffi::Py_ssize_t) })
+        .collect();
+    memo.keyword_slots(nargs, &names).map(StackBinding::Slots)
+}
+
+impl StackBinding {
+    /// Parameter i's value.
+    ///
+    /// # Safety
+    /// `args` holds every index this binding refers to, alive for the duration of the call.
+    #[inline]
+    unsafe fn value<'a, 'py>(
+        &self,
+        py: Python<'py>,
+        memo: &'a Memoizer,
+        args: *const *mut ffi::PyObject,
+        i: usize,
+    ) -> Borrowed<'a, 'py, PyAny> {
+        let j = match self {
+            StackBinding::Positional(nargs) => (i < *nargs).then_some(i),
+            StackBinding::Slots(slots) => (slots[i] != usize::MAX).then_some(slots[i]),
+        };
+        match j {
+            Some(j) => unsafe { Borrowed::from_ptr(py, *args.add(j)) },
+            None => memo.default_of(py, i),
+        }
+    }
+}
+
 unsafe fn fast_hit(
     callable: *mut ffi::PyObject,
     args: *const *mut ffi::PyObject,
@@ -69,31 +122,8 @@ unsafe fn fast_hit(
     let py = unsafe { Python::assume_attached() };
     let memo: &Memoizer = unsafe { Borrowed::from_ptr(py, callable).cast_unchecked::<Memoizer>() }.get();
     let nargs = unsafe { ffi::PyVectorcall_NARGS(nargsf) } as usize;
-    let nkw = if kwnames.is_null() {
-        0
-    } else {
-        (unsafe { ffi::PyTuple_GET_SIZE(kwnames) }) as usize
-    };
-    // SAFETY: the caller keeps `nargs + nkw` arguments alive for the duration of the call.
-    let arg = |j: usize| unsafe { Borrowed::from_ptr(py, *args.add(j)) };
-    if nkw == 0 {
-        if !memo.binds_positionally(nargs) {
-            return None;
-        }
-        return memo.fast_hit(py, |i| if i < nargs { arg(i) } else { memo.default_of(py, i) });
-    }
-    // SAFETY: kwnames is a tuple of `nkw` str; its item array lives as long as the tuple.
-    let names: SmallVec<[*mut ffi::PyObject; 8]> = (0..nkw)
-        .map(|k| unsafe { ffi::PyTuple_GET_ITEM(kwnames, k as ffi::Py_ssize_t) })
-        .collect();
-    let slots = memo.keyword_slots(nargs, &names)?;
-    memo.fast_hit(py, |i| {
-        if slots[i] == usize::MAX {
-            memo.default_of(py, i)
-        } else {
-            arg(slots[i])
-        }
-    })
+    let binding = unsafe { stack_binding(memo, nargs, kwnames) }?;
+    memo.fast_hit(py, |i| unsafe { binding.value(py, memo, args, i) })
 }
 
 /// # Safety
@@ -109,34 +139,29 @@ unsafe fn dispatch(
     let memo_obj = unsafe { Bound::from_borrowed_ptr(py, callable) };
     let memo: &Memoizer = unsafe { memo_obj.cast_unchecked::<Memoizer>() }.get();
     let nargs = unsafe { ffi::PyVectorcall_NARGS(nargsf) } as usize;
-    let nkw = if kwnames.is_null() {
-        0
-    } else {
-        (unsafe { ffi::PyTuple_GET_SIZE(kwnames) }) as usize
-    };
-    let stack: &[*mut ffi::PyObject] = if nargs + nkw == 0 {
-        &[]
-    } else {
-        unsafe { std::slice::from_raw_parts(args, nargs + nkw) }
-    };
-    if nkw == 0 && memo.binds_positionally(nargs) {
+    if let Some(binding) = unsafe { stack_binding(memo, nargs, kwnames) } {
+        // Bound straight from the caller's array; a miss forwards the call as it came.
         return memo.call_with(
             py,
-            |i| {
-                if i < nargs {
-                    // SAFETY: the caller keeps its arguments alive for the duration of the call.
-                    unsafe { Borrowed::from_ptr(py, stack[i]) }
-                } else {
-                    memo.default_of(py, i)
-                }
-            },
+            |i| unsafe { binding.value(py, memo, args, i) },
             || unsafe {
                 let result = ffi::PyObject_Vectorcall(memo.func().as_ptr(), args, nargsf, kwnames);
                 Bound::from_owned_ptr_or_err(py, result).map(Bound::unbind)
             },
         );
     }
-    // Keywords or variadics: rebuild (args, kwargs) and take the general binder.
+    // Variadics or an unusual spelling: rebuild (args, kwargs) and take the general binder.
+    let nkw = if kwnames.is_null() {
+        0
+    } else {
+        (unsafe { ffi::PyTuple_GET_SIZE(kwnames) }) as usize
+    };
+    // SAFETY: the caller keeps `nargs + nkw` arguments alive for the duration of the call.
+    let stack: &[*mut ffi::PyObject] = if nargs + nkw == 0 {
+        &[]
+    } else {
+        unsafe { std::slice::from_raw_parts(args, nargs + nkw) }
+    };
     let positional = PyTuple::new(py, stack[..nargs].iter().map(|&p| unsafe { Borrowed::from_ptr(py, p) }))?;
     let kwargs = if nkw == 0 {
         None
