@@ -196,30 +196,33 @@ impl MemoryStore {
     /// The memoizer's lookup: the hit value, counting the hit or miss.
     #[inline]
     pub fn lookup(&self, py: Python<'_>, key: &[u8]) -> Option<Py<PyAny>> {
+        self.counted_lookup(key, |payload| payload.value(py))
+    }
+
+    /// Looks `key` up, counting a hit or a miss (and an expiration), and maps a hit's payload with `f`
+    /// under the lock (`f` must not run Python code). An expired payload is dropped after unlocking.
+    fn counted_lookup<T>(&self, key: &[u8], f: impl FnOnce(&Payload) -> T) -> Option<T> {
         let mut expired = None;
-        let hit = {
+        let found = {
             let mut inner = self.inner.lock();
             let found = match inner.lru.get(key, || self.now()) {
-                Lookup::Hit(payload) => Some(payload.value(py)),
+                Lookup::Hit(payload) => Some(f(payload)),
                 Lookup::Expired(payload) => {
                     expired = Some(payload);
                     None
                 }
                 Lookup::Miss => None,
             };
-            match found {
-                Some(_) => inner.stats.hits += 1,
-                None => {
-                    inner.stats.misses += 1;
-                    if expired.is_some() {
-                        inner.stats.expirations += 1;
-                    }
-                }
+            if found.is_some() {
+                inner.stats.hits += 1;
+            } else {
+                inner.stats.misses += 1;
+                inner.stats.expirations += u64::from(expired.is_some());
             }
             found
         };
         drop(expired);
-        hit
+        found
     }
 
     /// The hit path of the native memoizer: returns the value of a live entry and counts the hit; on
@@ -398,26 +401,7 @@ impl MemoryStore {
             self.inner.lock().stats.misses += 1;
             return Ok(None);
         };
-        let mut expired = None;
-        let found = {
-            let mut inner = self.inner.lock();
-            let found = match inner.lru.get(&key, || self.now()) {
-                Lookup::Hit(p) => Some(p.clone_ref(py)),
-                Lookup::Expired(p) => {
-                    expired = Some(p);
-                    inner.stats.expirations += 1;
-                    None
-                }
-                Lookup::Miss => None,
-            };
-            if found.is_some() {
-                inner.stats.hits += 1;
-            } else {
-                inner.stats.misses += 1;
-            }
-            found
-        };
-        drop(expired);
+        let found = self.counted_lookup(&key, |p| p.clone_ref(py));
         found.map(|p| self.to_entry(py, func, &key, &p)).transpose()
     }
 
