@@ -333,29 +333,27 @@ impl MemoryStore {
         inner.by_digest.as_ref().and_then(|m| m.get(&key).cloned())
     }
 
-    pub fn stats_snapshot(&self) -> (Stats, usize) {
-        let mut expired = Vec::new();
+    /// Removes expired entries (counting them), then runs `f` under the same lock; the removed values
+    /// are dropped after unlocking. `f` gets how many were removed.
+    fn after_purge<T>(&self, f: impl FnOnce(&Inner, usize) -> T) -> T {
+        let mut expired: Evicted = Vec::new();
         let result = {
             let mut inner = self.inner.lock();
             let n = inner.lru.purge_expired(&|| self.now(), &mut expired);
             inner.stats.expirations += n as u64;
-            (inner.stats, inner.lru.len())
+            f(&inner, n)
         };
         drop(expired);
         result
     }
 
+    pub fn stats_snapshot(&self) -> (Stats, usize) {
+        self.after_purge(|inner, _| (inner.stats, inner.lru.len()))
+    }
+
     /// Live entries of one function (expired ones are purged first, so they are never counted).
     pub fn count_group(&self, id: u32) -> usize {
-        let mut expired = Vec::new();
-        let count = {
-            let mut inner = self.inner.lock();
-            let n = inner.lru.purge_expired(&|| self.now(), &mut expired);
-            inner.stats.expirations += n as u64;
-            inner.lru.group_count(id)
-        };
-        drop(expired);
-        count
+        self.after_purge(|inner, _| inner.lru.group_count(id))
     }
 
     pub fn max_size(&self) -> Option<usize> {
@@ -508,15 +506,7 @@ impl MemoryStore {
 
     /// Removes expired entries now; returns how many.
     fn expire(&self) -> usize {
-        let mut out: Evicted = Vec::new();
-        let n = {
-            let mut inner = self.inner.lock();
-            let n = inner.lru.purge_expired(&|| self.now(), &mut out);
-            inner.stats.expirations += n as u64;
-            n
-        };
-        drop(out);
-        n
+        self.after_purge(|_, n| n)
     }
 
     fn __len__(&self) -> usize {
