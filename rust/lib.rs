@@ -1,14 +1,18 @@
 //! Native core of oxicache: canonical keys, `CacheEntry`, the in-memory store and the native memoizer.
 
+mod controls;
 mod entry;
 mod errors;
 mod key;
 mod memo;
+mod replay;
 mod store;
 mod vectorcall;
 
 #[pyo3::pymodule]
 mod _core {
+    #[pymodule_export]
+    use crate::controls::{_controls_activated, _controls_var};
     #[pymodule_export]
     use crate::entry::CacheEntry;
     #[pymodule_export]
@@ -16,9 +20,11 @@ mod _core {
     #[pymodule_export]
     use crate::key::{canonical_bytes, key_of};
     #[pymodule_export]
-    use crate::memo::Memoizer;
+    use crate::memo::{Memoizer, Pending};
     #[pymodule_export]
-    use crate::store::flight::_after_fork_in_child;
+    use crate::replay::Replay;
+    #[pymodule_export]
+    use crate::store::flight::{SingleFlight, _after_fork_in_child};
     #[pymodule_export]
     use crate::store::MemoryStore;
     #[pymodule_export]
@@ -31,6 +37,7 @@ mod _core {
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
         m.add("KEY_SCHEME_VERSION", crate::key::digest::KEY_SCHEME_VERSION)?;
         m.add("MAX_DEPTH", crate::key::encode::MAX_DEPTH)?;
+        crate::replay::install(&m.py().get_type::<crate::replay::Replay>());
         Ok(())
     }
 }

@@ -14,6 +14,7 @@ use pyo3::types::{PyDict, PyString, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 use smallvec::SmallVec;
 
+use crate::controls::{self, Mode};
 use crate::errors::CoreError;
 use crate::key::digest;
 use crate::key::encode::{tag, with_scratch, write_str, write_varint, Encoder};
@@ -75,8 +76,12 @@ pub struct Memoizer {
     ttl: u64,
     /// Stored with every entry (memoize(annotation=...) lands here as {"annotation": {...}}).
     metadata: Option<Py<PyDict>>,
+    /// `memoize(cache_if=...)`: a result is stored only when this returns true for it.
+    cache_if: Option<Py<PyAny>>,
     hits: AtomicU64,
     misses: AtomicU64,
+    sets: AtomicU64,
+    errors: AtomicU64,
     /// Read by CPython through `tp_vectorcall_offset` (see `vectorcall.rs`).
     pub(crate) vectorcall: ffi::vectorcallfunc,
 }
@@ -85,6 +90,27 @@ pub struct Memoizer {
 type HitOrMiss = Result<Py<PyAny>, (Vec<u8>, bool)>;
 
 type Slots<'py> = SmallVec<[Option<Bound<'py, PyAny>>; 8]>;
+
+/// A call's arguments bound to the parameters.
+enum ArgValues<'a, 'py> {
+    /// Parameter i is `args[i]`, or its default past the end (positional calls of plain signatures).
+    Positional(&'a Bound<'py, PyTuple>),
+    Slots(Slots<'py>),
+}
+
+impl<'a, 'py> ArgValues<'a, 'py> {
+    #[inline]
+    fn value<'b>(&'b self, py: Python<'py>, memo: &'b Memoizer, i: usize) -> Borrowed<'b, 'py, PyAny> {
+        match self {
+            ArgValues::Positional(args) if i < args.len() => {
+                // SAFETY: i < len(args), and `args` outlives the borrow.
+                unsafe { args.get_borrowed_item_unchecked(i) }
+            }
+            ArgValues::Positional(_) => memo.default_of(py, i),
+            ArgValues::Slots(slots) => slots[i].as_ref().expect("bound").as_borrowed(),
+        }
+    }
+}
 
 enum Binding<'py> {
     Bound(Slots<'py>),
@@ -281,6 +307,22 @@ impl Memoizer {
             .bind_borrowed(py)
     }
 
+    /// Binds `args`/`kwargs`, or None when they do not fit the signature.
+    fn bind_values<'a, 'py>(
+        &self,
+        py: Python<'py>,
+        args: &'a Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Option<ArgValues<'a, 'py>>> {
+        if kwargs.is_none_or(|k| k.is_empty()) && self.binds_positionally(args.len()) {
+            return Ok(Some(ArgValues::Positional(args)));
+        }
+        Ok(match self.bind(py, args, kwargs)? {
+            Binding::Bound(slots) => Some(ArgValues::Slots(slots)),
+            Binding::Mismatch => None,
+        })
+    }
+
     /// Any call: binds through the general path (keywords, variadics) and memoizes.
     pub(crate) fn call_general(
         &self,
@@ -289,26 +331,10 @@ impl Memoizer {
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Py<PyAny>> {
         let call = || Ok(self.func.bind(py).call(args, kwargs)?.unbind());
-        if kwargs.is_none_or(|k| k.is_empty()) && self.binds_positionally(args.len()) {
-            let nargs = args.len();
-            return self.call_with(
-                py,
-                |i| {
-                    if i < nargs {
-                        // SAFETY: i < len(args), and `args` outlives the borrow.
-                        unsafe { args.get_borrowed_item_unchecked(i) }
-                    } else {
-                        self.default_of(py, i)
-                    }
-                },
-                call,
-            );
+        match self.bind_values(py, args, kwargs)? {
+            Some(values) => self.call_with(py, |i| values.value(py, self, i), call),
+            None => call(), // the function raises its own TypeError
         }
-        let slots = match self.bind(py, args, kwargs)? {
-            Binding::Bound(slots) => slots,
-            Binding::Mismatch => return call(),
-        };
-        self.call_with(py, |i| slots[i].as_ref().expect("bound").as_borrowed(), call)
     }
 
     pub(crate) fn func(&self) -> &Py<PyAny> {
@@ -324,6 +350,9 @@ impl Memoizer {
         py: Python<'py>,
         value: impl Fn(usize) -> Borrowed<'py, 'py, PyAny>,
     ) -> Option<Py<PyAny>> {
+        if controls::maybe_active() {
+            return None; // the full path reads the context's mode
+        }
         let store = self.store.get();
         let hit = with_scratch(|key| {
             self.encode_key(&mut Encoder::builtins_only(key), value).ok()?;
@@ -336,55 +365,108 @@ impl Memoizer {
         Some(hit)
     }
 
+    /// Writes the call's key and looks it up (unless `refresh`), counting a hit or a miss. Returns the
+    /// hit's value, or the miss's key bytes and whether its inputs decode back from them.
+    fn probe<'a, 'py: 'a>(
+        &self,
+        py: Python<'py>,
+        value: impl Fn(usize) -> Borrowed<'a, 'py, PyAny> + Copy,
+        refresh: bool,
+    ) -> PyResult<HitOrMiss> {
+        let store = self.store.get();
+        let result = with_scratch(|key| -> PyResult<HitOrMiss> {
+            let decodable = self.write_key(py, value, key)?;
+            let digested = compact_large_key(key, self.func_name.bind(py).to_str()?);
+            let found = if refresh {
+                store.count_event(|s| s.misses += 1);
+                None
+            } else {
+                store.lookup(py, key)
+            };
+            Ok(match found {
+                Some(value) => Ok(value),
+                None => Err((key.clone(), decodable && !digested)), // the miss path keeps its own copy
+            })
+        })?;
+        bump(if result.is_ok() { &self.hits } else { &self.misses });
+        Ok(result)
+    }
+
+    /// Runs the function, counting an error when it raises.
+    fn run_counted(&self, call: impl FnOnce() -> PyResult<Py<PyAny>>) -> PyResult<Py<PyAny>> {
+        let outcome = call();
+        if outcome.is_err() {
+            self.count_error();
+        }
+        outcome
+    }
+
+    fn count_error(&self) {
+        bump(&self.errors);
+        self.store.get().count_event(|s| s.errors += 1);
+    }
+
+    /// A call that does not use the cache (`oxicache.bypass()`): counted as a miss.
+    fn count_bypass(&self) {
+        bump(&self.misses);
+        self.store.get().count_event(|s| s.misses += 1);
+    }
+
+    /// Stores a computed `output` under `key`, unless `cache_if` rejects it. `inputs` is called only
+    /// when the inputs do not decode from the key (then the entry keeps the arguments themselves).
+    fn store_output(
+        &self,
+        py: Python<'_>,
+        key: &[u8],
+        lossless: bool,
+        inputs: impl FnOnce() -> PyResult<Py<PyDict>>,
+        output: &Py<PyAny>,
+    ) -> PyResult<()> {
+        if let Some(keep) = &self.cache_if {
+            if !keep.bind(py).call1((output.bind(py),))?.is_truthy()? {
+                return Ok(());
+            }
+        }
+        let extra = if lossless && self.metadata.is_none() {
+            None
+        } else {
+            Some(Box::new(Extra {
+                expected: None,
+                metadata: self.metadata.as_ref().map(|m| m.clone_ref(py)),
+                inputs: if lossless { None } else { Some(inputs()?) },
+            }))
+        };
+        let payload = Payload {
+            output: output.clone_ref(py),
+            extra,
+        };
+        self.store.get().store(key, payload, self.ttl);
+        bump(&self.sets);
+        Ok(())
+    }
+
     /// Looks the call up; on a miss runs `call` (the function with the caller's arguments) and stores
-    /// the result.
+    /// the result. Concurrent misses of one key run `call` once (single-flight).
     pub(crate) fn call_with<'a, 'py: 'a>(
         &self,
         py: Python<'py>,
         value: impl Fn(usize) -> Borrowed<'a, 'py, PyAny> + Copy,
         call: impl FnOnce() -> PyResult<Py<PyAny>>,
     ) -> PyResult<Py<PyAny>> {
+        let mode = controls::mode(py)?;
+        if mode == Mode::Bypass {
+            self.count_bypass();
+            return self.run_counted(call);
+        }
         let store = self.store.get();
         let finished_before = store.flights.finished_count();
-        let (key, lossless) = match with_scratch(|key| -> PyResult<HitOrMiss> {
-            let decodable = self.write_key(py, value, key)?;
-            let digested = compact_large_key(key, self.func_name.bind(py).to_str()?);
-            let lossless = decodable && !digested;
-            Ok(match store.lookup(py, key) {
-                Some(value) => Ok(value),
-                None => Err((key.clone(), lossless)), // the miss path keeps its own copy across the call
-            })
-        })? {
-            Ok(value) => {
-                bump(&self.hits);
-                return Ok(value);
-            }
+        let (key, lossless) = match self.probe(py, value, mode == Mode::Refresh)? {
+            Ok(value) => return Ok(value),
             Err(miss) => miss,
         };
-        bump(&self.misses);
         let compute_and_store = || -> PyResult<Py<PyAny>> {
-            let output = call()?;
-            let extra = if lossless && self.metadata.is_none() {
-                None
-            } else {
-                Some(Box::new(Extra {
-                    expected: None,
-                    metadata: self.metadata.as_ref().map(|m| m.clone_ref(py)),
-                    inputs: if lossless {
-                        None
-                    } else {
-                        Some(self.inputs_dict(py, value)?.unbind())
-                    },
-                }))
-            };
-            store.store(
-                &key,
-                Payload {
-                    output: output.clone_ref(py),
-                    extra,
-                },
-                self.ttl,
-            );
+            let output = self.run_counted(call)?;
+            self.store_output(py, &key, lossless, || Ok(self.inputs_dict(py, value)?.unbind()), &output)?;
             Ok(output)
         };
         let result = match store.flights.join(&key) {
@@ -392,8 +474,8 @@ impl Memoizer {
             Role::Reentrant => compute_and_store(),
             Role::Lead(leader) => {
                 // Another leader may have stored the value between our lookup and joining; only
-                // possible when some flight finished since then.
-                let stored = if store.flights.finished_count() == finished_before {
+                // possible when some flight finished since then. (A refresh computes regardless.)
+                let stored = if mode == Mode::Refresh || store.flights.finished_count() == finished_before {
                     None
                 } else {
                     store.peek_value(py, &key)
@@ -407,6 +489,54 @@ impl Memoizer {
             }
         };
         result
+    }
+}
+
+/// A missed lookup of a memoized coroutine or generator function (`Memoizer._lookup`): the Python
+/// wrapper runs the function and hands the complete result to `store`.
+#[pyclass(module = "oxicache._core", name = "Pending", frozen)]
+pub struct Pending {
+    memo: Py<Memoizer>,
+    key: Vec<u8>,
+    lossless: bool,
+    inputs: Option<Py<PyDict>>,
+    bypass: bool,
+}
+
+#[pymethods]
+impl Pending {
+    /// The store key of the call (single-flight groups concurrent calls by it).
+    #[getter]
+    fn key<'py>(&self, py: Python<'py>) -> Bound<'py, pyo3::types::PyBytes> {
+        pyo3::types::PyBytes::new(py, &self.key)
+    }
+
+    /// True under `oxicache.bypass()`: run the function, store nothing.
+    #[getter]
+    fn bypass(&self) -> bool {
+        self.bypass
+    }
+
+    /// Stores the call's complete result (unless bypassed or rejected by `cache_if`).
+    fn store(&self, py: Python<'_>, output: Py<PyAny>) -> PyResult<()> {
+        if self.bypass {
+            return Ok(());
+        }
+        let inputs = || Ok(self.inputs.as_ref().expect("kept for lossy inputs").clone_ref(py));
+        self.memo.get().store_output(py, &self.key, self.lossless, inputs, &output)
+    }
+
+    /// Counts the function's failure (nothing is stored).
+    fn failed(&self) {
+        self.memo.get().count_error();
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.memo)?;
+        if let Some(i) = &self.inputs {
+            visit.call(i)?;
+        }
+        Ok(())
     }
 }
 
@@ -432,7 +562,7 @@ impl Memoizer {
     /// `params` lists `(name, kind, has_default, default)` in signature order, `kind` being the int value
     /// of `inspect.Parameter.kind`.
     #[new]
-    #[pyo3(signature = (func, store, name, params, exclude, ttl=None, metadata=None))]
+    #[pyo3(signature = (func, store, name, params, exclude, ttl=None, metadata=None, cache_if=None))]
     #[allow(clippy::too_many_arguments)] // mirrors the Python-side constructor
     fn new(
         py: Python<'_>,
@@ -443,6 +573,7 @@ impl Memoizer {
         exclude: Vec<String>,
         ttl: Option<f64>,
         metadata: Option<Py<PyDict>>,
+        cache_if: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
         let mut parsed = Vec::with_capacity(params.len());
         let (mut var_pos, mut var_kw, mut n_positional) = (None, None, 0);
@@ -489,8 +620,11 @@ impl Memoizer {
             exclude,
             ttl: ttl_nanos(ttl)?,
             metadata,
+            cache_if,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            sets: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
             vectorcall: crate::vectorcall::memoizer_vectorcall(),
         })
     }
@@ -505,6 +639,49 @@ impl Memoizer {
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Py<PyAny>> {
         self.call_general(py, args, kwargs)
+    }
+
+    /// For the Python wrappers of coroutine and generator functions: the stored value of the call, or a
+    /// `Pending` to complete after running the function. Arguments that do not fit the signature raise
+    /// the signature's TypeError.
+    #[pyo3(signature = (args, kwargs=None))]
+    fn _lookup(
+        slf: &Bound<'_, Self>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let memo = slf.get();
+        let mode = controls::mode(py)?;
+        let values = match memo.bind_values(py, args, kwargs)? {
+            Some(values) => values,
+            None => {
+                memo.bind_or_raise(py, args, kwargs)?;
+                unreachable!("bind_or_raise raises on a mismatch")
+            }
+        };
+        let pending = |key, lossless, inputs, bypass| {
+            let pending = Pending {
+                memo: slf.clone().unbind(),
+                key,
+                lossless,
+                inputs,
+                bypass,
+            };
+            Ok(Py::new(py, pending)?.into_any())
+        };
+        if mode == Mode::Bypass {
+            memo.count_bypass();
+            return pending(Vec::new(), true, None, true);
+        }
+        let value = |i| values.value(py, memo, i);
+        match memo.probe(py, value, mode == Mode::Refresh)? {
+            Ok(hit) => Ok(hit),
+            Err((key, lossless)) => {
+                let inputs = if lossless { None } else { Some(memo.inputs_dict(py, value)?.unbind()) };
+                pending(key, lossless, inputs, false)
+            }
+        }
     }
 
     /// Binding as a method: `obj.method` returns a bound method, so `self` is the first argument.
@@ -569,6 +746,8 @@ impl Memoizer {
             self.misses.load(Ordering::Relaxed),
             store.max_size(),
             store.count_group(self.func_id),
+            self.sets.load(Ordering::Relaxed),
+            self.errors.load(Ordering::Relaxed),
         ))?;
         Ok(info.unbind())
     }
@@ -576,8 +755,9 @@ impl Memoizer {
     /// Removes this function's entries (not the rest of the cache) and resets its counters.
     fn cache_clear(&self) {
         self.store.get().remove_group(self.func_id);
-        self.hits.store(0, Ordering::Relaxed);
-        self.misses.store(0, Ordering::Relaxed);
+        for counter in [&self.hits, &self.misses, &self.sets, &self.errors] {
+            counter.store(0, Ordering::Relaxed);
+        }
     }
 
     /// The function identity used in keys (`CacheEntry.func`).
@@ -596,6 +776,9 @@ impl Memoizer {
         }
         if let Some(m) = &self.metadata {
             visit.call(m)?;
+        }
+        if let Some(c) = &self.cache_if {
+            visit.call(c)?;
         }
         Ok(())
     }

@@ -10,10 +10,11 @@
 """
 
 from oxicache._core import CacheEntry, __version__
-from oxicache._protocols import Memoized
+from oxicache._protocols import BatchMemoized, Memoized
 from oxicache.backends.memory import InMemCache
 from oxicache.backends.none import NoCache
 from oxicache.base import BaseCache
+from oxicache.controls import bypass, refresh
 from oxicache.errors import CacheError, KeyEncodingError
 from oxicache.info import CacheInfo
 from oxicache.keys import KEY_SCHEME_VERSION, register_key_encoder
@@ -21,6 +22,7 @@ from oxicache.keys import KEY_SCHEME_VERSION, register_key_encoder
 __all__ = [
     "KEY_SCHEME_VERSION",
     "BaseCache",
+    "BatchMemoized",
     "CacheEntry",
     "CacheError",
     "CacheInfo",
@@ -29,5 +31,7 @@ __all__ = [
     "Memoized",
     "NoCache",
     "__version__",
+    "bypass",
+    "refresh",
     "register_key_encoder",
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Hashable
 
 __all__ = ["AsyncFlights"]
 
@@ -19,11 +19,20 @@ _RETRY: Any = object()
 
 class AsyncFlights:
     def __init__(self) -> None:
-        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, asyncio.Future[Any]]] = (
+        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, asyncio.Future[Any]]] = (
             weakref.WeakKeyDictionary()
         )
+        # Finished flights, all loops. A caller that read it before a lookup it had to await, and finds it
+        # changed when it takes the lead, rechecks the cache: another task may have stored the value.
+        self.finished = 0
 
-    async def run(self, key: int, compute: Callable[[], Awaitable[Any]]) -> Any:
+    async def run(
+        self,
+        key: Hashable,
+        compute: Callable[[], Awaitable[Any]],
+        before: int | None = None,
+        recheck: Callable[[], Awaitable[tuple[bool, Any]]] | None = None,
+    ) -> Any:
         """``await compute()`` unless a call with the same key is already running in this loop; then wait
         for it and return its value (or raise its exception)."""
         loop = asyncio.get_running_loop()
@@ -35,7 +44,11 @@ class AsyncFlights:
         flight: asyncio.Future[Any] = loop.create_future()
         running[key] = flight
         try:
-            value = await compute()
+            found, value = (False, None)
+            if recheck is not None and before != self.finished:
+                found, value = await recheck()
+            if not found:
+                value = await compute()
         except asyncio.CancelledError:
             flight.set_result(_RETRY)
             raise
@@ -47,5 +60,6 @@ class AsyncFlights:
             flight.set_result(value)
             return value
         finally:
+            self.finished += 1
             if running.get(key) is flight:
                 del running[key]

@@ -1,10 +1,13 @@
 """``memoize``: picks the wrapper for a callable once, at decoration time.
 
-- plain functions on a backend with a native store (``InMemCache``): the native ``Memoizer``, where binding,
-  key building and lookup happen in one call into Rust;
-- plain functions on other backends: a Python wrapper over the backend primitives;
-- coroutine functions, generators and async generators: Python wrappers that store the result only after
-  a complete, successful run (a partial stream is never cached) and replay it on hits.
+Two *engines* turn a call into "the stored value, or a pending miss to complete":
+
+- the native ``Memoizer`` on backends with a native store (``InMemCache``): binding, key building and
+  lookup in one call into Rust. For plain functions the Memoizer itself is the wrapper;
+- ``_PythonMemo`` over the five backend primitives, for every other backend.
+
+The wrappers for each kind of function (plain, coroutine, generator, async generator) are written once
+over that interface, in ``_wrappers.py``; batch functions in ``_batch.py``.
 """
 
 from __future__ import annotations
@@ -12,99 +15,182 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
+from oxicache import _wrappers
 from oxicache._core import CacheEntry, Memoizer, _install_vectorcall
-from oxicache._signature import bind_inputs, memo_identity, param_specs, validate_exclude
+from oxicache._signature import ParamSpec, bind_inputs, memo_identity, param_specs, validate_exclude
+from oxicache.controls import BYPASS, REFRESH, current_mode
 from oxicache.durations import TTL, resolve_ttl
 from oxicache.info import CacheInfo
 
 if TYPE_CHECKING:
     from oxicache.base import BaseCache
 
-__all__ = ["make_memoized"]
+__all__ = ["Options", "decorate", "make_engine", "make_memoized"]
 
 
-def make_memoized(
-    cache: BaseCache,
-    func: Callable[..., Any],
-    *,
-    name: str | None,
-    exclude: Iterable[str] | None,
-    annotation: Mapping[str, Any] | None,
-    ttl: TTL,
-) -> Any:
-    identity = memo_identity(func, name)
+@dataclass(frozen=True)
+class Options:
+    """The decorator's options, as given."""
+
+    name: str | None = None
+    exclude: Iterable[str] | None = None
+    annotation: Mapping[str, Any] | None = None
+    ttl: TTL = None
+    version: str | int | None = None
+    cache_if: Callable[[Any], Any] | None = None
+
+
+def function_kind(func: Callable[..., Any]) -> str:
+    """"asyncgen", "async", "gen" or "sync", decided once at decoration."""
+    if inspect.isasyncgenfunction(func):
+        return "asyncgen"
+    if inspect.iscoroutinefunction(func):
+        return "async"
+    if inspect.isgeneratorfunction(func):
+        return "gen"
+    return "sync"
+
+
+def versioned(identity: str, version: str | int | None) -> str:
+    """The identity with the decorator's ``version``: part of every key, so a new version never reads
+    entries of an old one."""
+    if version is None:
+        return identity
+    if isinstance(version, bool) or not isinstance(version, (str, int)) or version == "":
+        msg = f"version must be a non-empty str or an int, got {version!r}"
+        raise TypeError(msg)
+    return f"{identity}@{version}"
+
+
+def make_engine(cache: BaseCache, func: Callable[..., Any], options: Options) -> Any:
+    """The engine for ``func`` on ``cache``: validates the options and builds a native ``Memoizer`` or a
+    ``_PythonMemo``. Both offer ``_lookup(args, kwargs)`` and the ``cache_*`` helpers."""
+    identity = versioned(memo_identity(func, options.name), options.version)
     sig, specs = param_specs(func)
-    own_exclude = validate_exclude(exclude)
+    own_exclude = validate_exclude(options.exclude)
     has_var_kw = any(kind == inspect.Parameter.VAR_KEYWORD for _, kind, _, _ in specs)
     unknown = sorted(own_exclude - {n for n, *_ in specs})
     if unknown and not has_var_kw:
         msg = f"exclude names {unknown} that are not parameters of {identity}; parameters: {[n for n, *_ in specs]}"
         raise ValueError(msg)
-    all_exclude = own_exclude | cache.exclude
+    annotation = options.annotation
     if annotation is not None and not isinstance(annotation, Mapping):
         msg = f"annotation must be a dict, got {type(annotation).__name__}"
         raise TypeError(msg)
+    if options.cache_if is not None and not callable(options.cache_if):
+        msg = f"cache_if must be a function taking the result and returning True to store it, got {options.cache_if!r}"
+        raise TypeError(msg)
     metadata = {"annotation": dict(annotation)} if annotation else None
-    seconds = resolve_ttl(ttl, annotation)
-
+    seconds = resolve_ttl(options.ttl, annotation)
+    exclude = own_exclude | cache.exclude
     store = getattr(cache, "_native_store", None)
-    plain = not (inspect.iscoroutinefunction(func) or inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func))
-    if store is not None and plain:
-        wrapper = Memoizer(func, store, identity, specs, sorted(all_exclude), seconds, metadata)
-        _install_vectorcall(wrapper)  # once per process: calls then skip the argument tuple
-        return functools.update_wrapper(wrapper, func)
-    memo = _PythonMemo(cache, func, identity, sig, all_exclude, seconds, metadata)
-    if getattr(cache, "stores_nothing", False) and plain:
-        return memo.passthrough()
-    return memo.wrapper()
+    if store is not None:
+        engine = Memoizer(func, store, identity, specs, sorted(exclude), seconds, metadata, options.cache_if)
+        _install_vectorcall(engine)  # once per process: calls then skip the argument tuple
+        return engine
+    return _PythonMemo(cache, func, identity, sig, specs, exclude, seconds, metadata, options.cache_if)
+
+
+def make_memoized(cache: BaseCache, func: Callable[..., Any], options: Options) -> Any:
+    if not callable(func):
+        msg = f"memoize expects a callable, got {type(func).__name__}; use @cache.memoize or @cache.memoize(name=...)"
+        raise TypeError(msg)
+    engine = make_engine(cache, func, options)
+    kind = function_kind(func)
+    if kind == "sync" and isinstance(engine, Memoizer):
+        return functools.update_wrapper(engine, func)
+    if kind == "sync" and getattr(cache, "stores_nothing", False):
+        wrapper = _wrappers.passthrough(engine, func)
+    else:
+        make = {
+            "sync": _wrappers.sync_wrapper,
+            "async": _wrappers.async_wrapper,
+            "gen": _wrappers.gen_wrapper,
+            "asyncgen": _wrappers.async_gen_wrapper,
+        }[kind]
+        wrapper = make(engine, func, cache)
+    return decorate(wrapper, engine, func)
+
+
+def decorate(wrapper: Any, engine: Any, func: Callable[..., Any]) -> Any:
+    """``functools.wraps`` plus the ``cache_*`` helpers of the engine."""
+    functools.update_wrapper(wrapper, func)
+    wrapper.cache_info = engine.cache_info
+    wrapper.cache_clear = engine.cache_clear
+    wrapper.cache_key = engine.cache_key
+    wrapper.cache_inputs = engine.cache_inputs
+    wrapper.cache_name = engine.cache_name
+    return wrapper
 
 
 class _PythonMemo:
-    """Memoization over the backend primitives (every backend without a native store)."""
+    """The engine over the backend primitives (every backend without a native store)."""
 
     def __init__(self, cache: BaseCache, func: Callable[..., Any], identity: str, sig: inspect.Signature,
-                 exclude: frozenset[str], ttl: float | None, metadata: dict[str, Any] | None) -> None:
-        self.cache, self.func, self.identity, self.sig = cache, func, identity, sig
-        self.exclude, self.ttl, self.metadata = exclude, ttl, metadata
-        self.var_kw = next((p.name for p in sig.parameters.values() if p.kind is inspect.Parameter.VAR_KEYWORD), None)
-        self.hits = self.misses = 0
+                 specs: list[ParamSpec], exclude: frozenset[str], ttl: float | None,
+                 metadata: dict[str, Any] | None, cache_if: Callable[[Any], Any] | None) -> None:
+        self.cache, self.func, self.cache_name, self.sig = cache, func, identity, sig
+        self.exclude, self.ttl, self.metadata, self.keep = exclude, ttl, metadata, cache_if
+        self.var_kw = next((n for n, kind, _, _ in specs if kind == inspect.Parameter.VAR_KEYWORD), None)
+        self.counts = dict.fromkeys(("hits", "misses", "sets", "errors"), 0)
         self.counts_lock = threading.Lock()
 
-    def count(self, hit: bool) -> None:
+    def count(self, name: str) -> None:
         with self.counts_lock:
-            if hit:
-                self.hits += 1
-            else:
-                self.misses += 1
+            self.counts[name] += 1
 
     def probe(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> CacheEntry:
         inputs = bind_inputs(self.sig, args, kwargs, self.exclude)
         if self.var_kw in inputs and self.exclude:
             inputs[self.var_kw] = {k: v for k, v in inputs[self.var_kw].items() if k not in self.exclude}
-        return CacheEntry(self.identity, inputs, metadata=self.metadata)
+        return CacheEntry(self.cache_name, inputs, metadata=self.metadata)
 
-    def lookup(self, probe: CacheEntry) -> CacheEntry | None:
-        found = self.cache._lookup(probe)
-        self.count(found is not None)
-        return found
+    def _lookup(self, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> Any:
+        """The stored value of the call, or a ``_PythonPending`` to complete."""
+        probe = self.probe(args, kwargs or {})
+        mode = current_mode()
+        before = self.cache._flights.finished_count()
+        if mode == BYPASS:
+            self.cache._count("misses")
+            self.count("misses")
+            return _PythonPending(self, probe, before, bypass=True)
+        if mode == REFRESH:
+            self.cache._count("misses")
+        else:
+            found = self.cache._memo_lookup(probe, self.func)
+            if found is not None:
+                self.count("hits")
+                return found.value
+        self.count("misses")
+        return _PythonPending(self, probe, before, bypass=False)
 
     def store(self, probe: CacheEntry, output: Any) -> None:
+        if self.keep is not None and not self.keep(output):
+            return
         entry = probe.clone(output=output)
         self.cache._set(entry, self.cache._entry_ttl(entry, self.ttl))
         self.cache._count("sets")
+        self.count("sets")
+
+    def failed(self) -> None:
+        self.cache._count("errors")
+        self.count("errors")
 
     def cache_info(self) -> CacheInfo:
-        size = sum(1 for e in self.cache._iter() if e.func == self.identity)
-        return CacheInfo(self.hits, self.misses, getattr(self.cache, "max_size", None), size)
+        size = sum(1 for e in self.cache._iter() if e.func == self.cache_name)
+        with self.counts_lock:
+            c = dict(self.counts)
+        return CacheInfo(c["hits"], c["misses"], getattr(self.cache, "max_size", None), size, c["sets"], c["errors"])
 
     def cache_clear(self) -> None:
         for entry in list(self.cache._iter()):
-            if entry.func == self.identity:
+            if entry.func == self.cache_name:
                 self.cache._remove(entry)
         with self.counts_lock:
-            self.hits = self.misses = 0
+            self.counts = dict.fromkeys(self.counts, 0)
 
     def cache_key(self, *args: Any, **kwargs: Any) -> int:
         return self.probe(args, kwargs).key
@@ -112,93 +198,30 @@ class _PythonMemo:
     def cache_inputs(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         return self.probe(args, kwargs).inputs
 
-    def passthrough(self) -> Any:
-        """For backends that store nothing (NoCache): every call runs, counted as a miss."""
-        func, count = self.func, self.count
 
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            count(False)
-            return func(*args, **kwargs)
+class _PythonPending:
+    """A missed lookup of ``_PythonMemo``: the wrapper runs the function, then calls ``store``."""
 
-        return self._decorate(wrapper)
+    __slots__ = ("before", "bypass", "memo", "probe")
 
-    def wrapper(self) -> Any:
-        func = self.func
-        if inspect.isasyncgenfunction(func):
-            wrapper = self._async_gen_wrapper()
-        elif inspect.iscoroutinefunction(func):
-            wrapper = self._async_wrapper()
-        elif inspect.isgeneratorfunction(func):
-            wrapper = self._gen_wrapper()
-        else:
-            wrapper = self._sync_wrapper()
-        return self._decorate(wrapper)
+    def __init__(self, memo: _PythonMemo, probe: CacheEntry, before: int, bypass: bool) -> None:
+        self.memo, self.probe, self.before, self.bypass = memo, probe, before, bypass
 
-    def _decorate(self, wrapper: Any) -> Any:
-        functools.update_wrapper(wrapper, self.func)
-        wrapper.cache_info = self.cache_info  # type: ignore[attr-defined]
-        wrapper.cache_clear = self.cache_clear  # type: ignore[attr-defined]
-        wrapper.cache_key = self.cache_key  # type: ignore[attr-defined]
-        wrapper.cache_inputs = self.cache_inputs  # type: ignore[attr-defined]
-        wrapper.cache_name = self.identity  # type: ignore[attr-defined]
-        return wrapper
+    @property
+    def key(self) -> bytes:
+        return self.probe.key.to_bytes(16, "big")
 
-    def _sync_wrapper(self) -> Callable[..., Any]:
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            probe = self.probe(args, kwargs)
-            found = self.lookup(probe)
-            if found is not None:
-                return found.value
-            output = self.func(*args, **kwargs)
-            self.store(probe, output)
-            return output
+    def store(self, output: Any) -> None:
+        if not self.bypass:
+            self.memo.store(self.probe, output)
 
-        return wrapper
+    def failed(self) -> None:
+        self.memo.failed()
 
-    def _async_wrapper(self) -> Callable[..., Any]:
-        async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            probe = self.probe(args, kwargs)
-            found = self.lookup(probe)
-            if found is not None:
-                return found.value
+    def recheck(self) -> tuple[bool, Any]:
+        """For single-flight: a value stored since the lookup missed (not counted)."""
+        found = self.memo.cache._get(self.probe)
+        return (False, None) if found is None else (True, found.value)
 
-            async def compute() -> Any:
-                output = await self.func(*args, **kwargs)
-                self.store(probe, output)
-                return output
 
-            # Concurrent misses of this key in this loop wait for one computation.
-            return await self.cache._async_flights.run(probe.key, compute)
-
-        return wrapper
-
-    def _gen_wrapper(self) -> Callable[..., Any]:
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            probe = self.probe(args, kwargs)
-            found = self.lookup(probe)
-            if found is not None:
-                yield from found.value
-                return
-            items = []
-            for item in self.func(*args, **kwargs):
-                items.append(item)
-                yield item
-            self.store(probe, items)  # reached only when the generator ran to completion
-
-        return wrapper
-
-    def _async_gen_wrapper(self) -> Callable[..., Any]:
-        async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            probe = self.probe(args, kwargs)
-            found = self.lookup(probe)
-            if found is not None:
-                for item in found.value:
-                    yield item
-                return
-            items = []
-            async for item in self.func(*args, **kwargs):
-                items.append(item)
-                yield item
-            self.store(probe, items)
-
-        return wrapper
+_PythonMemo.pending_type = _PythonPending  # type: ignore[attr-defined]

@@ -11,7 +11,7 @@ from typing import Any, Callable, Concatenate, ParamSpec, Protocol, TypeVar, ove
 
 from oxicache.info import CacheInfo
 
-__all__ = ["Memoized"]
+__all__ = ["BatchMemoized", "Memoized"]
 
 P = ParamSpec("P")
 Q = ParamSpec("Q")
@@ -34,3 +34,8 @@ class Memoized(Protocol[P, R]):
     def __get__(self, instance: None, owner: type[Any] | None = None, /) -> Memoized[P, R]: ...
     @overload
     def __get__(self: Memoized[Concatenate[S, Q], R], instance: S, owner: type[Any] | None = None, /) -> Memoized[Q, R]: ...
+
+
+#: A batch-memoized function has the same static shape: the batch function's own signature (its
+#: ``cache_key``/``cache_inputs`` take a one-item batch, as each item is keyed).
+BatchMemoized = Memoized

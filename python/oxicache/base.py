@@ -12,10 +12,11 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable, Iterable, Iterator, Mapping, ParamSpec, TypeVar, Union, overload
 
-from oxicache._core import CacheEntry
+from oxicache._core import CacheEntry, SingleFlight
 from oxicache._async_flight import AsyncFlights
-from oxicache._memoize import make_memoized
-from oxicache._protocols import Memoized
+from oxicache._batch import make_batch_memoized
+from oxicache._memoize import Options, make_memoized
+from oxicache._protocols import BatchMemoized, Memoized
 from oxicache._signature import validate_exclude
 from oxicache.durations import TTL, parse_ttl, resolve_ttl
 
@@ -51,11 +52,16 @@ def _as_key(key: Any) -> int:
 class BaseCache:
     """A cache of function calls. Subclasses provide storage through the five primitives below."""
 
+    #: True for backends whose primitives block on I/O (disk, network): memoized coroutine functions then
+    #: run the cache I/O in a worker thread instead of blocking the event loop.
+    blocking_io = False
+
     def __init__(self, exclude: Iterable[str] | None = None, *, ttl: TTL = None) -> None:
         self._exclude = validate_exclude(exclude)
         self._ttl = parse_ttl(ttl)
         self._counts_lock = threading.Lock()
-        self._counts = {"hits": 0, "misses": 0, "sets": 0}
+        self._counts = dict.fromkeys(("hits", "misses", "sets", "errors", "evictions"), 0)
+        self._flights = SingleFlight()
         self._async_flights = AsyncFlights()
 
     # ---- backend primitives -------------------------------------------------------------------
@@ -143,6 +149,10 @@ class BaseCache:
         entry = self._get(ref)
         self._count("misses" if entry is None else "hits")
         return entry
+
+    def _memo_lookup(self, probe: CacheEntry, func: Callable[..., Any]) -> CacheEntry | None:
+        """A memoized call's lookup (``func`` is the decorated function; CallbackCache passes it to feeds)."""
+        return self._lookup(probe)
 
     def exists(self, func: Any = _MISSING, inputs: Any = _MISSING, /, **kwargs: Any) -> bool:
         """True when the call has an entry (no statistics are counted)."""
@@ -288,7 +298,7 @@ class BaseCache:
         self.close()
 
     def stats(self) -> dict[str, Any]:
-        """Counters: hits, misses, sets (and, where the backend tracks them, evictions, expirations, size)."""
+        """Counters: hits, misses, sets, errors (memoized calls that raised), evictions, and size."""
         with self._counts_lock:
             counts = dict(self._counts)
         counts["size"] = self._len()
@@ -306,6 +316,8 @@ class BaseCache:
         exclude: Iterable[str] | None = None,
         annotation: Mapping[str, Any] | None = None,
         ttl: TTL = None,
+        version: str | int | None = None,
+        cache_if: Callable[[Any], Any] | None = None,
     ) -> Callable[[Callable[P, R]], Memoized[P, R]]: ...
     def memoize(
         self,
@@ -315,24 +327,64 @@ class BaseCache:
         exclude: Iterable[str] | None = None,
         annotation: Mapping[str, Any] | None = None,
         ttl: TTL = None,
+        version: str | int | None = None,
+        cache_if: Callable[[Any], Any] | None = None,
     ) -> Any:
         """Cache a function's results: ``@cache.memoize`` or ``@cache.memoize(name=..., exclude=[...], ...)``.
+
+        Works on plain functions, coroutine functions, generator and async generator functions (a stream
+        is stored only after a complete run, and replayed on hits).
 
         Args:
             name: the identity stored in ``CacheEntry.func`` (default ``module.qualname``).
             exclude: parameter names left out of the key, on top of the cache's own ``exclude``.
             annotation: stored in each entry's ``metadata["annotation"]``; its ``"ttl"`` sets the time to live.
             ttl: time to live of this function's entries (seconds, timedelta or ``"1h"``).
+            version: part of the function identity (``name@version``), so changing it never reads old entries.
+            cache_if: ``cache_if(result)`` true to store the result; rejected results are returned, not stored.
 
         Type checkers see a ``Memoized[P, R]``: the original signature plus the ``cache_*`` helpers.
         """
-        options = dict(name=name, exclude=exclude, annotation=annotation, ttl=ttl)
+        options = Options(name, exclude, annotation, ttl, version, cache_if)
         if func is None:
-            return lambda f: make_memoized(self, f, **options)
-        if not callable(func):
-            msg = f"memoize expects a callable, got {type(func).__name__}; use @cache.memoize or @cache.memoize(name=...)"
-            raise TypeError(msg)
-        return make_memoized(self, func, **options)
+            return lambda f: make_memoized(self, f, options)
+        return make_memoized(self, func, options)
+
+    @overload
+    def batch_memoize(self, func: Callable[P, R]) -> BatchMemoized[P, R]: ...
+    @overload
+    def batch_memoize(
+        self,
+        func: None = None,
+        *,
+        name: str | None = None,
+        exclude: Iterable[str] | None = None,
+        annotation: Mapping[str, Any] | None = None,
+        ttl: TTL = None,
+        version: str | int | None = None,
+        cache_if: Callable[[Any], Any] | None = None,
+    ) -> Callable[[Callable[P, R]], BatchMemoized[P, R]]: ...
+    def batch_memoize(
+        self,
+        func: Callable[..., Any] | None = None,
+        *,
+        name: str | None = None,
+        exclude: Iterable[str] | None = None,
+        annotation: Mapping[str, Any] | None = None,
+        ttl: TTL = None,
+        version: str | int | None = None,
+        cache_if: Callable[[Any], Any] | None = None,
+    ) -> Any:
+        """Cache a batch function per item: ``f(items, ...)`` returns one output per item, in order.
+
+        A call runs ``f`` once with only the items not cached (each distinct item once, in their original
+        order) and returns every output in input order; each item is keyed as the call ``f([item], ...)``.
+        Takes the same options as ``memoize`` (``cache_if`` is applied per item). Sync and async functions.
+        """
+        options = Options(name, exclude, annotation, ttl, version, cache_if)
+        if func is None:
+            return lambda f: make_batch_memoized(self, f, options)
+        return make_batch_memoized(self, func, options)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

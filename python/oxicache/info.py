@@ -1,14 +1,35 @@
 """The ``cache_info()`` record of memoized functions."""
 
+from __future__ import annotations
+
 from typing import NamedTuple, Optional
 
 __all__ = ["CacheInfo"]
 
 
-class CacheInfo(NamedTuple):
-    """Per-function counters, shaped like ``functools.lru_cache``'s ``cache_info()``."""
-
+class _LruCacheInfo(NamedTuple):
     hits: int
     misses: int
     maxsize: Optional[int]
     currsize: int
+
+
+class CacheInfo(_LruCacheInfo):
+    """Per-function counters. As a tuple it is ``functools.lru_cache``'s ``(hits, misses, maxsize,
+    currsize)``, so code written for ``lru_cache`` keeps working; ``sets`` (results stored) and ``errors``
+    (calls whose function raised, storing nothing) are extra attributes."""
+
+    sets: int
+    errors: int
+
+    def __new__(cls, hits: int, misses: int, maxsize: Optional[int], currsize: int, sets: int = 0, errors: int = 0) -> CacheInfo:
+        info = super().__new__(cls, hits, misses, maxsize, currsize)
+        info.sets = sets
+        info.errors = errors
+        return info
+
+    def __repr__(self) -> str:
+        return (
+            f"CacheInfo(hits={self.hits}, misses={self.misses}, maxsize={self.maxsize}, "
+            f"currsize={self.currsize}, sets={self.sets}, errors={self.errors})"
+        )

@@ -143,3 +143,53 @@ impl Drop for Leader<'_> {
         }
     }
 }
+
+/// Single-flight for the Python wrappers (backends without a native store): the same per-key flights,
+/// driven by Python callables.
+#[pyclass(module = "oxicache._core", name = "SingleFlight", frozen)]
+#[derive(Default)]
+pub struct SingleFlight {
+    flights: Flights,
+}
+
+#[pymethods]
+impl SingleFlight {
+    #[new]
+    fn new() -> Self {
+        Self::default()
+    }
+
+    /// Read before the lookup that missed; passed back to `run` as `before`.
+    fn finished_count(&self) -> u64 {
+        self.flights.finished_count()
+    }
+
+    /// `compute()` unless another thread is computing `key`; then waits for and returns its result (or
+    /// raises its exception). When some flight finished since `before`, the leader first calls
+    /// `recheck()`, which returns `(found, value)`: a value stored in the meantime is returned as is.
+    fn run(
+        &self,
+        py: Python<'_>,
+        key: &[u8],
+        before: u64,
+        compute: &Bound<'_, PyAny>,
+        recheck: &Bound<'_, PyAny>,
+    ) -> PyResult<Py<PyAny>> {
+        match self.flights.join(key) {
+            Role::Follow(flight) => flight.wait(py),
+            Role::Reentrant => Ok(compute.call0()?.unbind()),
+            Role::Lead(leader) => {
+                let mut outcome = None;
+                if self.flights.finished_count() != before {
+                    let (found, value): (bool, Py<PyAny>) = recheck.call0()?.extract()?;
+                    if found {
+                        outcome = Some(Ok(value));
+                    }
+                }
+                let outcome = outcome.unwrap_or_else(|| compute.call0().map(Bound::unbind));
+                leader.finish(py, &outcome);
+                outcome
+            }
+        }
+    }
+}

@@ -84,6 +84,8 @@ pub struct Stats {
     pub sets: u64,
     pub evictions: u64,
     pub expirations: u64,
+    /// Memoized calls whose function raised (nothing stored).
+    pub errors: u64,
 }
 
 struct Inner {
@@ -360,6 +362,12 @@ impl MemoryStore {
         self.inner.lock().lru.max_size()
     }
 
+    /// Updates the counters of an event that bypassed `lookup`/`store` (a refreshed or bypassed call
+    /// counts a miss; a raising function an error).
+    pub fn count_event(&self, f: impl FnOnce(&mut Stats)) {
+        f(&mut self.inner.lock().stats);
+    }
+
     pub fn remove_group(&self, id: u32) -> usize {
         let removed = self.inner.lock().lru.remove_group(id);
         let n = removed.len();
@@ -522,6 +530,7 @@ impl MemoryStore {
         d.set_item("sets", s.sets)?;
         d.set_item("evictions", s.evictions)?;
         d.set_item("expirations", s.expirations)?;
+        d.set_item("errors", s.errors)?;
         d.set_item("size", size)?;
         d.set_item("max_size", self.max_size())?;
         Ok(d)

@@ -1,0 +1,123 @@
+"""``batch_memoize``: per-item caching of functions that take a batch (their first parameter) and return
+one output per item, in order.
+
+Each item is keyed as if the function had been called with a one-item batch (``f([x], *rest)``), so
+``cache.get(f, items=[x])`` finds it. A call looks every item up, runs the function once with the missing
+items only (in their original order, each distinct item once), stores one entry per output and returns
+the outputs in input order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Callable
+
+from oxicache._memoize import Options, decorate, function_kind, make_engine
+from oxicache._wrappers import pending_type
+
+if TYPE_CHECKING:
+    from oxicache.base import BaseCache
+
+__all__ = ["make_batch_memoized"]
+
+
+def make_batch_memoized(cache: BaseCache, func: Callable[..., Any], options: Options) -> Any:
+    if not callable(func):
+        msg = f"batch_memoize expects a callable, got {type(func).__name__}; use @cache.batch_memoize"
+        raise TypeError(msg)
+    kind = function_kind(func)
+    if kind in ("gen", "asyncgen"):
+        msg = f"batch_memoize cannot wrap the generator function {func.__qualname__}: a batch function returns a list of outputs; use memoize for generators"
+        raise ValueError(msg)  # ValueError, as ahvn raises
+    engine = make_engine(cache, func, options)
+    name = engine.cache_name
+    params = list(inspect.signature(func).parameters.values())
+    if not params or params[0].kind not in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD):
+        msg = f"batch_memoize needs the batch as the first positional parameter of {name}, e.g. def {func.__name__}(items, ...)"
+        raise TypeError(msg)
+    batch_param = params[0].name
+    sig = inspect.signature(func)
+    lookup, pending_cls = engine._lookup, pending_type(engine)
+
+    def split(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Sequence[Any], tuple[Any, ...], dict[str, Any]]:
+        bound = sig.bind(*args, **kwargs)
+        batch = bound.arguments[batch_param]
+        if not isinstance(batch, Sequence) or isinstance(batch, (str, bytes, bytearray)):
+            msg = f"{name}: the batch argument {batch_param!r} must be a list or tuple of items, got {type(batch).__name__}; pass list(...) of the items"
+            raise TypeError(msg)
+        return batch, bound.args[1:], bound.kwargs
+
+    def look_up(batch: Sequence[Any], rest: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[list[Any], dict[Any, tuple[Any, list[int]]]]:
+        """The outputs found (by position) and the misses: pending miss and positions, by item key."""
+        results: list[Any] = [None] * len(batch)
+        missing: dict[Any, tuple[Any, list[int]]] = {}
+        for i, item in enumerate(batch):
+            found = lookup(([item], *rest), kwargs)
+            if type(found) is not pending_cls:
+                results[i] = found
+                continue
+            slot = i if found.bypass else found.key  # bypassed items are not deduplicated
+            if slot in missing:
+                missing[slot][1].append(i)
+            else:
+                missing[slot] = (found, [i])
+        return results, missing
+
+    def complete(batch: Sequence[Any], results: list[Any], missing: dict[Any, tuple[Any, list[int]]], outputs: Any) -> list[Any]:
+        if not isinstance(outputs, Sequence) or isinstance(outputs, (str, bytes, bytearray)):
+            msg = f"{name} must return a list with one output per item, got {type(outputs).__name__}"
+            raise TypeError(msg)
+        if len(outputs) != len(missing):
+            msg = f"{name} returned {len(outputs)} outputs for {len(missing)} inputs; a batch function returns one output per item, in order (nothing was cached)"
+            raise ValueError(msg)
+        for (pending, positions), output in zip(missing.values(), outputs):
+            pending.store(output)
+            for i in positions:
+                results[i] = output
+        return results
+
+    def fail(missing: dict[Any, tuple[Any, list[int]]]) -> None:
+        next(iter(missing.values()))[0].failed()  # one failed call, one error
+
+    if kind == "async":
+
+        async def async_wrapper(*args: Any, **kwargs: Any) -> list[Any]:
+            batch, rest, kw = split(args, kwargs)
+            if not batch:
+                return []
+            if cache.blocking_io:
+                results, missing = await asyncio.to_thread(look_up, batch, rest, kw)
+            else:
+                results, missing = look_up(batch, rest, kw)
+            if not missing:
+                return results
+            todo = [batch[positions[0]] for _, positions in missing.values()]
+            try:
+                outputs = await func(todo, *rest, **kw)
+            except Exception:
+                fail(missing)
+                raise
+            if cache.blocking_io:
+                return await asyncio.to_thread(complete, batch, results, missing, outputs)
+            return complete(batch, results, missing, outputs)
+
+        return decorate(async_wrapper, engine, func)
+
+    def wrapper(*args: Any, **kwargs: Any) -> list[Any]:
+        batch, rest, kw = split(args, kwargs)
+        if not batch:
+            return []
+        results, missing = look_up(batch, rest, kw)
+        if not missing:
+            return results
+        todo = [batch[positions[0]] for _, positions in missing.values()]
+        try:
+            outputs = func(todo, *rest, **kw)
+        except Exception:
+            fail(missing)
+            raise
+        return complete(batch, results, missing, outputs)
+
+    return decorate(wrapper, engine, func)

@@ -1,0 +1,237 @@
+"""The wrapper of each kind of function, written once over an engine (see ``_memoize.py``).
+
+An engine's ``_lookup(args, kwargs)`` returns the stored value, or a *pending* miss: the wrapper runs the
+function and hands the complete result to ``pending.store`` (or reports ``pending.failed()``). A partial
+stream is never stored: generators store their items only after running to the end.
+
+On backends with blocking I/O (``cache.blocking_io``), coroutine wrappers do the cache I/O in a worker
+thread so the event loop keeps running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import types
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Generator, Iterator
+
+from oxicache._core import Memoizer, Pending, Replay
+
+if TYPE_CHECKING:
+    from oxicache.base import BaseCache
+
+__all__ = ["async_gen_wrapper", "async_wrapper", "gen_wrapper", "passthrough", "pending_type", "sync_wrapper"]
+
+Func = Callable[..., Any]
+
+
+def pending_type(engine: Any) -> type:
+    """The type of ``engine._lookup``'s misses (no stored value is ever of this type)."""
+    return Pending if isinstance(engine, Memoizer) else engine.pending_type  # type: ignore[no-any-return]
+
+
+def _run(pending: Any, func: Func, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    try:
+        output = func(*args, **kwargs)
+    except Exception:
+        pending.failed()
+        raise
+    pending.store(output)
+    return output
+
+
+def passthrough(engine: Any, func: Func) -> Func:
+    """For backends that store nothing (NoCache): every call runs, counted as a miss."""
+    cache = engine.cache
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        cache._count("misses")
+        engine.count("misses")
+        try:
+            return func(*args, **kwargs)
+        except Exception:
+            engine.failed()
+            raise
+
+    return wrapper
+
+
+def sync_wrapper(engine: Any, func: Func, cache: BaseCache) -> Func:
+    """Plain functions on backends without a native store; concurrent misses of a key run it once."""
+    lookup, pending_cls, flights = engine._lookup, pending_type(engine), cache._flights
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        found = lookup(args, kwargs)
+        if type(found) is not pending_cls:
+            return found
+        if found.bypass:
+            return _run(found, func, args, kwargs)
+        return flights.run(found.key, found.before, lambda: _run(found, func, args, kwargs), found.recheck)
+
+    return wrapper
+
+
+async def _arun(pending: Any, func: Func, args: tuple[Any, ...], kwargs: dict[str, Any], offload: bool) -> Any:
+    try:
+        output = await func(*args, **kwargs)
+    except Exception:
+        pending.failed()
+        raise
+    if offload:
+        await asyncio.to_thread(pending.store, output)
+    else:
+        pending.store(output)
+    return output
+
+
+def async_wrapper(engine: Any, func: Func, cache: BaseCache) -> Func:
+    """Coroutine functions: the wrapper is a coroutine function; concurrent misses of a key in one event
+    loop await one computation; the stored value is the awaited result, never a coroutine."""
+    lookup, pending_cls, flights = engine._lookup, pending_type(engine), cache._async_flights
+
+    if not cache.blocking_io:
+
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            found = lookup(args, kwargs)
+            if type(found) is not pending_cls:
+                return found
+            if found.bypass:
+                return await _arun(found, func, args, kwargs, False)
+            return await flights.run(found.key, lambda: _arun(found, func, args, kwargs, False))
+
+        return wrapper
+
+    async def offloaded(*args: Any, **kwargs: Any) -> Any:
+        before = flights.finished
+        found = await asyncio.to_thread(lookup, args, kwargs)
+        if type(found) is not pending_cls:
+            return found
+        if found.bypass:
+            return await _arun(found, func, args, kwargs, True)
+        return await flights.run(
+            found.key,
+            lambda: _arun(found, func, args, kwargs, True),
+            before,
+            lambda: asyncio.to_thread(found.recheck),
+        )
+
+    return offloaded
+
+
+def gen_wrapper(engine: Any, func: Func, cache: BaseCache) -> Func:
+    """Generator functions. The lookup happens at the call (as argument binding does for a generator
+    function). A hit returns a ``Replay`` of the stored items, a generator-like iterator as fast as a
+    list's; a miss returns a generator that records what it yields and stores it once it has run to the
+    end."""
+    lookup, pending_cls = engine._lookup, pending_type(engine)
+
+    def wrapper(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        found = lookup(args, kwargs)
+        if type(found) is not pending_cls:
+            return Replay(found)  # type: ignore[no-any-return]
+        return _record(found, func(*args, **kwargs))
+
+    return GeneratorFunction(wrapper, func)
+
+
+class GeneratorFunction:
+    """A memoized generator function. It returns a generator on a miss and a ``Replay`` on a hit, so it
+    cannot be a Python generator function itself; like Cython's compiled functions, it exposes the wrapped
+    function's ``__code__``, ``__defaults__`` and ``__kwdefaults__``, so ``inspect.isgeneratorfunction``
+    and ``inspect.signature`` see what they would see on the original."""
+
+    def __init__(self, call: Func, func: Func) -> None:
+        self._call = call
+        functools.update_wrapper(self, func)
+        for name in ("__code__", "__defaults__", "__kwdefaults__"):
+            if hasattr(func, name):
+                setattr(self, name, getattr(func, name))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call(*args, **kwargs)
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        return self if obj is None else types.MethodType(self, obj)
+
+    def __reduce__(self) -> str:
+        return self.__qualname__  # type: ignore[attr-defined,no-any-return]  # by reference, like functions
+
+    def __repr__(self) -> str:
+        return f"<memoized generator function {self.__qualname__}>"  # type: ignore[attr-defined]
+
+
+def _record(pending: Any, gen: Generator[Any, Any, Any]) -> Generator[Any, Any, None]:
+    """Yields what ``gen`` yields (forwarding ``send`` and ``throw``, like ``yield from``) and stores the
+    items after a complete run. A run the consumer steered (a value sent, an exception thrown in) is not
+    a function of the inputs alone, so it is not stored."""
+    items: list[Any] = []
+    steered = throwing = False
+    arg: Any = None
+    while True:
+        try:
+            item = gen.throw(arg) if throwing else gen.send(arg)
+        except StopIteration:
+            break
+        except Exception:
+            if not steered:
+                pending.failed()
+            raise
+        items.append(item)
+        try:
+            arg = yield item
+            throwing = False
+            steered = steered or arg is not None
+        except GeneratorExit:
+            gen.close()  # break, close() or partial consumption: nothing stored
+            raise
+        except BaseException as thrown:
+            steered = throwing = True
+            arg = thrown
+    if not steered:
+        pending.store(items)
+
+
+def async_gen_wrapper(engine: Any, func: Func, cache: BaseCache) -> Func:
+    """Async generator functions: the lookup happens at the first step; a hit yields the stored items,
+    a miss records and stores after a complete run (as ``_record``)."""
+    lookup, pending_cls = engine._lookup, pending_type(engine)
+    offload = cache.blocking_io
+
+    async def in_thread_if(offload: bool, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.to_thread(fn, *args) if offload else fn(*args)
+
+    async def wrapper(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        found = await in_thread_if(offload, lookup, args, kwargs)
+        if type(found) is not pending_cls:
+            for item in found:
+                yield item
+            return
+        agen = func(*args, **kwargs)
+        items: list[Any] = []
+        steered = throwing = False
+        arg: Any = None
+        while True:
+            step: Awaitable[Any] = agen.athrow(arg) if throwing else agen.asend(arg)
+            try:
+                item = await step
+            except StopAsyncIteration:
+                break
+            except Exception:
+                if not steered:
+                    found.failed()
+                raise
+            items.append(item)
+            try:
+                arg = yield item
+                throwing = False
+                steered = steered or arg is not None
+            except GeneratorExit:
+                await agen.aclose()
+                raise
+            except BaseException as thrown:
+                steered = throwing = True
+                arg = thrown
+        if not steered:
+            await in_thread_if(offload, found.store, items)
+
+    return wrapper
