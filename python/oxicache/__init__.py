@@ -11,6 +11,7 @@
 
 from oxicache._core import CacheEntry, __version__
 from oxicache._protocols import BatchMemoized, Memoized
+from oxicache.backends.callback import CallbackCache
 from oxicache.backends.memory import InMemCache
 from oxicache.backends.none import NoCache
 from oxicache.base import BaseCache
@@ -26,6 +27,7 @@ __all__ = [
     "CacheEntry",
     "CacheError",
     "CacheInfo",
+    "CallbackCache",
     "InMemCache",
     "KeyEncodingError",
     "Memoized",
