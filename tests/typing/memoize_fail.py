@@ -10,6 +10,16 @@ def area(width: int, height: int = 1) -> float:
     return float(width * height)
 
 
+@cache.memoize
+async def fetch(url: str) -> bytes:
+    return url.encode()
+
+
+@cache.batch_memoize
+def embed(texts: list[str]) -> list[float]:
+    return [0.0 for _ in texts]
+
+
 class Prices:
     @cache.memoize(exclude=["self"])
     def price(self, sku: str) -> float:
@@ -23,3 +33,9 @@ Prices().price(3)  # E
 Prices().price("a", "b")  # E
 area.cache_key("x")  # E
 area.no_such_helper()  # E
+fetch(b"x")  # E
+text: bytes = fetch("x")  # E
+embed("abc")  # E
+embed(["a"], 2)  # E
+cache.memoize(version=1.5)  # E
+cache.memoize(cache_if=3)  # E

@@ -1,8 +1,8 @@
 """Type-checks cleanly under mypy --strict; each reveal_type is compared with its `# revealed:` comment."""
 
-from typing import reveal_type
+from typing import AsyncIterator, Iterator, reveal_type
 
-from oxicache import InMemCache
+from oxicache import CallbackCache, InMemCache, NoCache, bypass, refresh
 
 cache = InMemCache()
 
@@ -20,6 +20,26 @@ def total(values: list[int], verbose: bool = False) -> int:
 @cache.memoize
 async def fetch(url: str) -> bytes:
     return url.encode()
+
+
+@cache.memoize(version=2, cache_if=lambda rows: bool(rows))
+def rows(n: int) -> Iterator[int]:
+    yield from range(n)
+
+
+@NoCache().memoize
+async def stream(n: int) -> AsyncIterator[str]:
+    yield str(n)
+
+
+@CallbackCache().batch_memoize
+def embed(texts: list[str], model: str = "small") -> list[float]:
+    return [float(len(t)) for t in texts]
+
+
+@cache.batch_memoize(ttl=60)
+async def embed_async(texts: list[str]) -> list[float]:
+    return [0.0 for _ in texts]
 
 
 class Prices:
@@ -42,3 +62,11 @@ reveal_type(area.cache_key(2))  # revealed: int
 reveal_type(area.cache_inputs(2))  # revealed: dict[str, Any]
 reveal_type(area.__wrapped__)  # revealed: def (width: int, height: int =) -> float
 area.cache_clear()
+reveal_type(rows(3))  # revealed: typing.Iterator[int]
+reveal_type(stream(3))  # revealed: typing.AsyncIterator[str]
+reveal_type(embed(["a"], model="large"))  # revealed: list[float]
+reveal_type(embed.cache_info().errors)  # revealed: int
+embed_pending = reveal_type(embed_async(["a"]))  # revealed: typing.Coroutine[Any, Any, list[float]]
+embed_pending.close()
+with bypass(), refresh():
+    area(1)
