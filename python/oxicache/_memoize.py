@@ -156,7 +156,7 @@ class _PythonMemo:
         if mode == BYPASS:
             self.cache._count("misses")
             self.count("misses")
-            return _PythonPending(self, probe, before, bypass=True)
+            return _PythonPending(self, probe, before, mode)
         if mode == REFRESH:
             self.cache._count("misses")
         else:
@@ -165,7 +165,7 @@ class _PythonMemo:
                 self.count("hits")
                 return found.value
         self.count("misses")
-        return _PythonPending(self, probe, before, bypass=False)
+        return _PythonPending(self, probe, before, mode)
 
     def store(self, probe: CacheEntry, output: Any) -> None:
         if self.keep is not None and not self.keep(output):
@@ -202,10 +202,14 @@ class _PythonMemo:
 class _PythonPending:
     """A missed lookup of ``_PythonMemo``: the wrapper runs the function, then calls ``store``."""
 
-    __slots__ = ("before", "bypass", "memo", "probe")
+    __slots__ = ("before", "memo", "mode", "probe")
 
-    def __init__(self, memo: _PythonMemo, probe: CacheEntry, before: int, bypass: bool) -> None:
-        self.memo, self.probe, self.before, self.bypass = memo, probe, before, bypass
+    def __init__(self, memo: _PythonMemo, probe: CacheEntry, before: int, mode: int) -> None:
+        self.memo, self.probe, self.before, self.mode = memo, probe, before, mode
+
+    @property
+    def bypass(self) -> bool:
+        return self.mode == BYPASS
 
     @property
     def key(self) -> bytes:
@@ -219,7 +223,10 @@ class _PythonPending:
         self.memo.failed()
 
     def recheck(self) -> tuple[bool, Any]:
-        """For single-flight: a value stored since the lookup missed (not counted)."""
+        """For single-flight: a value stored since the lookup missed (not counted). Under refresh() the
+        stored value is what is being replaced, so there is none to take."""
+        if self.mode == REFRESH:
+            return (False, None)
         found = self.memo.cache._get(self.probe)
         return (False, None) if found is None else (True, found.value)
 
