@@ -122,3 +122,11 @@ pub fn key_encoding_error(py: Python<'_>, message: String) -> PyErr {
         Err(err) => err,
     }
 }
+
+/// A `ValueEncodingError` or `ValueDecodingError` (see `oxicache/errors.py`).
+pub fn codec_error(py: Python<'_>, class: &str, message: String) -> PyErr {
+    match errors_class(py, class) {
+        Ok(cls) => PyErr::from_type(cls, message),
+        Err(err) => err,
+    }
+}

@@ -1,5 +1,6 @@
 //! Native core of oxicache: canonical keys, `CacheEntry`, the in-memory store and the native memoizer.
 
+mod codec;
 mod controls;
 mod entry;
 mod errors;
@@ -11,6 +12,8 @@ mod vectorcall;
 
 #[pyo3::pymodule]
 mod _core {
+    #[pymodule_export]
+    use crate::codec::{_allow_type, decode_binary, decode_json, encode_binary, encode_json};
     #[pymodule_export]
     use crate::controls::{_controls_activated, _controls_var};
     #[pymodule_export]

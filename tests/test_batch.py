@@ -586,3 +586,30 @@ def test_controls_count_misses(storing, kind):
     info = f.cache_info()
     assert (info.hits, info.misses) == (0, 5)
     assert info.sets == 3  # refresh stores, bypass does not
+
+
+def test_batch_method_takes_the_batch_after_self():
+    """On a method the batch is the parameter after ``self``; ``self`` is part of each item's key (here
+    through ``__cache_key__``), so two instances with different keys do not share items."""
+    cache = InMemCache()
+    calls = []
+
+    class Embedder:
+        def __init__(self, model):
+            self.model = model
+
+        def __cache_key__(self):
+            return self.model
+
+        @cache.batch_memoize
+        def embed(self, texts, scale=1):
+            calls.append((self.model, list(texts)))
+            return [len(t) * scale for t in texts]
+
+    small, large = Embedder("small"), Embedder("large")
+    assert small.embed(["a", "bb"]) == [1, 2]
+    assert small.embed(["bb", "ccc"]) == [2, 3]
+    assert small.embed(texts=["ccc", "a"]) == [3, 1]
+    assert large.embed(["a"], scale=10) == [10]
+    assert calls == [("small", ["a", "bb"]), ("small", ["ccc"]), ("large", ["a"])]
+    assert Embedder.embed.cache_inputs(small, ["a"]) == {"scale": 1, "self": small, "texts": ["a"]}

@@ -1032,3 +1032,19 @@ def test_first_control_in_a_fresh_process_applies_to_functions_memoized_before_i
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[2, 2, 1, 2, 2, 1]"
+
+
+@pytest.mark.parametrize("control", [oxicache.refresh, oxicache.bypass])
+def test_controls_refuse_to_decorate_generator_functions(control):
+    """A generator runs in its consumer's context between items, so a decorator could not scope the
+    control to it: refused at decoration, with the `with` form as the fix."""
+
+    def gen():
+        yield 1
+
+    async def agen():
+        yield 1
+
+    for fn in (gen, agen):
+        with pytest.raises(TypeError, match=r"generator function .*wrap the iteration in `with oxicache\.(refresh|bypass)\(\):`"):
+            control()(fn)

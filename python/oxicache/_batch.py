@@ -34,27 +34,33 @@ def make_batch_memoized(cache: BaseCache, func: Callable[..., Any], options: Opt
     engine = make_engine(cache, func, options)
     name = engine.cache_name
     params = list(inspect.signature(func).parameters.values())
-    if not params or params[0].kind not in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD):
-        msg = f"batch_memoize needs the batch as the first positional parameter of {name}, e.g. def {func.__name__}(items, ...)"
+    # Methods: the batch is the parameter after self/cls.
+    at = 1 if params and params[0].name in ("self", "cls") else 0
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if len(params) <= at or params[at].kind not in positional:
+        msg = f"batch_memoize needs the batch as the first positional parameter of {name} (after self), e.g. def {func.__name__}(items, ...)"
         raise TypeError(msg)
-    batch_param = params[0].name
+    batch_param = params[at].name
     sig = inspect.signature(func)
     lookup, pending_cls = engine._lookup, pending_type(engine)
 
-    def split(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Sequence[Any], tuple[Any, ...], dict[str, Any]]:
+    def split(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Sequence[Any], Callable[[Any], tuple[Any, ...]], dict[str, Any]]:
+        """The batch, a function giving the positional arguments with a given batch in its place, and the
+        keyword arguments."""
         bound = sig.bind(*args, **kwargs)
         batch = bound.arguments[batch_param]
         if not isinstance(batch, Sequence) or isinstance(batch, (str, bytes, bytearray)):
             msg = f"{name}: the batch argument {batch_param!r} must be a list or tuple of items, got {type(batch).__name__}; pass list(...) of the items"
             raise TypeError(msg)
-        return batch, bound.args[1:], bound.kwargs
+        lead, rest = bound.args[:at], bound.args[at + 1 :]
+        return batch, lambda items: (*lead, items, *rest), bound.kwargs
 
-    def look_up(batch: Sequence[Any], rest: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[list[Any], dict[Any, tuple[Any, list[int]]]]:
+    def look_up(batch: Sequence[Any], with_batch: Callable[[Any], tuple[Any, ...]], kwargs: dict[str, Any]) -> tuple[list[Any], dict[Any, tuple[Any, list[int]]]]:
         """The outputs found (by position) and the misses: pending miss and positions, by item key."""
         results: list[Any] = [None] * len(batch)
         missing: dict[Any, tuple[Any, list[int]]] = {}
         for i, item in enumerate(batch):
-            found = lookup(([item], *rest), kwargs)
+            found = lookup(with_batch([item]), kwargs)
             if type(found) is not pending_cls:
                 results[i] = found
                 continue
@@ -84,18 +90,18 @@ def make_batch_memoized(cache: BaseCache, func: Callable[..., Any], options: Opt
     if kind == "async":
 
         async def async_wrapper(*args: Any, **kwargs: Any) -> list[Any]:
-            batch, rest, kw = split(args, kwargs)
+            batch, with_batch, kw = split(args, kwargs)
             if not batch:
                 return []
             if cache.blocking_io:
-                results, missing = await asyncio.to_thread(look_up, batch, rest, kw)
+                results, missing = await asyncio.to_thread(look_up, batch, with_batch, kw)
             else:
-                results, missing = look_up(batch, rest, kw)
+                results, missing = look_up(batch, with_batch, kw)
             if not missing:
                 return results
             todo = [batch[positions[0]] for _, positions in missing.values()]
             try:
-                outputs = await func(todo, *rest, **kw)
+                outputs = await func(*with_batch(todo), **kw)
             except Exception:
                 fail(missing)
                 raise
@@ -106,15 +112,15 @@ def make_batch_memoized(cache: BaseCache, func: Callable[..., Any], options: Opt
         return decorate(async_wrapper, engine, func)
 
     def wrapper(*args: Any, **kwargs: Any) -> list[Any]:
-        batch, rest, kw = split(args, kwargs)
+        batch, with_batch, kw = split(args, kwargs)
         if not batch:
             return []
-        results, missing = look_up(batch, rest, kw)
+        results, missing = look_up(batch, with_batch, kw)
         if not missing:
             return results
         todo = [batch[positions[0]] for _, positions in missing.values()]
         try:
-            outputs = func(todo, *rest, **kw)
+            outputs = func(*with_batch(todo), **kw)
         except Exception:
             fail(missing)
             raise

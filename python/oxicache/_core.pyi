@@ -15,10 +15,15 @@ __all__ = [
     "SingleFlight",
     "__version__",
     "_after_fork_in_child",
+    "_allow_type",
     "_controls_activated",
     "_controls_var",
     "_install_vectorcall",
     "canonical_bytes",
+    "decode_binary",
+    "decode_json",
+    "encode_binary",
+    "encode_json",
     "key_of",
     "register_key_encoder",
 ]
@@ -43,6 +48,19 @@ def register_key_encoder(cls: type, encoder: Callable[[Any], Any] | None) -> Non
 def _install_vectorcall(memo: Memoizer) -> None: ...
 def _after_fork_in_child() -> None: ...
 def _controls_var() -> Any: ...
+def _allow_type(cls: Any) -> str: ...
+def encode_binary(value: Any) -> bytes:
+    """The binary (MessagePack) encoding of a value (docs/value-codec.md)."""
+
+def decode_binary(data: bytes) -> Any:
+    """The value of a binary encoding."""
+
+def encode_json(value: Any) -> str:
+    """The tagged JSON encoding of a value."""
+
+def decode_json(text: str | bytes) -> Any:
+    """The value of a JSON encoding."""
+
 def _controls_activated() -> None: ...
 
 @final

@@ -102,8 +102,8 @@ def make_memoized(cache: BaseCache, func: Callable[..., Any], options: Options) 
     kind = function_kind(func)
     if kind == "sync" and isinstance(engine, Memoizer):
         return functools.update_wrapper(engine, func)
-    if kind == "sync" and getattr(cache, "stores_nothing", False):
-        wrapper = _wrappers.passthrough(engine, func)
+    if getattr(cache, "stores_nothing", False):
+        wrapper = _wrappers.passthrough(engine, func, kind)
     else:
         make = {
             "sync": _wrappers.sync_wrapper,
@@ -168,7 +168,7 @@ class _PythonMemo:
         return _PythonPending(self, probe, before, mode)
 
     def store(self, probe: CacheEntry, output: Any) -> None:
-        if self.keep is not None and not self.keep(output):
+        if getattr(self.cache, "stores_nothing", False) or (self.keep is not None and not self.keep(output)):
             return
         entry = probe.clone(output=output)
         self.cache._set(entry, self.cache._entry_ttl(entry, self.ttl))

@@ -40,13 +40,54 @@ def _run(pending: Any, func: Func, args: tuple[Any, ...], kwargs: dict[str, Any]
     return output
 
 
-def passthrough(engine: Any, func: Func) -> Func:
-    """For backends that store nothing (NoCache): every call runs, counted as a miss."""
+def passthrough(engine: Any, func: Func, kind: str) -> Any:
+    """For backends that store nothing (NoCache): every call runs the function (no single-flight, no
+    recording), counted as a miss; exceptions count as errors."""
     cache = engine.cache
 
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def miss() -> None:
         cache._count("misses")
         engine.count("misses")
+
+    if kind == "async":
+
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            miss()
+            try:
+                return await func(*args, **kwargs)
+            except Exception:
+                engine.failed()
+                raise
+
+        return async_wrapper
+
+    if kind == "asyncgen":
+
+        async def async_gen_wrapper(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+            miss()
+            try:
+                async for item in func(*args, **kwargs):
+                    yield item
+            except Exception:
+                engine.failed()
+                raise
+
+        return async_gen_wrapper
+
+    if kind == "gen":
+
+        def gen_wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
+            miss()
+            try:
+                return (yield from func(*args, **kwargs))
+            except Exception:
+                engine.failed()
+                raise
+
+        return gen_wrapper
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        miss()
         try:
             return func(*args, **kwargs)
         except Exception:

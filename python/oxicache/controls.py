@@ -9,14 +9,18 @@ Both also work as decorators.
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 from contextvars import Token
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from oxicache._core import _controls_activated, _controls_var
 
 __all__ = ["bypass", "refresh"]
 
 NORMAL, BYPASS, REFRESH = 0, 1, 2
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 _mode: Any = _controls_var()
 
@@ -33,6 +37,25 @@ class _Control(contextlib.ContextDecorator):
 
     def _recreate_cm(self) -> _Control:
         return _Control(self._mode)  # a fresh token per decorated call (threads, recursion)
+
+    def __call__(self, func: F) -> F:
+        """As a decorator: the control covers each call of ``func`` (for a coroutine function, its whole
+        run, awaits included)."""
+        if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
+            msg = (
+                f"{self!r} cannot decorate the generator function {func.__qualname__}: a generator runs "
+                f"in its consumer's context between items; wrap the iteration in `with {self!r}:` instead"
+            )
+            raise TypeError(msg)
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def run(*args: Any, **kwargs: Any) -> Any:
+                with self._recreate_cm():
+                    return await func(*args, **kwargs)
+
+            return run  # type: ignore[return-value]
+        return super().__call__(func)
 
     def __enter__(self) -> _Control:
         if self._token is not None:

@@ -1,6 +1,6 @@
 """Exceptions raised by oxicache."""
 
-__all__ = ["CacheError", "KeyEncodingError"]
+__all__ = ["CacheError", "KeyEncodingError", "ValueDecodingError", "ValueEncodingError"]
 
 
 class CacheError(Exception):
@@ -14,3 +14,14 @@ class KeyEncodingError(CacheError, TypeError):
     ``__cache_key__()`` method, or register an encoder with ``oxicache.register_key_encoder``.
     It is a ``TypeError``, like the error ``functools.lru_cache`` raises for unhashable arguments.
     """
+
+
+class ValueEncodingError(CacheError, TypeError):
+    """A value has no encoding in oxicache's value codec (persistent backends store values with it).
+
+    The message names the type, where it sits inside the value, and the fix.
+    """
+
+
+class ValueDecodingError(CacheError, ValueError):
+    """Stored bytes or text are not a valid encoding, or name a type this process does not allow."""

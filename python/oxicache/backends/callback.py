@@ -3,7 +3,7 @@
 - A callback is called as ``callback(key, value)`` for each stored entry: ``key`` is ``CacheEntry.key``
   and ``value`` is ``entry.to_dict()`` (func, inputs without excluded names, output, metadata).
 - A feed is called as ``feed(func, **inputs)`` for each lookup, in order; the first result that is not
-  ``...`` is the value (``None`` is a value). ``func`` is the decorated function for memoized calls and
+  ``...`` is the value (``None`` is a value). ``func`` is the original (undecorated) function for memoized calls and
   the name string for ``cache.get("name", ...)``.
 - A callback or feed that raises is logged (logger ``"oxicache"``) and skipped; the others still run.
 
@@ -67,9 +67,11 @@ class CallbackCache(BaseCache):
         ttl: TTL = None,
     ) -> None:
         super().__init__(exclude, ttl=ttl)
-        if isinstance(callbacks, (str, bytes)) or isinstance(feeds, (str, bytes)) or callable(callbacks) or callable(feeds):
-            msg = "callbacks and feeds must be lists of functions, e.g. CallbackCache(callbacks=[log], feeds=[lookup])"
-            raise TypeError(msg)
+        for what, given in (("callbacks", callbacks), ("feeds", feeds)):
+            if callable(given) or isinstance(given, (str, bytes)):
+                name = getattr(given, "__qualname__", None) or repr(given)
+                msg = f"{what} must be a list of functions, got {name} itself; write {what}=[{name}]"
+                raise TypeError(msg)
         # Tuples: a one-shot iterable would be used up by the first event.
         self.callbacks: tuple[Callback, ...] = tuple(
             _checked(cb, "callback", (0, {}), "(key, value)", partial=False) for cb in callbacks or ()

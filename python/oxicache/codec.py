@@ -1,0 +1,96 @@
+"""oxicache's value codec: how persistent backends store values (docs/value-codec.md).
+
+Two encodings of one value model, both native: ``encode_binary`` (MessagePack with extension types) and
+``encode_json`` (tagged JSON, readable and queryable). Both round-trip exactly: tuples stay tuples, sets
+sets, dict keys keep their types, datetimes keep their time zones, and so on.
+
+Decoding never imports anything named by the data: Enum, dataclass, pydantic and named tuple instances
+are revived only for classes in this process's allow-list. A class joins it when this process encodes
+one of its instances, or with ``allow(cls)``.
+
+``Serializer`` adds the 2-byte envelope backends store, and the opt-in pickle forms.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import pickle
+from typing import Any
+
+from oxicache._core import _allow_type, decode_binary, decode_json, encode_binary, encode_json
+from oxicache.errors import ValueDecodingError, ValueEncodingError
+
+__all__ = [
+    "Serializer",
+    "ValueDecodingError",
+    "ValueEncodingError",
+    "allow",
+    "decode_binary",
+    "decode_json",
+    "encode_binary",
+    "encode_json",
+]
+
+MARK = b"\xc1"  # a byte MessagePack never uses: codec data can't be mistaken for plain MessagePack
+CODEC, PICKLE, SIGNED = MARK + b"m", MARK + b"p", MARK + b"s"
+
+
+def allow(*classes: type) -> None:
+    """Lets decoding revive instances of these Enum, dataclass, pydantic model or named tuple classes
+    (needed in a process that reads values of a class before it has stored any)."""
+    for cls in classes:
+        _allow_type(cls)
+
+
+class Serializer:
+    """Turns values into the bytes a backend stores, and back.
+
+    ``Serializer()`` uses the binary codec. ``Serializer("pickle")`` pickles instead (any picklable
+    value; only for stores no one else can write, since unpickling runs code the data chooses), and
+    ``Serializer("pickle", key=b"...")`` signs each pickle with HMAC-SHA256, so a value whose signature
+    does not match is refused before it is unpickled.
+    """
+
+    def __init__(self, kind: str = "codec", key: bytes | None = None) -> None:
+        if kind not in ("codec", "pickle"):
+            msg = f'serializer must be "codec" (the default) or "pickle", got {kind!r}'
+            raise ValueError(msg)
+        if key is not None and kind != "pickle":
+            msg = "a signing key only applies to serializer='pickle'"
+            raise ValueError(msg)
+        if key is not None and (not isinstance(key, bytes) or len(key) < 16):
+            msg = "the signing key must be bytes of at least 16 bytes (e.g. os.urandom(32))"
+            raise ValueError(msg)
+        self.kind, self._key = kind, key
+
+    def dumps(self, value: Any) -> bytes:
+        if self.kind == "codec":
+            return CODEC + encode_binary(value)
+        data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        if self._key is None:
+            return PICKLE + data
+        return SIGNED + hmac.new(self._key, data, hashlib.sha256).digest() + data
+
+    def loads(self, blob: bytes) -> Any:
+        """The value of ``blob``; ``ValueDecodingError`` when it is damaged, unsigned where a signature is
+        required, or in a form this serializer does not read (pickle is never read unless asked for)."""
+        head, body = bytes(blob[:2]), bytes(blob[2:])
+        if head == CODEC:
+            return decode_binary(body)
+        if self.kind != "pickle":
+            msg = "the stored value is a pickle, and this cache reads only the safe codec (pass serializer='pickle' to read it)"
+            raise ValueDecodingError(msg)
+        if head == SIGNED and self._key is not None:
+            signature, data = bytes(body[:32]), bytes(body[32:])
+            if not hmac.compare_digest(signature, hmac.new(self._key, data, hashlib.sha256).digest()):
+                msg = "the stored pickle's signature does not match the signing key; it was not unpickled"
+                raise ValueDecodingError(msg)
+            return pickle.loads(data)  # noqa: S301 - signed with the user's key
+        if head == PICKLE and self._key is None:
+            return pickle.loads(body)  # noqa: S301 - the user chose unsigned pickle
+        if head in (PICKLE, SIGNED):
+            msg = "the stored pickle is unsigned but a signing key is set (or signed but no key is set); it was not unpickled"
+            raise ValueDecodingError(msg)
+        msg = f"the stored value does not start with an oxicache envelope (got {head!r})"
+        raise ValueDecodingError(msg)
