@@ -27,7 +27,7 @@ mod _core {
     #[pymodule_export]
     use crate::replay::Replay;
     #[pymodule_export]
-    use crate::store::flight::{SingleFlight, _after_fork_in_child};
+    use crate::store::flight::{_after_fork_in_child, SingleFlight};
     #[pymodule_export]
     use crate::store::MemoryStore;
     #[pymodule_export]

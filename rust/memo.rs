@@ -466,7 +466,13 @@ impl Memoizer {
         };
         let compute_and_store = || -> PyResult<Py<PyAny>> {
             let output = self.run_counted(call)?;
-            self.store_output(py, &key, lossless, || Ok(self.inputs_dict(py, value)?.unbind()), &output)?;
+            self.store_output(
+                py,
+                &key,
+                lossless,
+                || Ok(self.inputs_dict(py, value)?.unbind()),
+                &output,
+            )?;
             Ok(output)
         };
         let result = match store.flights.join(&key) {
@@ -523,7 +529,9 @@ impl Pending {
             return Ok(());
         }
         let inputs = || Ok(self.inputs.as_ref().expect("kept for lossy inputs").clone_ref(py));
-        self.memo.get().store_output(py, &self.key, self.lossless, inputs, &output)
+        self.memo
+            .get()
+            .store_output(py, &self.key, self.lossless, inputs, &output)
     }
 
     /// Counts the function's failure (nothing is stored).
@@ -678,7 +686,11 @@ impl Memoizer {
         match memo.probe(py, value, mode == Mode::Refresh)? {
             Ok(hit) => Ok(hit),
             Err((key, lossless)) => {
-                let inputs = if lossless { None } else { Some(memo.inputs_dict(py, value)?.unbind()) };
+                let inputs = if lossless {
+                    None
+                } else {
+                    Some(memo.inputs_dict(py, value)?.unbind())
+                };
                 pending(key, lossless, inputs, false)
             }
         }

@@ -86,7 +86,9 @@ impl Replay {
                     "a cached generator's value must be the list of its items, got {t}"
                 )));
             };
-            PyTuple::new(items.py(), iter.collect::<PyResult<Vec<_>>>()?)?.into_any().unbind()
+            PyTuple::new(items.py(), iter.collect::<PyResult<Vec<_>>>()?)?
+                .into_any()
+                .unbind()
         };
         Ok(Replay {
             items,

@@ -40,3 +40,10 @@ def test_wrong_calls_are_flagged():
     marked = {n for n, line in enumerate(source, 1) if line.rstrip().endswith("# E")}
     flagged = {int(m.group(1)) for line in mypy(HERE / "memoize_fail.py") if (m := re.search(r":(\d+): error:", line))}
     assert flagged == marked
+
+
+def test_the_package_itself_type_checks():
+    """The library's own code passes mypy --strict (its annotations are what users' checkers read)."""
+    package = Path(__file__).resolve().parent.parent / "python" / "oxicache"
+    errors = [line for line in mypy(package) if ": error:" in line]
+    assert errors == []

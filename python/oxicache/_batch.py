@@ -60,7 +60,7 @@ def make_batch_memoized(cache: BaseCache, func: Callable[..., Any], options: Opt
         results: list[Any] = [None] * len(batch)
         missing: dict[Any, tuple[Any, list[int]]] = {}
         for i, item in enumerate(batch):
-            found = lookup(with_batch([item]), kwargs)
+            found: Any = lookup(with_batch([item]), kwargs)
             if type(found) is not pending_cls:
                 results[i] = found
                 continue

@@ -25,9 +25,9 @@ __all__ = ["async_gen_wrapper", "async_wrapper", "gen_wrapper", "passthrough", "
 Func = Callable[..., Any]
 
 
-def pending_type(engine: Any) -> type:
+def pending_type(engine: Any) -> Any:
     """The type of ``engine._lookup``'s misses (no stored value is ever of this type)."""
-    return Pending if isinstance(engine, Memoizer) else engine.pending_type  # type: ignore[no-any-return]
+    return Pending if isinstance(engine, Memoizer) else engine.pending_type
 
 
 def _run(pending: Any, func: Func, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -102,7 +102,7 @@ def sync_wrapper(engine: Any, func: Func, cache: BaseCache) -> Func:
     lookup, pending_cls, flights = engine._lookup, pending_type(engine), cache._flights
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        found = lookup(args, kwargs)
+        found: Any = lookup(args, kwargs)
         if type(found) is not pending_cls:
             return found
         if found.bypass:
@@ -133,7 +133,7 @@ def async_wrapper(engine: Any, func: Func, cache: BaseCache) -> Func:
     if not cache.blocking_io:
 
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            found = lookup(args, kwargs)
+            found: Any = lookup(args, kwargs)
             if type(found) is not pending_cls:
                 return found
             if found.bypass:
@@ -144,7 +144,7 @@ def async_wrapper(engine: Any, func: Func, cache: BaseCache) -> Func:
 
     async def offloaded(*args: Any, **kwargs: Any) -> Any:
         before = flights.finished
-        found = await asyncio.to_thread(lookup, args, kwargs)
+        found: Any = await asyncio.to_thread(lookup, args, kwargs)
         if type(found) is not pending_cls:
             return found
         if found.bypass:
@@ -167,9 +167,9 @@ def gen_wrapper(engine: Any, func: Func, cache: BaseCache) -> Func:
     lookup, pending_cls = engine._lookup, pending_type(engine)
 
     def wrapper(*args: Any, **kwargs: Any) -> Iterator[Any]:
-        found = lookup(args, kwargs)
+        found: Any = lookup(args, kwargs)
         if type(found) is not pending_cls:
-            return Replay(found)  # type: ignore[no-any-return]
+            return Replay(found)
         return _record(found, func(*args, **kwargs))
 
     return GeneratorFunction(wrapper, func)
@@ -242,7 +242,7 @@ def async_gen_wrapper(engine: Any, func: Func, cache: BaseCache) -> Func:
         return await asyncio.to_thread(fn, *args) if offload else fn(*args)
 
     async def wrapper(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-        found = await in_thread_if(offload, lookup, args, kwargs)
+        found: Any = await in_thread_if(offload, lookup, args, kwargs)
         if type(found) is not pending_cls:
             for item in found:
                 yield item

@@ -225,7 +225,7 @@ class BaseCache:
         return self._ttl if seconds is None else seconds
 
     def __setitem__(self, key: Any, value: CacheEntry | Mapping[str, Any]) -> None:
-        entry = value if isinstance(value, CacheEntry) else CacheEntry.from_dict(value)
+        entry = value if isinstance(value, CacheEntry) else CacheEntry.from_dict(dict(value))
         if _as_key(key) != entry.key:
             msg = f"key {key} does not match the entry's key {entry.key}; use cache.add(entry) to store an entry under its own key"
             raise KeyError(msg)

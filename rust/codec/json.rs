@@ -188,7 +188,8 @@ fn write_dict(out: &mut Vec<u8>, dict: &Bound<'_, PyDict>, depth: usize) -> Enco
         out.push(b'[');
         encode(&k, out, depth + 2).map_err(|e| e.inside(|| " (a dict key)".into()))?;
         out.push(b',');
-        encode(&v, out, depth + 2).map_err(|e| e.inside(|| format!("[{}]", k.repr().map(|r| r.to_string()).unwrap_or_default())))?;
+        encode(&v, out, depth + 2)
+            .map_err(|e| e.inside(|| format!("[{}]", k.repr().map(|r| r.to_string()).unwrap_or_default())))?;
         out.push(b']');
     }
     out.extend_from_slice(b"]}");
@@ -229,7 +230,16 @@ pub fn encode(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> Encode
                 write_f64(out, v);
             } else {
                 open_tag(out, "float");
-                write_str(out, if v.is_nan() { "nan" } else if v > 0.0 { "inf" } else { "-inf" });
+                write_str(
+                    out,
+                    if v.is_nan() {
+                        "nan"
+                    } else if v > 0.0 {
+                        "inf"
+                    } else {
+                        "-inf"
+                    },
+                );
                 out.push(b'}');
             }
         }
@@ -253,7 +263,11 @@ pub fn encode(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> Encode
             }
         }
         Kind::Bytes => write_b64(out, "bytes", unsafe { obj.cast_unchecked::<PyBytes>() }.as_bytes()),
-        Kind::ByteArray => write_b64(out, "bytearray", &unsafe { obj.cast_unchecked::<PyByteArray>() }.to_vec()),
+        Kind::ByteArray => write_b64(
+            out,
+            "bytearray",
+            &unsafe { obj.cast_unchecked::<PyByteArray>() }.to_vec(),
+        ),
         Kind::List => write_items(out, unsafe { obj.cast_unchecked::<PyList>() }.iter(), depth)?,
         Kind::Dict => write_dict(out, unsafe { obj.cast_unchecked::<PyDict>() }, depth)?,
         Kind::Tuple => {
@@ -469,7 +483,9 @@ impl<'de, 'py> Visitor<'de> for ValueSeed<'py> {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(super::new_str(self.py, v.as_bytes()).map_err(py_err)?.into_bound(self.py))
+        Ok(super::new_str(self.py, v.as_bytes())
+            .map_err(py_err)?
+            .into_bound(self.py))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
@@ -533,23 +549,33 @@ fn bad(py: Python<'_>, tag: &str, what: &str) -> PyErr {
 }
 
 fn member<'py>(py: Python<'py>, tag: &str, rest: &Bound<'py, PyDict>, name: &str) -> PyResult<Bound<'py, PyAny>> {
-    rest.get_item(name)?.ok_or_else(|| bad(py, tag, &format!("missing \"{name}\"")))
+    rest.get_item(name)?
+        .ok_or_else(|| bad(py, tag, &format!("missing \"{name}\"")))
 }
 
-fn text<'a>(py: Python<'_>, tag: &str, v: &'a Bound<'_, PyAny>) -> PyResult<String> {
+fn text(py: Python<'_>, tag: &str, v: &Bound<'_, PyAny>) -> PyResult<String> {
     v.extract::<String>().map_err(|_| bad(py, tag, "expected a string"))
 }
 
 fn b64(py: Python<'_>, tag: &str, v: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
-    BASE64.decode(text(py, tag, v)?).map_err(|_| bad(py, tag, "invalid base64"))
+    BASE64
+        .decode(text(py, tag, v)?)
+        .map_err(|_| bad(py, tag, "invalid base64"))
 }
 
 fn list<'py>(py: Python<'py>, tag: &str, v: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
-    v.cast::<PyList>().cloned().map_err(|_| bad(py, tag, "expected an array"))
+    v.cast::<PyList>()
+        .cloned()
+        .map_err(|_| bad(py, tag, "expected an array"))
 }
 
 /// The Python value of a tagged object `{"$tag": value, **rest}`.
-fn untag<'py>(py: Python<'py>, tag: &str, value: Bound<'py, PyAny>, rest: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyAny>> {
+fn untag<'py>(
+    py: Python<'py>,
+    tag: &str,
+    value: Bound<'py, PyAny>,
+    rest: &Bound<'py, PyDict>,
+) -> PyResult<Bound<'py, PyAny>> {
     let obj: Py<PyAny> = match tag {
         "tuple" => PyTuple::new(py, list(py, tag, &value)?.iter())?.into_any().unbind(),
         "set" => PySet::new(py, list(py, tag, &value)?.iter())?.into_any().unbind(),
@@ -557,7 +583,9 @@ fn untag<'py>(py: Python<'py>, tag: &str, value: Bound<'py, PyAny>, rest: &Bound
         "dict" => {
             let dict = PyDict::new(py);
             for pair in list(py, tag, &value)?.iter() {
-                let pair = pair.cast::<PyList>().map_err(|_| bad(py, tag, "expected [key, value] pairs"))?;
+                let pair = pair
+                    .cast::<PyList>()
+                    .map_err(|_| bad(py, tag, "expected [key, value] pairs"))?;
                 if pair.len() != 2 {
                     return Err(bad(py, tag, "expected [key, value] pairs"));
                 }
@@ -565,7 +593,10 @@ fn untag<'py>(py: Python<'py>, tag: &str, value: Bound<'py, PyAny>, rest: &Bound
             }
             dict.into_any().unbind()
         }
-        "int" => py.get_type::<pyo3::types::PyInt>().call1((text(py, tag, &value)?,))?.unbind(),
+        "int" => py
+            .get_type::<pyo3::types::PyInt>()
+            .call1((text(py, tag, &value)?,))?
+            .unbind(),
         "float" => match text(py, tag, &value)?.as_str() {
             "nan" => f64::NAN,
             "inf" => f64::INFINITY,
@@ -576,9 +607,13 @@ fn untag<'py>(py: Python<'py>, tag: &str, value: Bound<'py, PyAny>, rest: &Bound
         .into_any()
         .unbind(),
         "str16" => {
-            let units: Vec<u16> = value.extract().map_err(|_| bad(py, tag, "expected UTF-16 code units"))?;
+            let units: Vec<u16> = value
+                .extract()
+                .map_err(|_| bad(py, tag, "expected UTF-16 code units"))?;
             let bytes: Vec<u8> = units.iter().flat_map(|u| u.to_le_bytes()).collect();
-            PyBytes::new(py, &bytes).call_method1("decode", ("utf-16-le", "surrogatepass"))?.unbind()
+            PyBytes::new(py, &bytes)
+                .call_method1("decode", ("utf-16-le", "surrogatepass"))?
+                .unbind()
         }
         "bytes" => PyBytes::new(py, &b64(py, tag, &value)?).into_any().unbind(),
         "bytearray" => PyByteArray::new(py, &b64(py, tag, &value)?).into_any().unbind(),
@@ -591,14 +626,20 @@ fn untag<'py>(py: Python<'py>, tag: &str, value: Bound<'py, PyAny>, rest: &Bound
             pyo3::types::PyComplex::from_doubles(py, re, im).into_any().unbind()
         }
         "datetime" | "time" => {
-            let zone: Option<String> = member(py, tag, rest, "zone")?.extract().map_err(|_| bad(py, tag, "bad zone"))?;
-            let fold: u8 = member(py, tag, rest, "fold")?.extract().map_err(|_| bad(py, tag, "bad fold"))?;
+            let zone: Option<String> = member(py, tag, rest, "zone")?
+                .extract()
+                .map_err(|_| bad(py, tag, "bad zone"))?;
+            let fold: u8 = member(py, tag, rest, "fold")?
+                .extract()
+                .map_err(|_| bad(py, tag, "bad fold"))?;
             super::revive_time(py, tag == "datetime", &text(py, tag, &value)?, zone.as_deref(), fold)
                 .map_err(|e| bad(py, tag, &e.to_string()))?
         }
         "date" => super::revive_date(py, &text(py, tag, &value)?).map_err(|e| bad(py, tag, &e.to_string()))?,
         "timedelta" => {
-            let parts: Vec<i64> = value.extract().map_err(|_| bad(py, tag, "expected [days, seconds, microseconds]"))?;
+            let parts: Vec<i64> = value
+                .extract()
+                .map_err(|_| bad(py, tag, "expected [days, seconds, microseconds]"))?;
             let [d, s, us] = parts[..] else {
                 return Err(bad(py, tag, "expected [days, seconds, microseconds]"));
             };
@@ -613,7 +654,9 @@ fn untag<'py>(py: Python<'py>, tag: &str, value: Bound<'py, PyAny>, rest: &Bound
         "enum" => super::revive_enum(py, &text(py, tag, &value)?, &member(py, tag, rest, "value")?)?,
         "dataclass" | "pydantic" => {
             let fields = member(py, tag, rest, "fields")?;
-            let fields = fields.cast::<PyDict>().map_err(|_| bad(py, tag, "expected an object of fields"))?;
+            let fields = fields
+                .cast::<PyDict>()
+                .map_err(|_| bad(py, tag, "expected an object of fields"))?;
             let name = text(py, tag, &value)?;
             if tag == "dataclass" {
                 super::revive_dataclass(py, &name, fields)?
@@ -626,9 +669,12 @@ fn untag<'py>(py: Python<'py>, tag: &str, value: Bound<'py, PyAny>, rest: &Bound
             super::revive_namedtuple(py, &text(py, tag, &value)?, &list(py, tag, &items)?)?
         }
         "ndarray" => {
-            let shape: Vec<usize> = member(py, tag, rest, "shape")?.extract().map_err(|_| bad(py, tag, "bad shape"))?;
+            let shape: Vec<usize> = member(py, tag, rest, "shape")?
+                .extract()
+                .map_err(|_| bad(py, tag, "bad shape"))?;
             let data = b64(py, tag, &member(py, tag, rest, "data")?)?;
-            super::revive_ndarray(py, &text(py, tag, &value)?, &shape, &data).map_err(|e| bad(py, tag, &e.to_string()))?
+            super::revive_ndarray(py, &text(py, tag, &value)?, &shape, &data)
+                .map_err(|e| bad(py, tag, &e.to_string()))?
         }
         "npscalar" => {
             let data = b64(py, tag, &member(py, tag, rest, "data")?)?;

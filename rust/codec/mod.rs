@@ -81,8 +81,16 @@ impl EncodeError {
         } else {
             self.path.iter().rev().cloned().collect()
         };
-        let at = if path.is_empty() { String::new() } else { format!(" at value{path}") };
-        codec_error(py, "ValueEncodingError", format!("cannot store the value{at}: {}", self.message))
+        let at = if path.is_empty() {
+            String::new()
+        } else {
+            format!(" at value{path}")
+        };
+        codec_error(
+            py,
+            "ValueEncodingError",
+            format!("cannot store the value{at}: {}", self.message),
+        )
     }
 }
 
@@ -338,11 +346,7 @@ pub fn time_parts(obj: &Bound<'_, PyAny>) -> PyResult<TimeParts> {
     let py = obj.py();
     let iso: String = obj.call_method0(pyo3::intern!(py, "isoformat"))?.extract()?;
     let tz = obj.getattr(pyo3::intern!(py, "tzinfo"))?;
-    let zone = if tz.is_none() {
-        None
-    } else {
-        zoneinfo_key(&tz)?
-    };
+    let zone = if tz.is_none() { None } else { zoneinfo_key(&tz)? };
     let fold: u8 = obj.getattr(pyo3::intern!(py, "fold"))?.extract()?;
     Ok(TimeParts { iso, zone, fold })
 }
@@ -381,7 +385,11 @@ pub fn revive_time(py: Python<'_>, datetime: bool, iso: &str, zone: Option<&str>
 }
 
 pub fn revive_date(py: Python<'_>, iso: &str) -> PyResult<Py<PyAny>> {
-    Ok(py.import("datetime")?.getattr("date")?.call_method1("fromisoformat", (iso,))?.unbind())
+    Ok(py
+        .import("datetime")?
+        .getattr("date")?
+        .call_method1("fromisoformat", (iso,))?
+        .unbind())
 }
 
 pub fn timedelta_parts(obj: &Bound<'_, PyAny>) -> PyResult<(i64, i64, i64)> {
@@ -419,7 +427,11 @@ pub fn revive_path(py: Python<'_>, class: &str, text: &str) -> PyResult<Py<PyAny
         Ok(p) => Ok(p.unbind()),
         // A concrete path of the other platform cannot be instantiated here: keep its pure form.
         Err(_) => {
-            let pure = if class == "WindowsPath" { "PureWindowsPath" } else { "PurePosixPath" };
+            let pure = if class == "WindowsPath" {
+                "PureWindowsPath"
+            } else {
+                "PurePosixPath"
+            };
             Ok(pathlib.getattr(pure)?.call1((text,))?.unbind())
         }
     }
@@ -488,7 +500,10 @@ pub fn ndarray_parts(obj: &Bound<'_, PyAny>) -> Result<(String, Vec<usize>, Vec<
 pub fn npscalar_parts(obj: &Bound<'_, PyAny>) -> Result<(String, Vec<u8>), EncodeError> {
     let dtype = obj.getattr("dtype")?;
     check_dtype(&dtype)?;
-    Ok((dtype.getattr("str")?.extract()?, obj.call_method0("tobytes")?.extract()?))
+    Ok((
+        dtype.getattr("str")?.extract()?,
+        obj.call_method0("tobytes")?.extract()?,
+    ))
 }
 
 fn check_dtype(dtype: &Bound<'_, PyAny>) -> Result<(), EncodeError> {
@@ -527,7 +542,10 @@ pub fn revive_npscalar(py: Python<'_>, dtype: &str, data: &[u8]) -> PyResult<Py<
 fn check_decoded_dtype(py: Python<'_>, dtype: &Bound<'_, PyAny>) -> PyResult<()> {
     let kind: String = dtype.getattr("kind")?.extract()?;
     if matches!(kind.as_str(), "O" | "V") {
-        return Err(decode_error(py, "the stored numpy dtype is object or structured, which is never decoded"));
+        return Err(decode_error(
+            py,
+            "the stored numpy dtype is object or structured, which is never decoded",
+        ));
     }
     Ok(())
 }
@@ -536,18 +554,25 @@ fn check_decoded_dtype(py: Python<'_>, dtype: &Bound<'_, PyAny>) -> PyResult<()>
 pub fn bigint_bytes(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     let py = obj.py();
     let negative = obj.lt(0)?;
-    let magnitude = if negative { obj.call_method0("__invert__")? } else { obj.clone() };
+    let magnitude = if negative {
+        obj.call_method0("__invert__")?
+    } else {
+        obj.clone()
+    };
     let bits: usize = magnitude.call_method0("bit_length")?.extract()?;
     let kwargs = PyDict::new(py);
     kwargs.set_item("signed", true)?;
-    obj.call_method("to_bytes", ((bits + 8) / 8, "big"), Some(&kwargs))?.extract()
+    obj.call_method("to_bytes", ((bits + 8) / 8, "big"), Some(&kwargs))?
+        .extract()
 }
 
 pub fn revive_bigint(py: Python<'_>, bytes: &[u8]) -> PyResult<Py<PyAny>> {
     let kwargs = PyDict::new(py);
     kwargs.set_item("signed", true)?;
     let int = py.get_type::<pyo3::types::PyInt>();
-    Ok(int.call_method("from_bytes", (PyBytes::new(py, bytes), "big"), Some(&kwargs))?.unbind())
+    Ok(int
+        .call_method("from_bytes", (PyBytes::new(py, bytes), "big"), Some(&kwargs))?
+        .unbind())
 }
 
 /// A str that is not valid UTF-8 (it holds lone surrogates) as UTF-8 with surrogatepass, or None.
@@ -556,7 +581,9 @@ pub fn surrogate_bytes(s: &Bound<'_, PyString>) -> PyResult<Vec<u8>> {
 }
 
 pub fn str_from_surrogate_bytes(py: Python<'_>, bytes: &[u8]) -> PyResult<Py<PyAny>> {
-    Ok(PyBytes::new(py, bytes).call_method1("decode", ("utf-8", "surrogatepass"))?.unbind())
+    Ok(PyBytes::new(py, bytes)
+        .call_method1("decode", ("utf-8", "surrogatepass"))?
+        .unbind())
 }
 
 // ---- Python entry points -------------------------------------------------------------------------
@@ -617,7 +644,11 @@ pub fn new_str(py: Python<'_>, bytes: &[u8]) -> PyResult<Py<PyAny>> {
             std::ptr::copy_nonoverlapping(bytes.as_ptr(), ffi::PyUnicode_DATA(s) as *mut u8, bytes.len());
             return Ok(Bound::from_owned_ptr(py, s).unbind());
         }
-        let s = ffi::PyUnicode_DecodeUTF8(bytes.as_ptr().cast(), bytes.len() as ffi::Py_ssize_t, c"strict".as_ptr());
+        let s = ffi::PyUnicode_DecodeUTF8(
+            bytes.as_ptr().cast(),
+            bytes.len() as ffi::Py_ssize_t,
+            c"strict".as_ptr(),
+        );
         if s.is_null() {
             let _ = PyErr::fetch(py);
             return Err(decode_error(py, "a stored string is not valid UTF-8"));
@@ -629,10 +660,13 @@ pub fn new_str(py: Python<'_>, bytes: &[u8]) -> PyResult<Py<PyAny>> {
 const KEY_CACHE_SLOTS: usize = 512;
 const KEY_CACHE_MAX_LEN: usize = 48;
 
+/// A key cache slot: the key's bytes and its str.
+type KeySlot = Option<(Box<[u8]>, Py<PyAny>)>;
+
 thread_local! {
     /// Recently decoded dict keys (short ASCII strs), so each key is allocated and hashed once instead of
     /// once per row. A slot is `(the key's bytes, the str)`; a miss replaces the slot.
-    static KEY_CACHE: std::cell::RefCell<Vec<Option<(Box<[u8]>, Py<PyAny>)>>> =
+    static KEY_CACHE: std::cell::RefCell<Vec<KeySlot>> =
         std::cell::RefCell::new((0..KEY_CACHE_SLOTS).map(|_| None).collect());
 }
 

@@ -111,7 +111,8 @@ fn write_dict(out: &mut Vec<u8>, dict: &Bound<'_, PyDict>, depth: usize) -> Enco
     write_map_header(out, dict.len());
     for (k, v) in dict.iter() {
         encode(&k, out, depth + 1).map_err(|e| e.inside(|| " (a dict key)".into()))?;
-        encode(&v, out, depth + 1).map_err(|e| e.inside(|| format!("[{}]", k.repr().map(|r| r.to_string()).unwrap_or_default())))?;
+        encode(&v, out, depth + 1)
+            .map_err(|e| e.inside(|| format!("[{}]", k.repr().map(|r| r.to_string()).unwrap_or_default())))?;
     }
     Ok(())
 }
@@ -200,7 +201,11 @@ pub fn encode(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> Encode
         }
         kind @ (Kind::DateTime | Kind::Time) => {
             let parts = super::time_parts(obj)?;
-            let code = if kind == Kind::DateTime { ext::DATETIME } else { ext::TIME };
+            let code = if kind == Kind::DateTime {
+                ext::DATETIME
+            } else {
+                ext::TIME
+            };
             write_ext(out, code, |o| {
                 write_array_header(o, 3);
                 write_str(o, &parts.iso);
@@ -453,7 +458,8 @@ impl<'a, 'py> Reader<'a, 'py> {
         for _ in 0..n {
             let k = self.key(depth)?;
             let v = self.value(depth + 1)?;
-            dict.set_item(k, v).map_err(|e| self.fail(&format!("unusable dict key ({e})")))?;
+            dict.set_item(k, v)
+                .map_err(|e| self.fail(&format!("unusable dict key ({e})")))?;
         }
         Ok(dict)
     }
@@ -472,20 +478,29 @@ impl<'a, 'py> Reader<'a, 'py> {
             0xce => self.be(4)?.into_pyobject(py)?.into_any().unbind(),
             0xcf => self.be(8)?.into_pyobject(py)?.into_any().unbind(),
             0xd0 => (self.be(1)? as u8 as i8 as i64).into_pyobject(py)?.into_any().unbind(),
-            0xd1 => (self.be(2)? as u16 as i16 as i64).into_pyobject(py)?.into_any().unbind(),
-            0xd2 => (self.be(4)? as u32 as i32 as i64).into_pyobject(py)?.into_any().unbind(),
+            0xd1 => (self.be(2)? as u16 as i16 as i64)
+                .into_pyobject(py)?
+                .into_any()
+                .unbind(),
+            0xd2 => (self.be(4)? as u32 as i32 as i64)
+                .into_pyobject(py)?
+                .into_any()
+                .unbind(),
             0xd3 => (self.be(8)? as i64).into_pyobject(py)?.into_any().unbind(),
             0xc0 => py.None(),
             0xc2 => false.into_pyobject(py)?.to_owned().into_any().unbind(),
             0xc3 => true.into_pyobject(py)?.to_owned().into_any().unbind(),
-            0xca => (f32::from_bits(self.be(4)? as u32) as f64).into_pyobject(py)?.into_any().unbind(),
+            0xca => (f32::from_bits(self.be(4)? as u32) as f64)
+                .into_pyobject(py)?
+                .into_any()
+                .unbind(),
             0xcb => f64::from_bits(self.be(8)?).into_pyobject(py)?.into_any().unbind(),
             0xa0..=0xbf => super::new_str(py, self.take((b & 0x1f) as usize)?)?,
-            0xd9 | 0xda | 0xdb => {
+            0xd9..=0xdb => {
                 let n = self.be(1 << (b - 0xd9))? as usize;
                 super::new_str(py, self.take(n)?)?
             }
-            0xc4 | 0xc5 | 0xc6 => {
+            0xc4..=0xc6 => {
                 let n = self.be(1 << (b - 0xc4))? as usize;
                 PyBytes::new(py, self.take(n)?).into_any().unbind()
             }
@@ -586,7 +601,10 @@ impl<'a, 'py> Reader<'a, 'py> {
                 self.expect_array(2)?;
                 let name = self.string()?;
                 let fields = self.value(depth + 1)?;
-                let fields = fields.bind(py).cast::<PyDict>().map_err(|_| self.fail("expected a map of fields"))?;
+                let fields = fields
+                    .bind(py)
+                    .cast::<PyDict>()
+                    .map_err(|_| self.fail("expected a map of fields"))?;
                 if code == ext::DATACLASS {
                     super::revive_dataclass(py, name, fields)?
                 } else {
@@ -597,7 +615,10 @@ impl<'a, 'py> Reader<'a, 'py> {
                 self.expect_array(2)?;
                 let name = self.string()?;
                 let items = self.value(depth + 1)?;
-                let items = items.bind(py).cast::<PyList>().map_err(|_| self.fail("expected an array of items"))?;
+                let items = items
+                    .bind(py)
+                    .cast::<PyList>()
+                    .map_err(|_| self.fail("expected an array of items"))?;
                 super::revive_namedtuple(py, name, items)?
             }
             ext::NDARRAY => {

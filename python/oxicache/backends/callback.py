@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import inspect
 import logging
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
 from oxicache._core import CacheEntry
-from oxicache.base import BaseCache, Ref
+from oxicache.backends.none import NoStorage
+from oxicache.base import Ref
 from oxicache.durations import TTL
 
 __all__ = ["CallbackCache"]
@@ -47,7 +48,7 @@ def _checked(fn: Any, what: str, probe_args: tuple[Any, ...], shape: str, partia
     return fn
 
 
-class CallbackCache(BaseCache):
+class CallbackCache(NoStorage):
     """Event-driven cache without storage (guide 3.6).
 
     Args:
@@ -109,18 +110,6 @@ class CallbackCache(BaseCache):
                 callback(key, entry.to_dict())  # a copy each: one callback's changes never reach the next
             except Exception:
                 logger.exception("oxicache: callback %r failed for key %s; skipped", callback, key)
-
-    def _remove(self, ref: Ref) -> bool:
-        return False
-
-    def _iter(self) -> Iterator[CacheEntry]:
-        return iter(())
-
-    def _clear(self) -> None:
-        return None
-
-    def _len(self) -> int:
-        return 0
 
     def __repr__(self) -> str:
         return f"CallbackCache(callbacks={len(self.callbacks)}, feeds={len(self.feeds)})"

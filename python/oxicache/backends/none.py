@@ -11,13 +11,8 @@ from oxicache.base import BaseCache, Ref
 __all__ = ["NoCache"]
 
 
-class NoCache(BaseCache):
-    """Always misses. ``get`` returns ``...``, ``len`` is 0, and ``annotate`` stores nothing.
-
-    Memoized plain functions call straight through (counted as misses in ``cache_info()``).
-    """
-
-    stores_nothing = True
+class NoStorage(BaseCache):
+    """The primitives of a backend that keeps nothing: reads find nothing, removals remove nothing."""
 
     def _get(self, ref: Ref) -> CacheEntry | None:
         return None
@@ -36,3 +31,12 @@ class NoCache(BaseCache):
 
     def _len(self) -> int:
         return 0
+
+
+class NoCache(NoStorage):
+    """Always misses. ``get`` returns ``...``, ``len`` is 0, and ``annotate`` stores nothing.
+
+    Memoized functions of every kind call straight through (counted as misses in ``cache_info()``).
+    """
+
+    stores_nothing = True
