@@ -130,3 +130,8 @@ pub fn codec_error(py: Python<'_>, class: &str, message: String) -> PyErr {
         Err(err) => err,
     }
 }
+
+/// True when `err` is an instance of the named oxicache exception class.
+pub fn is_codec_error(py: Python<'_>, err: &PyErr, class: &str) -> bool {
+    errors_class(py, class).is_ok_and(|cls| err.is_instance(py, &cls))
+}

@@ -11,7 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyFrozenSet, PyList, PySet, PyString, PyTuple};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::{decode_error, EncodeError, EncodeResult, Kind, MAX_DEPTH};
+use super::{decode_error, EncodeResult, Kind, MAX_DEPTH};
 
 // ---- writing ---------------------------------------------------------------------------------------
 
@@ -122,6 +122,47 @@ fn write_f64(out: &mut Vec<u8>, v: f64) {
     }
 }
 
+/// A float: its repr, or a `$float` tag for NaN and the infinities (JSON has no literal for them).
+fn write_float(out: &mut Vec<u8>, v: f64) {
+    if v.is_finite() {
+        write_f64(out, v);
+    } else {
+        open_tag(out, "float");
+        write_str(
+            out,
+            if v.is_nan() {
+                "nan"
+            } else if v > 0.0 {
+                "inf"
+            } else {
+                "-inf"
+            },
+        );
+        out.push(b'}');
+    }
+}
+
+/// A str value: a JSON string, or `{"$str16": [UTF-16 code units]}` when it holds lone surrogates.
+fn write_str_value(out: &mut Vec<u8>, s: &Bound<'_, PyString>) -> EncodeResult {
+    match s.to_str() {
+        Ok(text) => write_str(out, text),
+        Err(_) => {
+            let units: Vec<u8> = s.call_method1("encode", ("utf-16-le", "surrogatepass"))?.extract()?;
+            open_tag(out, "str16");
+            out.push(b'[');
+            for (i, pair) in units.chunks_exact(2).enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                let unit = u16::from_le_bytes([pair[0], pair[1]]);
+                out.extend_from_slice(itoa::Buffer::new().format(unit).as_bytes());
+            }
+            out.extend_from_slice(b"]}");
+        }
+    }
+    Ok(())
+}
+
 /// `{"$tag":` (the caller writes the value and the closing brace).
 fn open_tag(out: &mut Vec<u8>, tag: &str) {
     out.extend_from_slice(b"{\"$");
@@ -135,13 +176,18 @@ fn write_b64(out: &mut Vec<u8>, tag: &str, bytes: &[u8]) {
     out.push(b'}');
 }
 
-fn write_items<'py>(out: &mut Vec<u8>, items: impl Iterator<Item = Bound<'py, PyAny>>, depth: usize) -> EncodeResult {
+fn write_items<'py>(
+    out: &mut Vec<u8>,
+    container: &Bound<'py, PyAny>,
+    items: impl Iterator<Item = Bound<'py, PyAny>>,
+    depth: usize,
+) -> EncodeResult {
     out.push(b'[');
     for (i, item) in items.enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        encode(&item, out, depth + 1).map_err(|e| e.inside(|| format!("[{i}]")))?;
+        encode(&item, out, depth + 1).map_err(|e| e.inside(|| format!("[{i}]")).through(container))?;
     }
     out.push(b']');
     Ok(())
@@ -172,7 +218,7 @@ fn write_dict(out: &mut Vec<u8>, dict: &Bound<'_, PyDict>, depth: usize) -> Enco
         }
         write_str(out, key);
         out.push(b':');
-        encode(&v, out, depth + 1).map_err(|e| e.inside(|| format!("[{key:?}]")))?;
+        encode(&v, out, depth + 1).map_err(|e| e.inside(|| format!("[{key:?}]")).through(dict))?;
     }
     if plain {
         out.push(b'}');
@@ -186,10 +232,12 @@ fn write_dict(out: &mut Vec<u8>, dict: &Bound<'_, PyDict>, depth: usize) -> Enco
             out.push(b',');
         }
         out.push(b'[');
-        encode(&k, out, depth + 2).map_err(|e| e.inside(|| " (a dict key)".into()))?;
+        encode(&k, out, depth + 1).map_err(|e| e.inside(|| " (a dict key)".into()).through(dict))?;
         out.push(b',');
-        encode(&v, out, depth + 2)
-            .map_err(|e| e.inside(|| format!("[{}]", k.repr().map(|r| r.to_string()).unwrap_or_default())))?;
+        encode(&v, out, depth + 1).map_err(|e| {
+            e.inside(|| format!("[{}]", k.repr().map(|r| r.to_string()).unwrap_or_default()))
+                .through(dict)
+        })?;
         out.push(b']');
     }
     out.extend_from_slice(b"]}");
@@ -206,9 +254,7 @@ fn write_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
 /// Appends the JSON encoding of `obj` to `out`.
 pub fn encode(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> EncodeResult {
     if depth > MAX_DEPTH {
-        return Err(EncodeError::new(format!(
-            "nesting exceeds {MAX_DEPTH} levels (or the value contains itself); store a flatter value"
-        )));
+        return Err(super::too_deep());
     }
     match super::classify(obj)? {
         Kind::None => out.extend_from_slice(b"null"),
@@ -224,69 +270,34 @@ pub fn encode(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> Encode
                 out.push(b'}');
             }
         }
-        Kind::Float => {
-            let v = unsafe { ffi::PyFloat_AS_DOUBLE(obj.as_ptr()) };
-            if v.is_finite() {
-                write_f64(out, v);
-            } else {
-                open_tag(out, "float");
-                write_str(
-                    out,
-                    if v.is_nan() {
-                        "nan"
-                    } else if v > 0.0 {
-                        "inf"
-                    } else {
-                        "-inf"
-                    },
-                );
-                out.push(b'}');
-            }
-        }
-        Kind::Str => {
-            let s = unsafe { obj.cast_unchecked::<PyString>() };
-            match s.to_str() {
-                Ok(text) => write_str(out, text),
-                Err(_) => {
-                    let units: Vec<u8> = s.call_method1("encode", ("utf-16-le", "surrogatepass"))?.extract()?;
-                    open_tag(out, "str16");
-                    out.push(b'[');
-                    for (i, pair) in units.chunks_exact(2).enumerate() {
-                        if i > 0 {
-                            out.push(b',');
-                        }
-                        let unit = u16::from_le_bytes([pair[0], pair[1]]);
-                        out.extend_from_slice(itoa::Buffer::new().format(unit).as_bytes());
-                    }
-                    out.extend_from_slice(b"]}");
-                }
-            }
-        }
+        Kind::Float => write_float(out, unsafe { ffi::PyFloat_AS_DOUBLE(obj.as_ptr()) }),
+        Kind::Str => write_str_value(out, unsafe { obj.cast_unchecked::<PyString>() })?,
         Kind::Bytes => write_b64(out, "bytes", unsafe { obj.cast_unchecked::<PyBytes>() }.as_bytes()),
         Kind::ByteArray => write_b64(
             out,
             "bytearray",
             &unsafe { obj.cast_unchecked::<PyByteArray>() }.to_vec(),
         ),
-        Kind::List => write_items(out, unsafe { obj.cast_unchecked::<PyList>() }.iter(), depth)?,
+        Kind::List => write_items(out, obj, unsafe { obj.cast_unchecked::<PyList>() }.iter(), depth)?,
         Kind::Dict => write_dict(out, unsafe { obj.cast_unchecked::<PyDict>() }, depth)?,
         Kind::Tuple => {
             open_tag(out, "tuple");
-            write_items(out, unsafe { obj.cast_unchecked::<PyTuple>() }.iter(), depth)?;
+            write_items(out, obj, unsafe { obj.cast_unchecked::<PyTuple>() }.iter(), depth)?;
             out.push(b'}');
         }
         Kind::Set => {
             open_tag(out, "set");
-            write_items(out, unsafe { obj.cast_unchecked::<PySet>() }.iter(), depth)?;
+            write_items(out, obj, unsafe { obj.cast_unchecked::<PySet>() }.iter(), depth)?;
             out.push(b'}');
         }
         Kind::FrozenSet => {
             open_tag(out, "frozenset");
-            write_items(out, unsafe { obj.cast_unchecked::<PyFrozenSet>() }.iter(), depth)?;
+            write_items(out, obj, unsafe { obj.cast_unchecked::<PyFrozenSet>() }.iter(), depth)?;
             out.push(b'}');
         }
         Kind::Ellipsis => out.extend_from_slice(b"{\"$ellipsis\":null}"),
         Kind::Complex => {
+            // SAFETY: exact complex.
             let (re, im) = unsafe {
                 (
                     ffi::PyComplex_RealAsDouble(obj.as_ptr()),
@@ -295,13 +306,9 @@ pub fn encode(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> Encode
             };
             open_tag(out, "complex");
             out.push(b'[');
-            for (i, part) in [re, im].into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                let Ok(float) = part.into_pyobject(obj.py());
-                encode(float.as_any(), out, depth + 1)?;
-            }
+            write_float(out, re);
+            out.push(b',');
+            write_float(out, im);
             out.extend_from_slice(b"]}");
         }
         kind @ (Kind::DateTime | Kind::Time) => {
@@ -336,7 +343,7 @@ pub fn encode(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> Encode
         }
         Kind::Path => {
             open_tag(out, "path");
-            write_str(out, &obj.str()?.to_string());
+            write_str_value(out, &obj.str()?)?;
             out.extend_from_slice(b",\"class\":");
             write_str(out, &obj.get_type().name()?.to_string());
             out.push(b'}');
@@ -368,7 +375,7 @@ pub fn encode(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> Encode
             open_tag(out, "namedtuple");
             write_str(out, &name);
             out.extend_from_slice(b",\"items\":");
-            write_items(out, obj.cast::<PyTuple>().map_err(PyErr::from)?.iter(), depth)?;
+            write_items(out, obj, obj.cast::<PyTuple>().map_err(PyErr::from)?.iter(), depth)?;
             out.push(b'}');
         }
         Kind::NdArray => {
@@ -405,6 +412,34 @@ fn py_err<E: de::Error>(err: PyErr) -> E {
     Python::attach(|py| E::custom(format!("{}", err.value(py))))
 }
 
+/// The key under which serde_json (feature `arbitrary_precision`) hands over a number's literal text.
+const NUMBER_TOKEN: &str = "serde_json::private::Number";
+
+/// The value of a JSON number literal: ints stay ints (outside the int64/uint64 range they are refused,
+/// as this codec never writes them), anything with a fraction or exponent is a correctly rounded float.
+fn number<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>> {
+    if text.contains(['.', 'e', 'E']) {
+        let v: f64 = text
+            .parse()
+            .map_err(|_| decode_error(py, format!("bad number {text}")))?;
+        let Ok(v) = v.into_pyobject(py);
+        return Ok(v.into_any());
+    }
+    if let Ok(v) = text.parse::<i64>() {
+        let Ok(v) = v.into_pyobject(py);
+        return Ok(v.into_any());
+    }
+    if let Ok(v) = text.parse::<u64>() {
+        let Ok(v) = v.into_pyobject(py);
+        return Ok(v.into_any());
+    }
+    Err(decode_error(
+        py,
+        format!("the integer {text} is outside the 64-bit range (this codec writes such ints as $int)"),
+    ))
+}
+
+/// Parses a value at `depth` (the top value is level 0; items, keys, values and fields are one deeper).
 struct ValueSeed<'py> {
     py: Python<'py>,
     depth: usize,
@@ -414,17 +449,28 @@ impl<'de, 'py> DeserializeSeed<'de> for ValueSeed<'py> {
     type Value = Bound<'py, PyAny>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        if self.depth > MAX_DEPTH * 2 + 4 {
-            return Err(de::Error::custom("nested too deeply"));
+        if self.depth > MAX_DEPTH {
+            return Err(de::Error::custom(format!("nested deeper than {MAX_DEPTH} levels")));
         }
         deserializer.deserialize_any(self)
     }
 }
 
-/// A map key: the name of a tag, or a plain key.
+/// A map key: the name of a tag, or a plain key with the level its value has when it is a member of a
+/// tagged object.
 enum Key {
     Tag(String),
-    Plain(Py<PyAny>),
+    Plain(Py<PyAny>, MemberLevel),
+}
+
+/// Levels count values, not the parts of a tagged form: `fields` and `items` hold the tagged value's own
+/// contents (their entries are one level deeper, like a container's), an enum's `value` is one level
+/// deeper, and the other members (`zone`, `fold`, `class`, `shape`, `data`) are parts.
+#[derive(Clone, Copy)]
+enum MemberLevel {
+    Contents,
+    Deeper,
+    Part,
 }
 
 struct KeySeed<'py>(Python<'py>);
@@ -447,8 +493,82 @@ impl<'de, 'py> Visitor<'de> for KeySeed<'py> {
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
         Ok(match v.strip_prefix('$') {
             Some(tag) => Key::Tag(tag.to_string()),
-            None => Key::Plain(super::key_str(self.0, v.as_bytes()).map_err(py_err)?),
+            None => Key::Plain(
+                super::key_str(self.0, v.as_bytes()).map_err(py_err)?,
+                match v {
+                    "fields" | "items" => MemberLevel::Contents,
+                    "value" => MemberLevel::Deeper,
+                    _ => MemberLevel::Part,
+                },
+            ),
         })
+    }
+}
+
+/// The value of a `$dict` tag: `[[key, value], ...]`, keys and values one level deeper.
+struct PairsSeed<'py> {
+    py: Python<'py>,
+    depth: usize,
+}
+
+impl<'de, 'py> DeserializeSeed<'de> for PairsSeed<'py> {
+    type Value = Bound<'py, PyAny>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de, 'py> Visitor<'de> for PairsSeed<'py> {
+    type Value = Bound<'py, PyAny>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of [key, value] pairs")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let dict = PyDict::new(self.py);
+        while let Some((k, v)) = seq.next_element_seed(PairSeed {
+            py: self.py,
+            depth: self.depth,
+        })? {
+            dict.set_item(k, v).map_err(py_err)?;
+        }
+        Ok(dict.into_any())
+    }
+}
+
+struct PairSeed<'py> {
+    py: Python<'py>,
+    depth: usize,
+}
+
+impl<'de, 'py> DeserializeSeed<'de> for PairSeed<'py> {
+    type Value = (Bound<'py, PyAny>, Bound<'py, PyAny>);
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de, 'py> Visitor<'de> for PairSeed<'py> {
+    type Value = (Bound<'py, PyAny>, Bound<'py, PyAny>);
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a [key, value] pair")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let (py, depth) = (self.py, self.depth + 1);
+        let k = seq.next_element_seed(ValueSeed { py, depth })?;
+        let v = seq.next_element_seed(ValueSeed { py, depth })?;
+        let (Some(k), Some(v)) = (k, v) else {
+            return Err(de::Error::custom("a $dict pair must have two items"));
+        };
+        if seq.next_element::<de::IgnoredAny>()?.is_some() {
+            return Err(de::Error::custom("a $dict pair must have two items"));
+        }
+        Ok((k, v))
     }
 }
 
@@ -499,48 +619,51 @@ impl<'de, 'py> Visitor<'de> for ValueSeed<'py> {
         Ok(list.into_any())
     }
 
+    /// A plain object, a tagged value (`{"$tuple": [...]}`, the tag key anywhere in the object), or a
+    /// number's literal (serde_json's arbitrary-precision form).
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let py = self.py;
-        let inner = ValueSeed {
-            py,
-            depth: self.depth + 1,
-        };
-        let dict = PyDict::new(py);
-        match map.next_key_seed(KeySeed(py))? {
-            None => return Ok(dict.into_any()),
-            Some(Key::Tag(tag)) => {
-                let value = map.next_value_seed(inner)?;
-                // The other members of a tagged object, decoded generically.
-                let rest = PyDict::new(py);
-                while let Some(key) = map.next_key_seed(KeySeed(py))? {
-                    let v = map.next_value_seed(ValueSeed {
-                        py,
-                        depth: self.depth + 1,
-                    })?;
-                    match key {
-                        Key::Plain(k) => rest.set_item(k, v).map_err(py_err)?,
-                        Key::Tag(t) => return Err(de::Error::custom(format!("a second tag '${t}' in one object"))),
-                    }
-                }
-                return untag(py, &tag, value, &rest).map_err(py_err);
-            }
-            Some(Key::Plain(k)) => {
-                let v = map.next_value_seed(inner)?;
-                dict.set_item(k, v).map_err(py_err)?;
-            }
-        }
+        let members = PyDict::new(py);
+        let mut tagged: Option<(String, Bound<'py, PyAny>)> = None;
         while let Some(key) = map.next_key_seed(KeySeed(py))? {
-            let v = map.next_value_seed(ValueSeed {
-                py,
-                depth: self.depth + 1,
-            })?;
-            let k = match key {
-                Key::Plain(k) => k,
-                Key::Tag(t) => PyString::new(py, &format!("${t}")).into_any().unbind(),
-            };
-            dict.set_item(k, v).map_err(py_err)?;
+            match key {
+                Key::Tag(tag) if tag == NUMBER_TOKEN => {
+                    let text: String = map.next_value()?;
+                    return number(py, &text).map_err(py_err);
+                }
+                Key::Tag(tag) => {
+                    if let Some((first, _)) = &tagged {
+                        return Err(de::Error::custom(format!("two tags (${first}, ${tag}) in one object")));
+                    }
+                    // The tag's value is the tagged value's own contents (a tuple's items sit one level
+                    // deeper), or its parts (a complex's two floats), which are no levels at all.
+                    let depth = if matches!(tag.as_str(), "complex" | "timedelta" | "str16") {
+                        0
+                    } else {
+                        self.depth
+                    };
+                    let value = if tag == "dict" {
+                        map.next_value_seed(PairsSeed { py, depth })?
+                    } else {
+                        map.next_value_seed(ValueSeed { py, depth })?
+                    };
+                    tagged = Some((tag, value));
+                }
+                Key::Plain(k, level) => {
+                    let depth = match (tagged.is_some(), level) {
+                        (false, _) | (true, MemberLevel::Deeper) => self.depth + 1,
+                        (true, MemberLevel::Contents) => self.depth,
+                        (true, MemberLevel::Part) => 0,
+                    };
+                    let v = map.next_value_seed(ValueSeed { py, depth })?;
+                    members.set_item(k, v).map_err(py_err)?;
+                }
+            }
         }
-        Ok(dict.into_any())
+        match tagged {
+            Some((tag, value)) => untag(py, &tag, value, &members).map_err(py_err),
+            None => Ok(members.into_any()),
+        }
     }
 }
 
@@ -569,87 +692,132 @@ fn list<'py>(py: Python<'py>, tag: &str, v: &Bound<'py, PyAny>) -> PyResult<Boun
         .map_err(|_| bad(py, tag, "expected an array"))
 }
 
-/// The Python value of a tagged object `{"$tag": value, **rest}`.
+/// The members a tag takes besides its own key.
+fn members_of(tag: &str) -> Option<&'static [&'static str]> {
+    Some(match tag {
+        "tuple" | "set" | "frozenset" | "dict" | "int" | "float" | "str16" | "bytes" | "bytearray" | "ellipsis"
+        | "complex" | "date" | "timedelta" | "decimal" | "uuid" => &[],
+        "datetime" | "time" => &["zone", "fold"],
+        "path" => &["class"],
+        "enum" => &["value"],
+        "dataclass" | "pydantic" => &["fields"],
+        "namedtuple" => &["items"],
+        "ndarray" => &["shape", "data"],
+        "npscalar" => &["data"],
+        _ => return None,
+    })
+}
+
+fn exact_float(py: Python<'_>, tag: &str, v: &Bound<'_, PyAny>) -> PyResult<f64> {
+    if !v.is_exact_instance_of::<pyo3::types::PyFloat>() {
+        return Err(bad(py, tag, "expected floats"));
+    }
+    v.extract()
+}
+
+fn exact_ints(py: Python<'_>, tag: &str, v: &Bound<'_, PyAny>, n: Option<usize>) -> PyResult<Vec<i64>> {
+    let items = list(py, tag, v)?;
+    if n.is_some_and(|n| n != items.len()) {
+        return Err(bad(py, tag, "wrong number of parts"));
+    }
+    items
+        .iter()
+        .map(|i| {
+            if !i.is_exact_instance_of::<pyo3::types::PyInt>() {
+                return Err(bad(py, tag, "expected ints"));
+            }
+            i.extract::<i64>().map_err(|_| bad(py, tag, "an int part out of range"))
+        })
+        .collect()
+}
+
+/// The Python value of a tagged object `{"$tag": value, **members}`.
 fn untag<'py>(
     py: Python<'py>,
     tag: &str,
     value: Bound<'py, PyAny>,
     rest: &Bound<'py, PyDict>,
 ) -> PyResult<Bound<'py, PyAny>> {
+    let Some(expected) = members_of(tag) else {
+        return Err(decode_error(py, format!("unknown tag \"${tag}\" in cached JSON")));
+    };
+    if rest.len() != expected.len() || expected.iter().any(|m| !rest.contains(m).unwrap_or(false)) {
+        return Err(bad(py, tag, &format!("expected exactly the members {expected:?}")));
+    }
     let obj: Py<PyAny> = match tag {
         "tuple" => PyTuple::new(py, list(py, tag, &value)?.iter())?.into_any().unbind(),
         "set" => PySet::new(py, list(py, tag, &value)?.iter())?.into_any().unbind(),
         "frozenset" => PyFrozenSet::new(py, list(py, tag, &value)?.iter())?.into_any().unbind(),
-        "dict" => {
-            let dict = PyDict::new(py);
-            for pair in list(py, tag, &value)?.iter() {
-                let pair = pair
-                    .cast::<PyList>()
-                    .map_err(|_| bad(py, tag, "expected [key, value] pairs"))?;
-                if pair.len() != 2 {
-                    return Err(bad(py, tag, "expected [key, value] pairs"));
-                }
-                dict.set_item(pair.get_item(0)?, pair.get_item(1)?)?;
+        "dict" => value.unbind(), // built by PairsSeed
+        "int" => {
+            let digits = text(py, tag, &value)?;
+            let body = digits.strip_prefix('-').unwrap_or(&digits);
+            if body.is_empty() || !body.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad(py, tag, "expected decimal digits"));
             }
-            dict.into_any().unbind()
+            py.get_type::<pyo3::types::PyInt>().call1((digits,))?.unbind()
         }
-        "int" => py
-            .get_type::<pyo3::types::PyInt>()
-            .call1((text(py, tag, &value)?,))?
-            .unbind(),
-        "float" => match text(py, tag, &value)?.as_str() {
-            "nan" => f64::NAN,
-            "inf" => f64::INFINITY,
-            "-inf" => f64::NEG_INFINITY,
-            other => return Err(bad(py, tag, &format!("unknown float {other:?}"))),
+        "float" => {
+            let v = match text(py, tag, &value)?.as_str() {
+                "nan" => f64::NAN,
+                "inf" => f64::INFINITY,
+                "-inf" => f64::NEG_INFINITY,
+                other => return Err(bad(py, tag, &format!("unknown float {other:?}"))),
+            };
+            let Ok(v) = v.into_pyobject(py);
+            v.into_any().unbind()
         }
-        .into_pyobject(py)?
-        .into_any()
-        .unbind(),
         "str16" => {
-            let units: Vec<u16> = value
-                .extract()
-                .map_err(|_| bad(py, tag, "expected UTF-16 code units"))?;
-            let bytes: Vec<u8> = units.iter().flat_map(|u| u.to_le_bytes()).collect();
+            let units = exact_ints(py, tag, &value, None)?;
+            if units.iter().any(|u| !(0..=0xffff).contains(u)) {
+                return Err(bad(py, tag, "code units must be 0..65535"));
+            }
+            let bytes: Vec<u8> = units.iter().flat_map(|&u| (u as u16).to_le_bytes()).collect();
             PyBytes::new(py, &bytes)
                 .call_method1("decode", ("utf-16-le", "surrogatepass"))?
                 .unbind()
         }
         "bytes" => PyBytes::new(py, &b64(py, tag, &value)?).into_any().unbind(),
         "bytearray" => PyByteArray::new(py, &b64(py, tag, &value)?).into_any().unbind(),
-        "ellipsis" => py.Ellipsis(),
+        "ellipsis" if value.is_none() => py.Ellipsis(),
+        "ellipsis" => return Err(bad(py, tag, "expected null")),
         "complex" => {
-            let parts: Vec<f64> = value.extract().map_err(|_| bad(py, tag, "expected [real, imag]"))?;
-            let [re, im] = parts[..] else {
+            let parts = list(py, tag, &value)?;
+            if parts.len() != 2 {
                 return Err(bad(py, tag, "expected [real, imag]"));
-            };
+            }
+            let re = exact_float(py, tag, &parts.get_item(0)?)?;
+            let im = exact_float(py, tag, &parts.get_item(1)?)?;
             pyo3::types::PyComplex::from_doubles(py, re, im).into_any().unbind()
         }
         "datetime" | "time" => {
-            let zone: Option<String> = member(py, tag, rest, "zone")?
-                .extract()
-                .map_err(|_| bad(py, tag, "bad zone"))?;
-            let fold: u8 = member(py, tag, rest, "fold")?
-                .extract()
-                .map_err(|_| bad(py, tag, "bad fold"))?;
+            let zone = member(py, tag, rest, "zone")?;
+            let zone: Option<String> = if zone.is_none() {
+                None
+            } else {
+                Some(text(py, tag, &zone)?)
+            };
+            let fold = member(py, tag, rest, "fold")?;
+            if !fold.is_exact_instance_of::<pyo3::types::PyInt>() {
+                return Err(bad(py, tag, "fold must be 0 or 1"));
+            }
+            let fold: u8 = match fold.extract::<i64>() {
+                Ok(f @ 0..=1) => f as u8,
+                _ => return Err(bad(py, tag, "fold must be 0 or 1")),
+            };
             super::revive_time(py, tag == "datetime", &text(py, tag, &value)?, zone.as_deref(), fold)
                 .map_err(|e| bad(py, tag, &e.to_string()))?
         }
         "date" => super::revive_date(py, &text(py, tag, &value)?).map_err(|e| bad(py, tag, &e.to_string()))?,
         "timedelta" => {
-            let parts: Vec<i64> = value
-                .extract()
-                .map_err(|_| bad(py, tag, "expected [days, seconds, microseconds]"))?;
-            let [d, s, us] = parts[..] else {
-                return Err(bad(py, tag, "expected [days, seconds, microseconds]"));
-            };
-            super::revive_timedelta(py, d, s, us).map_err(|e| bad(py, tag, &e.to_string()))?
+            let parts = exact_ints(py, tag, &value, Some(3))?;
+            super::revive_timedelta(py, parts[0], parts[1], parts[2]).map_err(|e| bad(py, tag, &e.to_string()))?
         }
         "decimal" => super::revive_decimal(py, &text(py, tag, &value)?).map_err(|e| bad(py, tag, &e.to_string()))?,
         "uuid" => super::revive_uuid_str(py, &text(py, tag, &value)?).map_err(|e| bad(py, tag, &e.to_string()))?,
         "path" => {
             let class = text(py, tag, &member(py, tag, rest, "class")?)?;
-            super::revive_path(py, &class, &text(py, tag, &value)?)?
+            super::revive_path(py, &class, &value)?
         }
         "enum" => super::revive_enum(py, &text(py, tag, &value)?, &member(py, tag, rest, "value")?)?,
         "dataclass" | "pydantic" => {
@@ -669,9 +837,11 @@ fn untag<'py>(
             super::revive_namedtuple(py, &text(py, tag, &value)?, &list(py, tag, &items)?)?
         }
         "ndarray" => {
-            let shape: Vec<usize> = member(py, tag, rest, "shape")?
-                .extract()
-                .map_err(|_| bad(py, tag, "bad shape"))?;
+            let shape = exact_ints(py, tag, &member(py, tag, rest, "shape")?, None)?;
+            if shape.iter().any(|&d| d < 0) {
+                return Err(bad(py, tag, "a negative dimension"));
+            }
+            let shape: Vec<usize> = shape.into_iter().map(|d| d as usize).collect();
             let data = b64(py, tag, &member(py, tag, rest, "data")?)?;
             super::revive_ndarray(py, &text(py, tag, &value)?, &shape, &data)
                 .map_err(|e| bad(py, tag, &e.to_string()))?
@@ -680,7 +850,7 @@ fn untag<'py>(
             let data = b64(py, tag, &member(py, tag, rest, "data")?)?;
             super::revive_npscalar(py, &text(py, tag, &value)?, &data).map_err(|e| bad(py, tag, &e.to_string()))?
         }
-        other => return Err(decode_error(py, format!("unknown tag \"${other}\" in cached JSON"))),
+        _ => unreachable!("members_of knows every tag"),
     };
     Ok(obj.into_bound(py))
 }

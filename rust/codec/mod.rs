@@ -52,6 +52,14 @@ pub mod ext {
 pub struct EncodeError {
     message: String,
     path: Vec<String>,
+    /// For nesting beyond the limit: the innermost container on the way back up (its type names the
+    /// problem), and whether it was met again further up (a reference cycle).
+    too_deep: Option<TooDeep>,
+}
+
+struct TooDeep {
+    container: Option<(usize, String)>,
+    cyclic: bool,
 }
 
 pub type EncodeResult = Result<(), EncodeError>;
@@ -61,7 +69,29 @@ impl EncodeError {
         EncodeError {
             message: message.into(),
             path: Vec::new(),
+            too_deep: None,
         }
+    }
+
+    /// Called by each container on the way back up from a failure: the first records itself, and
+    /// meeting the same container again higher up proves a cycle.
+    pub fn through(mut self, container: &Bound<'_, PyAny>) -> Self {
+        if let Some(deep) = &mut self.too_deep {
+            let addr = container.as_ptr() as usize;
+            match &deep.container {
+                None => {
+                    let name = container
+                        .get_type()
+                        .qualname()
+                        .map(|n| n.to_string())
+                        .unwrap_or_default();
+                    deep.container = Some((addr, name));
+                }
+                Some((first, _)) if *first == addr => deep.cyclic = true,
+                Some(_) => {}
+            }
+        }
+        self
     }
 
     /// Records that the failure happened inside `segment` of the enclosing container.
@@ -72,7 +102,15 @@ impl EncodeError {
         self
     }
 
-    pub fn into_pyerr(self, py: Python<'_>) -> PyErr {
+    pub fn into_pyerr(mut self, py: Python<'_>) -> PyErr {
+        if let Some(deep) = &self.too_deep {
+            let name = deep.container.as_ref().map(|(_, n)| n.as_str()).unwrap_or("value");
+            self.message = if deep.cyclic {
+                format!("a '{name}' that contains itself (a reference cycle) cannot be stored; store an acyclic value")
+            } else {
+                format!("a '{name}' nested deeper than {MAX_DEPTH} levels cannot be stored; store a flatter value")
+            };
+        }
         // Segments were pushed innermost first; a path through a cycle is long, so keep its ends.
         let path: String = if self.path.len() > 8 {
             let outer: String = self.path.iter().rev().take(4).cloned().collect();
@@ -102,6 +140,16 @@ impl From<PyErr> for EncodeError {
 
 pub fn decode_error(py: Python<'_>, message: impl Into<String>) -> PyErr {
     codec_error(py, "ValueDecodingError", message.into())
+}
+
+/// Nesting beyond the limit (a cycle always ends here); the containers on the way up complete it.
+pub fn too_deep() -> EncodeError {
+    let mut err = EncodeError::new(String::new());
+    err.too_deep = Some(TooDeep {
+        container: None,
+        cyclic: false,
+    });
+    err
 }
 
 pub fn unsupported(obj: &Bound<'_, PyAny>) -> EncodeError {
@@ -279,8 +327,44 @@ pub fn allow_and_name(obj: &Bound<'_, PyAny>) -> PyResult<String> {
     Ok(name)
 }
 
-/// The allowed class of a stored type name, or a decoding error naming the fix.
-pub fn allowed_class<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+/// Which family a stored type name must belong to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Enum,
+    Dataclass,
+    Pydantic,
+    NamedTuple,
+}
+
+fn family_of(ty: &Bound<'_, PyType>) -> PyResult<Option<Family>> {
+    let py = ty.py();
+    let known = known_types::get(py)?;
+    Ok(if ty.is_subclass(known.enum_base.bind(py))? {
+        Some(Family::Enum)
+    } else if ty.hasattr("__dataclass_fields__")? {
+        Some(Family::Dataclass)
+    } else if BaseModelCheck::is_model_class(ty)? {
+        Some(Family::Pydantic)
+    } else if ty.is_subclass_of::<PyTuple>()? && ty.hasattr("_fields")? {
+        Some(Family::NamedTuple)
+    } else {
+        None
+    })
+}
+
+/// The allowed class of a stored type name, which must be of `family`; or a decoding error naming the fix.
+pub fn allowed_class<'py>(py: Python<'py>, name: &str, family: Family) -> PyResult<Bound<'py, PyAny>> {
+    let cls = allowed_class_any(py, name)?;
+    if family_of(cls.cast::<PyType>()?)? != Some(family) {
+        return Err(decode_error(
+            py,
+            format!("the stored value names '{name}' as a different kind of class than it is in this process"),
+        ));
+    }
+    Ok(cls)
+}
+
+fn allowed_class_any<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
     allowed(py).get_item(name)?.ok_or_else(|| {
         decode_error(
             py,
@@ -304,12 +388,7 @@ pub fn _allow_type(cls: &Bound<'_, PyAny>) -> PyResult<String> {
             cls.repr()?
         )));
     };
-    let known = known_types::get(py)?;
-    let is_enum = ty.is_subclass(known.enum_base.bind(py))?;
-    let is_dataclass = ty.hasattr("__dataclass_fields__")?;
-    let is_namedtuple = ty.is_subclass_of::<PyTuple>()? && ty.hasattr("_fields")?;
-    let is_model = BaseModelCheck::is_model_class(ty)?;
-    if !(is_enum || is_dataclass || is_namedtuple || is_model) {
+    if family_of(ty)?.is_none() {
         return Err(PyTypeError::new_err(format!(
             "allow() takes Enum, dataclass, pydantic model or named tuple classes; {} is none of these",
             type_name_of(ty)?
@@ -418,7 +497,10 @@ pub fn revive_uuid_str(py: Python<'_>, text: &str) -> PyResult<Py<PyAny>> {
     Ok(known_types::get(py)?.uuid.bind(py).call1((text,))?.unbind())
 }
 
-pub fn revive_path(py: Python<'_>, class: &str, text: &str) -> PyResult<Py<PyAny>> {
+pub fn revive_path(py: Python<'_>, class: &str, text: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+    if !text.is_exact_instance_of::<PyString>() {
+        return Err(decode_error(py, "a stored path's text is not a str"));
+    }
     if !matches!(class, "PurePosixPath" | "PureWindowsPath" | "PosixPath" | "WindowsPath") {
         return Err(decode_error(py, format!("unknown path class '{class}'")));
     }
@@ -451,15 +533,35 @@ pub fn dataclass_fields<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyD
 
 /// A dataclass revived as pickle does: without `__init__`, fields set as stored.
 pub fn revive_dataclass(py: Python<'_>, name: &str, fields: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {
-    let cls = allowed_class(py, name)?;
+    let cls = allowed_class(py, name, Family::Dataclass)?;
+    let declared = known_types::get(py)?.dataclass_fields.bind(py).call1((&cls,))?;
+    let mut names = Vec::new();
+    for field in declared.try_iter()? {
+        names.push(field?.getattr(pyo3::intern!(py, "name"))?);
+    }
+    let exact = names.len() == fields.len()
+        && names
+            .iter()
+            .map(|n| fields.contains(n))
+            .collect::<PyResult<Vec<_>>>()?
+            .into_iter()
+            .all(|c| c);
+    if !exact {
+        return Err(decode_error(
+            py,
+            format!("the stored fields of '{name}' are not the fields of the class in this process"),
+        ));
+    }
+    // Built in full before anyone sees it: a failure drops the half-made object.
     let obj = cls.call_method1("__new__", (&cls,))?;
     let setattr = py.import("builtins")?.getattr("object")?.getattr("__setattr__")?;
-    for (k, v) in fields.iter() {
-        setattr.call1((&obj, k, v))?;
+    for n in &names {
+        setattr.call1((&obj, n, fields.get_item(n)?.expect("checked above")))?;
     }
     Ok(obj.unbind())
 }
 
+/// A model's fields in declaration order, then its extra fields (`extra="allow"` models).
 pub fn pydantic_fields<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
     let py = obj.py();
     let names = obj.get_type().getattr(pyo3::intern!(py, "model_fields"))?;
@@ -468,21 +570,47 @@ pub fn pydantic_fields<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDi
         let name = name?;
         out.set_item(&name, obj.getattr(name.cast::<PyString>()?)?)?;
     }
+    let extra = obj.getattr(pyo3::intern!(py, "__pydantic_extra__"))?;
+    if let Ok(extra) = extra.cast::<PyDict>() {
+        for (k, v) in extra.iter() {
+            out.set_item(k, v)?;
+        }
+    }
     Ok(out)
 }
 
 pub fn revive_pydantic(py: Python<'_>, name: &str, fields: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {
-    let cls = allowed_class(py, name)?;
+    let cls = allowed_class(py, name, Family::Pydantic)?;
+    let declared = cls.getattr("model_fields")?;
+    let mut n_declared = 0;
+    for field in declared.try_iter()? {
+        n_declared += 1;
+        if !fields.contains(field?)? {
+            return Err(decode_error(
+                py,
+                format!("a stored '{name}' lacks a field of the class in this process"),
+            ));
+        }
+    }
+    if fields.len() > n_declared {
+        let extra = cls.getattr("model_config")?.get_item("extra").ok();
+        if extra.is_none_or(|e| e.extract::<String>().ok().as_deref() != Some("allow")) {
+            return Err(decode_error(
+                py,
+                format!("a stored '{name}' has fields the class in this process does not allow"),
+            ));
+        }
+    }
     Ok(cls.call_method("model_construct", (), Some(fields))?.unbind())
 }
 
 pub fn revive_enum(py: Python<'_>, name: &str, value: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-    Ok(allowed_class(py, name)?.call1((value,))?.unbind())
+    Ok(allowed_class(py, name, Family::Enum)?.call1((value,))?.unbind())
 }
 
 pub fn revive_namedtuple(py: Python<'_>, name: &str, items: &Bound<'_, PyList>) -> PyResult<Py<PyAny>> {
     let args = PyTuple::new(py, items.iter())?;
-    Ok(allowed_class(py, name)?.call1(args)?.unbind())
+    Ok(allowed_class(py, name, Family::NamedTuple)?.call1(args)?.unbind())
 }
 
 /// dtype string, shape and C-order bytes of an array (object and structured dtypes refused).
@@ -535,6 +663,10 @@ pub fn revive_npscalar(py: Python<'_>, dtype: &str, data: &[u8]) -> PyResult<Py<
     let np = numpy_module(py)?;
     let dtype = np.getattr("dtype")?.call1((dtype,))?;
     check_decoded_dtype(py, &dtype)?;
+    if dtype.getattr("itemsize")?.extract::<usize>()? == 0 {
+        // S0 / U0: the empty scalar (its tobytes() still holds one NUL character)
+        return Ok(dtype.getattr("type")?.call0()?.unbind());
+    }
     let flat = np.getattr("frombuffer")?.call1((PyBytes::new(py, data), &dtype))?;
     Ok(flat.get_item(0)?.unbind())
 }
@@ -567,6 +699,9 @@ pub fn bigint_bytes(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
 }
 
 pub fn revive_bigint(py: Python<'_>, bytes: &[u8]) -> PyResult<Py<PyAny>> {
+    if bytes.is_empty() {
+        return Err(decode_error(py, "an empty big int"));
+    }
     let kwargs = PyDict::new(py);
     kwargs.set_item("signed", true)?;
     let int = py.get_type::<pyo3::types::PyInt>();
@@ -597,10 +732,36 @@ pub fn encode_binary<'py>(py: Python<'py>, value: &Bound<'py, PyAny>) -> PyResul
     })
 }
 
-/// The value of a binary encoding.
+/// Any failure while decoding is a `ValueDecodingError` (a class constructor or `fromisoformat` raising
+/// on damaged data raises its own type otherwise).
+fn as_decoding_error(py: Python<'_>, err: PyErr) -> PyErr {
+    if crate::errors::is_codec_error(py, &err, "ValueDecodingError") {
+        return err;
+    }
+    decode_error(
+        py,
+        format!(
+            "the stored value could not be rebuilt: {}: {}",
+            err.get_type(py).name().map(|n| n.to_string()).unwrap_or_default(),
+            err.value(py)
+        ),
+    )
+}
+
+/// The value of a binary encoding (bytes or any bytes-like object).
 #[pyfunction]
-pub fn decode_binary(py: Python<'_>, data: &[u8]) -> PyResult<Py<PyAny>> {
-    msgpack::decode(py, data)
+pub fn decode_binary(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+    let result = if let Ok(b) = data.cast::<PyBytes>() {
+        msgpack::decode(py, b.as_bytes())
+    } else if data.is_instance_of::<PyString>() {
+        return Err(PyTypeError::new_err(
+            "decode_binary expects bytes, got str (use decode_json for JSON text)",
+        ));
+    } else {
+        let copied: Vec<u8> = py.get_type::<PyBytes>().call1((data,))?.extract()?;
+        msgpack::decode(py, &copied)
+    };
+    result.map_err(|e| as_decoding_error(py, e))
 }
 
 /// The tagged JSON encoding of `value`.
@@ -617,10 +778,13 @@ pub fn encode_json<'py>(py: Python<'py>, value: &Bound<'py, PyAny>) -> PyResult<
 #[pyfunction]
 pub fn decode_json(py: Python<'_>, text: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
     if let Ok(s) = text.cast::<PyString>() {
-        return json::decode(py, s.to_str()?.as_bytes());
+        let s = s
+            .to_str()
+            .map_err(|_| decode_error(py, "JSON text with lone surrogates"))?;
+        return json::decode(py, s.as_bytes()).map_err(|e| as_decoding_error(py, e));
     }
     if let Ok(b) = text.cast::<PyBytes>() {
-        return json::decode(py, b.as_bytes());
+        return json::decode(py, b.as_bytes()).map_err(|e| as_decoding_error(py, e));
     }
     Err(PyTypeError::new_err(format!(
         "decode_json expects str or bytes, got {}",

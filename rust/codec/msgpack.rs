@@ -5,7 +5,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyFrozenSet, PyList, PySet, PyString, PyTuple};
 
-use super::{decode_error, ext, EncodeError, EncodeResult, Kind, MAX_DEPTH};
+use super::{decode_error, ext, EncodeResult, Kind, MAX_DEPTH};
 
 // ---- writing ---------------------------------------------------------------------------------------
 
@@ -96,13 +96,14 @@ fn write_ext(out: &mut Vec<u8>, code: i8, body: impl FnOnce(&mut Vec<u8>) -> Enc
 
 fn write_items<'py>(
     out: &mut Vec<u8>,
+    container: &Bound<'py, PyAny>,
     len: usize,
     items: impl Iterator<Item = Bound<'py, PyAny>>,
     depth: usize,
 ) -> EncodeResult {
     write_array_header(out, len);
     for (i, item) in items.enumerate() {
-        encode(&item, out, depth + 1).map_err(|e| e.inside(|| format!("[{i}]")))?;
+        encode(&item, out, depth + 1).map_err(|e| e.inside(|| format!("[{i}]")).through(container))?;
     }
     Ok(())
 }
@@ -110,23 +111,34 @@ fn write_items<'py>(
 fn write_dict(out: &mut Vec<u8>, dict: &Bound<'_, PyDict>, depth: usize) -> EncodeResult {
     write_map_header(out, dict.len());
     for (k, v) in dict.iter() {
-        encode(&k, out, depth + 1).map_err(|e| e.inside(|| " (a dict key)".into()))?;
-        encode(&v, out, depth + 1)
-            .map_err(|e| e.inside(|| format!("[{}]", k.repr().map(|r| r.to_string()).unwrap_or_default())))?;
+        encode(&k, out, depth + 1).map_err(|e| e.inside(|| " (a dict key)".into()).through(dict))?;
+        encode(&v, out, depth + 1).map_err(|e| {
+            e.inside(|| format!("[{}]", k.repr().map(|r| r.to_string()).unwrap_or_default()))
+                .through(dict)
+        })?;
     }
     Ok(())
 }
 
-fn too_deep() -> EncodeError {
-    EncodeError::new(format!(
-        "nesting exceeds {MAX_DEPTH} levels (or the value contains itself); store a flatter value"
-    ))
+/// A str value: UTF-8, or ext 21 (UTF-8 with surrogatepass) when it holds lone surrogates.
+fn write_str_value(out: &mut Vec<u8>, s: &Bound<'_, PyString>) -> EncodeResult {
+    match s.to_str() {
+        Ok(text) => write_str(out, text),
+        Err(_) => {
+            let bytes = super::surrogate_bytes(s)?;
+            write_ext(out, ext::SURROGATE_STR, |o| {
+                o.extend_from_slice(&bytes);
+                Ok(())
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// Appends the binary encoding of `obj` to `out`.
 pub fn encode(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> EncodeResult {
     if depth > MAX_DEPTH {
-        return Err(too_deep());
+        return Err(super::too_deep());
     }
     let py = obj.py();
     match super::classify(obj)? {
@@ -147,36 +159,24 @@ pub fn encode(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> Encode
         }
         // SAFETY: exact float.
         Kind::Float => write_f64(out, unsafe { ffi::PyFloat_AS_DOUBLE(obj.as_ptr()) }),
-        Kind::Str => {
-            let s = unsafe { obj.cast_unchecked::<PyString>() };
-            match s.to_str() {
-                Ok(text) => write_str(out, text),
-                Err(_) => {
-                    let bytes = super::surrogate_bytes(s)?;
-                    write_ext(out, ext::SURROGATE_STR, |o| {
-                        o.extend_from_slice(&bytes);
-                        Ok(())
-                    })?;
-                }
-            }
-        }
+        Kind::Str => write_str_value(out, unsafe { obj.cast_unchecked::<PyString>() })?,
         Kind::Bytes => write_bin(out, unsafe { obj.cast_unchecked::<PyBytes>() }.as_bytes()),
         Kind::List => {
             let list = unsafe { obj.cast_unchecked::<PyList>() };
-            write_items(out, list.len(), list.iter(), depth)?;
+            write_items(out, obj, list.len(), list.iter(), depth)?;
         }
         Kind::Dict => write_dict(out, unsafe { obj.cast_unchecked::<PyDict>() }, depth)?,
         Kind::Tuple => {
             let t = unsafe { obj.cast_unchecked::<PyTuple>() };
-            write_ext(out, ext::TUPLE, |o| write_items(o, t.len(), t.iter(), depth))?;
+            write_ext(out, ext::TUPLE, |o| write_items(o, obj, t.len(), t.iter(), depth))?;
         }
         Kind::Set => {
             let s = unsafe { obj.cast_unchecked::<PySet>() };
-            write_ext(out, ext::SET, |o| write_items(o, s.len(), s.iter(), depth))?;
+            write_ext(out, ext::SET, |o| write_items(o, obj, s.len(), s.iter(), depth))?;
         }
         Kind::FrozenSet => {
             let s = unsafe { obj.cast_unchecked::<PyFrozenSet>() };
-            write_ext(out, ext::FROZENSET, |o| write_items(o, s.len(), s.iter(), depth))?;
+            write_ext(out, ext::FROZENSET, |o| write_items(o, obj, s.len(), s.iter(), depth))?;
         }
         Kind::Ellipsis => write_ext(out, ext::ELLIPSIS, |_| Ok(()))?,
         Kind::ByteArray => {
@@ -250,12 +250,11 @@ pub fn encode(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> Encode
         }
         Kind::Path => {
             let class = obj.get_type().name()?.to_string();
-            let text = obj.str()?.to_string();
+            let text = obj.str()?;
             write_ext(out, ext::PATH, |o| {
                 write_array_header(o, 2);
                 write_str(o, &class);
-                write_str(o, &text);
-                Ok(())
+                write_str_value(o, &text)
             })?;
         }
         Kind::Enum => {
@@ -286,7 +285,7 @@ pub fn encode(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> Encode
             write_ext(out, ext::NAMEDTUPLE, |o| {
                 write_array_header(o, 2);
                 write_str(o, &name);
-                write_items(o, t.len(), t.iter(), depth)
+                write_items(o, obj, t.len(), t.iter(), depth)
             })?;
         }
         Kind::NdArray => {
@@ -385,6 +384,16 @@ impl<'a, 'py> Reader<'a, 'py> {
         })
     }
 
+    fn map_len(&mut self) -> PyResult<usize> {
+        let b = self.byte()?;
+        Ok(match b {
+            0x80..=0x8f => (b & 0x0f) as usize,
+            0xde => self.be(2)? as usize,
+            0xdf => self.be(4)? as usize,
+            _ => return Err(self.fail("expected a map")),
+        })
+    }
+
     fn expect_array(&mut self, n: usize) -> PyResult<()> {
         if self.array_len()? != n {
             return Err(self.fail("an extension has the wrong number of parts"));
@@ -392,9 +401,14 @@ impl<'a, 'py> Reader<'a, 'py> {
         Ok(())
     }
 
+    /// An int part of an extension (not a bool, not a float).
     fn int(&mut self) -> PyResult<i64> {
         let v = self.value(0)?;
-        v.bind(self.py).extract().map_err(|_| self.fail("expected an int"))
+        let v = v.bind(self.py);
+        if !v.is_exact_instance_of::<pyo3::types::PyInt>() {
+            return Err(self.fail("expected an int"));
+        }
+        v.extract().map_err(|_| self.fail("an int part out of range"))
     }
 
     fn bin(&mut self) -> PyResult<&'a [u8]> {
@@ -465,8 +479,8 @@ impl<'a, 'py> Reader<'a, 'py> {
     }
 
     fn value(&mut self, depth: usize) -> PyResult<Py<PyAny>> {
-        if depth > MAX_DEPTH + 2 {
-            return Err(self.fail("nested too deeply"));
+        if depth > MAX_DEPTH {
+            return Err(self.fail(&format!("nested deeper than {MAX_DEPTH} levels")));
         }
         let py = self.py;
         let b = self.byte()?;
@@ -553,7 +567,9 @@ impl<'a, 'py> Reader<'a, 'py> {
                         .unbind(),
                 }
             }
-            ext::ELLIPSIS => py.Ellipsis(),
+            ext::ELLIPSIS if n == 0 => py.Ellipsis(),
+            ext::ELLIPSIS => return Err(self.fail("an ellipsis with a payload")),
+            ext::COMPLEX | ext::UUID if n != 16 => return Err(self.fail("a complex or uuid that is not 16 bytes")),
             ext::BYTEARRAY => PyByteArray::new(py, self.take(n)?).into_any().unbind(),
             ext::COMPLEX => {
                 let re = f64::from_bits(self.be(8)?);
@@ -565,6 +581,9 @@ impl<'a, 'py> Reader<'a, 'py> {
                 let iso = self.string()?;
                 let zone = self.optional_string()?;
                 let fold = self.int()?;
+                if !(0..=1).contains(&fold) {
+                    return Err(self.fail("fold must be 0 or 1"));
+                }
                 super::revive_time(py, code == ext::DATETIME, iso, zone, fold as u8)
                     .map_err(|e| self.fail(&format!("bad date/time ({e})")))?
             }
@@ -588,8 +607,8 @@ impl<'a, 'py> Reader<'a, 'py> {
             ext::PATH => {
                 self.expect_array(2)?;
                 let class = self.string()?;
-                let text = self.string()?;
-                super::revive_path(py, class, text)?
+                let text = self.value(depth)?;
+                super::revive_path(py, class, text.bind(py))?
             }
             ext::ENUM => {
                 self.expect_array(2)?;
@@ -600,11 +619,9 @@ impl<'a, 'py> Reader<'a, 'py> {
             ext::DATACLASS | ext::PYDANTIC => {
                 self.expect_array(2)?;
                 let name = self.string()?;
-                let fields = self.value(depth + 1)?;
-                let fields = fields
-                    .bind(py)
-                    .cast::<PyDict>()
-                    .map_err(|_| self.fail("expected a map of fields"))?;
+                let n = self.map_len()?;
+                let fields = self.map(n, depth)?;
+                let fields = &fields;
                 if code == ext::DATACLASS {
                     super::revive_dataclass(py, name, fields)?
                 } else {
@@ -614,11 +631,9 @@ impl<'a, 'py> Reader<'a, 'py> {
             ext::NAMEDTUPLE => {
                 self.expect_array(2)?;
                 let name = self.string()?;
-                let items = self.value(depth + 1)?;
-                let items = items
-                    .bind(py)
-                    .cast::<PyList>()
-                    .map_err(|_| self.fail("expected an array of items"))?;
+                let n = self.array_len()?;
+                let items = self.list(n, depth)?;
+                let items = items.bind(py).cast::<PyList>()?;
                 super::revive_namedtuple(py, name, items)?
             }
             ext::NDARRAY => {
