@@ -19,6 +19,8 @@ mod _core {
     #[pymodule_export]
     use crate::entry::CacheEntry;
     #[pymodule_export]
+    use crate::key::keybytes::KeyBytes;
+    #[pymodule_export]
     use crate::key::known_types::register_key_encoder;
     #[pymodule_export]
     use crate::key::{canonical_bytes, key_of};

@@ -10,6 +10,8 @@ import inspect
 
 import pytest
 
+import backends
+
 import oxicache
 from oxicache import CacheEntry, InMemCache, NoCache
 from dict_backend import DictBackend
@@ -34,9 +36,11 @@ def cache(request):
     return BACKENDS[request.param]()
 
 
-@pytest.fixture(params=["inmem", "dict", "dict-blocking"])
+@pytest.fixture(params=["inmem", "dict", "dict-blocking", *backends.PERSISTENT])
 def storing(request):
     """Only backends that store: for behaviour that needs a second call to hit."""
+    if request.param in backends.PERSISTENT:
+        return backends.make(request.param)
     return BACKENDS[request.param]()
 
 

@@ -15,6 +15,8 @@ import time
 
 import pytest
 
+import backends
+
 import oxicache
 from oxicache import InMemCache, NoCache
 from dict_backend import DictBackend, FakeClock
@@ -28,8 +30,10 @@ def cache(request):
     return ENGINES[request.param]()
 
 
-@pytest.fixture(params=["inmem", "dict"])
+@pytest.fixture(params=["inmem", "dict", *backends.PERSISTENT])
 def storing(request):
+    if request.param in backends.PERSISTENT:
+        return backends.make(request.param)
     return ENGINES[request.param]()
 
 

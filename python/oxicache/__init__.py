@@ -9,6 +9,8 @@
 23416728348467685
 """
 
+from typing import TYPE_CHECKING, Any
+
 from oxicache._core import CacheEntry, __version__
 from oxicache._protocols import BatchMemoized, Memoized
 from oxicache.backends.callback import CallbackCache
@@ -16,7 +18,7 @@ from oxicache.backends.memory import InMemCache
 from oxicache.backends.none import NoCache
 from oxicache.base import BaseCache
 from oxicache.controls import bypass, refresh
-from oxicache.errors import CacheError, KeyEncodingError
+from oxicache.errors import CacheError, CacheWarning, KeyEncodingError, ValueDecodingError, ValueEncodingError
 from oxicache.info import CacheInfo
 from oxicache.keys import KEY_SCHEME_VERSION, register_key_encoder
 
@@ -27,13 +29,50 @@ __all__ = [
     "CacheEntry",
     "CacheError",
     "CacheInfo",
+    "CacheWarning",
     "CallbackCache",
+    "DatabaseCache",
+    "DiskCache",
     "InMemCache",
+    "JsonCache",
     "KeyEncodingError",
     "Memoized",
     "NoCache",
+    "ValueDecodingError",
+    "ValueEncodingError",
     "__version__",
     "bypass",
     "refresh",
     "register_key_encoder",
 ]
+
+# Persistent backends import their libraries (diskcache, SQLAlchemy) only when first used, so that
+# `import oxicache` stays light.
+_LAZY = {
+    "DiskCache": "oxicache.backends.disk",
+    "JsonCache": "oxicache.backends.jsonfile",
+    "DatabaseCache": "oxicache.backends.database",
+}
+
+if TYPE_CHECKING:
+    from oxicache.backends.database import DatabaseCache
+    from oxicache.backends.disk import DiskCache
+    from oxicache.backends.jsonfile import JsonCache
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        msg = f"module 'oxicache' has no attribute {name!r}"
+        raise AttributeError(msg)
+    import importlib
+
+    try:
+        imported = importlib.import_module(module)
+    except ModuleNotFoundError as err:
+        if err.name != module:
+            raise  # a missing dependency: its own message names it
+        raise AttributeError(f"module 'oxicache' has no attribute {name!r}") from err
+    value = getattr(imported, name)
+    globals()[name] = value
+    return value

@@ -8,6 +8,7 @@ __all__ = [
     "KEY_SCHEME_VERSION",
     "MAX_DEPTH",
     "CacheEntry",
+    "KeyBytes",
     "Memoizer",
     "MemoryStore",
     "Pending",
@@ -211,3 +212,14 @@ class SingleFlight:
         compute: Callable[[], Any],
         recheck: Callable[[], tuple[bool, Any]],
     ) -> Any: ...
+
+@final
+class KeyBytes:
+    """A stored argument's canonical key bytes (for arguments the value codec cannot store)."""
+
+    def __new__(cls, canonical: bytes) -> KeyBytes: ...
+    @property
+    def canonical(self) -> bytes: ...
+    def __eq__(self, value: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+    def __reduce__(self) -> tuple[Any, tuple[bytes]]: ...

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
@@ -23,6 +24,7 @@ from oxicache._core import CacheEntry, Memoizer, _install_vectorcall
 from oxicache._signature import ParamSpec, bind_inputs, memo_identity, param_specs, validate_exclude
 from oxicache.controls import BYPASS, REFRESH, current_mode
 from oxicache.durations import TTL, resolve_ttl
+from oxicache.errors import CacheWarning, ValueEncodingError
 from oxicache.info import CacheInfo
 
 if TYPE_CHECKING:
@@ -171,7 +173,12 @@ class _PythonMemo:
         if getattr(self.cache, "stores_nothing", False) or (self.keep is not None and not self.keep(output)):
             return
         entry = probe.clone(output=output)
-        self.cache._set(entry, self.cache._entry_ttl(entry, self.ttl))
+        try:
+            self.cache._set(entry, self.cache._entry_ttl(entry, self.ttl))
+        except ValueEncodingError as err:
+            # The caller still gets its value; nothing was written, so any previous entry survives.
+            warnings.warn(f"oxicache: the result of {self.cache_name} was not cached: {err}", CacheWarning, stacklevel=4)
+            return
         self.cache._count("sets")
         self.count("sets")
 

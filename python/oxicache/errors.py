@@ -1,6 +1,6 @@
 """Exceptions raised by oxicache."""
 
-__all__ = ["CacheError", "KeyEncodingError", "ValueDecodingError", "ValueEncodingError"]
+__all__ = ["CacheError", "CacheWarning", "KeyEncodingError", "ValueDecodingError", "ValueEncodingError"]
 
 
 class CacheError(Exception):
@@ -25,3 +25,8 @@ class ValueEncodingError(CacheError, TypeError):
 
 class ValueDecodingError(CacheError, ValueError):
     """Stored bytes or text are not a valid encoding, or name a type this process does not allow."""
+
+
+class CacheWarning(UserWarning):
+    """Something went wrong with the cache, not with the call: a result that could not be stored (the
+    caller still got it), or a damaged record that was read as a miss."""

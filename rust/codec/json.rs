@@ -393,6 +393,7 @@ pub fn encode(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> Encode
             write_str(out, &BASE64.encode(&bytes));
             out.push(b'}');
         }
+        Kind::KeyBytes => write_b64(out, "keybytes", &super::keybytes_of(obj)),
         Kind::NpScalar => {
             let (dtype, bytes) = super::npscalar_parts(obj)?;
             open_tag(out, "npscalar");
@@ -695,7 +696,7 @@ fn list<'py>(py: Python<'py>, tag: &str, v: &Bound<'py, PyAny>) -> PyResult<Boun
 /// The members a tag takes besides its own key.
 fn members_of(tag: &str) -> Option<&'static [&'static str]> {
     Some(match tag {
-        "tuple" | "set" | "frozenset" | "dict" | "int" | "float" | "str16" | "bytes" | "bytearray" | "ellipsis"
+        "tuple" | "set" | "frozenset" | "dict" | "int" | "float" | "str16" | "bytes" | "bytearray" | "keybytes" | "ellipsis"
         | "complex" | "date" | "timedelta" | "decimal" | "uuid" => &[],
         "datetime" | "time" => &["zone", "fold"],
         "path" => &["class"],
@@ -779,6 +780,7 @@ fn untag<'py>(
         }
         "bytes" => PyBytes::new(py, &b64(py, tag, &value)?).into_any().unbind(),
         "bytearray" => PyByteArray::new(py, &b64(py, tag, &value)?).into_any().unbind(),
+        "keybytes" => super::revive_keybytes(py, &b64(py, tag, &value)?)?,
         "ellipsis" if value.is_none() => py.Ellipsis(),
         "ellipsis" => return Err(bad(py, tag, "expected null")),
         "complex" => {

@@ -46,6 +46,7 @@ pub mod ext {
     pub const NPSCALAR: i8 = 19;
     pub const NAMEDTUPLE: i8 = 20;
     pub const SURROGATE_STR: i8 = 21;
+    pub const KEYBYTES: i8 = 22;
 }
 
 /// An encoding failure: a message and the path to the value inside the whole (innermost first).
@@ -190,6 +191,8 @@ pub enum Kind {
     NdArray,
     NpScalar,
     NamedTuple,
+    /// An argument stored by its key bytes (see key/keybytes.rs).
+    KeyBytes,
 }
 
 macro_rules! type_ptr {
@@ -239,6 +242,9 @@ pub fn classify(obj: &Bound<'_, PyAny>) -> Result<Kind, EncodeError> {
 
 fn classify_object(obj: &Bound<'_, PyAny>) -> Result<Kind, EncodeError> {
     let py = obj.py();
+    if obj.is_exact_instance_of::<crate::key::keybytes::KeyBytes>() {
+        return Ok(Kind::KeyBytes);
+    }
     let known = known_types::get(py)?;
     let ty = obj.get_type();
     let is = |t: &Py<PyAny>| ty.is(t.bind(py));
@@ -853,4 +859,12 @@ pub fn key_str(py: Python<'_>, bytes: &[u8]) -> PyResult<Py<PyAny>> {
         cache[slot] = Some((bytes.into(), s.clone_ref(py)));
         Ok(s)
     })
+}
+
+pub fn keybytes_of(obj: &Bound<'_, PyAny>) -> Vec<u8> {
+    obj.cast::<crate::key::keybytes::KeyBytes>().map(|k| k.get().bytes.clone()).unwrap_or_default()
+}
+
+pub fn revive_keybytes(py: Python<'_>, bytes: &[u8]) -> PyResult<Py<PyAny>> {
+    Ok(Py::new(py, crate::key::keybytes::KeyBytes { bytes: bytes.to_vec() })?.into_any())
 }

@@ -301,6 +301,13 @@ pub fn encode(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> Encode
                 Ok(())
             })?;
         }
+        Kind::KeyBytes => {
+            let bytes = super::keybytes_of(obj);
+            write_ext(out, ext::KEYBYTES, |o| {
+                o.extend_from_slice(&bytes);
+                Ok(())
+            })?;
+        }
         Kind::NpScalar => {
             let (dtype, bytes) = super::npscalar_parts(obj)?;
             write_ext(out, ext::NPSCALAR, |o| {
@@ -653,6 +660,7 @@ impl<'a, 'py> Reader<'a, 'py> {
                 super::revive_npscalar(py, dtype, data).map_err(|e| self.fail(&format!("bad numpy scalar ({e})")))?
             }
             ext::SURROGATE_STR => super::str_from_surrogate_bytes(py, self.take(n)?)?,
+            ext::KEYBYTES => super::revive_keybytes(py, self.take(n)?)?,
             _ => return Err(self.fail(&format!("unknown extension type {code}"))),
         };
         if self.pos != end {

@@ -387,6 +387,12 @@ impl<'a> Encoder<'a> {
         let ty = obj.get_type();
         let nested = |e: CoreError, what: &str| e.inside(|| what.to_string());
 
+        if let Ok(stored) = obj.cast::<super::keybytes::KeyBytes>() {
+            // A stored stand-in: the original argument's canonical bytes, written back as they were.
+            self.out.extend_from_slice(&stored.get().bytes);
+            return Ok(());
+        }
+
         if let Some((cls, encoder)) = known_types::registered_encoder(py, &ty)? {
             self.out.push(tag::REGISTERED);
             write_str(self.out, &type_identity(&cls)?);

@@ -3,6 +3,7 @@
 pub mod decode;
 pub mod digest;
 pub mod encode;
+pub mod keybytes;
 pub mod known_types;
 
 use pyo3::prelude::*;

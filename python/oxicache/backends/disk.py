@@ -1,0 +1,187 @@
+"""``DiskCache``: entries in a local folder through the ``diskcache`` library (SQLite plus files).
+
+Values are stored as oxicache codec blobs (``oxicache.codec``), not as diskcache's pickles, and the store
+is opened with a ``diskcache.Disk`` that refuses to unpickle anything: a planted pickle in the folder is
+never executed, and a planted file name never reads or deletes outside the folder.
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from typing import Any, Iterable, Iterator
+
+from oxicache._core import CacheEntry
+from oxicache.backends._records import damaged, entry_of, record_of, ref_key, verify
+from oxicache.base import BaseCache, Ref
+from oxicache.codec import Serializer
+from oxicache.durations import TTL
+from oxicache.errors import ValueDecodingError
+
+__all__ = ["DiskCache"]
+
+# diskcache's own default: 1 GiB (ahvn used 32e9 bytes).
+DEFAULT_SIZE_LIMIT = 2**30
+
+
+def _safe_disk_class() -> type:
+    import diskcache
+
+    class SafeDisk(diskcache.Disk):  # type: ignore[misc]
+        """diskcache's storage layer, minus everything that could run code or touch files outside the folder."""
+
+        def get(self, key: Any, raw: bool) -> Any:
+            if not raw:
+                return _FOREIGN  # a pickled key: not ours, and never unpickled
+            return super().get(key, raw)
+
+        def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> Any:
+            if mode == diskcache.core.MODE_PICKLE:
+                msg = "a pickled value (not written by oxicache's codec) is never unpickled"
+                raise ValueDecodingError(msg)
+            if filename is not None:
+                self._inside(filename)
+            return super().fetch(mode, filename, value, read)
+
+        def remove(self, file_path: str) -> bool:
+            self._inside(file_path)
+            return super().remove(file_path)  # type: ignore[no-any-return]
+
+        def _inside(self, name: str) -> None:
+            folder = os.path.realpath(self._directory)
+            full = os.path.realpath(os.path.join(folder, name))
+            if os.path.commonpath([folder, full]) != folder:
+                msg = f"a stored file name points outside the cache folder: {name!r}"
+                raise ValueDecodingError(msg)
+
+    return SafeDisk
+
+
+_FOREIGN: Any = object()
+
+
+def _reopen_after_fork(ref: weakref.ref[DiskCache]) -> None:
+    cache = ref()
+    if cache is not None and cache._dc is not None:
+        cache._dc.close()  # the parent's SQLite connection must not be used here; reopened on demand
+
+
+class DiskCache(BaseCache):
+    """A persistent cache in a local folder, on diskcache.
+
+    Args:
+        path: the folder (created if missing).
+        size_limit: approximate bound on the folder's size in bytes (diskcache evicts the least recently
+            stored entries beyond it). Default 1 GiB.
+        exclude: parameter names left out of every key.
+        ttl: default time to live of entries (seconds, timedelta or ``"1h"``).
+        serializer: ``"codec"`` (default, safe) or ``"pickle"`` (any picklable value; only for folders no
+            one else can write). ``signing_key`` signs pickles with HMAC-SHA256; a bad signature is a miss.
+        **diskcache_options: passed to ``diskcache.Cache`` (``eviction_policy``, ``cull_limit``, ...).
+
+    Safe across threads and processes (SQLite in WAL mode underneath). See docs/backends/disk.md.
+    """
+
+    blocking_io = True
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        size_limit: int = DEFAULT_SIZE_LIMIT,
+        *,
+        exclude: Iterable[str] | None = None,
+        ttl: TTL = None,
+        serializer: str = "codec",
+        signing_key: bytes | None = None,
+        **diskcache_options: Any,
+    ) -> None:
+        super().__init__(exclude, ttl=ttl)
+        try:
+            import diskcache
+        except ImportError as err:
+            msg = "DiskCache needs the diskcache package: pip install 'oxicache[disk]'"
+            raise ImportError(msg) from err
+        if isinstance(size_limit, bool) or not isinstance(size_limit, int) or size_limit <= 0:
+            msg = f"size_limit must be a positive number of bytes, got {size_limit!r}"
+            raise ValueError(msg)
+        for forbidden in ("disk", "directory"):
+            if forbidden in diskcache_options:
+                msg = f"DiskCache sets diskcache's {forbidden!r} itself; pass the folder as path"
+                raise TypeError(msg)
+        self._serializer = Serializer(serializer, signing_key)
+        self.path = os.path.abspath(os.fspath(path))
+        try:
+            os.makedirs(self.path, exist_ok=True)
+            self._dc: Any = diskcache.Cache(
+                self.path, size_limit=size_limit, disk=_safe_disk_class(), **diskcache_options
+            )
+        except OSError as err:
+            msg = f"cannot open a DiskCache in {self.path!r}: {err}"
+            raise OSError(err.errno, msg) from err
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=lambda ref=weakref.ref(self): _reopen_after_fork(ref))
+
+    @staticmethod
+    def _key_bytes(key: int) -> bytes:
+        return key.to_bytes(16, "big")
+
+    def _read(self, key: int) -> CacheEntry | None:
+        try:
+            blob = self._dc.get(self._key_bytes(key), default=None, retry=True)
+        except ValueDecodingError as err:
+            damaged(f"{self.path}, key {key:032x}", err)
+            return None
+        if blob is None:
+            return None
+        where = f"{self.path}, key {key:032x}"
+        try:
+            if not isinstance(blob, bytes):
+                msg = f"{where}: not an oxicache blob"
+                raise ValueDecodingError(msg)
+            return verify(entry_of(self._serializer.loads(blob), where), key, where)
+        except ValueDecodingError as err:
+            damaged(where, err)
+            return None
+
+    # ---- primitives ---------------------------------------------------------------------------------
+    def _get(self, ref: Ref) -> CacheEntry | None:
+        return self._read(ref_key(ref))
+
+    def _set(self, entry: CacheEntry, ttl: float | None) -> None:
+        key = self._key_bytes(entry.key)  # an argument without a key raises here, naming it
+        blob = self._serializer.dumps(record_of(entry))  # raises before anything is written
+        self._dc.set(key, blob, expire=ttl, retry=True)
+
+    def _remove(self, ref: Ref) -> bool:
+        return bool(self._dc.delete(self._key_bytes(ref_key(ref)), retry=True))
+
+    def _iter(self) -> Iterator[CacheEntry]:
+        for raw in list(self._dc.iterkeys()):
+            if raw is _FOREIGN or not isinstance(raw, bytes) or len(raw) != 16:
+                continue
+            entry = self._read(int.from_bytes(raw, "big"))
+            if entry is not None:
+                yield entry
+
+    def _clear(self) -> None:
+        self._dc.clear(retry=True)
+
+    def _len(self) -> int:
+        self._dc.expire(retry=True)
+        return len(self._dc)
+
+    # ---- the rest -----------------------------------------------------------------------------------
+    def expire(self) -> int:
+        """Remove expired entries now (they are also skipped and culled lazily); returns how many."""
+        return int(self._dc.expire(retry=True))
+
+    def volume(self) -> int:
+        """The folder's estimated size in bytes, as diskcache counts it."""
+        return int(self._dc.volume())
+
+    def close(self) -> None:
+        """Close the SQLite connections (reopened on the next use)."""
+        self._dc.close()
+
+    def __repr__(self) -> str:
+        return f"DiskCache({self.path!r}, size_limit={self._dc.size_limit})"
