@@ -28,6 +28,14 @@ import sys
 import uuid
 import zoneinfo
 
+try:
+    from oxicache._core import KeyBytes
+except ImportError:  # the reference also runs without the native module
+
+    @dataclasses.dataclass(frozen=True)
+    class KeyBytes:  # type: ignore[no-redef]
+        canonical: bytes
+
 MAX_DEPTH = 200
 PATH_CLASSES = ("PurePosixPath", "PureWindowsPath", "PosixPath", "WindowsPath")
 NUMPY_KINDS = "biufcmMSU"  # bool, ints, floats, complex, timedelta64, datetime64, bytes, str; not O/V/T
@@ -81,7 +89,7 @@ def allow(*classes) -> None:
 EXACT_KINDS = {
     type(None): "none", bool: "bool", int: "int", float: "float", str: "str", bytes: "bytes",
     bytearray: "bytearray", list: "list", tuple: "tuple", dict: "dict", set: "set", frozenset: "frozenset",
-    type(Ellipsis): "ellipsis", complex: "complex", datetime.datetime: "datetime", datetime.date: "date",
+    KeyBytes: "keybytes", type(Ellipsis): "ellipsis", complex: "complex", datetime.datetime: "datetime", datetime.date: "date",
     datetime.time: "time", datetime.timedelta: "timedelta", decimal.Decimal: "decimal", uuid.UUID: "uuid",
     **{getattr(pathlib, name): "path" for name in PATH_CLASSES},
 }
@@ -90,6 +98,7 @@ EXT = {
     "int": 1, "tuple": 2, "set": 3, "frozenset": 4, "ellipsis": 5, "bytearray": 6, "complex": 7,
     "datetime": 8, "date": 9, "time": 10, "timedelta": 11, "decimal": 12, "uuid": 13, "path": 14,
     "enum": 15, "dataclass": 16, "pydantic": 17, "ndarray": 18, "npscalar": 19, "namedtuple": 20, "str16": 21,
+    "keybytes": 22,
 }
 
 
@@ -229,6 +238,8 @@ def b_one(kind, v, child) -> bytes:
         return b_ext(kind, b"")
     if kind == "bytearray":
         return b_ext(kind, bytes(v))
+    if kind == "keybytes":
+        return b_ext(kind, v.canonical)
     if kind == "complex":
         return b_ext(kind, struct.pack(">dd", v.real, v.imag))
     if kind in ("datetime", "time"):
@@ -349,7 +360,7 @@ def b_ext_value(code: int, payload: bytes, depth: int):
     if code not in kinds:
         raise ValueDecodingError(f"unknown extension type {code}")
     kind, r = kinds[code], Reader(payload)
-    if kind in ("int", "ellipsis", "bytearray", "complex", "uuid", "str16"):  # raw payloads
+    if kind in ("int", "ellipsis", "bytearray", "complex", "uuid", "str16", "keybytes"):  # raw payloads
         size = {"ellipsis": 0, "complex": 16, "uuid": 16}.get(kind, len(payload))
         if len(payload) != size or (kind == "int" and not payload):
             raise ValueDecodingError(f"bad {kind} extension length {len(payload)}")
@@ -360,6 +371,8 @@ def b_ext_value(code: int, payload: bytes, depth: int):
         v = ...
     elif kind == "bytearray":
         v = bytearray(payload)
+    elif kind == "keybytes":
+        v = KeyBytes(payload)
     elif kind == "complex":
         v = complex(*struct.unpack(">dd", payload))
     elif kind == "uuid":
@@ -514,6 +527,8 @@ def j_one(kind, v, child):
         return j_str(v)
     if kind in ("bytes", "bytearray"):
         return {f"${kind}": b64(v)}
+    if kind == "keybytes":
+        return {"$keybytes": b64(v.canonical)}
     if kind == "list":
         return [child(x, f"[{i}]") for i, x in enumerate(v)]
     if kind in ("tuple", "set", "frozenset"):
@@ -565,7 +580,7 @@ class Pairs(list):
 
 # The keys of each tag object besides the tag. Decision: exactly these keys, in any order.
 TAG_KEYS = {
-    "$int": (), "$float": (), "$str16": (), "$bytes": (), "$bytearray": (), "$tuple": (), "$dict": (), "$set": (),
+    "$int": (), "$float": (), "$str16": (), "$bytes": (), "$bytearray": (), "$keybytes": (), "$tuple": (), "$dict": (), "$set": (),
     "$frozenset": (), "$ellipsis": (), "$complex": (), "$datetime": ("zone", "fold"), "$date": (),
     "$time": ("zone", "fold"), "$timedelta": (), "$decimal": (), "$uuid": (), "$path": ("class",),
     "$enum": ("value",), "$dataclass": ("fields",), "$pydantic": ("fields",), "$ndarray": ("shape", "data"),
@@ -633,6 +648,8 @@ def j_tag(kind: str, obj: dict, depth: int):
         return struct.pack(f"<{len(units)}H", *units).decode("utf-16-le", "surrogatepass")  # pairs are joined
     if kind in ("bytes", "bytearray"):
         return (bytes if kind == "bytes" else bytearray)(unb64(a))
+    if kind == "keybytes":
+        return KeyBytes(unb64(a))
     if kind in ("tuple", "set", "frozenset"):
         return {"tuple": tuple, "set": set, "frozenset": frozenset}[kind](j_value(i, depth + 1) for i in j_list(a))
     if kind == "dict":

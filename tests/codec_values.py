@@ -32,6 +32,8 @@ try:
 except ImportError:  # pragma: no cover
     pydantic = None
 
+from codec_reference import KeyBytes  # noqa: E402  (oxicache._core.KeyBytes when the native module exists)
+
 GOLDEN_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "golden_codec.json")
 UTC = datetime.timezone.utc
 PARIS = zoneinfo.ZoneInfo("Europe/Paris")
@@ -176,6 +178,7 @@ def catalogue() -> dict:
         # bytes, bytearray
         "bytes_empty": b"", "bytes": b"\x00\x01\xfe\xff", "bytes_255": b"b" * 255, "bytes_256": b"B" * 256,
         "bytes_65536": b"\xab" * 65536, "bytearray": bytearray(b"ab\x00"), "bytearray_empty": bytearray(),
+        "keybytes": {"self": KeyBytes(b"\x0bcodec_values:Client\x05small"), "prompt": "hi"},
         "ellipsis": ...,
         # containers
         "list_empty": [], "list": [1, "two", 3.0, None], "list_15": list(range(15)), "list_16": list(range(16)),
@@ -452,7 +455,7 @@ INVALID_BINARY = {
     "unhashable_map_key": b"\x81\x90\x00",
     "unhashable_set_item": _ext32(3, b"\x91\x90"),
     "too_deep": b"\x91" * 201 + b"\xc0",
-    "ext_unknown_22": _ext32(22, b""),
+    "ext_unknown_23": _ext32(23, b""),
     "ext_unknown_0": _ext32(0, b""),
     "ext_unknown_negative": _ext32(-1, b"\x00"),
     "ext_int_empty": _ext32(1, b""),
