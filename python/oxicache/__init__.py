@@ -11,7 +11,7 @@
 
 from typing import TYPE_CHECKING, Any
 
-from oxicache._core import CacheEntry, __version__
+from oxicache._core import CacheEntry, KeyBytes, __version__
 from oxicache._protocols import BatchMemoized, Memoized
 from oxicache.backends.callback import CallbackCache
 from oxicache.backends.memory import InMemCache
@@ -35,6 +35,7 @@ __all__ = [
     "DiskCache",
     "InMemCache",
     "JsonCache",
+    "KeyBytes",
     "KeyEncodingError",
     "Memoized",
     "NoCache",

@@ -137,6 +137,13 @@ class _PythonMemo:
         self.cache, self.func, self.cache_name, self.sig = cache, func, identity, sig
         self.exclude, self.ttl, self.metadata, self.keep = exclude, ttl, metadata, cache_if
         self.var_kw = next((n for n, kind, _, _ in specs if kind == inspect.Parameter.VAR_KEYWORD), None)
+        # Positional calls of a signature without variadics or keyword-only parameters bind by position
+        # (the common case), without inspect's general binder.
+        positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        self.plain = all(kind in positional for _, kind, _, _ in specs)
+        self.names = [n for n, *_ in specs]
+        self.defaults = [(n, d) for n, _, has, d in specs if has]
+        self.required = sum(1 for _, _, has, _ in specs if not has)
         self.counts = dict.fromkeys(("hits", "misses", "sets", "errors"), 0)
         self.counts_lock = threading.Lock()
 
@@ -145,6 +152,14 @@ class _PythonMemo:
             self.counts[name] += 1
 
     def probe(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> CacheEntry:
+        if self.plain and not kwargs and self.required <= len(args) <= len(self.names):
+            inputs = dict(zip(self.names, args))
+            if len(args) < len(self.names):
+                for name, default in self.defaults[len(args) - self.required :]:
+                    inputs[name] = default
+            for name in self.exclude:
+                inputs.pop(name, None)
+            return CacheEntry(self.cache_name, inputs, metadata=self.metadata)
         inputs = bind_inputs(self.sig, args, kwargs, self.exclude)
         if self.var_kw in inputs and self.exclude:
             inputs[self.var_kw] = {k: v for k, v in inputs[self.var_kw].items() if k not in self.exclude}

@@ -38,11 +38,28 @@ __all__ = ["main"]
 def _backends() -> list[tuple[str, Callable[[Path], Any]]]:
     """(label, factory) for every backend to measure. A factory gets a fresh empty directory it may use
     (persistent backends) and returns an empty cache. A new backend is one more line here."""
+    import oxicache
     from oxicache import InMemCache, NoCache
+
+    def diskcache_memoize(tmp: Path) -> Any:
+        """diskcache's own Cache.memoize, the peer of DiskCache (same folder layout, pickle values)."""
+        import diskcache
+
+        cache = diskcache.Cache(str(tmp))
+
+        class Peer:
+            def memoize(self, fn: Callable[..., Any]) -> Any:
+                return cache.memoize()(fn)
+
+        return Peer()
 
     return [
         ("InMemCache()", lambda tmp: InMemCache()),
         ("NoCache()", lambda tmp: NoCache()),
+        ("DiskCache(tmp)", lambda tmp: oxicache.DiskCache(tmp)),
+        ("diskcache.Cache(tmp).memoize (peer)", diskcache_memoize),
+        ("JsonCache(tmp)", lambda tmp: oxicache.JsonCache(tmp)),
+        ('DatabaseCache("sqlite", tmp/cache.db)', lambda tmp: oxicache.DatabaseCache("sqlite", str(tmp / "cache.db"))),
     ]
 
 
