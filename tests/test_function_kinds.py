@@ -598,14 +598,17 @@ def test_async_cancelled_leader_hands_over(cache):
     @cache.memoize
     async def fetch(key):
         runs.append(key)
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.3)
         return ("v", key)
 
     async def main():
         leader = asyncio.ensure_future(fetch(1))
-        await asyncio.sleep(0)  # the leader starts and owns the flight
+        for _ in range(400):  # the leader owns the flight once it runs the function (its lookup may go
+            if runs:  # through a worker thread on blocking backends)
+                break
+            await asyncio.sleep(0.005)
         waiters = [asyncio.ensure_future(fetch(1)) for _ in range(10)]
-        await asyncio.sleep(0.02)  # the waiters are waiting on the leader
+        await asyncio.sleep(0.05)  # the waiters are waiting on the leader
         leader.cancel()
         results = await asyncio.wait_for(asyncio.gather(*waiters), TIMEOUT)
         with pytest.raises(asyncio.CancelledError):

@@ -25,7 +25,7 @@ DEFAULT_SIZE_LIMIT = 2**30
 
 
 def _safe_disk_class() -> type:
-    import diskcache
+    import diskcache  # type: ignore[import-untyped]
 
     class SafeDisk(diskcache.Disk):  # type: ignore[misc]
         """diskcache's storage layer, minus everything that could run code or touch files outside the folder."""
