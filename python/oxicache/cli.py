@@ -43,7 +43,7 @@ def _backends() -> list[tuple[str, Callable[[Path], Any]]]:
 
     def diskcache_memoize(tmp: Path) -> Any:
         """diskcache's own Cache.memoize, the peer of DiskCache (same folder layout, pickle values)."""
-        import diskcache
+        import diskcache  # type: ignore[import-untyped]
 
         cache = diskcache.Cache(str(tmp))
 

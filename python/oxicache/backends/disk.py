@@ -97,7 +97,7 @@ class DiskCache(BaseCache):
     ) -> None:
         super().__init__(exclude, ttl=ttl)
         try:
-            import diskcache
+            import diskcache  # noqa: F401  (checked here so the error names the extra)
         except ImportError as err:
             msg = "DiskCache needs the diskcache package: pip install 'oxicache[disk]'"
             raise ImportError(msg) from err
