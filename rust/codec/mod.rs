@@ -6,6 +6,7 @@
 //! Decoding never imports a module named by the data: classes come only from the allow-list.
 
 pub mod json;
+pub mod json_read;
 pub mod msgpack;
 
 use std::hash::BuildHasher;
@@ -787,10 +788,10 @@ pub fn decode_json(py: Python<'_>, text: &Bound<'_, PyAny>) -> PyResult<Py<PyAny
         let s = s
             .to_str()
             .map_err(|_| decode_error(py, "JSON text with lone surrogates"))?;
-        return json::decode(py, s.as_bytes()).map_err(|e| as_decoding_error(py, e));
+        return json_read::decode(py, s.as_bytes()).map_err(|e| as_decoding_error(py, e));
     }
     if let Ok(b) = text.cast::<PyBytes>() {
-        return json::decode(py, b.as_bytes()).map_err(|e| as_decoding_error(py, e));
+        return json_read::decode(py, b.as_bytes()).map_err(|e| as_decoding_error(py, e));
     }
     Err(PyTypeError::new_err(format!(
         "decode_json expects str or bytes, got {}",
@@ -862,7 +863,9 @@ pub fn key_str(py: Python<'_>, bytes: &[u8]) -> PyResult<Py<PyAny>> {
 }
 
 pub fn keybytes_of(obj: &Bound<'_, PyAny>) -> Vec<u8> {
-    obj.cast::<crate::key::keybytes::KeyBytes>().map(|k| k.get().bytes.clone()).unwrap_or_default()
+    obj.cast::<crate::key::keybytes::KeyBytes>()
+        .map(|k| k.get().bytes.clone())
+        .unwrap_or_default()
 }
 
 pub fn revive_keybytes(py: Python<'_>, bytes: &[u8]) -> PyResult<Py<PyAny>> {
