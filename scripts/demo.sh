@@ -6,4 +6,5 @@ bash scripts/setup.sh
 # shellcheck disable=SC1091
 . .venv/bin/activate
 python examples/fibonacci.py
+python examples/persistent.py
 oxicache bench
