@@ -1,0 +1,277 @@
+"""``JsonCache``: one readable JSON file per entry, written atomically (temporary file, then rename)."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import stat
+import time
+from typing import Callable, Iterable, Iterator
+
+from oxicache._core import CacheEntry
+from oxicache.backends._records import damaged, from_json_record, key_hex, ref_key, to_json_record, verify
+from oxicache.base import BaseCache, Ref
+from oxicache.durations import TTL
+from oxicache.errors import ValueDecodingError
+
+__all__ = ["JsonCache"]
+
+#: The name of an entry file: the entry's key as 32 lowercase hex digits. Nothing else is ours to read,
+#: count or delete.
+ENTRY_NAME = re.compile(r"[0-9a-f]{32}\.json")
+#: A write in progress: ``.<key hex>.<pid>.<random hex>.tmp``, renamed over the entry file when complete.
+TEMP_NAME = re.compile(r"\.[0-9a-f]{32}\.[0-9]+\.[0-9a-f]+\.tmp")
+#: Temporary files older than this (seconds) are left over by a crashed writer and are removed on open.
+STALE_TEMP_AGE = 600.0
+
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | _O_CLOEXEC | _O_BINARY  # a FIFO must not block
+_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC | _O_BINARY
+
+
+class JsonCache(BaseCache):
+    """Entries as JSON files in one folder: ``<path>/<key hex>.json``, one file per entry.
+
+    Args:
+        path: the folder (created if missing; ``~`` is expanded). Only files named like entries are read,
+            counted or removed, so the folder may hold other files.
+        exclude: parameter names left out of every key.
+        ttl: default time to live of entries (seconds, timedelta or ``"1h"``; default: no expiry).
+        fsync: flush each write to the disk (the file, then the folder) before it counts as done; slower,
+            and only needed to survive a power loss or an OS crash, not a process crash.
+
+    Raises:
+        OSError: the folder cannot be created or a file cannot be written in it.
+
+    Values are stored with the codec's tagged JSON, so tuples, sets, datetimes and the other supported
+    types come back with their types. See docs/backends/json.md.
+    """
+
+    blocking_io = True
+
+    #: Wall-clock time used for ``created_at``/``expires_at`` (tests replace it on an instance).
+    _clock: Callable[[], float] = staticmethod(time.time)
+
+    def __init__(self, path: str | os.PathLike[str], exclude: Iterable[str] | None = None, *, ttl: TTL = None,
+                 fsync: bool = False) -> None:
+        super().__init__(exclude, ttl=ttl)
+        folder = os.fspath(path)
+        if not isinstance(folder, str):
+            msg = f"JsonCache path must be a str or a pathlib.Path, got {type(folder).__name__}"
+            raise TypeError(msg)
+        self._dir = os.path.abspath(os.path.expanduser(folder))
+        self._fsync = bool(fsync)
+        try:
+            os.makedirs(self._dir, exist_ok=True)
+            self._unlink(self._write_temp("0" * 32, b""))  # can we create files here?
+        except OSError as err:
+            msg = f"JsonCache cannot use the folder {self._dir!r}: {err.strerror or err}; pass a path where a folder can be created and written"
+            raise type(err)(err.errno, msg) from err
+        self._sweep_temp()
+
+    @property
+    def path(self) -> str:
+        """The absolute path of the cache folder."""
+        return self._dir
+
+    @property
+    def fsync(self) -> bool:
+        return self._fsync
+
+    def _file(self, key: int) -> str:
+        return os.path.join(self._dir, key_hex(key) + ".json")
+
+    # ---- writing --------------------------------------------------------------------------------
+    def _write_temp(self, name: str, data: bytes) -> str:
+        """A new temporary file in the folder holding ``data`` (fsync'd with ``fsync=True``); its path."""
+        for _ in range(8):
+            tmp = os.path.join(self._dir, f".{name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
+            try:
+                fd = os.open(tmp, _WRITE_FLAGS, 0o666)
+            except FileExistsError:  # pragma: no cover - 48 random bits collided
+                continue
+            break
+        else:  # pragma: no cover
+            msg = f"could not create a temporary file in {self._dir}"
+            raise FileExistsError(msg)
+        try:
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                if self._fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+        except BaseException:
+            self._unlink(tmp)
+            raise
+        return tmp
+
+    def _set(self, entry: CacheEntry, ttl: float | None) -> None:
+        # Encoding comes first: a value the codec refuses raises ValueEncodingError before any file exists.
+        data = (to_json_record(entry, ttl, self._clock()) + "\n").encode("utf-8")
+        name = key_hex(entry.key)
+        tmp = self._write_temp(name, data)
+        final = os.path.join(self._dir, name + ".json")
+        try:
+            try:
+                os.replace(tmp, final)
+            except OSError:
+                # A folder where the entry file should be (damaged): remove it if it is empty, then retry.
+                if not os.path.isdir(final):
+                    raise
+                os.rmdir(final)
+                os.replace(tmp, final)
+        except BaseException:
+            self._unlink(tmp)
+            raise
+        if self._fsync:
+            self._fsync_dir()
+
+    def _fsync_dir(self) -> None:
+        if os.name == "nt":  # pragma: no cover - Windows cannot open a folder; its renames are metadata-journaled
+            return
+        fd = os.open(self._dir, os.O_RDONLY | _O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    # ---- reading --------------------------------------------------------------------------------
+    @staticmethod
+    def _read(path: str, key: int) -> tuple[CacheEntry, float | None, os.stat_result] | None:
+        """The entry in ``path``, its expiry and the file's stat; None when there is no file.
+
+        Raises:
+            OSError: the file exists but cannot be read (a folder, no permission, ...).
+            ValueDecodingError: the file is not a valid record for ``key``.
+        """
+        try:
+            fd = os.open(path, _READ_FLAGS)
+        except FileNotFoundError:
+            return None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                msg = "not a regular file"
+                raise IsADirectoryError(msg) if stat.S_ISDIR(st.st_mode) else OSError(msg)
+            data = os.read(fd, st.st_size + 1)
+            if len(data) != st.st_size:  # a short read, or a file edited in place since fstat: read to the end
+                chunks = [data]
+                while chunks[-1]:
+                    chunks.append(os.read(fd, 65536))
+                data = b"".join(chunks)
+        finally:
+            os.close(fd)
+        where = os.path.basename(path)
+        entry, expires_at = from_json_record(data, where)
+        return verify(entry, key, where), expires_at, st
+
+    def _expired(self, expires_at: float | None, now: float | None = None) -> bool:
+        return expires_at is not None and expires_at < (self._clock() if now is None else now)
+
+    def _drop_expired(self, path: str, st: os.stat_result) -> bool:
+        """Remove an expired entry file, unless a writer has replaced it since it was read; True if removed."""
+        try:
+            now = os.stat(path)
+        except FileNotFoundError:
+            return False
+        if (now.st_ino, now.st_dev, now.st_mtime_ns) != (st.st_ino, st.st_dev, st.st_mtime_ns):
+            return False  # a store replaced it: that entry is new
+        return self._unlink(path)
+
+    def _load(self, path: str, key: int, warn: bool = True) -> CacheEntry | None:
+        """The live entry in ``path``: None when missing, expired (the file is removed) or damaged (with a
+        warning when ``warn``)."""
+        try:
+            found = self._read(path, key)
+        except (OSError, ValueDecodingError) as err:
+            if warn:
+                damaged(path, err)
+            return None
+        if found is None:
+            return None
+        entry, expires_at, st = found
+        if self._expired(expires_at):
+            self._drop_expired(path, st)
+            return None
+        return entry
+
+    def _get(self, ref: Ref) -> CacheEntry | None:
+        key = ref_key(ref)
+        return self._load(self._file(key), key)
+
+    # ---- listing --------------------------------------------------------------------------------
+    def _entry_files(self) -> list[tuple[str, int]]:
+        """(path, key) of every file named like an entry, sorted by name (a snapshot of the listing)."""
+        with os.scandir(self._dir) as it:
+            names = sorted(d.name for d in it if ENTRY_NAME.fullmatch(d.name))
+        return [(os.path.join(self._dir, n), int(n[:32], 16)) for n in names]
+
+    def _iter(self) -> Iterator[CacheEntry]:
+        for path, key in self._entry_files():
+            entry = self._load(path, key)
+            if entry is not None:
+                yield entry
+
+    def _len(self) -> int:
+        # Exact (expired files are removed, damaged ones not counted) and quiet: list(cache) calls len()
+        # before iterating, and a damaged file should warn once, not twice.
+        return sum(self._load(path, key, warn=False) is not None for path, key in self._entry_files())
+
+    # ---- removing -------------------------------------------------------------------------------
+    @staticmethod
+    def _unlink(path: str) -> bool:
+        """Remove a file; False when it is already gone (or is a folder, which is left alone)."""
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return False
+        except OSError:
+            if os.path.isdir(path):
+                return False
+            raise
+        return True
+
+    def _remove(self, ref: Ref) -> bool:
+        key = ref_key(ref)
+        path = self._file(key)
+        live = self._load(path, key, warn=False) is not None
+        return self._unlink(path) and live
+
+    def _clear(self) -> None:
+        for path, _ in self._entry_files():
+            self._unlink(path)
+        self._sweep_temp()
+
+    def expire(self) -> int:
+        """Remove the files of expired entries now (they are also removed when read); returns how many."""
+        removed = 0
+        now = self._clock()
+        for path, key in self._entry_files():
+            try:
+                found = self._read(path, key)
+            except (OSError, ValueDecodingError):
+                continue  # damaged, not expired: the next store of its key overwrites it
+            if found is not None and self._expired(found[1], now) and self._drop_expired(path, found[2]):
+                removed += 1
+        return removed
+
+    def _sweep_temp(self) -> None:
+        """Remove temporary files left by writers that crashed (older than ``STALE_TEMP_AGE``)."""
+        cutoff = time.time() - STALE_TEMP_AGE
+        with os.scandir(self._dir) as it:
+            for d in it:
+                if not TEMP_NAME.fullmatch(d.name):
+                    continue
+                try:
+                    if d.is_file(follow_symlinks=False) and d.stat(follow_symlinks=False).st_mtime < cutoff:
+                        os.unlink(d.path)
+                except OSError:
+                    continue  # gone already, or not ours to remove
+
+    def __repr__(self) -> str:
+        return f"JsonCache({self._dir!r}{', fsync=True' if self._fsync else ''})"
