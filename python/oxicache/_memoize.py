@@ -194,6 +194,16 @@ class _PythonMemo:
             # The caller still gets its value; nothing was written, so any previous entry survives.
             warnings.warn(f"oxicache: the result of {self.cache_name} was not cached: {err}", CacheWarning, stacklevel=4)
             return
+        except Exception as err:
+            # The backend failed (disk full, permissions, a lost connection): the computed value is still
+            # right, so the caller gets it, with a warning, rather than losing it to a storage error.
+            warnings.warn(
+                f"oxicache: the result of {self.cache_name} was not cached: the backend failed to store it "
+                f"({type(err).__name__}: {err})",
+                CacheWarning,
+                stacklevel=4,
+            )
+            return
         self.cache._count("sets")
         self.count("sets")
 

@@ -506,11 +506,8 @@ impl<'a> Encoder<'a> {
         }
         if obj.is_instance(kt.pure_path.bind(py))? {
             self.out.push(tag::PATH);
-            write_str(
-                self.out,
-                obj.call_method0(pyo3::intern!(py, "as_posix"))?.extract::<&str>()?,
-            );
-            return Ok(());
+            // As any str: a path with surrogate escapes (undecodable file names) takes "surrogatepass".
+            return self.write_py_str(&obj.call_method0(pyo3::intern!(py, "as_posix"))?);
         }
         self.encode_builtin_subclass(obj, depth)
     }
