@@ -203,24 +203,33 @@ fn plain_key<'a>(k: &'a Bound<'_, PyAny>) -> Option<&'a str> {
 
 fn write_dict(out: &mut Vec<u8>, dict: &Bound<'_, PyDict>, depth: usize) -> EncodeResult {
     // Written as a plain object in one pass; a key that can't be a plain key rewinds to the tagged form.
+    /// Why the plain pass stopped: a key that needs the tagged form, or an encoding error.
+    enum Stop {
+        NotPlain,
+        Failed(super::EncodeError),
+    }
     let start = out.len();
     out.push(b'{');
-    let mut plain = true;
-    for (i, (k, v)) in dict.iter().enumerate() {
-        let Some(key) = plain_key(&k) else {
-            plain = false;
-            break;
+    let mut first = true;
+    let plain = super::for_each_item(dict, |k, v| {
+        let Some(key) = plain_key(k) else {
+            return Err(Stop::NotPlain);
         };
-        if i > 0 {
+        if !first {
             out.push(b',');
         }
+        first = false;
         write_str(out, key);
         out.push(b':');
-        encode(&v, out, depth + 1).map_err(|e| e.inside(|| format!("[{key:?}]")).through(dict))?;
-    }
-    if plain {
-        out.push(b'}');
-        return Ok(());
+        encode(v, out, depth + 1).map_err(|e| Stop::Failed(e.inside(|| format!("[{key:?}]")).through(dict)))
+    });
+    match plain {
+        Ok(()) => {
+            out.push(b'}');
+            return Ok(());
+        }
+        Err(Stop::Failed(e)) => return Err(e),
+        Err(Stop::NotPlain) => {}
     }
     out.truncate(start);
     open_tag(out, "dict");
@@ -258,7 +267,7 @@ pub fn encode(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> Encode
         Kind::None => out.extend_from_slice(b"null"),
         Kind::Bool => out.extend_from_slice(if obj.is_truthy()? { b"true" } else { b"false" }),
         Kind::Int => {
-            if let Ok(v) = obj.extract::<i64>() {
+            if let Some(v) = super::small_int(obj) {
                 out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
             } else if let Ok(v) = obj.extract::<u64>() {
                 out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());

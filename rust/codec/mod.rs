@@ -871,3 +871,33 @@ pub fn keybytes_of(obj: &Bound<'_, PyAny>) -> Vec<u8> {
 pub fn revive_keybytes(py: Python<'_>, bytes: &[u8]) -> PyResult<Py<PyAny>> {
     Ok(Py::new(py, crate::key::keybytes::KeyBytes { bytes: bytes.to_vec() })?.into_any())
 }
+
+// ---- fast access to builtins (encoding) -----------------------------------------------------------
+
+/// An exact int's value when it fits in i64 (no error state is set either way).
+#[inline]
+pub fn small_int(obj: &Bound<'_, PyAny>) -> Option<i64> {
+    let mut overflow: std::os::raw::c_int = 0;
+    // SAFETY: `obj` is an exact int (checked by `classify`), for which this never raises.
+    let v = unsafe { ffi::PyLong_AsLongLongAndOverflow(obj.as_ptr(), &mut overflow) };
+    (overflow == 0).then_some(v)
+}
+
+/// Calls `f(key, value)` for each item of `dict`, in order. Each pair is held (incref'd) while `f` runs,
+/// so Python code run by the encoder (a dataclass field, a pydantic getter) cannot free it under us.
+#[inline]
+pub fn for_each_item<'py, E>(
+    dict: &Bound<'py, PyDict>,
+    mut f: impl FnMut(&Bound<'py, PyAny>, &Bound<'py, PyAny>) -> Result<(), E>,
+) -> Result<(), E> {
+    let py = dict.py();
+    let mut pos: ffi::Py_ssize_t = 0;
+    let mut k: *mut ffi::PyObject = std::ptr::null_mut();
+    let mut v: *mut ffi::PyObject = std::ptr::null_mut();
+    // SAFETY: PyDict_Next hands out borrowed references, turned into owned ones before anything runs.
+    while unsafe { ffi::PyDict_Next(dict.as_ptr(), &mut pos, &mut k, &mut v) } != 0 {
+        let (key, value) = unsafe { (Bound::from_borrowed_ptr(py, k), Bound::from_borrowed_ptr(py, v)) };
+        f(&key, &value)?;
+    }
+    Ok(())
+}

@@ -9,6 +9,7 @@ use super::{decode_error, ext, EncodeResult, Kind, MAX_DEPTH};
 
 // ---- writing ---------------------------------------------------------------------------------------
 
+#[inline]
 fn write_uint(out: &mut Vec<u8>, v: u64) {
     if v < 128 {
         out.push(v as u8);
@@ -26,6 +27,7 @@ fn write_uint(out: &mut Vec<u8>, v: u64) {
     }
 }
 
+#[inline]
 fn write_int(out: &mut Vec<u8>, v: i64) {
     if v >= 0 {
         write_uint(out, v as u64);
@@ -45,6 +47,7 @@ fn write_int(out: &mut Vec<u8>, v: i64) {
     }
 }
 
+#[inline]
 fn write_header(out: &mut Vec<u8>, len: usize, fix: Option<(u8, usize)>, forms: [u8; 3]) {
     match fix {
         Some((base, limit)) if len < limit => out.push(base | len as u8),
@@ -60,24 +63,29 @@ fn write_header(out: &mut Vec<u8>, len: usize, fix: Option<(u8, usize)>, forms: 
     }
 }
 
+#[inline]
 fn write_str(out: &mut Vec<u8>, s: &str) {
     write_header(out, s.len(), Some((0xa0, 32)), [0xd9, 0xda, 0xdb]);
     out.extend_from_slice(s.as_bytes());
 }
 
+#[inline]
 fn write_bin(out: &mut Vec<u8>, b: &[u8]) {
     write_header(out, b.len(), None, [0xc4, 0xc5, 0xc6]);
     out.extend_from_slice(b);
 }
 
+#[inline]
 fn write_array_header(out: &mut Vec<u8>, len: usize) {
     write_header(out, len, Some((0x90, 16)), [0, 0xdc, 0xdd]);
 }
 
+#[inline]
 fn write_map_header(out: &mut Vec<u8>, len: usize) {
     write_header(out, len, Some((0x80, 16)), [0, 0xde, 0xdf]);
 }
 
+#[inline]
 fn write_f64(out: &mut Vec<u8>, v: f64) {
     out.push(0xcb);
     out.extend_from_slice(&v.to_be_bytes());
@@ -110,17 +118,17 @@ fn write_items<'py>(
 
 fn write_dict(out: &mut Vec<u8>, dict: &Bound<'_, PyDict>, depth: usize) -> EncodeResult {
     write_map_header(out, dict.len());
-    for (k, v) in dict.iter() {
-        encode(&k, out, depth + 1).map_err(|e| e.inside(|| " (a dict key)".into()).through(dict))?;
-        encode(&v, out, depth + 1).map_err(|e| {
+    super::for_each_item(dict, |k, v| {
+        encode(k, out, depth + 1).map_err(|e| e.inside(|| " (a dict key)".into()).through(dict))?;
+        encode(v, out, depth + 1).map_err(|e| {
             e.inside(|| format!("[{}]", k.repr().map(|r| r.to_string()).unwrap_or_default()))
                 .through(dict)
-        })?;
-    }
-    Ok(())
+        })
+    })
 }
 
 /// A str value: UTF-8, or ext 21 (UTF-8 with surrogatepass) when it holds lone surrogates.
+#[inline]
 fn write_str_value(out: &mut Vec<u8>, s: &Bound<'_, PyString>) -> EncodeResult {
     match s.to_str() {
         Ok(text) => write_str(out, text),
@@ -145,7 +153,7 @@ pub fn encode(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> Encode
         Kind::None => out.push(0xc0),
         Kind::Bool => out.push(if obj.is_truthy()? { 0xc3 } else { 0xc2 }),
         Kind::Int => {
-            if let Ok(v) = obj.extract::<i64>() {
+            if let Some(v) = super::small_int(obj) {
                 write_int(out, v);
             } else if let Ok(v) = obj.extract::<u64>() {
                 write_uint(out, v);
