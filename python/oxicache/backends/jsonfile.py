@@ -149,9 +149,11 @@ class JsonCache(BaseCache):
             OSError: the file exists but cannot be read (a folder, no permission, ...).
             ValueDecodingError: the file is not a valid record for ``key``.
         """
+        if not os.access(path, os.F_OK):
+            return None  # the usual miss, without the ~5 us of a raised FileNotFoundError
         try:
             fd = os.open(path, _READ_FLAGS)
-        except FileNotFoundError:
+        except FileNotFoundError:  # removed since the check
             return None
         try:
             st = os.fstat(fd)
