@@ -1,0 +1,280 @@
+"""The SQL layer of ``DatabaseCache``: its pooled DBAPI connections, precompiled statements and table."""
+
+from __future__ import annotations
+
+import hashlib
+import operator
+import os
+import threading
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.sql.compiler import SQLCompiler
+    from sqlalchemy.sql.schema import Table
+
+MAX_FUNC = 255  # the size of the func column
+BUSY_TIMEOUT_MS = 30_000
+INHERITED: list[Any] = []  # connections a forked child must neither use nor close
+
+
+class Checkout:
+    """One connection checked out of the engine's pool for good, in autocommit mode: each statement is
+    its own transaction, so a read never leaves one open, and a write is committed when it returns."""
+
+    __slots__ = ("cursor", "dbapi", "dialect", "fairy", "generation", "pid")
+
+    def __init__(self, engine: Engine, generation: int) -> None:
+        self.pid, self.generation = os.getpid(), generation
+        fairy: Any = engine.raw_connection()
+        dbapi: Any = fairy.dbapi_connection
+        engine.dialect.set_isolation_level(dbapi, "AUTOCOMMIT")
+        self.fairy, self.dbapi, self.dialect = fairy, dbapi, engine.dialect
+        self.cursor: Any = dbapi.cursor()
+
+    def release(self, invalidate: BaseException | None = None) -> None:
+        """Back to the engine's pool (or closed, when ``invalidate`` says the connection is broken)."""
+        fairy, self.fairy = self.fairy, None
+        if fairy is None:
+            return
+        if self.pid != os.getpid():
+            # Inherited through fork: the socket or file is the parent's. Closing it, or letting
+            # SQLAlchemy finalize it (a rollback), could disturb the parent's session: never touch it.
+            INHERITED.append((fairy, self.dbapi, self.cursor))
+            return
+        try:
+            if invalidate is not None:
+                fairy.invalidate(invalidate)
+                return
+            self.cursor.close()
+            self.dialect.reset_isolation_level(self.dbapi)
+            fairy.close()
+        except Exception:  # noqa: BLE001 - the connection may be gone already
+            fairy.invalidate()
+
+
+class Pool:
+    """The cache's connections, shared by its threads. An operation takes an idle connection (a lock-free
+    deque pop), runs one statement, and puts it back. When none is idle it waits for one, while one new
+    connection at a time is opened: a burst of threads or ``asyncio.to_thread`` workers reuses a few
+    connections instead of paying a connect (milliseconds) per thread or holding one per thread.
+    ``limit=1`` serializes a ``:memory:`` database's single connection."""
+
+    def __init__(self, engine: Engine, limit: int | None) -> None:
+        self.engine, self.limit = engine, limit
+        self.idle: deque[Checkout] = deque()
+        self.members: set[Checkout] = set()  # every open one, idle or in use (for fork and close)
+        self.cond = threading.Condition(threading.Lock())
+        self.waiters = self.count = self.generation = 0
+        self.opening = False
+
+    def take(self) -> Checkout:
+        try:
+            return self.idle.pop()
+        except IndexError:
+            return self._wait()
+
+    def _wait(self) -> Checkout:
+        with self.cond:
+            self.waiters += 1  # before looking at idle: give() then knows to notify
+            try:
+                while not self.idle:
+                    if not self.opening and (self.limit is None or self.count < self.limit):
+                        self.opening = True
+                        self.count += 1
+                        generation = self.generation
+                        break
+                    self.cond.wait(0.05)
+                else:
+                    return self.idle.pop()
+            finally:
+                self.waiters -= 1
+        try:
+            holder = Checkout(self.engine, generation)
+        except BaseException:
+            with self.cond:
+                self.count -= 1
+                self.opening = False
+                self.cond.notify()
+            raise
+        with self.cond:
+            self.opening = False
+            self.members.add(holder)
+            self.cond.notify()  # a waiter may open the next one if the demand lasts
+        return holder
+
+    def give(self, holder: Checkout) -> None:
+        if holder.generation != self.generation:  # from before close() or fork
+            self.members.discard(holder)
+            holder.release()
+            return
+        self.idle.append(holder)
+        if self.waiters:
+            with self.cond:
+                self.cond.notify()
+
+    def discard(self, holder: Checkout, err: BaseException, lost: bool) -> None:
+        """Close a connection that failed mid-statement; when the server dropped it, the idle ones are
+        presumably gone too (a restart): close those as well."""
+        with self.cond:
+            dropped = [holder]
+            if lost:
+                dropped += self.idle
+                self.idle.clear()
+            for h in dropped:
+                if h.generation == self.generation:
+                    self.count -= 1
+                self.members.discard(h)
+            self.cond.notify_all()
+        for h in dropped:
+            h.release(invalidate=err)
+
+    def close(self, dispose: bool = True) -> None:
+        """Release every idle connection now and busy ones when they come back; later use reconnects."""
+        with self.cond:
+            self.generation += 1
+            held = list(self.idle)
+            self.idle.clear()
+            self.count = 0
+            self.cond.notify_all()
+        for holder in held:
+            self.members.discard(holder)
+            holder.release()
+        if dispose:
+            self.engine.dispose()
+
+    def forget(self, dispose: bool) -> None:
+        """In a forked child: the parent's connections are neither used nor closed; new ones are opened."""
+        self.cond = threading.Condition(threading.Lock())  # another thread may have held it at fork time
+        self.generation += 1
+        INHERITED.extend((h.fairy, h.dbapi, h.cursor) for h in self.members)
+        self.idle.clear()
+        self.members = set()
+        self.waiters = self.count = 0
+        self.opening = False
+        if dispose:
+            self.engine.dispose(close=False)
+
+
+class Stmt:
+    """A statement compiled once for the engine's dialect: its SQL and a function from a dict of
+    values to the driver's parameters (a tuple in the bind order, or the dict itself)."""
+
+    __slots__ = ("args", "sql")
+
+    def __init__(self, compiled: SQLCompiler) -> None:
+        self.sql = str(compiled)
+        defaults = {k: v for k, v in compiled.params.items() if v is not None}  # e.g. the LIMIT
+        names: list[str] | None = list(compiled.positiontup or ()) if compiled.positional else None
+        self.args: Callable[[dict[str, Any]], Any]
+        if names is None:
+            self.args = (lambda v: {**defaults, **v}) if defaults else (lambda v: v)
+        elif defaults:
+            self.args = lambda v: tuple({**defaults, **v}[n] for n in names)
+        elif len(names) == 1:
+            name = names[0]
+            self.args = lambda v: (v[name],)
+        elif not names:
+            self.args = lambda v: ()
+        else:
+            self.args = operator.itemgetter(*names)
+
+
+def sqlite_pragmas(memory: bool) -> Callable[[Any, Any], None]:
+    """The ``connect`` listener that sets up every new SQLite connection: a 30 s busy timeout, and for a
+    file WAL mode (readers never block the writer) with ``synchronous=NORMAL``."""
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cur = dbapi_connection.cursor()
+        try:
+            cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            if not memory:
+                _wal(cur)
+                cur.execute("PRAGMA synchronous = NORMAL")
+        finally:
+            cur.close()
+
+    return on_connect
+
+
+def _wal(cur: Any) -> None:
+    """Switch a new database file to WAL. Switching takes an exclusive lock and SQLite does not wait
+    on the busy timeout for it: processes opening a new file at once can see "database is locked",
+    so retry until the busy timeout (once one of them switched the file, the others find it in WAL)."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            if cur.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                cur.execute("PRAGMA journal_mode = WAL")
+            return
+        except Exception as err:
+            if "locked" not in str(err) and "busy" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
+
+
+def index_name(table: str, suffix: str) -> str:
+    """``<table>_<suffix>``, shortened with a hash of the table name past 63 characters (PostgreSQL's and
+    MySQL's identifier limit)."""
+    name = f"{table}_{suffix}"
+    if len(name) <= 63:
+        return name
+    return f"{table[:40]}_{hashlib.sha256(table.encode()).hexdigest()[:8]}_{suffix}"
+
+
+def build_table(sa: Any, name: str, dialect: str) -> Table:
+    """The table: JSON text columns (PostgreSQL ``json``, which keeps the text as written; MySQL
+    ``LONGTEXT``, since its JSON type reorders object keys; SQLite ``TEXT``)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        json: Any = postgresql.JSON
+        options: dict[str, str] = {}
+    elif dialect == "mysql":
+        from sqlalchemy.dialects import mysql
+
+        json = mysql.LONGTEXT
+        options = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
+    else:
+        json = sa.Text
+        options = {}
+    table: Table = sa.Table(
+        name,
+        sa.MetaData(),
+        sa.Column("key", sa.String(32), primary_key=True),
+        sa.Column("func", sa.String(MAX_FUNC), nullable=False),
+        sa.Column("inputs", json(), nullable=False),
+        sa.Column("output", json(), nullable=True),
+        sa.Column("expected", json(), nullable=True),
+        sa.Column("metadata", json(), nullable=False),
+        sa.Column("scheme", sa.SmallInteger(), nullable=False),
+        sa.Column("created_at", sa.Double(), nullable=False),  # DOUBLE: MySQL's FLOAT is 4 bytes
+        sa.Column("expires_at", sa.Double(), nullable=True),
+        sa.Index(index_name(name, "func"), "func"),
+        sa.Index(index_name(name, "expires_at"), "expires_at"),
+        **options,
+    )
+    return table
+
+
+def upsert(sa: Any, t: Table, dialect: str) -> Any:
+    """One atomic statement: insert the row, or replace every column of the row with that key."""
+    values: dict[str, Any] = {c.name: sa.bindparam(c.name, type_=c.type) for c in t.c}
+    names = [c.name for c in t.c if c.name != "key"]
+    if dialect == "mysql":
+        from sqlalchemy.dialects.mysql import insert as mysql_insert
+
+        stmt = mysql_insert(t).values(values)
+        return stmt.on_duplicate_key_update({n: stmt.inserted[n] for n in names})
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        for n in ("inputs", "output", "expected", "metadata"):  # text in, stored as json
+            values[n] = sa.cast(sa.bindparam(n, type_=sa.Text()), t.c[n].type)
+        pstmt = pg_insert(t).values(values)
+        return pstmt.on_conflict_do_update(index_elements=[t.c.key], set_={n: pstmt.excluded[n] for n in names})
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    sstmt = sqlite_insert(t).values(values)
+    return sstmt.on_conflict_do_update(index_elements=[t.c.key], set_={n: sstmt.excluded[n] for n in names})
