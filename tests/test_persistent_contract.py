@@ -193,3 +193,23 @@ def test_two_processes_writing_the_same_keys_leave_one_intact_entry_each(cache, 
     assert sorted(e.inputs["x"] for e in entries) == keys
     for e in entries:
         assert e.output["square"] == e.inputs["x"] ** 2 and e.output["pid"] in ("a", "b")
+
+
+def test_cache_info_and_cache_clear_are_per_function(cache):
+    @cache.memoize(name="a")
+    def a(x):
+        return x
+
+    @cache.memoize(name="b")
+    def b(x):
+        return -x
+
+    for x in range(3):
+        a(x)
+        b(x)
+    cache.set("a", output=1, x=99, ttl=0.05)  # expired entries are not counted
+    time.sleep(0.1)
+    assert a.cache_info().currsize == 3 and b.cache_info().currsize == 3
+    a.cache_clear()
+    assert a.cache_info() == (0, 0, None, 0)
+    assert sorted(e.func for e in cache) == ["b", "b", "b"]

@@ -212,15 +212,13 @@ class _PythonMemo:
         self.count("errors")
 
     def cache_info(self) -> CacheInfo:
-        size = sum(1 for e in self.cache._iter() if e.func == self.cache_name)
+        size = self.cache._count_func(self.cache_name)
         with self.counts_lock:
             c = dict(self.counts)
         return CacheInfo(c["hits"], c["misses"], getattr(self.cache, "max_size", None), size, c["sets"], c["errors"])
 
     def cache_clear(self) -> None:
-        for entry in list(self.cache._iter()):
-            if entry.func == self.cache_name:
-                self.cache._remove(entry)
+        self.cache._clear_func(self.cache_name)
         with self.counts_lock:
             self.counts = dict.fromkeys(self.counts, 0)
 

@@ -87,6 +87,14 @@ class BaseCache:
     def _len(self) -> int:
         return sum(1 for _ in self._iter())
 
+    def _count_func(self, func: str) -> int:
+        """Live entries of one function identity (memoized functions' ``cache_info().currsize``)."""
+        return sum(1 for e in self._iter() if e.func == func)
+
+    def _clear_func(self, func: str) -> int:
+        """Removes the entries of one function identity (``fn.cache_clear()``); returns how many."""
+        return sum(1 for e in list(self._iter()) if e.func == func and self._remove(e))
+
     def _count(self, name: str, n: int = 1) -> None:
         with self._counts_lock:
             self._counts[name] += n

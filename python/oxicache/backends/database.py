@@ -293,6 +293,9 @@ class DatabaseCache(BaseCache):
         self._q_expire = comp(sa.delete(t).where(c.expires_at <= now))
         self._q_clear = comp(sa.delete(t))
         self._q_count = comp(sa.select(sa.func.count()).select_from(t).where(live))
+        func = sa.bindparam("func")
+        self._q_count_func = comp(sa.select(sa.func.count()).select_from(t).where(c.func == func, live))
+        self._q_clear_func = comp(sa.delete(t).where(c.func == func))
         after = sa.bindparam("after")
         self._q_page = comp(sa.select(c.key, *data).where(c.key > after, live).order_by(c.key).limit(_PAGE))
 
@@ -396,6 +399,13 @@ class DatabaseCache(BaseCache):
 
     def _clear(self) -> None:
         self._run(self._q_clear, self._q_clear.args({}), 0)
+
+    def _count_func(self, func: str) -> int:
+        row = self._run(self._q_count_func, self._q_count_func.args({"func": func, "now": time.time()}), 1)
+        return int(row[0])
+
+    def _clear_func(self, func: str) -> int:
+        return int(self._run(self._q_clear_func, self._q_clear_func.args({"func": func}), 0))
 
     # ---- public extras --------------------------------------------------------------------------
     def expire(self) -> int:
