@@ -18,7 +18,14 @@ from oxicache.backends.memory import InMemCache
 from oxicache.backends.none import NoCache
 from oxicache.base import BaseCache
 from oxicache.controls import bypass, refresh
-from oxicache.errors import CacheError, CacheWarning, KeyEncodingError, ValueDecodingError, ValueEncodingError
+from oxicache.errors import (
+    CacheError,
+    CacheWarning,
+    DatabaseConnectionError,
+    KeyEncodingError,
+    ValueDecodingError,
+    ValueEncodingError,
+)
 from oxicache.info import CacheInfo
 from oxicache.keys import KEY_SCHEME_VERSION, register_key_encoder
 
@@ -32,6 +39,7 @@ __all__ = [
     "CacheWarning",
     "CallbackCache",
     "DatabaseCache",
+    "DatabaseConnectionError",
     "DiskCache",
     "InMemCache",
     "JsonCache",

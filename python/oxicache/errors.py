@@ -1,6 +1,6 @@
 """Exceptions raised by oxicache."""
 
-__all__ = ["CacheError", "CacheWarning", "KeyEncodingError", "ValueDecodingError", "ValueEncodingError"]
+__all__ = ["CacheError", "CacheWarning", "DatabaseConnectionError", "KeyEncodingError", "ValueDecodingError", "ValueEncodingError"]
 
 
 class CacheError(Exception):
@@ -30,3 +30,8 @@ class ValueDecodingError(CacheError, ValueError):
 class CacheWarning(UserWarning):
     """Something went wrong with the cache, not with the call: a result that could not be stored (the
     caller still got it), or a damaged record that was read as a miss."""
+
+
+class DatabaseConnectionError(CacheError, ConnectionError):
+    """The database named by a DatabaseCache's settings cannot be opened or reached (raised when the cache
+    is created, naming the URL without its password)."""

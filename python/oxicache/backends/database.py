@@ -22,7 +22,7 @@ from oxicache.backends._sql import (
 from oxicache.backends._records import damaged, from_columns, key_hex, ref_key, to_columns, verify
 from oxicache.base import BaseCache, Ref
 from oxicache.durations import TTL
-from oxicache.errors import CacheError, ValueDecodingError, ValueEncodingError
+from oxicache.errors import DatabaseConnectionError, ValueDecodingError, ValueEncodingError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Engine
@@ -49,10 +49,6 @@ _EXTRAS = {"sqlite": "sqlite", "postgresql": "postgresql", "mysql": "mysql", "ma
 _DATA_COLUMNS = ("func", "inputs", "output", "expected", "metadata")
 _PAGE = 1000  # rows per query when iterating
 _CONNECT_TIMEOUT = 10  # seconds, for servers; a connect_timeout in the URL or engine_options wins
-
-
-class DatabaseConnectionError(CacheError, ConnectionError):
-    """The database named by a DatabaseCache's settings cannot be opened or reached."""
 
 
 def _sqlalchemy(extra: str) -> Any:
