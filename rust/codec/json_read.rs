@@ -260,23 +260,38 @@ impl<'a, 'py> Parser<'a, 'py> {
         Ok(v)
     }
 
+    /// After an opening bracket: true (and consumed) when `close` follows at once.
+    fn empty(&mut self, close: u8) -> bool {
+        self.ws();
+        let empty = self.peek() == Some(close);
+        self.pos += usize::from(empty);
+        empty
+    }
+
+    /// After an item: true when a `,` (another item) follows, false at `close`; both consumed.
+    fn more(&mut self, close: u8) -> PyResult<bool> {
+        self.ws();
+        match self.peek() {
+            Some(b',') => {
+                self.pos += 1;
+                Ok(true)
+            }
+            Some(c) if c == close => {
+                self.pos += 1;
+                Ok(false)
+            }
+            _ => Err(self.fail(&format!("expected ',' or '{}'", close as char))),
+        }
+    }
+
     fn array(&mut self, depth: usize) -> PyResult<Bound<'py, PyAny>> {
         self.pos += 1;
         let mut items: Vec<Py<PyAny>> = Vec::new();
-        self.ws();
-        if self.peek() == Some(b']') {
-            self.pos += 1;
-        } else {
+        if !self.empty(b']') {
             loop {
                 items.push(self.value(depth + 1)?.unbind());
-                self.ws();
-                match self.peek() {
-                    Some(b',') => self.pos += 1,
-                    Some(b']') => {
-                        self.pos += 1;
-                        break;
-                    }
-                    _ => return Err(self.fail("expected ',' or ']'")),
+                if !self.more(b']')? {
+                    break;
                 }
             }
         }
@@ -289,9 +304,7 @@ impl<'a, 'py> Parser<'a, 'py> {
         self.pos += 1;
         let members = PyDict::new(py);
         let mut tagged: Option<(String, Bound<'py, PyAny>)> = None;
-        self.ws();
-        if self.peek() == Some(b'}') {
-            self.pos += 1;
+        if self.empty(b'}') {
             return Ok(members.into_any());
         }
         loop {
@@ -326,14 +339,8 @@ impl<'a, 'py> Parser<'a, 'py> {
                 let v = self.value(member_level)?;
                 members.set_item(k, v)?;
             }
-            self.ws();
-            match self.peek() {
-                Some(b',') => self.pos += 1,
-                Some(b'}') => {
-                    self.pos += 1;
-                    break;
-                }
-                _ => return Err(self.fail("expected ',' or '}'")),
+            if !self.more(b'}')? {
+                break;
             }
         }
         match tagged {
@@ -347,9 +354,7 @@ impl<'a, 'py> Parser<'a, 'py> {
     fn pairs(&mut self, depth: usize) -> PyResult<Bound<'py, PyAny>> {
         let dict = PyDict::new(self.py);
         self.expect(b'[')?;
-        self.ws();
-        if self.peek() == Some(b']') {
-            self.pos += 1;
+        if self.empty(b']') {
             return Ok(dict.into_any());
         }
         loop {
@@ -361,14 +366,8 @@ impl<'a, 'py> Parser<'a, 'py> {
                 .map_err(|_| self.fail("a $dict pair must have two items"))?;
             dict.set_item(k, v)
                 .map_err(|e| self.fail(&format!("an unusable dict key ({e})")))?;
-            self.ws();
-            match self.peek() {
-                Some(b',') => self.pos += 1,
-                Some(b']') => {
-                    self.pos += 1;
-                    return Ok(dict.into_any());
-                }
-                _ => return Err(self.fail("expected ',' or ']'")),
+            if !self.more(b']')? {
+                return Ok(dict.into_any());
             }
         }
     }

@@ -641,9 +641,14 @@ pub fn npscalar_parts(obj: &Bound<'_, PyAny>) -> Result<(String, Vec<u8>), Encod
     ))
 }
 
-fn check_dtype(dtype: &Bound<'_, PyAny>) -> Result<(), EncodeError> {
+/// Object and structured dtypes hold arbitrary objects: never encoded, never decoded.
+fn is_plain_dtype(dtype: &Bound<'_, PyAny>) -> PyResult<bool> {
     let kind: String = dtype.getattr("kind")?.extract()?;
-    if matches!(kind.as_str(), "O" | "V") {
+    Ok(!matches!(kind.as_str(), "O" | "V"))
+}
+
+fn check_dtype(dtype: &Bound<'_, PyAny>) -> Result<(), EncodeError> {
+    if !is_plain_dtype(dtype)? {
         return Err(EncodeError::new(format!(
             "numpy dtype '{}' (object or structured) has no encoding; convert the array to a list or a plain dtype",
             dtype.str()?
@@ -652,41 +657,36 @@ fn check_dtype(dtype: &Bound<'_, PyAny>) -> Result<(), EncodeError> {
     Ok(())
 }
 
-fn numpy_module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
-    py.import("numpy")
-        .map_err(|_| decode_error(py, "the stored value holds a numpy array, and numpy is not installed"))
+/// numpy and the stored dtype (object and structured dtypes refused).
+fn decoded_dtype<'py>(py: Python<'py>, dtype: &str) -> PyResult<(Bound<'py, PyModule>, Bound<'py, PyAny>)> {
+    let np = py
+        .import("numpy")
+        .map_err(|_| decode_error(py, "the stored value holds a numpy array, and numpy is not installed"))?;
+    let dtype = np.getattr("dtype")?.call1((dtype,))?;
+    if !is_plain_dtype(&dtype)? {
+        return Err(decode_error(
+            py,
+            "the stored numpy dtype is object or structured, which is never decoded",
+        ));
+    }
+    Ok((np, dtype))
 }
 
 pub fn revive_ndarray(py: Python<'_>, dtype: &str, shape: &[usize], data: &[u8]) -> PyResult<Py<PyAny>> {
-    let np = numpy_module(py)?;
-    let dtype = np.getattr("dtype")?.call1((dtype,))?;
-    check_decoded_dtype(py, &dtype)?;
+    let (np, dtype) = decoded_dtype(py, dtype)?;
     let flat = np.getattr("frombuffer")?.call1((PyBytes::new(py, data), &dtype))?;
     let shaped = flat.call_method1("reshape", (PyTuple::new(py, shape)?,))?;
     Ok(shaped.call_method0("copy")?.unbind()) // writable, owning its memory
 }
 
 pub fn revive_npscalar(py: Python<'_>, dtype: &str, data: &[u8]) -> PyResult<Py<PyAny>> {
-    let np = numpy_module(py)?;
-    let dtype = np.getattr("dtype")?.call1((dtype,))?;
-    check_decoded_dtype(py, &dtype)?;
+    let (np, dtype) = decoded_dtype(py, dtype)?;
     if dtype.getattr("itemsize")?.extract::<usize>()? == 0 {
         // S0 / U0: the empty scalar (its tobytes() still holds one NUL character)
         return Ok(dtype.getattr("type")?.call0()?.unbind());
     }
     let flat = np.getattr("frombuffer")?.call1((PyBytes::new(py, data), &dtype))?;
     Ok(flat.get_item(0)?.unbind())
-}
-
-fn check_decoded_dtype(py: Python<'_>, dtype: &Bound<'_, PyAny>) -> PyResult<()> {
-    let kind: String = dtype.getattr("kind")?.extract()?;
-    if matches!(kind.as_str(), "O" | "V") {
-        return Err(decode_error(
-            py,
-            "the stored numpy dtype is object or structured, which is never decoded",
-        ));
-    }
-    Ok(())
 }
 
 /// Minimal two's-complement big-endian bytes of an int outside the 64-bit range.

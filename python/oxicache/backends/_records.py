@@ -17,20 +17,18 @@ import warnings
 from typing import Any, Mapping
 
 from oxicache._core import KEY_SCHEME_VERSION, CacheEntry, KeyBytes, canonical_bytes
-from oxicache.codec import decode_binary, decode_json, encode_binary, encode_json
+from oxicache.codec import decode_json, encode_binary, encode_json
 from oxicache.errors import CacheWarning, ValueDecodingError, ValueEncodingError
 
 __all__ = [
     "KEY_SCHEME_VERSION",
     "damaged",
     "entry_of",
-    "from_binary",
     "from_columns",
     "from_json_record",
     "key_hex",
     "record_of",
     "ref_key",
-    "to_binary",
     "to_columns",
     "to_json_record",
     "verify",
@@ -137,14 +135,6 @@ def entry_of(record: Any, where: str) -> CacheEntry:
         msg = f"{where}: not an oxicache record"
         raise ValueDecodingError(msg)
     return _entry(record["f"], record["i"], record.get("o", ...), record.get("e", ...), record.get("m", {}), where)
-
-
-def to_binary(entry: CacheEntry, now: float | None = None) -> bytes:
-    return encode_binary(record_of(entry, now))
-
-
-def from_binary(blob: bytes, where: str) -> CacheEntry:
-    return entry_of(decode_binary(blob), where)
 
 
 def verify(entry: CacheEntry, key: int, where: str) -> CacheEntry:
