@@ -1,9 +1,20 @@
 #!/usr/bin/env bash
 # Sets everything up and runs every test: Rust unit tests, then the Python suite (which includes the
-# golden key vectors, property tests and cross-process checks). Extra arguments go to pytest.
+# golden key vectors, property tests, cross-process checks and the database tests). Extra arguments go
+# to pytest.
+#
+# The database tests need PostgreSQL and MariaDB: unless OXICACHE_PG_URL / OXICACHE_MYSQL_URL are
+# already set, scripts/db-servers.sh installs and starts both (root or passwordless sudo), and the tests
+# then must reach them (OXICACHE_REQUIRE_SERVERS=1). OXICACHE_SKIP_SERVERS=1 skips that step; the
+# database tests then skip too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+if [ -z "${OXICACHE_PG_URL:-}${OXICACHE_MYSQL_URL:-}" ] && [ "${OXICACHE_SKIP_SERVERS:-0}" != 1 ]; then
+    db_env=$(bash scripts/db-servers.sh)  # an assignment, so that set -e sees a failure
+    eval "$db_env"
+    export OXICACHE_REQUIRE_SERVERS=1
+fi
 # shellcheck disable=SC1091
 . .venv/bin/activate
 
