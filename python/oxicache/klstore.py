@@ -1,0 +1,239 @@
+"""``CacheKLStore``: knowledge objects (anything with an ``id``) kept in any oxicache backend.
+
+Each object is one cache entry: ``func`` is the store's identity ``"oxicache.klstore:<name>"``, ``inputs``
+is ``{"id": <the object's id>}`` and ``output`` is the object itself. Persistent backends store the object
+with the value codec, so dataclasses, pydantic models, named tuples and plain dicts come back with their
+types (docs/klstore.md). ``len``, iteration and ``clear`` see only this store's entries: two stores with
+different names share a cache without seeing each other, and the cache's other entries are left alone.
+
+>>> from dataclasses import dataclass
+>>> from oxicache import InMemCache
+>>> @dataclass
+... class Fact:
+...     id: int
+...     text: str
+>>> store = CacheKLStore(InMemCache(), name="facts")
+>>> store.store(Fact(1, "water boils at 100 C"))
+>>> store.retrieve(1)
+Fact(id=1, text='water boils at 100 C')
+>>> len(store), 1 in store, store.get(2)
+(1, True, None)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Iterable, Iterator
+
+from oxicache._core import CacheEntry
+from oxicache.base import BaseCache
+
+__all__ = ["FUNC_PREFIX", "CacheKLStore"]
+
+#: The ``func`` of a store's entries is this prefix followed by the store's name.
+FUNC_PREFIX = "oxicache.klstore:"
+
+_NO_DEFAULT: Any = object()
+
+
+def object_id(obj: Any) -> Any:
+    """The id of a knowledge object: ``obj["id"]`` for a mapping, otherwise ``obj.id``.
+
+    Raises:
+        TypeError: the object has no id, or its id is None.
+    """
+    if isinstance(obj, Mapping):
+        if "id" not in obj:
+            msg = f'CacheKLStore stores objects with an id: this {type(obj).__name__} has no "id" key (keys: {sorted(map(str, obj))[:8]})'
+            raise TypeError(msg)
+        kid = obj["id"]
+    else:
+        try:
+            kid = obj.id
+        except AttributeError:
+            msg = (f"CacheKLStore stores objects with an id: {type(obj).__name__} has no `id` attribute; "
+                   'give it one (a dataclass or pydantic field) or store a dict with an "id" key')
+            raise TypeError(msg) from None
+    if kid is None:
+        msg = f"CacheKLStore cannot store a {type(obj).__name__} whose id is None"
+        raise TypeError(msg)
+    return kid
+
+
+class CacheKLStore:
+    """A store of knowledge objects by id, on any cache.
+
+    Args:
+        cache: any oxicache cache; persistent backends keep the objects across processes.
+        name: the store's name; entries are stored under ``func="oxicache.klstore:<name>"``, so stores
+            with different names on one cache are separate.
+        types: classes to allow when decoding (``oxicache.codec.allow``): a process that reads objects of a
+            dataclass or pydantic model before it has stored one must name the class here.
+
+    ``store(obj)`` (the guide's name) and ``upsert(obj)`` write the object, replacing one with the same id;
+    ``insert(obj)`` writes it only when the id is absent. ``retrieve(id)`` and ``store[id]`` raise
+    ``KeyError`` for an absent id; ``get(id, default)`` returns the default. Ids are compared by their
+    cache key, so ``1`` and ``"1"`` (and ``1.0``, ``True``) are different ids.
+
+    The cache's own ``exclude`` does not apply to a store's entries, and the cache's default ``ttl`` does.
+    """
+
+    def __init__(self, cache: BaseCache, name: str = "default", *, types: Iterable[type] = ()) -> None:
+        if not isinstance(cache, BaseCache):
+            msg = f"CacheKLStore needs an oxicache cache (InMemCache, DiskCache, ...), got {type(cache).__name__}"
+            raise TypeError(msg)
+        if not isinstance(name, str) or not name:
+            msg = f"CacheKLStore name must be a non-empty str, got {name!r}"
+            raise ValueError(msg)
+        types = tuple(types)
+        if types:
+            from oxicache.codec import allow
+
+            allow(*types)
+        self.cache = cache
+        self.name = name
+        self.func = FUNC_PREFIX + name
+
+    # ---- entries --------------------------------------------------------------------------------
+    def _probe(self, kid: Any) -> CacheEntry:
+        if kid is None:
+            msg = "CacheKLStore ids are never None"
+            raise TypeError(msg)
+        return CacheEntry(self.func, {"id": kid})
+
+    def _entry(self, obj: Any) -> CacheEntry:
+        return CacheEntry(self.func, {"id": object_id(obj)}, output=obj)
+
+    # ---- writing --------------------------------------------------------------------------------
+    def upsert(self, obj: Any) -> None:
+        """Store ``obj`` under its id, replacing any object stored with that id."""
+        self.cache.add(self._entry(obj))
+
+    def store(self, obj: Any) -> None:
+        """The guide's name for ``upsert``: store ``obj``, replacing any object with the same id."""
+        self.upsert(obj)
+
+    def insert(self, obj: Any) -> bool:
+        """Store ``obj`` only when no object with its id is stored; True when it was stored.
+
+        The check and the write are two operations: two writers racing on one id may both store.
+        """
+        entry = self._entry(obj)
+        if self.cache._has(entry):
+            return False
+        self.cache.add(entry)
+        return True
+
+    def upsert_many(self, objs: Iterable[Any]) -> int:
+        """``upsert`` each object in turn; returns how many were stored. Every object's id is checked
+        before anything is written."""
+        entries = [self._entry(obj) for obj in objs]
+        for entry in entries:
+            self.cache.add(entry)
+        return len(entries)
+
+    def store_many(self, objs: Iterable[Any]) -> int:
+        """The guide-style name for ``upsert_many``."""
+        return self.upsert_many(objs)
+
+    def insert_many(self, objs: Iterable[Any]) -> int:
+        """``insert`` each object; returns how many were stored (absent ids only)."""
+        entries = [self._entry(obj) for obj in objs]
+        stored = 0
+        for entry in entries:
+            if not self.cache._has(entry):
+                self.cache.add(entry)
+                stored += 1
+        return stored
+
+    # ---- reading --------------------------------------------------------------------------------
+    def get(self, kid: Any, default: Any = None) -> Any:
+        """The object stored under ``kid``, or ``default`` when there is none."""
+        entry = self.cache._lookup(self._probe(kid))
+        return default if entry is None else entry.output
+
+    def retrieve(self, kid: Any) -> Any:
+        """The object stored under ``kid``.
+
+        Raises:
+            KeyError: no object has this id in this store.
+        """
+        value = self.get(kid, _NO_DEFAULT)
+        if value is _NO_DEFAULT:
+            raise KeyError(kid)
+        return value
+
+    def __getitem__(self, kid: Any) -> Any:
+        return self.retrieve(kid)
+
+    def get_many(self, kids: Iterable[Any], default: Any = None) -> list[Any]:
+        """``get`` for each id, in order (``default`` for absent ids)."""
+        return [self.get(kid, default) for kid in kids]
+
+    def retrieve_many(self, kids: Iterable[Any]) -> list[Any]:
+        """``retrieve`` for each id, in order.
+
+        Raises:
+            KeyError: an id is absent (the first one found).
+        """
+        return [self.retrieve(kid) for kid in kids]
+
+    def exists(self, kid: Any) -> bool:
+        """True when an object with this id is stored."""
+        return self.cache._has(self._probe(kid))
+
+    def __contains__(self, kid: object) -> bool:
+        if kid is None:
+            return False
+        return self.exists(kid)
+
+    # ---- removing -------------------------------------------------------------------------------
+    def remove(self, kid: Any) -> bool:
+        """Remove the object with this id; True when there was one."""
+        return self.cache._remove(self._probe(kid))
+
+    def __delitem__(self, kid: Any) -> None:
+        if not self.remove(kid):
+            raise KeyError(kid)
+
+    def remove_many(self, kids: Iterable[Any]) -> int:
+        """Remove each id; returns how many objects were removed."""
+        probes = [self._probe(kid) for kid in kids]
+        return sum(1 for probe in probes if self.cache._remove(probe))
+
+    def clear(self) -> int:
+        """Remove every object of this store (and nothing else in the cache); returns how many."""
+        return self.cache._clear_func(self.func)
+
+    # ---- the whole store ------------------------------------------------------------------------
+    def _entries(self) -> list[CacheEntry]:
+        return [entry for entry in self.cache if entry.func == self.func]
+
+    def __iter__(self) -> Iterator[Any]:
+        """The stored objects (a snapshot, in the backend's order)."""
+        return iter([entry.output for entry in self._entries()])
+
+    def values(self) -> list[Any]:
+        """The stored objects."""
+        return list(self)
+
+    def ids(self) -> list[Any]:
+        """The ids of the stored objects."""
+        return [entry.inputs["id"] for entry in self._entries()]
+
+    def items(self) -> list[tuple[Any, Any]]:
+        """``(id, object)`` pairs."""
+        return [(entry.inputs["id"], entry.output) for entry in self._entries()]
+
+    def __len__(self) -> int:
+        """How many objects this store holds (other entries in the cache are not counted)."""
+        return self.cache._count_func(self.func)
+
+    # ahvn's BaseKLStore spellings.
+    batch_upsert = upsert_many
+    batch_insert = insert_many
+    batch_get = get_many
+    batch_remove = remove_many
+
+    def __repr__(self) -> str:
+        return f"CacheKLStore({self.cache!r}, name={self.name!r})"
