@@ -327,6 +327,7 @@ class BaseCache:
         import warnings
 
         problems: list[str] = []
+        seen: set[int] = set()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             for entry in list(self._iter()):
@@ -335,6 +336,9 @@ class BaseCache:
                 except Exception as err:  # noqa: BLE001 - reported, not raised
                     problems.append(f"entry of {entry.func!r}: its key cannot be recomputed ({type(err).__name__}: {err})")
                     continue
+                if key in seen:  # the iteration does not say under which key; twice means a wrong one
+                    problems.append(f"key {key:032x}: its entry is also stored under another key")
+                seen.add(key)
                 found = self._get(key)
                 if found is not None and found.key != key:
                     problems.append(f"key {key:032x}: holds the entry of another key ({found.key:032x})")

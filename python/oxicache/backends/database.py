@@ -408,6 +408,52 @@ class DatabaseCache(BaseCache):
         """Delete every expired row now (reads also skip and delete them lazily); returns how many."""
         return int(self._run(self._q_expire, self._q_expire.args({"now": time.time()}), 0))
 
+    def verify(self) -> list[str]:
+        """The table's problems, read-only (the contract is ``BaseCache.verify``): on SQLite, ``PRAGMA
+        integrity_check``; on every dialect, every row, expired ones included: its key column is 32
+        lowercase hex digits, its columns decode, and its func and inputs recompute to that key."""
+        from oxicache._core import KEY_SCHEME_VERSION
+
+        sa = _sqlalchemy(_EXTRAS.get(self._url.get_backend_name(), "sqlite"))
+        problems: list[str] = []
+        if self._dialect_name == "sqlite":
+            import sqlite3
+
+            check = Stmt(sa.text("PRAGMA integrity_check").compile(dialect=self._engine.dialect))
+            try:
+                found = [str(row[0]) for row in self._run(check, check.args({}), 2)]
+            except sqlite3.DatabaseError as err:
+                if isinstance(err, sqlite3.OperationalError):  # locked, I/O error: not a verdict on the file
+                    raise
+                # "database disk image is malformed": its rows may not read back at all
+                return [f"SQLite file {self._url.database!r}: integrity_check cannot complete ({err})"]
+            if found != ["ok"]:
+                problems += [f"SQLite file {self._url.database!r}: integrity_check: {line}" for line in found]
+        c = self.table.c
+        if self._dialect_name == "postgresql":  # the json columns as their exact text, as _get reads them
+            data = [sa.cast(c[n], sa.Text).label(n) if n != "func" else c[n] for n in _DATA_COLUMNS]
+        else:
+            data = [c[n] for n in _DATA_COLUMNS]
+        page = Stmt(sa.select(c.key, c.scheme, *data).where(c.key > sa.bindparam("after"))
+                    .order_by(c.key).limit(_PAGE).compile(dialect=self._engine.dialect))
+        after = ""
+        while rows := self._run(page, page.args({"after": after}), 2):
+            for row in rows:
+                key, scheme, after = row[0], row[1], row[0]
+                where = self._where(key if isinstance(key, str) else repr(key))
+                if not isinstance(key, str) or not re.fullmatch(r"[0-9a-f]{32}", key):
+                    problems.append(f"{where}: the key column is not 32 lowercase hex digits")
+                    continue
+                try:
+                    verify(from_columns(dict(zip(_DATA_COLUMNS, row[2:])), where), int(key, 16), where)
+                except Exception as err:  # noqa: BLE001 - ValueDecodingError, or whatever bad data raises
+                    if scheme != KEY_SCHEME_VERSION:
+                        err = ValueDecodingError(f"{err} (written under key scheme {scheme}, this is {KEY_SCHEME_VERSION})")
+                    problems.append(str(err) if str(err).startswith(where) else f"{where}: {err}")
+            if len(rows) < _PAGE:
+                break
+        return problems
+
     @property
     def engine(self) -> Engine:
         """The SQLAlchemy engine (for your own queries on ``cache.table``)."""

@@ -183,5 +183,48 @@ class DiskCache(BaseCache):
         """Close the SQLite connections (reopened on the next use)."""
         self._dc.close()
 
+    def verify(self) -> list[str]:
+        """The store's problems, read-only (the contract is ``BaseCache.verify``): diskcache's own
+        ``check()`` findings (SQLite integrity, value files against rows, counters), then every live
+        item: its key must be one of ours, its value an oxicache blob that decodes to the entry of that
+        key. Items are read straight from diskcache's table, so even an LRU cache records no access."""
+        import sqlite3
+        import time
+        import warnings
+
+        problems: list[str] = []
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("always")  # check() records findings as warnings; "error" would raise one
+                found = [str(w.message) for w in self._dc.check(fix=False, retry=True)]
+        except sqlite3.DatabaseError as err:
+            if isinstance(err, sqlite3.OperationalError):  # locked, I/O error: not a verdict on the store
+                raise
+            return [f"{self.path}: diskcache check: cannot complete ({err})"]  # "database disk image is malformed"
+        problems += [f"{self.path}: diskcache check: {line}" for line in found]
+        disk, sql, after = self._dc._disk, self._dc._sql, -1
+        select = ("SELECT rowid, key, raw, mode, filename, value FROM Cache WHERE rowid > ?"
+                  " AND (expire_time IS NULL OR expire_time > ?) ORDER BY rowid LIMIT 100")
+        while rows := sql(select, (after, time.time())).fetchall():
+            for rowid, db_key, raw, mode, filename, db_value in rows:
+                after = rowid
+                key = disk.get(db_key, raw)
+                if key is _FOREIGN or not isinstance(key, bytes) or len(key) != 16:
+                    problems.append(f"{self.path}: item {rowid} has a key oxicache did not write ({db_key!r:.60})")
+                    continue
+                where = f"{self.path}, key {key.hex()}"
+                try:
+                    blob = disk.fetch(mode, filename, db_value, False)
+                    if not isinstance(blob, bytes):
+                        msg = f"{where}: not an oxicache blob"
+                        raise ValueDecodingError(msg)
+                    verify(entry_of(self._serializer.loads(blob), where), int.from_bytes(key, "big"), where)
+                except OSError as err:
+                    if sql("SELECT 1 FROM Cache WHERE rowid = ?", (rowid,)).fetchall():  # not removed meanwhile
+                        problems.append(f"{where}: its value file cannot be read ({err})")
+                except Exception as err:  # noqa: BLE001 - ValueDecodingError, or whatever a pickle raises
+                    problems.append(str(err) if str(err).startswith(where) else f"{where}: {err}")
+        return problems
+
     def __repr__(self) -> str:
         return f"DiskCache({self.path!r}, size_limit={self._dc.size_limit})"

@@ -262,6 +262,41 @@ class JsonCache(BaseCache):
                 removed += 1
         return removed
 
+    def verify(self) -> list[str]:
+        """The folder's problems, read-only (the contract is ``BaseCache.verify``): every entry file,
+        expired ones included, must be a regular file (not a link) that parses as a record whose func and
+        inputs recompute to its file name; a temporary file older than ``STALE_TEMP_AGE`` is a dead
+        writer's leftover; a name shaped like the cache's own but not exactly one (``.JSON``, upper-case
+        hex, a misplaced dot) is a stray. Other files are the folder's business, not reported."""
+        problems: list[str] = []
+        cutoff = time.time() - STALE_TEMP_AGE
+        own_shaped = re.compile(r"(?i)\.?[0-9a-f]{32}(\.json|\.[0-9]+\.[0-9a-f]+\.tmp)")  # any case, any dot
+        with os.scandir(self._dir) as it:
+            names = sorted(d.name for d in it)
+        for name in names:
+            path = os.path.join(self._dir, name)
+            if ENTRY_NAME.fullmatch(name):
+                if os.path.islink(path):
+                    problems.append(f"{path}: a symbolic link where an entry file should be")
+                    continue
+                try:
+                    self._read(path, int(name[:32], 16))  # None when removed meanwhile
+                except (OSError, ValueDecodingError) as err:
+                    if os.path.lexists(path):
+                        text = str(err) or type(err).__name__
+                        problems.append(text if text.startswith(name) else f"{path}: {text}")
+            elif TEMP_NAME.fullmatch(name):
+                try:
+                    if os.lstat(path).st_mtime < cutoff:
+                        problems.append(f"{path}: a temporary file left by a writer that died (swept when a "
+                                        "JsonCache next opens the folder)")
+                except FileNotFoundError:
+                    continue
+            elif own_shaped.fullmatch(name):
+                problems.append(f"{path}: named like the cache's own files, but neither an entry nor a "
+                                "temporary file (never read)")
+        return problems
+
     def _sweep_temp(self) -> None:
         """Remove temporary files left by writers that crashed (older than ``STALE_TEMP_AGE``)."""
         cutoff = time.time() - STALE_TEMP_AGE
