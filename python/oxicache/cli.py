@@ -6,8 +6,12 @@ recipe. Every number is the median of several repeats taken after a warm-up; the
 oxicache wrappers and the ``lru_cache`` wrappers are the same functions, so the loop overhead (included
 in every number) is the same on both sides of a ratio.
 
-More subcommands (``inspect``, ``stats``, ``export``) plug in through ``_SUBCOMMANDS``: each one is a
-function that adds its arguments to a subparser and returns the function to run.
+``bench --chart out.png`` also draws the table as a bar chart (needs matplotlib: ``pip install
+'oxicache[chart]'``).
+
+The store subcommands (``ls``, ``show``, ``stats``, ``rm``, ``clear``, ``export``, ``import``, ``verify``)
+live in ``_cli_commands.py``; every subcommand plugs in through ``_SUBCOMMANDS``: a function that adds its
+arguments to a subparser and returns the function to run. docs/cli.md is the reference.
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from time import perf_counter_ns
 from typing import Any, Callable, Sequence
+
+from oxicache._cli_commands import SUBCOMMANDS as STORE_SUBCOMMANDS
+from oxicache._cli_stores import CliError
 
 __all__ = ["main"]
 
@@ -375,12 +382,66 @@ def _render(results: list[Result], meta: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _chart_figure() -> Any:
+    """matplotlib's ``Figure`` class (no pyplot, so no global backend state), or a CliError naming the
+    package to install."""
+    import importlib
+
+    try:
+        figure = importlib.import_module("matplotlib.figure")
+    except ImportError as exc:
+        msg = f"--chart needs matplotlib ({exc}): pip install matplotlib (or pip install 'oxicache[chart]')"
+        raise CliError(msg) from None
+    return figure.Figure
+
+
+def _write_chart(results: list[Result], meta: dict[str, Any], path: str) -> None:
+    """One horizontal bar panel per group of the table: the median time of each row, lower is better."""
+    figure_class = _chart_figure()
+    groups: list[str] = []
+    for r in results:
+        if r.group not in groups:
+            groups.append(r.group)
+    rows = {g: [r for r in results if r.group == g and r.median_ns is not None] for g in groups}
+    heights = [max(1, len(rows[g])) * 0.32 + 0.7 for g in groups]
+    fig = figure_class(figsize=(10, sum(heights) + 0.8), layout="constrained")
+    axes = fig.subplots(len(groups), 1, gridspec_kw={"height_ratios": heights}, squeeze=False)[:, 0]
+    for ax, group in zip(axes, groups):
+        shown = rows[group]
+        labels = [r.impl for r in shown]
+        values = [float(r.median_ns or 0.0) for r in shown]
+        colors = ["#888888" if r.ratio_to is None else "#d35400" for r in shown]
+        bars = ax.barh(range(len(shown)), values, color=colors)
+        ax.set_yticks(range(len(shown)), labels, fontsize=8)
+        ax.invert_yaxis()
+        unit = shown[0].unit if shown else "ns/call"
+        ax.set_title(f"{group} ({unit}, lower is better)", fontsize=9, loc="left")
+        ax.tick_params(axis="x", labelsize=8)
+        for bar, r in zip(bars, shown):
+            label = _fmt_ns(r.median_ns) + (f"  ({r.ratio:.2f}x)" if r.ratio is not None else "")
+            ax.annotate(label, (bar.get_width(), bar.get_y() + bar.get_height() / 2), xytext=(3, 0),
+                        textcoords="offset points", va="center", fontsize=7)
+        ax.margins(x=0.25)
+    fig.suptitle(f"oxicache {meta['oxicache']} bench, CPython {meta['python']}, {meta['date']}", fontsize=10)
+    try:
+        fig.savefig(path, format="png", dpi=110)
+    except OSError as exc:
+        msg = f"cannot write the chart {path!r}: {exc.strerror or exc}"
+        raise CliError(msg) from None
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     try:
         import oxicache
     except ImportError as exc:  # pragma: no cover - a broken build
         print(f"oxicache bench: cannot import oxicache: {exc}", file=sys.stderr)
         return 1
+    if args.chart:
+        _chart_figure()  # a missing matplotlib is reported before the benchmark runs, not after
+        folder = os.path.dirname(os.path.abspath(args.chart))
+        if not os.path.isdir(folder):
+            msg = f"cannot write the chart {args.chart!r}: no folder {folder!r}"
+            raise CliError(msg)
     repeats = args.repeats or (3 if args.quick else 7)
     # per-sample target time: about 13 timed rows x (repeats + ~1.5 warm-up/calibration) samples each
     target_ns = (0.04 if args.quick else 0.15) * 1e9
@@ -416,6 +477,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2))
     else:
         print(_render(results, meta))
+    if args.chart:
+        _write_chart(results, meta, args.chart)
+        print(f"oxicache bench: wrote the chart {args.chart}", file=sys.stderr)
     return 0
 
 
@@ -424,12 +488,14 @@ def _add_bench(sub: argparse.ArgumentParser) -> Callable[[argparse.Namespace], i
     sub.add_argument("--json", action="store_true", help="print machine-readable JSON instead of the table")
     sub.add_argument("--repeats", type=int, default=None, metavar="N", help="timed repeats per row (default 7, or 3 with --quick)")
     sub.add_argument("-v", "--verbose", action="store_true", help="show progress on stderr")
+    sub.add_argument("--chart", metavar="FILE.png", help="also draw the table as a PNG bar chart (needs matplotlib)")
     return _cmd_bench
 
 
 # name -> (help, function that adds the subcommand's arguments and returns its handler)
 _SUBCOMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], Callable[[argparse.Namespace], int]]]] = {
     "bench": ("time memoized calls and key hashing against functools.lru_cache", _add_bench),
+    **STORE_SUBCOMMANDS,
 }
 
 
@@ -445,4 +511,12 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``oxicache`` console script and of ``python -m oxicache``."""
     args = _parser().parse_args(argv)
-    return int(args.handler(args) or 0)
+    try:
+        return int(args.handler(args) or 0)
+    except CliError as exc:  # bad input: one line, no traceback, nothing written
+        print(f"oxicache {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `oxicache ls ... | head`
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1

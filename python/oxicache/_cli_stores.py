@@ -1,0 +1,349 @@
+"""The command's store plumbing: parsing ``disk:PATH`` / ``json:PATH`` / ``sqlite:PATH`` / database URLs,
+opening them without creating anything a read must not create, entry filters and key arguments."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import re
+import sqlite3
+import sys
+import warnings
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Iterator
+
+from oxicache._core import CacheEntry
+from oxicache.base import BaseCache
+from oxicache.errors import CacheError, CacheWarning
+
+__all__ = ["CliError", "Filters", "StoreSpec", "allow_classes", "capture_damage", "open_store", "parse_store"]
+
+DEFAULT_TABLE = "oxicache_entries"
+# URL schemes DatabaseCache reads (a scheme without a driver gets psycopg 3 / PyMySQL).
+_URL_SCHEMES = {
+    "postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg2",
+    "mysql", "mysql+pymysql", "mariadb", "mariadb+pymysql", "sqlite",
+}
+_SPEC_HELP = ("use disk:PATH, json:PATH, sqlite:PATH or a database URL "
+              "(postgresql://USER:PASSWORD@HOST/DB, mysql://..., sqlite:///PATH)")
+
+
+class CliError(Exception):
+    """Bad input or an unusable store: printed as one line on stderr, exit status 2, nothing written."""
+
+
+def _hide_password(url: str) -> str:
+    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+
+@dataclass(frozen=True)
+class StoreSpec:
+    kind: str  # "disk", "json", "sqlite" (a file path) or "url" (a database server or sqlite:/// URL)
+    target: str
+    table: str
+
+    def __str__(self) -> str:
+        if self.kind == "url":
+            return _hide_password(self.target)
+        return f"{self.kind}:{self.target}"
+
+    def sqlite_file(self) -> str | None:
+        """The SQLite file a sqlite:PATH spec or sqlite:/// URL names (None for servers and :memory:)."""
+        if self.kind == "sqlite":
+            return self.target
+        if self.kind == "url" and self.target.lower().startswith("sqlite:"):
+            from sqlalchemy.engine import make_url
+
+            database = make_url(self.target).database
+            return None if database in (None, "", ":memory:") else database
+        return None
+
+
+def parse_store(text: str, table: str | None) -> StoreSpec:
+    """``disk:PATH``, ``json:PATH``, ``sqlite:PATH`` or a database URL; ``CliError`` for anything else."""
+    if "://" in text:
+        scheme = text.split("://", 1)[0].lower()
+        if scheme not in _URL_SCHEMES:
+            msg = f"unknown database URL scheme {scheme!r} in {_hide_password(text)!r}; {_SPEC_HELP}"
+            raise CliError(msg)
+        return StoreSpec("url", text, table or DEFAULT_TABLE)
+    kind, sep, path = text.partition(":")
+    if not sep or kind not in ("disk", "json", "sqlite"):
+        hint = " (an existing path: say which kind of store it is)" if os.path.exists(text) else ""
+        msg = f"cannot parse the store {text!r}{hint}; {_SPEC_HELP}"
+        raise CliError(msg)
+    if not path:
+        msg = f"the store {text!r} names no path; {_SPEC_HELP}"
+        raise CliError(msg)
+    if table is not None and kind != "sqlite":
+        msg = f"--table applies to SQLite files and database URLs, not to {kind}:PATH"
+        raise CliError(msg)
+    return StoreSpec(kind, os.path.expanduser(path), table or DEFAULT_TABLE)
+
+
+def _check_table_name(spec: StoreSpec) -> None:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", spec.table):
+        msg = f"--table must be a plain SQL identifier, got {spec.table!r}"
+        raise CliError(msg)
+
+
+def _check_exists(spec: StoreSpec) -> None:
+    """A read must find the store, not create an empty one."""
+    if spec.kind == "disk":
+        if not os.path.isfile(os.path.join(spec.target, "cache.db")):
+            what = "no such folder" if not os.path.exists(spec.target) else "no cache.db in it"
+            msg = f"no DiskCache at {spec.target!r} ({what})"
+            raise CliError(msg)
+        return
+    if spec.kind == "json":
+        if not os.path.isdir(spec.target):
+            msg = f"no JsonCache folder at {spec.target!r}"
+            raise CliError(msg)
+        return
+    path = spec.sqlite_file()
+    if path is not None:
+        if not os.path.isfile(path):
+            msg = f"no SQLite file at {path!r}"
+            raise CliError(msg)
+        try:  # read-only: never creates or changes the file
+            with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+                found = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (spec.table,)).fetchone()
+            conn.close()
+        except sqlite3.DatabaseError as err:
+            msg = f"{path!r} is not a readable SQLite database: {err}"
+            raise CliError(msg) from None
+        if not found:
+            msg = f"the SQLite file {path!r} has no table {spec.table!r} (choose one with --table)"
+            raise CliError(msg)
+        return
+    if spec.kind == "url":
+        _check_server_table(spec)
+
+
+def _check_server_table(spec: StoreSpec) -> None:
+    from oxicache.backends.database import DatabaseCache  # noqa: F401 - its import names the pip extra
+
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    url = sqlalchemy.engine.make_url(spec.target)
+    driver = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg", "mysql": "mysql+pymysql",
+              "mariadb": "mariadb+pymysql"}.get(url.drivername)
+    if driver:
+        url = url.set(drivername=driver)
+    try:
+        engine = sqlalchemy.create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": 10})
+    except ImportError as err:
+        extra = "postgresql" if url.get_backend_name() == "postgresql" else "mysql"
+        msg = f"no driver for {spec} ({err}); pip install 'oxicache[{extra}]'"
+        raise CliError(msg) from None
+    try:
+        with engine.connect() as conn:
+            found = sqlalchemy.inspect(conn).has_table(spec.table)
+    except sqlalchemy.exc.SQLAlchemyError as err:
+        first = (str(getattr(err, "orig", None) or err).strip().splitlines() or [""])[0]
+        msg = f"cannot connect to {spec}: {first}"
+        raise CliError(msg) from None
+    finally:
+        engine.dispose()
+    if not found:
+        msg = f"the database {spec} has no table {spec.table!r} (choose one with --table)"
+        raise CliError(msg)
+
+
+def open_store(spec: StoreSpec, *, create: bool = False) -> BaseCache:
+    """The cache ``spec`` names. Unless ``create``, the store must already exist (reads, removals and
+    verification never create one)."""
+    if spec.kind in ("sqlite", "url"):
+        _check_table_name(spec)
+    try:
+        if not create:
+            _check_exists(spec)
+        if spec.kind == "disk":
+            from oxicache.backends.disk import DiskCache
+
+            return DiskCache(spec.target)
+        if spec.kind == "json":
+            from oxicache.backends.jsonfile import JsonCache
+
+            return JsonCache(spec.target)
+        from oxicache.backends.database import DatabaseCache
+
+        if spec.kind == "sqlite":
+            return DatabaseCache(provider="sqlite", database=spec.target, table=spec.table)
+        return DatabaseCache(url=spec.target, table=spec.table)
+    except CliError:
+        raise
+    except (CacheError, OSError, ImportError, ValueError, TypeError) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        msg = f"cannot open {spec}: {first}"
+        raise CliError(msg) from None
+
+
+def allow_classes(names: list[str]) -> None:
+    """``--allow module:QualName``: import each class (the working directory is importable, as with
+    ``python -m``) and let the codec revive its instances."""
+    if not names:
+        return
+    from oxicache.codec import allow
+
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    for name in names:
+        module_name, sep, qualname = name.partition(":")
+        if not sep or not module_name or not qualname:
+            msg = f"--allow takes module:QualName (as in a stored value's type name), got {name!r}"
+            raise CliError(msg)
+        try:
+            obj: Any = importlib.import_module(module_name)
+            for part in qualname.split("."):
+                obj = getattr(obj, part)
+        except (ImportError, AttributeError) as err:
+            msg = f"--allow {name}: cannot import it ({err})"
+            raise CliError(msg) from None
+        try:
+            allow(obj)
+        except (TypeError, ValueError) as err:
+            msg = f"--allow {name}: {err}"
+            raise CliError(msg) from None
+
+
+# ---- entries -------------------------------------------------------------------------------------
+
+def key_hex(key: int) -> str:
+    return f"{key:032x}"
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+@dataclass
+class Filters:
+    """--func, --annotated and --annotation KEY=VALUE (all given must match)."""
+
+    funcs: list[str] = field(default_factory=list)
+    annotated: bool = False
+    annotations: list[tuple[str, str | None]] = field(default_factory=list)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Filters:
+        pairs: list[tuple[str, str | None]] = []
+        for item in getattr(args, "annotation", None) or []:
+            key, sep, value = item.partition("=")
+            if not key:
+                msg = f"--annotation takes KEY=VALUE or KEY, got {item!r}"
+                raise CliError(msg)
+            pairs.append((key, value if sep else None))
+        return cls(list(getattr(args, "func", None) or []), bool(getattr(args, "annotated", False)), pairs)
+
+    def active(self) -> bool:
+        return bool(self.funcs or self.annotated or self.annotations)
+
+    def only_funcs(self) -> bool:
+        return bool(self.funcs) and not self.annotated and not self.annotations
+
+    def match(self, entry: CacheEntry) -> bool:
+        if self.funcs and entry.func not in self.funcs:
+            return False
+        if self.annotated and not entry.annotated:
+            return False
+        if self.annotations:
+            annotation = entry.metadata.get("annotation")
+            if not isinstance(annotation, dict):
+                return False
+            for key, wanted in self.annotations:
+                if key not in annotation:
+                    return False
+                if wanted is None:
+                    continue
+                value = annotation[key]
+                # "n=1" matches the int 1 and the str "1"; "flag=true" matches True.
+                if not (_same(value, _parse_value(wanted)) or _same(value, wanted)):
+                    return False
+        return True
+
+
+def _same(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and bool(a == b)
+
+
+def add_filter_args(sub: argparse.ArgumentParser) -> None:
+    group = sub.add_argument_group("filters (every one given must match)")
+    group.add_argument("--func", action="append", metavar="NAME",
+                       help="entries of this function identity (CacheEntry.func); repeat for several")
+    group.add_argument("--annotated", action="store_true", help="entries with an expected value (cache.annotate)")
+    group.add_argument("--annotation", action="append", metavar="KEY=VALUE",
+                       help='entries whose metadata["annotation"][KEY] equals VALUE (JSON or text); '
+                            "KEY alone: has that key; repeat for several")
+
+
+class capture_damage:  # noqa: N801 - a context manager used like a function
+    """Collects the CacheWarnings (damaged records) raised while reading, instead of Python's default
+    two-line warning display; ``report()`` prints them one per line."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+        self._ctx = warnings.catch_warnings(record=True)
+
+    def __enter__(self) -> capture_damage:
+        self._caught = self._ctx.__enter__()
+        warnings.simplefilter("always", CacheWarning)
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._ctx.__exit__(exc_type, exc, tb)
+        for w in self._caught or []:
+            if issubclass(w.category, CacheWarning):
+                self.messages.append(str(w.message))
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+    def report(self, prog: str) -> None:
+        for message in self.messages:
+            print(f"{prog}: warning: {message.removeprefix('oxicache: ')}", file=sys.stderr)
+
+
+def entries(cache: BaseCache, filters: Filters) -> Iterator[CacheEntry]:
+    """The entries that pass ``filters``, streamed in the backend's order."""
+    for entry in cache._iter():
+        if filters.match(entry):
+            yield entry
+
+
+def resolve_keys(cache: BaseCache, texts: list[str]) -> tuple[list[int], list[str]]:
+    """Key arguments: 32 hex digits, a unique hex prefix (4+ digits) or ``entry.key`` in decimal (33+
+    digits). Returns (keys, arguments that matched no entry); an ambiguous prefix is a CliError."""
+    found: list[int] = []
+    missing: list[str] = []
+    prefixes: list[str] = []
+    for text in texts:
+        t = text.strip().lower()
+        if re.fullmatch(r"[0-9a-f]{32}", t):
+            found.append(int(t, 16))
+        elif re.fullmatch(r"[0-9]{33,39}", t) and int(t) < 1 << 128:
+            found.append(int(t))
+        elif re.fullmatch(r"[0-9a-f]{4,31}", t):
+            prefixes.append(t)
+        else:
+            msg = f"not a key: {text!r} (give the 32 hex digits of `oxicache ls --json`, a prefix of 4 or more, or entry.key in decimal)"
+            raise CliError(msg)
+    if prefixes:
+        all_keys = [key_hex(e.key) for e in cache._iter()]
+        for prefix in prefixes:
+            hits = [k for k in all_keys if k.startswith(prefix)]
+            if len(hits) > 1:
+                msg = f"the key prefix {prefix!r} matches {len(hits)} entries; give more digits"
+                raise CliError(msg)
+            if hits:
+                found.append(int(hits[0], 16))
+            else:
+                missing.append(prefix)
+    return found, missing
