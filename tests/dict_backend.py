@@ -18,8 +18,9 @@ from oxicache import BaseCache, CacheEntry
 class DictBackend(BaseCache):
     """Entries in a dict keyed by ``CacheEntry.key``, with optional per-entry expiry."""
 
-    def __init__(self, exclude: Any = None, *, ttl: Any = None, clock: Callable[[], float] = time.monotonic) -> None:
-        super().__init__(exclude, ttl=ttl)
+    def __init__(self, exclude: Any = None, *, ttl: Any = None, clock: Callable[[], float] = time.monotonic,
+                 on_backend_error: str = "warn") -> None:
+        super().__init__(exclude, ttl=ttl, on_backend_error=on_backend_error)
         self.clock = clock
         self.data: dict[int, tuple[CacheEntry, float | None]] = {}
         self.set_calls: list[tuple[CacheEntry, float | None]] = []

@@ -642,7 +642,7 @@ class TestNoCache:
         cache.get("f", x=1)
         cache.retrieve("f", x=2)
         cache.exists("f", x=1)
-        assert cache.stats() == {"hits": 0, "misses": 2, "sets": 2, "errors": 0, "evictions": 0, "size": 0}
+        assert cache.stats() == {"hits": 0, "misses": 2, "sets": 2, "errors": 0, "evictions": 0, "backend_errors": 0, "size": 0}
 
     def test_exclude_applies_to_probe(self):
         cache = NoCache(["debug"])
@@ -662,7 +662,7 @@ class TestNoCache:
         assert len(cache) == 0
         assert expensive.cache_info() == (0, 2, None, 0)
         # every memoized call counts as a miss (hits + misses = lookups, as on every backend)
-        assert cache.stats() == {"hits": 0, "misses": 3, "sets": 0, "errors": 0, "evictions": 0, "size": 0}
+        assert cache.stats() == {"hits": 0, "misses": 3, "sets": 0, "errors": 0, "evictions": 0, "backend_errors": 0, "size": 0}
 
 
 def test_ahvn_keyword_spelling_of_func():

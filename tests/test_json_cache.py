@@ -463,7 +463,7 @@ def test_an_io_error_while_storing_warns_and_returns_the_value(cache: JsonCache,
         return x * 10
 
     monkeypatch.setattr(os, "replace", lambda src, dst: (_ for _ in ()).throw(OSError(errno.EACCES, "denied")))
-    with pytest.warns(CacheWarning, match="failed to store it .*denied"):
+    with pytest.warns(CacheWarning, match="was not cached: the backend failed .*denied"):
         assert f(1) == 10
     assert names(folder) == []
 

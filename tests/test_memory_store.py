@@ -141,7 +141,7 @@ def test_documented_stats_example():
 
     for x in (1, 2, 1, 3):
         double(x)
-    assert cache.stats() == {"hits": 1, "misses": 3, "sets": 3, "evictions": 1, "expirations": 0, "errors": 0, "size": 2, "max_size": 2}
+    assert cache.stats() == {"hits": 1, "misses": 3, "sets": 3, "evictions": 1, "expirations": 0, "errors": 0, "size": 2, "max_size": 2, "backend_errors": 0}
     assert tuple(double.cache_info()) == (1, 3, 2, 2)
 
 

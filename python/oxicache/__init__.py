@@ -19,6 +19,7 @@ from oxicache.backends.none import NoCache
 from oxicache.base import BaseCache
 from oxicache.controls import bypass, refresh
 from oxicache.errors import (
+    BackendError,
     CacheError,
     CacheWarning,
     DatabaseConnectionError,
@@ -31,6 +32,7 @@ from oxicache.keys import KEY_SCHEME_VERSION, register_key_encoder
 
 __all__ = [
     "KEY_SCHEME_VERSION",
+    "BackendError",
     "BaseCache",
     "BatchMemoized",
     "CacheEntry",

@@ -16,15 +16,23 @@ import functools
 import inspect
 import threading
 import warnings
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from oxicache import _wrappers
 from oxicache._core import CacheEntry, Memoizer, _install_vectorcall
-from oxicache._signature import ParamSpec, bind_inputs, memo_identity, param_specs, validate_exclude
+from oxicache._signature import (
+    ParamSpec,
+    bind_inputs,
+    memo_identity,
+    param_specs,
+    validate_exclude,
+)
 from oxicache.controls import BYPASS, REFRESH, current_mode
 from oxicache.durations import TTL, resolve_ttl
-from oxicache.errors import CacheWarning, ValueEncodingError
+from oxicache.errors import CacheWarning, ValueDecodingError, ValueEncodingError
+from oxicache.failures import backend_failed
 from oxicache.info import CacheInfo
 
 if TYPE_CHECKING:
@@ -177,7 +185,7 @@ class _PythonMemo:
         if mode == REFRESH:
             self.cache._count("misses")
         else:
-            found = self.cache._memo_lookup(probe, self.func)
+            found = self.read(lambda: self.cache._memo_lookup(probe, self.func), f"{self.cache_name} ran without the cache")
             if found is not None:
                 self.count("hits")
                 return found.value
@@ -192,17 +200,16 @@ class _PythonMemo:
             self.cache._set(entry, self.cache._entry_ttl(entry, self.ttl))
         except ValueEncodingError as err:
             # The caller still gets its value; nothing was written, so any previous entry survives.
-            warnings.warn(f"oxicache: the result of {self.cache_name} was not cached: {err}", CacheWarning, stacklevel=4)
+            self.cache._count("backend_errors")
+            if self.cache.on_backend_error == "raise":
+                raise
+            if self.cache.on_backend_error == "warn":
+                warnings.warn(f"oxicache: the result of {self.cache_name} was not cached: {err}", CacheWarning, stacklevel=4)
             return
         except Exception as err:
             # The backend failed (disk full, permissions, a lost connection): the computed value is still
-            # right, so the caller gets it, with a warning, rather than losing it to a storage error.
-            warnings.warn(
-                f"oxicache: the result of {self.cache_name} was not cached: the backend failed to store it "
-                f"({type(err).__name__}: {err})",
-                CacheWarning,
-                stacklevel=4,
-            )
+            # right, so by default the caller gets it, with a warning, rather than losing it to storage.
+            self.backend_failed(err, f"the result of {self.cache_name} was not cached")
             return
         self.cache._count("sets")
         self.count("sets")
@@ -210,6 +217,21 @@ class _PythonMemo:
     def failed(self) -> None:
         self.cache._count("errors")
         self.count("errors")
+
+    def read(self, lookup: Callable[[], CacheEntry | None], what: str) -> CacheEntry | None:
+        """``lookup()``, with a storage failure handled by the cache's ``on_backend_error`` as a miss. A
+        damaged record under the "raise" policy (a ValueDecodingError) propagates as it is."""
+        try:
+            return lookup()
+        except ValueDecodingError:
+            raise
+        except Exception as err:
+            self.backend_failed(err, what)
+            return None
+
+    def backend_failed(self, err: Exception, what: str) -> None:
+        self.cache._count("backend_errors")
+        backend_failed(self.cache.on_backend_error, what, err, stacklevel=5)
 
     def cache_info(self) -> CacheInfo:
         size = self.cache._count_func(self.cache_name)
@@ -257,7 +279,7 @@ class _PythonPending:
         stored value is what is being replaced, so there is none to take."""
         if self.mode == REFRESH:
             return (False, None)
-        found = self.memo.cache._get(self.probe)
+        found = self.memo.read(lambda: self.memo.cache._get(self.probe), f"{self.memo.cache_name} ran without the cache")
         return (False, None) if found is None else (True, found.value)
 
 

@@ -19,6 +19,7 @@ from oxicache._memoize import Options, make_memoized
 from oxicache._protocols import BatchMemoized, Memoized
 from oxicache._signature import validate_exclude
 from oxicache.durations import TTL, parse_ttl, resolve_ttl
+from oxicache.failures import check_policy, damaged_record
 
 __all__ = ["BaseCache", "Ref"]
 
@@ -56,11 +57,12 @@ class BaseCache:
     #: run the cache I/O in a worker thread instead of blocking the event loop.
     blocking_io = False
 
-    def __init__(self, exclude: Iterable[str] | None = None, *, ttl: TTL = None) -> None:
+    def __init__(self, exclude: Iterable[str] | None = None, *, ttl: TTL = None, on_backend_error: str = "warn") -> None:
         self._exclude = validate_exclude(exclude)
         self._ttl = parse_ttl(ttl)
+        self.on_backend_error = check_policy(on_backend_error)
         self._counts_lock = threading.Lock()
-        self._counts = dict.fromkeys(("hits", "misses", "sets", "errors", "evictions"), 0)
+        self._counts = dict.fromkeys(("hits", "misses", "sets", "errors", "evictions", "backend_errors"), 0)
         self._flights = SingleFlight()
         self._async_flights = AsyncFlights()
 
@@ -98,6 +100,12 @@ class BaseCache:
     def _count(self, name: str, n: int = 1) -> None:
         with self._counts_lock:
             self._counts[name] += n
+
+    def _damaged(self, where: str, err: BaseException) -> None:
+        """A stored record at ``where`` cannot be read: counted, then handled by ``on_backend_error`` (the
+        caller treats it as a miss unless the policy raises)."""
+        self._count("backend_errors")
+        damaged_record(self.on_backend_error, where, err)
 
     # ---- exclusion ----------------------------------------------------------------------------
     def set_exclude(self, exclude: Iterable[str] | None = None) -> None:
@@ -352,7 +360,8 @@ class BaseCache:
         self.close()
 
     def stats(self) -> dict[str, Any]:
-        """Counters: hits, misses, sets, errors (memoized calls that raised), evictions, and size."""
+        """Counters: hits, misses, sets, errors (memoized calls that raised), evictions, backend_errors
+        (storage failures and damaged records, see ``on_backend_error``), and size."""
         with self._counts_lock:
             counts = dict(self._counts)
         counts["size"] = self._len()

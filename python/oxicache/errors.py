@@ -1,6 +1,6 @@
 """Exceptions raised by oxicache."""
 
-__all__ = ["CacheError", "CacheWarning", "DatabaseConnectionError", "KeyEncodingError", "ValueDecodingError", "ValueEncodingError"]
+__all__ = ["BackendError", "CacheError", "CacheWarning", "DatabaseConnectionError", "KeyEncodingError", "ValueDecodingError", "ValueEncodingError"]
 
 
 class CacheError(Exception):
@@ -35,3 +35,8 @@ class CacheWarning(UserWarning):
 class DatabaseConnectionError(CacheError, ConnectionError):
     """The database named by a DatabaseCache's settings cannot be opened or reached (raised when the cache
     is created, naming the URL without its password)."""
+
+
+class BackendError(CacheError):
+    """The cache's storage failed during a memoized call (disk full, I/O error, lost connection) and the
+    cache was created with ``on_backend_error="raise"``; the original exception is ``__cause__``."""

@@ -6,23 +6,21 @@ creation and expiry times. Values go through oxicache's codec (``oxicache.codec`
 the user asked for it, so reading a store runs no code the store chose, and an entry read back has the
 types it was stored with (its key recomputes to the same value).
 
-A record that cannot be decoded is a miss plus one ``CacheWarning`` (``damaged``); the next store of
-that key overwrites it. A value the codec cannot encode is refused before anything is written.
+A record that cannot be decoded is handled by the cache's ``on_backend_error`` policy (by default a miss
+plus one ``CacheWarning``, ``BaseCache._damaged``); the next store of that key overwrites it. A value the codec cannot encode is refused before anything is written.
 """
 
 from __future__ import annotations
 
 import time
-import warnings
 from typing import Any, Mapping
 
 from oxicache._core import KEY_SCHEME_VERSION, CacheEntry, KeyBytes, canonical_bytes
 from oxicache.codec import decode_json, encode_binary, encode_json
-from oxicache.errors import CacheWarning, ValueDecodingError, ValueEncodingError
+from oxicache.errors import ValueDecodingError, ValueEncodingError
 
 __all__ = [
     "KEY_SCHEME_VERSION",
-    "damaged",
     "entry_of",
     "from_columns",
     "from_json_record",
@@ -49,16 +47,6 @@ def key_hex(key: int) -> str:
 
 def expires_at(ttl: float | None, now: float) -> float | None:
     return None if ttl is None else now + ttl
-
-
-def damaged(where: str, err: BaseException) -> None:
-    """One warning for a stored record that cannot be read; the caller treats it as a miss."""
-    warnings.warn(
-        f"oxicache: ignoring a damaged cache record ({where}): {err}; it counts as a miss and the next store "
-        "of this key overwrites it",
-        CacheWarning,
-        stacklevel=3,
-    )
 
 
 def storable_inputs(inputs: dict[str, Any]) -> dict[str, Any]:

@@ -66,8 +66,9 @@ class CallbackCache(NoStorage):
         exclude: Iterable[str] | None = None,
         *,
         ttl: TTL = None,
+        on_backend_error: str = "warn",
     ) -> None:
-        super().__init__(exclude, ttl=ttl)
+        super().__init__(exclude, ttl=ttl, on_backend_error=on_backend_error)
         for what, given in (("callbacks", callbacks), ("feeds", feeds)):
             if callable(given) or isinstance(given, (str, bytes)):
                 name = getattr(given, "__qualname__", None) or repr(given)

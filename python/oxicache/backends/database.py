@@ -19,7 +19,7 @@ from oxicache.backends._sql import (
     sqlite_pragmas,
     upsert,
 )
-from oxicache.backends._records import damaged, from_columns, key_hex, ref_key, to_columns, verify
+from oxicache.backends._records import from_columns, key_hex, ref_key, to_columns, verify
 from oxicache.base import BaseCache, Ref
 from oxicache.durations import TTL
 from oxicache.errors import DatabaseConnectionError, ValueDecodingError, ValueEncodingError
@@ -87,6 +87,8 @@ class DatabaseCache(BaseCache):
         table: the table name, a plain identifier; two caches on one table share their entries.
         exclude: parameter names left out of every key.
         ttl: default time to live of entries (seconds, timedelta or ``"1h"``; default: no expiry).
+        on_backend_error: "warn" (default), "raise" or "ignore": what a memoized call does when storage
+            fails or a record is damaged (see docs/guarantees.md).
         engine_options: extra ``sqlalchemy.create_engine`` arguments (``connect_args`` are merged).
 
     Raises:
@@ -116,8 +118,9 @@ class DatabaseCache(BaseCache):
         exclude: Iterable[str] | None = None,
         ttl: TTL = None,
         engine_options: Mapping[str, Any] | None = None,
+        on_backend_error: str = "warn",
     ) -> None:
-        super().__init__(exclude, ttl=ttl)
+        super().__init__(exclude, ttl=ttl, on_backend_error=on_backend_error)
         if username is not None:  # ahvn's spelling
             if user is not None:
                 msg = "pass user= or username= (the same setting), not both"
@@ -350,7 +353,7 @@ class DatabaseCache(BaseCache):
         try:
             return verify(from_columns(dict(zip(_DATA_COLUMNS, row)), where), number, where)
         except ValueDecodingError as err:
-            damaged(where, err)
+            self._damaged(where, err)
             return None
 
     def _has(self, ref: Ref) -> bool:
@@ -382,7 +385,7 @@ class DatabaseCache(BaseCache):
                 try:
                     entry = verify(from_columns(dict(zip(_DATA_COLUMNS, row[1:])), where), int(row[0], 16), where)
                 except ValueError as err:  # ValueDecodingError, or a key that is not hex
-                    damaged(where, err)
+                    self._damaged(where, err)
                     continue
                 yield entry
             if len(rows) < _PAGE:

@@ -12,7 +12,7 @@ import weakref
 from typing import Any, Iterable, Iterator
 
 from oxicache._core import CacheEntry
-from oxicache.backends._records import damaged, entry_of, record_of, ref_key, verify
+from oxicache.backends._records import entry_of, record_of, ref_key, verify
 from oxicache.base import BaseCache, Ref
 from oxicache.codec import Serializer
 from oxicache.durations import TTL
@@ -75,6 +75,8 @@ class DiskCache(BaseCache):
             stored entries beyond it). Default 1 GiB.
         exclude: parameter names left out of every key.
         ttl: default time to live of entries (seconds, timedelta or ``"1h"``).
+        on_backend_error: "warn" (default), "raise" or "ignore": what a memoized call does when storage
+            fails or a record is damaged (see docs/guarantees.md).
         serializer: ``"codec"`` (default, safe) or ``"pickle"`` (any picklable value; only for folders no
             one else can write). ``signing_key`` signs pickles with HMAC-SHA256; a bad signature is a miss.
         **diskcache_options: passed to ``diskcache.Cache`` (``eviction_policy``, ``cull_limit``, ...).
@@ -93,9 +95,10 @@ class DiskCache(BaseCache):
         ttl: TTL = None,
         serializer: str = "codec",
         signing_key: bytes | None = None,
+        on_backend_error: str = "warn",
         **diskcache_options: Any,
     ) -> None:
-        super().__init__(exclude, ttl=ttl)
+        super().__init__(exclude, ttl=ttl, on_backend_error=on_backend_error)
         try:
             import diskcache  # noqa: F401  (checked here so the error names the extra)
         except ImportError as err:
@@ -129,7 +132,7 @@ class DiskCache(BaseCache):
         try:
             blob = self._dc.get(self._key_bytes(key), default=None, retry=True)
         except ValueDecodingError as err:
-            damaged(f"{self.path}, key {key:032x}", err)
+            self._damaged(f"{self.path}, key {key:032x}", err)
             return None
         if blob is None:
             return None
@@ -140,7 +143,7 @@ class DiskCache(BaseCache):
                 raise ValueDecodingError(msg)
             return verify(entry_of(self._serializer.loads(blob), where), key, where)
         except ValueDecodingError as err:
-            damaged(where, err)
+            self._damaged(where, err)
             return None
 
     # ---- primitives ---------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import time
 from typing import Callable, Iterable, Iterator
 
 from oxicache._core import CacheEntry
-from oxicache.backends._records import damaged, from_json_record, key_hex, ref_key, to_json_record, verify
+from oxicache.backends._records import from_json_record, key_hex, ref_key, to_json_record, verify
 from oxicache.base import BaseCache, Ref
 from oxicache.durations import TTL
 from oxicache.errors import ValueDecodingError
@@ -39,6 +39,8 @@ class JsonCache(BaseCache):
             counted or removed, so the folder may hold other files.
         exclude: parameter names left out of every key.
         ttl: default time to live of entries (seconds, timedelta or ``"1h"``; default: no expiry).
+        on_backend_error: "warn" (default), "raise" or "ignore": what a memoized call does when storage
+            fails or a record is damaged (see docs/guarantees.md).
         fsync: flush each write to the disk (the file, then the folder) before it counts as done; slower,
             and only needed to survive a power loss or an OS crash, not a process crash.
 
@@ -55,8 +57,8 @@ class JsonCache(BaseCache):
     _clock: Callable[[], float] = staticmethod(time.time)
 
     def __init__(self, path: str | os.PathLike[str], exclude: Iterable[str] | None = None, *, ttl: TTL = None,
-                 fsync: bool = False) -> None:
-        super().__init__(exclude, ttl=ttl)
+                 fsync: bool = False, on_backend_error: str = "warn") -> None:
+        super().__init__(exclude, ttl=ttl, on_backend_error=on_backend_error)
         folder = os.fspath(path)
         if not isinstance(folder, str):
             msg = f"JsonCache path must be a str or a pathlib.Path, got {type(folder).__name__}"
@@ -192,7 +194,7 @@ class JsonCache(BaseCache):
             found = self._read(path, key)
         except (OSError, ValueDecodingError) as err:
             if warn:
-                damaged(path, err)
+                self._damaged(path, err)
             return None
         if found is None:
             return None

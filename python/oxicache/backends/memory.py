@@ -29,11 +29,11 @@ class InMemCache(BaseCache):
     mutates the cached one. Memoized plain functions run through a native wrapper; see docs/backends/memory.md.
     """
 
-    def __init__(self, exclude: Iterable[str] | None = None, *args: Any, max_size: int | None = None, ttl: TTL = None, **kwargs: Any) -> None:
+    def __init__(self, exclude: Iterable[str] | None = None, *args: Any, max_size: int | None = None, ttl: TTL = None, on_backend_error: str = "warn", **kwargs: Any) -> None:
         if args or kwargs:
-            msg = f"InMemCache takes exclude, max_size and ttl; got unexpected arguments {args or ''}{sorted(kwargs) or ''}"
+            msg = f"InMemCache takes exclude, max_size, ttl and on_backend_error; got unexpected arguments {args or ''}{sorted(kwargs) or ''}"
             raise TypeError(msg)
-        super().__init__(exclude, ttl=ttl)
+        super().__init__(exclude, ttl=ttl, on_backend_error=on_backend_error)
         if max_size is not None and (isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 0):
             msg = f"max_size must be None or a non-negative int, got {max_size!r}"
             raise ValueError(msg)
@@ -82,7 +82,7 @@ class InMemCache(BaseCache):
 
     def stats(self) -> dict[str, Any]:
         """hits, misses, sets, evictions, expirations, size, max_size: exact, across threads."""
-        return self._native_store.stats()
+        return {**self._native_store.stats(), "backend_errors": self._counts["backend_errors"]}
 
     def close(self) -> None:
         """Drop every entry. The cache stays usable."""

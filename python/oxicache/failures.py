@@ -1,0 +1,56 @@
+"""The backend-failure policy: what a cache does when its storage fails or holds a damaged record.
+
+Every cache takes ``on_backend_error``:
+
+- ``"warn"`` (default): a memoized call still returns its computed value and emits one ``CacheWarning``;
+  a damaged record reads as a miss with one ``CacheWarning`` and is overwritten by the next store.
+- ``"raise"``: a memoized call raises ``BackendError`` (the original exception as ``__cause__``); a damaged
+  record raises ``ValueDecodingError``.
+- ``"ignore"``: as ``"warn"``, silently.
+
+Every failure is counted in ``cache.stats()["backend_errors"]``. No policy ever returns a value that was
+not computed for the call or read intact from its own record: a failure only turns a hit into a miss or
+a store into no store. The direct API (``cache.get``/``set``/``remove``...) raises storage failures as
+they are, since there storing is the point; damaged records follow the policy there too.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from oxicache.errors import BackendError, CacheWarning, ValueDecodingError
+
+__all__ = ["POLICIES", "backend_failed", "check_policy", "damaged_record"]
+
+POLICIES = ("warn", "raise", "ignore")
+
+
+def check_policy(policy: object) -> str:
+    if policy not in POLICIES:
+        msg = f"on_backend_error must be one of {', '.join(map(repr, POLICIES))}, got {policy!r}"
+        raise ValueError(msg)
+    return str(policy)
+
+
+def damaged_record(policy: str, where: str, err: BaseException) -> None:
+    """A stored record that cannot be read: a miss (with a warning under "warn"), or raised."""
+    if policy == "raise":
+        raise ValueDecodingError(f"damaged cache record ({where}): {err}") from err
+    if policy == "warn":
+        warnings.warn(
+            f"oxicache: ignoring a damaged cache record ({where}): {err}; it counts as a miss and the next "
+            "store of this key overwrites it",
+            CacheWarning,
+            stacklevel=4,
+        )
+
+
+def backend_failed(policy: str, what: str, err: BaseException, *, stacklevel: int) -> None:
+    """The storage failed during a memoized call; ``what`` says what it means for the call (e.g. "the
+    result of f was not cached"). Raised as BackendError, warned, or ignored; the caller then goes on
+    without the cache."""
+    message = f"oxicache: {what}: the backend failed ({type(err).__name__}: {err})"
+    if policy == "raise":
+        raise BackendError(message) from err
+    if policy == "warn":
+        warnings.warn(message, CacheWarning, stacklevel=stacklevel + 1)
