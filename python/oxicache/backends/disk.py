@@ -16,7 +16,7 @@ from oxicache.backends._records import entry_of, record_of, ref_key, verify
 from oxicache.base import BaseCache, Ref
 from oxicache.codec import Serializer
 from oxicache.durations import TTL
-from oxicache.errors import ValueDecodingError
+from oxicache.errors import ValueDecodingError, ValueEncodingError
 
 __all__ = ["DiskCache"]
 
@@ -71,8 +71,12 @@ class DiskCache(BaseCache):
 
     Args:
         path: the folder (created if missing).
-        size_limit: approximate bound on the folder's size in bytes (diskcache evicts the least recently
-            stored entries beyond it). Default 1 GiB.
+        size_limit: bound on the folder's size in bytes, as ``volume()`` counts it. After each store,
+            entries are evicted (expired ones first, then in diskcache's ``eviction_policy`` order: by
+            default the least recently *stored*, so reads do not protect an entry; pass
+            ``eviction_policy="least-recently-used"`` for LRU) until the folder is back under it. A value
+            larger than the whole limit is not stored: a memoized call returns it with a ``CacheWarning``
+            (``set()`` raises ``ValueEncodingError``), and no other entry is evicted for it. Default 1 GiB.
         exclude: parameter names left out of every key.
         ttl: default time to live of entries (seconds, timedelta or ``"1h"``).
         on_backend_error: "warn" (default), "raise" or "ignore": what a memoized call does when storage
@@ -153,7 +157,17 @@ class DiskCache(BaseCache):
     def _set(self, entry: CacheEntry, ttl: float | None) -> None:
         key = self._key_bytes(entry.key)  # an argument without a key raises here, naming it
         blob = self._serializer.dumps(record_of(entry))  # raises before anything is written
+        limit = self._dc.size_limit
+        if len(blob) > limit:
+            # Storing it would evict every other entry, and then itself.
+            msg = (f"the entry is {len(blob)} bytes encoded, more than this DiskCache's size_limit of {limit} bytes; "
+                   "it was not stored (raise size_limit to cache values this large)")
+            raise ValueEncodingError(msg)
         self._dc.set(key, blob, expire=ttl, retry=True)
+        # diskcache culls at most cull_limit entries per store: when the oldest entries are small, the
+        # folder would outgrow the limit store after store. One volume() check (~20 us) keeps it bounded.
+        if self._dc.volume() > limit:
+            self._dc.cull(retry=True)
 
     def _remove(self, ref: Ref) -> bool:
         return bool(self._dc.delete(self._key_bytes(ref_key(ref)), retry=True))
@@ -181,6 +195,12 @@ class DiskCache(BaseCache):
     def volume(self) -> int:
         """The folder's estimated size in bytes, as diskcache counts it."""
         return int(self._dc.volume())
+
+    def cull(self) -> int:
+        """Remove expired entries, then entries in eviction-policy order until ``volume()`` is at most
+        ``size_limit``; returns how many were removed. Stores already do this; call it after another
+        process lowered the limit, or to reclaim expired entries and space in one pass."""
+        return int(self._dc.cull(retry=True))
 
     def close(self) -> None:
         """Close the SQLite connections (reopened on the next use)."""
