@@ -78,7 +78,10 @@ def versioned(identity: str, version: str | int | None) -> str:
 def make_engine(cache: BaseCache, func: Callable[..., Any], options: Options) -> Any:
     """The engine for ``func`` on ``cache``: validates the options and builds a native ``Memoizer`` or a
     ``_PythonMemo``. Both offer ``_lookup(args, kwargs)`` and the ``cache_*`` helpers."""
-    identity = versioned(memo_identity(func, options.name), options.version)
+    # A store other processes read (not InMemCache's, not NoCache's nothing) needs identities that do not
+    # depend on decoration order: local functions and lambdas are then named by code and closure values.
+    shared = getattr(cache, "_native_store", None) is None and not getattr(cache, "stores_nothing", False)
+    identity = versioned(memo_identity(func, options.name, shared=shared), options.version)
     sig, specs = param_specs(func)
     own_exclude = validate_exclude(options.exclude)
     has_var_kw = any(kind == inspect.Parameter.VAR_KEYWORD for _, kind, _, _ in specs)
