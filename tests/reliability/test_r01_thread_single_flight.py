@@ -1,8 +1,9 @@
 """Matrix row R1: thread single-flight with exact statistics, on every backend.
 
 32 threads start together on a barrier (in a seeded random order): 16 call ``f("hot")`` and 16 call
-``f`` for 4 other keys (4 threads each). ``f`` sleeps 200 ms, counts its runs per key and returns the
-independent oracle ``expected_value(key)``. Then the same with ``f`` raising ``ValueError`` (its
+``f`` for 4 other keys (4 threads each). ``f`` counts its runs per key, waits until every caller of its
+key has made its call (so a thread the loaded machine schedules late still finds the run in flight),
+sleeps 200 ms and returns the independent oracle ``expected_value(key)``. Then the same with ``f`` raising ``ValueError`` (its
 message names the key and the run number, so a caller that got another run's exception is caught).
 
 Per backend capability (tests/backends.py):
@@ -37,26 +38,35 @@ SLEEP = 0.2
 
 def one_round(name: str, cache: Any, fail: bool, rnd: random.Random, tag: str) -> None:
     runs: Counter[str] = Counter()
+    arrived: Counter[str] = Counter()
     lock = threading.Lock()
+    all_arrived = threading.Condition(lock)
+    calls = [HOT] * 16 + [k for k in OTHERS for _ in range(4)]
+    rnd.shuffle(calls)
+    per_key = Counter(calls)
 
     @cache.memoize(name=f"r1.f.{tag}")
     def f(key: str) -> bytes:
         with lock:
             runs[key] += 1
             n = runs[key]
+            # Every caller of the key has made its call before the run goes on (so on a loaded machine a
+            # thread scheduled late still finds the flight running), then the run takes 200 ms.
+            assert all_arrived.wait_for(lambda: arrived[key] >= per_key[key], 30), "callers never arrived"
         time.sleep(SLEEP)
         if fail:
             msg = f"r1 failed for {key} in run {n}"
             raise ValueError(msg)
         return expected_value(key)
 
-    calls = [HOT] * 16 + [k for k in OTHERS for _ in range(4)]
-    rnd.shuffle(calls)
     barrier = threading.Barrier(len(calls))
     outcomes: list[tuple[str, str, Any]] = []  # (key, "value" | "error" | "other", payload)
 
     def call(key: str) -> None:
         barrier.wait()
+        with all_arrived:
+            arrived[key] += 1
+            all_arrived.notify_all()
         try:
             outcome = ("value", f(key))
         except ValueError as err:
@@ -78,7 +88,6 @@ def one_round(name: str, cache: Any, fail: bool, rnd: random.Random, tag: str) -
     stats_after = cache.stats()
     assert len(outcomes) == len(calls)
     assert [o for o in outcomes if o[1] == "other"] == []
-    per_key = Counter(calls)
     backend = BACKENDS[name]
     if name == "none":
         assert runs == per_key  # no merging: every call runs
