@@ -1,0 +1,559 @@
+"""``oxicache.llm`` against a real OpenAI-compatible HTTP server on loopback (tests/llm_server.py).
+
+The ``openai`` SDK talks HTTP to ``ChatServer``, which counts the requests it receives: "served from the
+cache" means the server saw no new request, and "the right reply" means the text equals what the server
+derives from the request (``reply_for``), so a reply served for another request shows.
+
+Every call is made through one of four kinds (``oracle``, ``stream``, ``aoracle``, ``astream``); async
+kinds run each call in its own event loop, closing the LLM's async client at the end, as a program
+calling ``asyncio.run`` repeatedly would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import pickle
+import sys
+from typing import Any
+
+import pytest
+
+import backends
+from llm_server import ChatServer, reply_for
+from oxicache import CacheEntry, InMemCache
+
+openai = pytest.importorskip("openai", reason="the LLM integration needs openai: pip install 'oxicache[llm]'")
+
+from oxicache.llm import LLM, TRANSPORT, Text, cache_client, default_cache_dir, register_preset  # noqa: E402
+from oxicache.llm import client as llm_client  # noqa: E402
+
+KINDS = ["oracle", "stream", "aoracle", "astream"]
+CACHES = ["inmem", "disk-path", "json", "sqlite"]
+
+
+@pytest.fixture
+def server():
+    s = ChatServer()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def other_server():
+    s = ChatServer()
+    yield s
+    s.close()
+
+
+def open_cache(kind: str, tmp_path: Any) -> Any:
+    """What the test passes as ``cache=``: a cache instance, or a folder path (DiskCache)."""
+    if kind == "inmem":
+        return InMemCache()
+    if kind == "disk-path":
+        return str(tmp_path / "llm-cache")
+    return backends.make(kind)
+
+
+def make_llm(server: ChatServer, cache: Any, **kwargs: Any) -> LLM:
+    kwargs.setdefault("model", "m1")
+    kwargs.setdefault("api_key", "test-key")
+    kwargs.setdefault("max_retries", 0)
+    return LLM(base_url=server.url, cache=cache, **kwargs)
+
+
+def ask(llm: LLM, kind: str, prompt: Any = "What is Python?", **params: Any) -> tuple[str, list[bool]]:
+    """One call of ``kind``: the reply's text and the ``cached`` flag of each returned piece."""
+    if kind == "oracle":
+        text = llm.oracle(prompt, **params)
+        assert isinstance(text, Text)
+        return str(text), [text.cached]
+    if kind == "stream":
+        pieces = list(llm.stream(prompt, **params))
+        assert pieces and all(isinstance(p, Text) for p in pieces)
+        return "".join(pieces), [p.cached for p in pieces]
+
+    async def run() -> tuple[str, list[bool]]:
+        try:
+            if kind == "aoracle":
+                text = await llm.aoracle(prompt, **params)
+                return str(text), [text.cached]
+            pieces = [p async for p in llm.astream(prompt, **params)]
+            assert pieces
+            return "".join(pieces), [p.cached for p in pieces]
+        finally:
+            await llm.aclose()
+
+    return asyncio.run(run())
+
+
+def expect_new_request(server: ChatServer, before: int, text: str, flags: list[bool]) -> None:
+    assert server.count == before + 1, "the call should have sent one request"
+    assert text == reply_for(server.bodies()[-1])
+    assert not any(flags)
+
+
+# ---- one request for repeated calls ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cache_kind", CACHES)
+@pytest.mark.parametrize("kind", KINDS)
+def test_repeated_identical_calls_send_one_request(server, tmp_path, kind, cache_kind):
+    llm = make_llm(server, open_cache(cache_kind, tmp_path), temperature=0)
+    first, flags = ask(llm, kind)
+    expect_new_request(server, 0, first, flags)
+    for _ in range(3):
+        again, flags = ask(llm, kind)
+        assert again == first
+        assert all(flags), "a replayed reply is flagged cached"
+    assert server.count == 1
+    assert len(llm.cache) == 1
+    llm.close()
+    llm.cache.close()
+
+
+@pytest.mark.parametrize("kind", ["oracle", "stream"])
+def test_sync_and_async_share_entries(server, kind):
+    llm = make_llm(server, InMemCache())
+    text, _ = ask(llm, kind, "shared")
+    again, flags = ask(llm, "a" + kind, "shared")
+    assert (again, all(flags), server.count) == (text, True, 1)
+
+
+def test_plain_and_streamed_calls_have_their_own_entries(server):
+    llm = make_llm(server, InMemCache())
+    ask(llm, "oracle", "q")
+    text, flags = ask(llm, "stream", "q")
+    assert server.count == 2 and not any(flags)
+    assert server.bodies()[-1]["stream"] is True
+    assert text == reply_for(server.bodies()[-1])
+    assert llm.key_inputs("q")["stream"] is False and llm.key_inputs("q", stream=True)["stream"] is True
+
+
+# ---- every output-affecting parameter is in the key --------------------------------------------------
+
+TOOL_A = {"type": "function", "function": {"name": "a", "parameters": {"type": "object", "properties": {}}}}
+TOOL_B = {"type": "function", "function": {"name": "b", "parameters": {"type": "object", "properties": {}}}}
+
+# parameter -> two values that must not share a key (with each other or with leaving it out)
+VARIATIONS: dict[str, tuple[Any, Any]] = {
+    "temperature": (0, 0.7),
+    "top_p": (1.0, 0.5),
+    "seed": (1, 2),
+    "max_tokens": (10, 20),
+    "max_completion_tokens": (10, 20),
+    "stop": (["x"], ["y"]),
+    "tools": ([TOOL_A], [TOOL_B]),
+    "tool_choice": ("auto", "none"),
+    "response_format": ({"type": "text"}, {"type": "json_object"}),
+    "n": (1, 2),
+    "presence_penalty": (0.0, 1.0),
+    "frequency_penalty": (0.0, 1.0),
+    "logit_bias": ({"50256": -100}, {"50256": 100}),
+    "logprobs": (False, True),
+    "reasoning_effort": ("low", "high"),
+    "extra_body": ({"top_k": 1}, {"top_k": 2}),
+    "model": ("m2", "m3"),
+    "system": ("be brief", "be thorough"),
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_output_affecting_parameter_changes_the_key(server, kind):
+    llm = make_llm(server, InMemCache())
+    base, _ = ask(llm, kind, "q")
+    for name, values in VARIATIONS.items():
+        for value in values:
+            before = server.count
+            text, flags = ask(llm, kind, "q", **{name: value})
+            expect_new_request(server, before, text, flags)
+            if name not in ("system",):
+                assert server.bodies()[-1][name if name != "extra_body" else "top_k"] == (value if name != "extra_body" else value["top_k"])
+            again, flags = ask(llm, kind, "q", **{name: value})
+            assert (again, all(flags), server.count) == (text, True, before + 1), f"{name}={value!r} did not hit"
+    # the prompt itself, and the conversation
+    for prompt in ("other question", [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}, {"role": "user", "content": "q"}]):
+        before = server.count
+        text, flags = ask(llm, kind, prompt)
+        expect_new_request(server, before, text, flags)
+    # after all that, the first call is still served from its own entry
+    before = server.count
+    text, flags = ask(llm, kind, "q")
+    assert (text, all(flags), server.count) == (base, True, before)
+
+
+def test_stream_options_are_in_a_streams_key(server):
+    llm = make_llm(server, InMemCache())
+    ask(llm, "stream", "q")
+    before = server.count
+    text, flags = ask(llm, "stream", "q", stream_options={"include_usage": True})
+    expect_new_request(server, before, text, flags)
+
+
+def test_default_parameters_of_the_llm_are_in_the_key(server):
+    cache = InMemCache()
+    cold = make_llm(server, cache, temperature=0)
+    warm = make_llm(server, cache, temperature=1)
+    ask(cold, "oracle", "q")
+    text, flags = ask(warm, "oracle", "q")
+    expect_new_request(server, 1, text, flags)
+    assert server.bodies()[-1]["temperature"] == 1
+    # a call's own value wins over the default, and then shares the entry
+    assert ask(warm, "oracle", "q", temperature=0) == (reply_for(server.bodies()[0]), [True])
+
+
+# ---- transport settings are not in the key -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_transport_settings_do_not_miss(server, other_server, kind):
+    cache = InMemCache()
+    first = make_llm(server, cache, api_key="key-1", timeout=30)
+    text, _ = ask(first, kind, "q")
+    # another key, another URL (a second server), other timeouts and retries: same entry
+    second = LLM(model="m1", base_url=other_server.url, api_key="key-2", timeout=60, max_retries=5, cache=cache)
+    again, flags = ask(second, kind, "q")
+    assert (again, all(flags)) == (text, True)
+    # per-call transport options and request bookkeeping: still the same entry
+    again, flags = ask(second, kind, "q", timeout=12, extra_headers={"X-Trace": "1"}, extra_query={"a": "b"},
+                       user="u1", metadata={"run": "7"}, store=False, safety_identifier="s", prompt_cache_key="p")
+    assert (again, all(flags)) == (text, True)
+    assert (server.count, other_server.count) == (1, 0)
+    assert server.requests[0].headers["authorization"] == "Bearer key-1"
+
+
+def test_excluded_parameters_are_still_sent(server):
+    llm = make_llm(server, InMemCache())
+    ask(llm, "oracle", "q", user="u1", extra_headers={"X-Trace": "t1"})
+    request = server.requests[-1]
+    assert request.body["user"] == "u1" and request.headers["x-trace"] == "t1"
+
+
+def test_exclude_extends_the_transport_names(server):
+    llm = make_llm(server, InMemCache(), exclude=["seed"])
+    assert llm.exclude == TRANSPORT | {"seed"}
+    text, _ = ask(llm, "oracle", "q", seed=1)
+    assert ask(llm, "oracle", "q", seed=2) == (text, [True])
+    assert server.count == 1
+
+
+def test_the_users_cache_is_not_modified(server):
+    cache = InMemCache(exclude=["mine"])
+    make_llm(server, cache, exclude=["seed"])
+    assert cache.exclude == frozenset({"mine"})
+
+
+# ---- the key can be seen ------------------------------------------------------------------------------
+
+
+def test_key_inputs_show_what_is_hashed(server):
+    llm = make_llm(server, InMemCache(), temperature=0, system="be brief")
+    inputs = llm.key_inputs("q", seed=3, timeout=5, extra_headers={"a": "b"}, user="u")
+    assert inputs == {
+        "model": "m1",
+        "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "q"}],
+        "stream": False,
+        "params": {"temperature": 0, "seed": 3},
+    }
+    llm.oracle("q", seed=3, timeout=5)
+    [entry] = list(llm.cache)
+    assert entry.inputs == inputs and entry.func == "oxicache.llm"
+    assert entry.key == llm.cache_key("q", seed=3) == CacheEntry("oxicache.llm", inputs).key
+    assert entry.output["choices"][0]["message"]["content"] == reply_for(server.bodies()[0])
+
+
+def test_removing_a_key_sends_the_request_again(server):
+    llm = make_llm(server, InMemCache())
+    ask(llm, "oracle", "q")
+    assert llm.cache.remove(llm.name, llm.key_inputs("q"))
+    ask(llm, "oracle", "q")
+    assert server.count == 2
+    del llm.cache[llm.cache_key("q")]
+    text, flags = ask(llm, "oracle", "q")
+    expect_new_request(server, 2, text, flags)
+
+
+def test_name_separates_entries(server):
+    cache = InMemCache()
+    ask(make_llm(server, cache, name="project-a"), "oracle", "q")
+    text, flags = ask(make_llm(server, cache, name="project-b"), "oracle", "q")
+    expect_new_request(server, 1, text, flags)
+    assert {e.func for e in cache} == {"project-a", "project-b"}
+
+
+def test_sdk_message_objects_in_a_conversation(server):
+    """An assistant message taken from a response (a pydantic object) keys like its dict form."""
+    llm = make_llm(server, InMemCache())
+    answer = openai.types.chat.ChatCompletion.model_validate(llm.oracle("q").raw).choices[0].message
+    convo = [{"role": "user", "content": "q"}, answer, {"role": "user", "content": "more"}]
+    text, _ = ask(llm, "oracle", convo)
+    as_dicts = [{"role": "user", "content": "q"}, {"role": "assistant", "content": str(answer.content)},
+                {"role": "user", "content": "more"}]
+    assert server.bodies()[-1]["messages"][1] == {"role": "assistant", "content": answer.content}
+    assert ask(llm, "oracle", as_dicts) == (text, [True])
+    assert server.count == 2
+
+
+# ---- streams: record, replay, store only complete ones ----------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["stream", "astream"])
+@pytest.mark.parametrize("fault", ["dropped connection", "error event"])
+def test_a_broken_stream_is_not_stored(server, kind, fault):
+    llm = make_llm(server, InMemCache())
+    (server.break_next_stream if fault == "dropped connection" else server.error_next_stream)(after=3)
+    with pytest.raises(openai.APIError):
+        ask(llm, kind, "q")
+    assert len(llm.cache) == 0
+    text, flags = ask(llm, kind, "q")
+    expect_new_request(server, 1, text, flags)
+    assert ask(llm, kind, "q") == (text, [True] * len(flags))
+    assert server.count == 2
+
+
+def test_a_stream_left_early_is_not_stored(server):
+    llm = make_llm(server, InMemCache())
+    pieces = llm.stream("q")
+    next(pieces)
+    pieces.close()  # type: ignore[attr-defined]
+    for piece in llm.stream("q"):
+        break
+    assert len(llm.cache) == 0 and server.count == 2
+    text, flags = ask(llm, "stream", "q")
+    expect_new_request(server, 2, text, flags)
+
+
+def test_an_async_stream_left_early_is_not_stored(server):
+    llm = make_llm(server, InMemCache())
+
+    async def leave_early() -> None:
+        stream = llm.astream("q")
+        async for _ in stream:
+            break
+        await stream.aclose()  # type: ignore[attr-defined]
+        await llm.aclose()
+
+    asyncio.run(leave_early())
+    assert len(llm.cache) == 0 and server.count == 1
+
+
+def test_a_stream_is_replayed_piece_by_piece(server):
+    llm = make_llm(server, InMemCache())
+    live = list(llm.stream("q", stream_options={"include_usage": True}))
+    replay = list(llm.stream("q", stream_options={"include_usage": True}))
+    assert replay == live and len(live) > 1
+    assert [p.raw for p in replay] == [p.raw for p in live]
+    [entry] = list(llm.cache)
+    assert entry.output[-1]["usage"]["total_tokens"] > 0  # every chunk is recorded, usage included
+
+
+def test_a_failed_request_is_not_stored(server):
+    llm = make_llm(server, InMemCache())
+    server.fail_next(500)
+    with pytest.raises(openai.InternalServerError):
+        llm.oracle("q")
+    assert len(llm.cache) == 0
+    text, flags = ask(llm, "oracle", "q")
+    expect_new_request(server, 1, text, flags)
+
+
+# ---- the cache argument -------------------------------------------------------------------------------
+
+
+def test_cache_none_or_false_sends_every_call(server):
+    for off in (None, False):
+        llm = make_llm(server, off)
+        before = server.count
+        for kind in KINDS:
+            _, flags = ask(llm, kind, "q")
+            _, flags2 = ask(llm, kind, "q")
+            assert not any(flags + flags2)
+        assert server.count == before + 2 * len(KINDS)
+
+
+@pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="XDG_CACHE_HOME applies on Linux and other Unix systems")
+def test_cache_true_is_a_disk_cache_in_the_users_cache_folder(server, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == tmp_path / "xdg" / "oxicache" / "llm"
+    llm = make_llm(server, True)
+    assert type(llm.cache).__name__ == "DiskCache"
+    ask(llm, "oracle", "q")
+    llm.cache.close()
+    reopened = make_llm(server, True)  # another LLM, another process's view: the same folder
+    assert ask(reopened, "oracle", "q")[1] == [True] and server.count == 1
+    assert (tmp_path / "xdg" / "oxicache" / "llm").is_dir()
+    reopened.cache.close()
+
+
+def test_default_cache_folder_per_platform(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/ignored")
+    assert default_cache_dir() == tmp_path / ".cache" / "oxicache" / "llm"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert default_cache_dir() == tmp_path / ".cache" / "oxicache" / "llm"
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert default_cache_dir() == tmp_path / "Library" / "Caches" / "oxicache" / "llm"
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setenv("LOCALAPPDATA", str(tmp_path / "local"))
+    assert default_cache_dir() == tmp_path / "local" / "oxicache" / "Cache" / "llm"
+
+
+def test_a_folder_cache_persists_across_llm_objects(server, tmp_path):
+    folder = tmp_path / "persist"
+    first = make_llm(server, folder)  # a pathlib.Path works too
+    text, _ = ask(first, "stream", "q")
+    first.cache.close()
+    second = make_llm(server, str(folder))
+    assert ask(second, "stream", "q")[0] == text and server.count == 1
+    second.cache.close()
+
+
+@pytest.mark.parametrize("bad", [42, 1.5, b"bytes", ["a list"], object()])
+def test_a_wrong_cache_argument_is_a_type_error(bad):
+    with pytest.raises(TypeError, match=r"cache must be a cache instance .*folder path.*True.*None/False.*got") as info:
+        LLM(model="m", api_key="k", cache=bad)
+    assert repr(bad)[:20] in str(info.value)
+    with pytest.raises(TypeError, match="cache must be"):
+        cache_client(openai.OpenAI(api_key="k"), bad)
+
+
+def test_missing_openai_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "openai", None)  # what a missing package looks like to import
+    with pytest.raises(ImportError, match=r"pip install 'oxicache\[llm\]'"):
+        LLM(model="m", cache=None)
+    with pytest.raises(ImportError, match=r"pip install 'oxicache\[llm\]'"):
+        cache_client(object(), None)
+
+
+def test_other_bad_input(server):
+    with pytest.raises(TypeError, match="needs a model"):
+        LLM(api_key="k", cache=None)
+    with pytest.raises(ValueError, match="unknown LLM preset 'nope'.*register_preset"):
+        LLM(preset="nope", cache=None)
+    llm = make_llm(server, InMemCache())
+    with pytest.raises(TypeError, match="does not take stream="):
+        llm.oracle("q", stream=True)
+    with pytest.raises(TypeError, match="messages must be a prompt string"):
+        llm.oracle(42)
+    with pytest.raises(TypeError, match="each message must be a dict"):
+        llm.oracle(["just a string in a list"])
+    with pytest.raises(TypeError, match="wraps an openai.OpenAI"):
+        cache_client(object(), None)
+    with pytest.raises(TypeError, match="cannot set"):
+        register_preset("p", cache=True)
+    assert server.count == 0
+
+
+def test_presets(server, monkeypatch):
+    monkeypatch.setattr(llm_client, "PRESETS", {})
+    register_preset("chat", model="preset-model", base_url=server.url, api_key="k", max_retries=0, temperature=0)
+    llm = LLM(preset="chat", cache=InMemCache())
+    assert (llm.model, llm.params) == ("preset-model", {"temperature": 0})
+    llm.oracle("q")
+    assert server.bodies()[-1]["model"] == "preset-model" and server.bodies()[-1]["temperature"] == 0
+    assert LLM(preset="chat", model="other", cache=None).model == "other"
+
+
+def test_replay_needs_no_api_key(server, monkeypatch):
+    cache = InMemCache()
+    ask(make_llm(server, cache), "oracle", "q")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    offline = LLM(model="m1", base_url=server.url, cache=cache)  # no key anywhere: fine until a miss
+    assert offline.oracle("q").cached
+    with pytest.raises(openai.OpenAIError, match="api_key"):
+        offline.oracle("a new question")
+
+
+def test_text_is_a_str(server):
+    llm = make_llm(server, InMemCache())
+    text = llm.oracle("q")
+    assert text == reply_for(server.bodies()[0]) and isinstance(text, str)
+    copy = pickle.loads(pickle.dumps(text))
+    assert (copy, copy.cached, copy.raw) == (text, text.cached, text.raw)
+
+
+# ---- cache_client --------------------------------------------------------------------------------------
+
+MESSAGES = [{"role": "user", "content": "q"}]
+
+
+@pytest.mark.parametrize("cache_kind", CACHES)
+def test_cache_client_returns_sdk_types_on_misses_and_hits(server, tmp_path, cache_kind):
+    client = openai.OpenAI(base_url=server.url, api_key="k", max_retries=0)
+    cached = cache_client(client, open_cache(cache_kind, tmp_path))
+    assert isinstance(cached, openai.OpenAI)
+    create = cached.chat.completions.create
+    miss = create(model="m1", messages=MESSAGES, temperature=0)
+    hit = create(model="m1", messages=MESSAGES, temperature=0)
+    for response in (miss, hit):
+        assert type(response) is openai.types.chat.ChatCompletion
+    assert hit.model_dump() == miss.model_dump() and hit.id == "chatcmpl-1"
+    assert miss.choices[0].message.content == reply_for(server.bodies()[0])
+    with create(model="m1", messages=MESSAGES, stream=True) as live:
+        live_chunks = list(live)
+    replayed = list(create(model="m1", messages=MESSAGES, stream=True))
+    for chunk in live_chunks + replayed:
+        assert type(chunk) is openai.types.chat.ChatCompletionChunk
+    assert [c.model_dump() for c in replayed] == [c.model_dump() for c in live_chunks]
+    assert "".join(c.choices[0].delta.content or "" for c in replayed if c.choices) == reply_for(server.bodies()[1])
+    assert server.count == 2
+    # the original client is untouched: it still sends every call
+    client.chat.completions.create(model="m1", messages=MESSAGES, temperature=0)
+    assert server.count == 3
+    client.close()
+    cached.close()
+
+
+def test_async_cache_client(server):
+    async def main() -> None:
+        client = openai.AsyncOpenAI(base_url=server.url, api_key="k", max_retries=0)
+        cached = cache_client(client, InMemCache())
+        assert isinstance(cached, openai.AsyncOpenAI)
+        create = cached.chat.completions.create
+        miss = await create(model="m1", messages=MESSAGES)
+        hit = await create(model="m1", messages=MESSAGES)
+        assert type(hit) is openai.types.chat.ChatCompletion and hit.model_dump() == miss.model_dump()
+        streams = []
+        for _ in range(2):
+            stream = await create(model="m1", messages=MESSAGES, stream=True)
+            async with stream:
+                streams.append([c async for c in stream])
+        assert all(type(c) is openai.types.chat.ChatCompletionChunk for c in streams[0] + streams[1])
+        assert [c.model_dump() for c in streams[0]] == [c.model_dump() for c in streams[1]]
+        assert server.count == 2
+        await cached.close()
+
+    asyncio.run(main())
+
+
+def test_cache_client_and_llm_share_entries(server):
+    cache = InMemCache()
+    cached = cache_client(openai.OpenAI(base_url=server.url, api_key="k", max_retries=0), cache)
+    response = cached.chat.completions.create(model="m1", messages=MESSAGES, timeout=5)
+    assert cached.chat.completions.create.key_inputs(model="m1", messages=MESSAGES) == make_llm(server, cache).key_inputs("q")
+    text = make_llm(server, cache).oracle("q")
+    assert (text, text.cached, server.count) == (response.choices[0].message.content, True, 1)
+
+
+def test_cache_client_broken_stream_is_not_stored(server):
+    cached = cache_client(openai.OpenAI(base_url=server.url, api_key="k", max_retries=0), InMemCache())
+    server.break_next_stream(after=2)
+    with pytest.raises(openai.APIConnectionError):
+        list(cached.chat.completions.create(model="m1", messages=MESSAGES, stream=True))
+    stream = cached.chat.completions.create(model="m1", messages=MESSAGES, stream=True)
+    next(stream)
+    stream.close()  # closed before the end: not stored either
+    assert server.count == 2
+    list(cached.chat.completions.create(model="m1", messages=MESSAGES, stream=True))
+    list(cached.chat.completions.create(model="m1", messages=MESSAGES, stream=True))
+    assert server.count == 3
+
+
+def test_cache_client_omitted_values_mean_not_given(server):
+    cached = cache_client(openai.OpenAI(base_url=server.url, api_key="k", max_retries=0), InMemCache())
+    create = cached.chat.completions.create
+    create(model="m1", messages=MESSAGES)
+    create(model="m1", messages=MESSAGES, temperature=openai.omit, stream=False, timeout=openai.NOT_GIVEN)
+    assert server.count == 1
+    with pytest.raises(TypeError, match="missing required keyword argument.*'messages'"):
+        create(model="m1")
