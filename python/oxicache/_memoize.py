@@ -31,7 +31,7 @@ from oxicache._signature import (
 )
 from oxicache.controls import BYPASS, REFRESH, current_mode
 from oxicache.durations import TTL, resolve_ttl
-from oxicache.errors import CacheWarning, ValueDecodingError, ValueEncodingError
+from oxicache.errors import CacheWarning, KeyEncodingError, ValueDecodingError, ValueEncodingError
 from oxicache.failures import backend_failed
 from oxicache.info import CacheInfo
 
@@ -223,10 +223,12 @@ class _PythonMemo:
 
     def read(self, lookup: Callable[[], CacheEntry | None], what: str) -> CacheEntry | None:
         """``lookup()``, with a storage failure handled by the cache's ``on_backend_error`` as a miss. A
-        damaged record under the "raise" policy (a ValueDecodingError) propagates as it is."""
+        damaged record under the "raise" policy (a ValueDecodingError) propagates as it is, and so does an
+        argument without a key (KeyEncodingError, raised while the key is built): that is the caller's
+        error, not the backend's, and the function must not run."""
         try:
             return lookup()
-        except ValueDecodingError:
+        except (ValueDecodingError, KeyEncodingError):
             raise
         except Exception as err:
             self.backend_failed(err, what)
