@@ -10,8 +10,9 @@ Backends: the examples that only use ``cache`` run on ``InMemCache``, ``NoCache`
 (the ``backend`` fixture). ``NoCache`` and ``CallbackCache`` store nothing, so where the guide says
 "cached" they must recompute instead; ``CallbackCache`` runs a recording callback, so "would have been
 stored" is checked through its events. The persistent backends (``DiskCache``, ``JsonCache``,
-``DatabaseCache``) and the LLM / KLStore integrations are not built yet: their tests go through
-``require_backend`` / ``require_module``, which skip until ``oxicache`` has them, and then run.
+``DatabaseCache``) and the LLM / KLStore integrations go through ``require_backend`` /
+``require_module``, which skip while ``oxicache`` lacks them. The LLM example (6.1) runs against an
+OpenAI-compatible server on loopback (tests/llm_server.py) registered as the guide's preset ``"chat"``.
 
 Section numbers in test names are the guide's (``test_s5_2_...`` is section 5.2).
 """
@@ -1234,9 +1235,17 @@ def test_s5_6_cache_inspection(backend, capsys):
 # ---- 6. Integrations ------------------------------------------------------------------------------
 
 
-def test_s6_1_llm_integration(tmp_path):
+def test_s6_1_llm_integration(tmp_path, monkeypatch):
     DiskCache = require_backend("DiskCache")
-    LLM = require_module("oxicache.llm").LLM
+    llm_module = require_module("oxicache.llm")
+    LLM = llm_module.LLM
+    pytest.importorskip("openai", reason="the LLM integration needs openai: pip install 'oxicache[llm]'")
+    from llm_server import ChatServer, reply_for  # tests/llm_server.py: an OpenAI-compatible server on loopback
+
+    # The guide's preset "chat" is the API to use: here a loopback server that counts its requests.
+    server = ChatServer()
+    monkeypatch.setattr(llm_module.client, "PRESETS", {})
+    llm_module.register_preset("chat", model="chat-model", base_url=server.url, api_key="test-key", max_retries=0)
 
     # Cache LLM responses for persistent storage across sessions
     cache = DiskCache(str(tmp_path / "llm_cache"))  # the guide's "/tmp/llm_cache"
@@ -1244,14 +1253,22 @@ def test_s6_1_llm_integration(tmp_path):
 
     # First call - computed, makes API call
     response1 = llm.oracle("What is Python?")
-    stored = len(cache)
-    assert stored >= 1
+    assert server.count == 1 and len(cache) == 1
+    assert response1 == reply_for(server.bodies()[0]) and not response1.cached
 
     # Second call - from cache, instant response
     response2 = llm.oracle("What is Python?")  # Instant - no API call
-    assert response2 == response1
-    assert len(cache) == stored  # nothing new was computed and stored
+    assert response2 == response1 and response2.cached
+    assert server.count == 1 and len(cache) == 1  # no request, nothing new stored
+    llm.close()
     cache.close()
+
+    # "persistent storage across sessions": another session on the same folder makes no API call either
+    cache = DiskCache(str(tmp_path / "llm_cache"))
+    assert LLM(preset="chat", cache=cache).oracle("What is Python?") == response1
+    assert server.count == 1
+    cache.close()
+    server.close()
 
 
 @dataclasses.dataclass(frozen=True)
