@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
@@ -21,6 +22,7 @@ from oxicache.backends._sql import (
 )
 from oxicache.backends._records import from_columns, key_hex, ref_key, to_columns, verify
 from oxicache.base import BaseCache, Ref
+from oxicache._forkgate import SQLITE_GATE
 from oxicache.durations import TTL
 from oxicache.errors import DatabaseConnectionError, ValueDecodingError, ValueEncodingError
 
@@ -61,6 +63,7 @@ def _sqlalchemy(extra: str) -> Any:
 
 
 _LIVE: weakref.WeakSet[DatabaseCache] = weakref.WeakSet()
+_UNGATED = contextlib.nullcontext()
 
 
 def _after_fork_in_child() -> None:
@@ -160,9 +163,13 @@ class DatabaseCache(BaseCache):
         # A :memory: database lives in its one connection, which the threads take in turn.
         self._pool = Pool(self._engine, 1 if self._memory else None)
         weakref.finalize(self, self._pool.close)  # a cache dropped without close() closes its connections
-        self._connect_once(sa)
-        self.table: Table = build_table(sa, table, self._dialect_name)
-        self._create_table(sa)
+        # A SQLite file: every statement runs inside the fork gate (oxicache._forkgate), so os.fork()
+        # waits for it and a child never inherits a lock taken mid-statement.
+        self._gated = self._dialect_name == "sqlite" and not self._memory
+        with SQLITE_GATE if self._gated else _UNGATED:
+            self._connect_once(sa)
+            self.table: Table = build_table(sa, table, self._dialect_name)
+            self._create_table(sa)
         self._compile(sa)
         self._dbapi_error: type[BaseException] = self._engine.dialect.loaded_dbapi.Error
         _LIVE.add(self)
@@ -303,6 +310,12 @@ class DatabaseCache(BaseCache):
         """One statement on a pooled connection: fetch 0 = rowcount, 1 = one row, 2 = all rows. A
         connection the server dropped (a restart, an idle timeout) is replaced and the statement rerun
         once: every statement here is a single read, or a write that is safe to repeat."""
+        if self._gated:
+            with SQLITE_GATE:
+                return self._statement(stmt, args, fetch, retry)
+        return self._statement(stmt, args, fetch, retry)
+
+    def _statement(self, stmt: Stmt, args: Any, fetch: int, retry: bool) -> Any:
         pool = self._pool
         holder = pool.take()
         try:
@@ -312,7 +325,7 @@ class DatabaseCache(BaseCache):
         except BaseException as err:
             if not (self._failed(holder, err) and retry):
                 raise
-            return self._run(stmt, args, fetch, retry=False)
+            return self._statement(stmt, args, fetch, False)
         pool.give(holder)
         return result
 
@@ -471,7 +484,8 @@ class DatabaseCache(BaseCache):
 
     def close(self) -> None:
         """Return every connection and dispose of the engine. Using the cache afterwards reconnects."""
-        self._pool.close(dispose=not self._memory)  # a :memory: database lives in its connection
+        with SQLITE_GATE if self._gated else _UNGATED:  # closing the last connection may checkpoint
+            self._pool.close(dispose=not self._memory)  # a :memory: database lives in its connection
 
     def _where(self, key: str) -> str:
         return f"table {self._table_name!r} key {key}"

@@ -15,6 +15,7 @@ from oxicache._core import CacheEntry
 from oxicache.backends._records import entry_of, record_of, ref_key, verify
 from oxicache.base import BaseCache, Ref
 from oxicache.codec import Serializer
+from oxicache._forkgate import SQLITE_GATE
 from oxicache.durations import TTL
 from oxicache.errors import ValueDecodingError, ValueEncodingError
 
@@ -173,7 +174,9 @@ class DiskCache(BaseCache):
         return bool(self._dc.delete(self._key_bytes(ref_key(ref)), retry=True))
 
     def _iter(self) -> Iterator[CacheEntry]:
-        for raw in list(self._dc.iterkeys()):
+        with SQLITE_GATE:
+            keys = list(self._dc.iterkeys())
+        for raw in keys:
             if raw is _FOREIGN or not isinstance(raw, bytes) or len(raw) != 16:
                 continue
             entry = self._read(int.from_bytes(raw, "big"))
@@ -251,3 +254,20 @@ class DiskCache(BaseCache):
 
     def __repr__(self) -> str:
         return f"DiskCache({self.path!r}, size_limit={self._dc.size_limit})"
+
+
+def _gated(method: Any) -> Any:
+    def run(self: DiskCache, *args: Any, **kwargs: Any) -> Any:
+        with SQLITE_GATE:
+            return method(self, *args, **kwargs)
+
+    run.__name__, run.__qualname__, run.__doc__ = method.__name__, method.__qualname__, method.__doc__
+    return run
+
+
+# Every method that runs SQLite statements (diskcache's) runs inside the fork gate: os.fork() waits for
+# them, so a forked child never inherits a lock taken mid-statement (see oxicache._forkgate). _iter gates
+# its listing itself (a generator must not hold the gate while its consumer runs).
+for _name in ("__init__", "_read", "_set", "_remove", "_clear", "_len", "expire", "volume", "cull", "close", "verify"):
+    if _name in DiskCache.__dict__:
+        setattr(DiskCache, _name, _gated(DiskCache.__dict__[_name]))
