@@ -415,10 +415,13 @@ def _write_chart(results: list[Result], meta: dict[str, Any], path: str) -> None
         ax.set_yticks(range(len(shown)), labels, fontsize=8)
         ax.invert_yaxis()
         unit = shown[0].unit if shown else "ns/call"
-        ax.set_title(f"{group} ({unit}, lower is better)", fontsize=9, loc="left")
+        ax.set_title(f"{group}: {unit}, lower is better", fontsize=9, loc="left")
         ax.tick_params(axis="x", labelsize=8)
+        if values and min(values) > 0 and max(values) / min(values) > 30:
+            ax.set_xscale("log")  # lru_cache and a database side by side: a linear axis hides the fast rows
         for bar, r in zip(bars, shown):
-            label = _fmt_ns(r.median_ns) + (f"  ({r.ratio:.2f}x)" if r.ratio is not None else "")
+            ratio = "" if r.ratio is None else f"  ({r.ratio:.2f}x {'faster' if group == 'key hashing' else 'lru_cache'})"
+            label = _fmt_ns(r.median_ns) + ratio
             ax.annotate(label, (bar.get_width(), bar.get_y() + bar.get_height() / 2), xytext=(3, 0),
                         textcoords="offset points", va="center", fontsize=7)
         ax.margins(x=0.25)
@@ -510,7 +513,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``oxicache`` console script and of ``python -m oxicache``."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    # Keys after an option (`show STORE --table T KEY`): argparse leaves them over; they are more keys.
+    if extra and isinstance(getattr(args, "keys", None), list) and not any(a.startswith("-") for a in extra):
+        args.keys += extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args.handler(args) or 0)
     except CliError as exc:  # bad input: one line, no traceback, nothing written
