@@ -533,6 +533,9 @@ def test_cache_client_and_llm_share_entries(server):
     assert cached.chat.completions.create.key_inputs(model="m1", messages=MESSAGES) == make_llm(server, cache).key_inputs("q")
     text = make_llm(server, cache).oracle("q")
     assert (text, text.cached, server.count) == (response.choices[0].message.content, True, 1)
+    # the documented way to know a hit before calling through the SDK's types
+    assert cached.chat.completions.create.cache_key(model="m1", messages=MESSAGES) in cache
+    assert cached.chat.completions.create.cache_key(model="m1", messages=MESSAGES, seed=1) not in cache
 
 
 def test_cache_client_broken_stream_is_not_stored(server):
@@ -557,3 +560,46 @@ def test_cache_client_omitted_values_mean_not_given(server):
     assert server.count == 1
     with pytest.raises(TypeError, match="missing required keyword argument.*'messages'"):
         create(model="m1")
+
+
+# ---- concurrent identical calls -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cache_kind", ["inmem", "sqlite"])
+def test_concurrent_identical_calls_send_one_request(server, tmp_path, cache_kind):
+    """Threads that miss the same key together share one request (memoize's single-flight); the ones
+    that did not send it get the reply flagged cached."""
+    import threading
+
+    llm = make_llm(server, open_cache(cache_kind, tmp_path))
+    barrier = threading.Barrier(8)
+    results: list[Text] = []
+
+    def worker() -> None:
+        barrier.wait(timeout=60)
+        results.append(llm.oracle("q"))
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert len(results) == 8 and len(set(results)) == 1
+    assert server.count == 1
+    assert sorted(r.cached for r in results) == [False] + [True] * 7
+    llm.close()
+    llm.cache.close()
+
+
+def test_concurrent_identical_async_calls_send_one_request(server):
+    llm = make_llm(server, InMemCache())
+
+    async def main() -> list[Text]:
+        try:
+            return list(await asyncio.gather(*(llm.aoracle("q") for _ in range(8))))
+        finally:
+            await llm.aclose()
+
+    results = asyncio.run(main())
+    assert len(set(results)) == 1 and server.count == 1
+    assert sorted(r.cached for r in results) == [False] + [True] * 7
