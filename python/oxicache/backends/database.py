@@ -101,6 +101,7 @@ class DatabaseCache(BaseCache):
         OSError: the SQLite folder cannot be created or written.
         DatabaseConnectionError: the database cannot be reached or opened (checked here, not on first use).
 
+    There is no size bound: rows stay until they expire (``ttl``, ``expire()``) or are removed.
     See docs/backends/database.md for the table layout, guarantees and queries.
     """
 

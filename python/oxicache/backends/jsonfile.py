@@ -48,7 +48,8 @@ class JsonCache(BaseCache):
         OSError: the folder cannot be created or a file cannot be written in it.
 
     Values are stored with the codec's tagged JSON, so tuples, sets, datetimes and the other supported
-    types come back with their types. See docs/backends/json.md.
+    types come back with their types. There is no size bound: entries stay until they expire (``ttl``,
+    ``expire()``) or are removed. See docs/backends/json.md.
     """
 
     blocking_io = True
