@@ -301,8 +301,13 @@ class DatabaseCache(BaseCache):
         self._q_clear = comp(sa.delete(t))
         self._q_count = comp(sa.select(sa.func.count()).select_from(t).where(live))
         func = sa.bindparam("func")
-        self._q_count_func = comp(sa.select(sa.func.count()).select_from(t).where(c.func == func, live))
-        self._q_clear_func = comp(sa.delete(t).where(c.func == func))
+        same_func = c.func == func
+        if self._dialect_name == "mysql":
+            # MySQL/MariaDB compare strings PAD SPACE, even under utf8mb4_bin: "f" = "f " is true, so
+            # cache_clear() of f also cleared "f ". Equal lengths make it exact; the index still finds the rows.
+            same_func = sa.and_(same_func, sa.func.char_length(c.func) == sa.func.char_length(func))
+        self._q_count_func = comp(sa.select(sa.func.count()).select_from(t).where(same_func, live))
+        self._q_clear_func = comp(sa.delete(t).where(same_func))
         after = sa.bindparam("after")
         self._q_page = comp(sa.select(c.key, *data).where(c.key > after, live).order_by(c.key).limit(_PAGE))
 
