@@ -5,7 +5,8 @@ that computes and stores, a ``set`` and a ``get``.
 Pass: every child exits 0 within 10 s of its fork, otherwise it is SIGKILLed and the test fails
 "deadlock" (with the child's thread stacks, dumped by faulthandler at 8 s); the parent's writer saw no
 error; the parent store passes ``verify()`` and its own check afterwards, and (persistent stores) holds
-what every child wrote. Connections are reopened in the child: for DatabaseCache every connection
+what every child wrote. Connections are reopened in the child: DiskCache's diskcache connection was
+opened by the child's PID; for DatabaseCache every connection
 the child's pool holds was opened by the child's PID and is none of the parent's objects, and on
 PostgreSQL/MySQL its server session (``pg_backend_pid()`` / ``CONNECTION_ID()``) is none of the
 parent's sessions.
@@ -70,6 +71,8 @@ def child_body(cache, f, c: int, out: str, parent_conns: set[int]) -> None:
             assert f(1000 + c) == expected_value(1000 + c, 100)  # computed and stored here
             cache.set("r21.child", output=os.getpid(), c=c)
             assert cache.get("r21.child", c=c) == os.getpid()
+            if type(cache).__name__ == "DiskCache":  # diskcache reconnects when its recorded PID differs
+                assert cache._dc._local.pid == os.getpid(), "the child ran on a connection of the parent"
             if type(cache).__name__ == "DatabaseCache":
                 held = connections(cache)
                 assert held, "the child ran statements without a connection of its own"
