@@ -603,3 +603,23 @@ def test_concurrent_identical_async_calls_send_one_request(server):
     results = asyncio.run(main())
     assert len(set(results)) == 1 and server.count == 1
     assert sorted(r.cached for r in results) == [False] + [True] * 7
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")  # the earlier loops' connections, left unclosed on purpose
+def test_async_calls_work_across_event_loops(server):
+    """Each event loop gets its own async client: successive asyncio.run() calls without aclose() work."""
+    import gc
+
+    llm = make_llm(server, InMemCache())
+    texts = [asyncio.run(llm.aoracle(f"q{i}")) for i in range(3)]
+    assert server.count == 3 and not any(t.cached for t in texts)
+    assert [t == reply_for(b) for t, b in zip(texts, server.bodies())] == [True] * 3
+
+    async def last() -> Text:
+        try:
+            return await llm.aoracle("another")
+        finally:
+            await llm.aclose()
+
+    assert not asyncio.run(last()).cached and server.count == 4
+    gc.collect()  # the dropped clients' warnings are emitted here, inside this test

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from typing import Any, AsyncIterator, Iterable, Iterator, Mapping
+import weakref
+from typing import Any, AsyncIterator, Callable, Iterable, Iterator, Mapping
 
 from oxicache.llm._openai import omitted_types, require_openai
 from oxicache.llm.caches import CacheArg, resolve_cache
@@ -95,6 +97,7 @@ class LLM:
         self._lock = threading.Lock()
         self._client: Any = None
         self._async_client: Any = None
+        self._async_loop: Callable[[], Any] = lambda: None
 
     def __repr__(self) -> str:
         return f"LLM(model={self.model!r}, base_url={self.base_url!r}, cache={type(self.cache).__name__})"
@@ -110,9 +113,13 @@ class LLM:
             return self._client.chat.completions.create
 
     def _async_create(self) -> Any:
+        # An async client's connections belong to the event loop that opened them, so each loop gets its
+        # own client: an LLM keeps working across successive asyncio.run() calls.
+        loop = asyncio.get_running_loop()
         with self._lock:
-            if self._async_client is None:
+            if self._async_client is None or self._async_loop() is not loop:
                 self._async_client = self._new_client(self._openai.AsyncOpenAI)
+                self._async_loop = weakref.ref(loop)
             return self._async_client.chat.completions.create
 
     def close(self) -> None:
@@ -123,10 +130,13 @@ class LLM:
             client.close()
 
     async def aclose(self) -> None:
-        """Close the asynchronous API client, if one was created (the cache stays open)."""
+        """Close the asynchronous API client of the running event loop, if one was created (the cache
+        stays open). Call it before the loop ends to close its connections cleanly."""
+        loop = asyncio.get_running_loop()
         with self._lock:
             client, self._async_client = self._async_client, None
-        if client is not None:
+            mine = self._async_loop() is loop
+        if client is not None and mine:
             await client.close()
 
     # ---- the request --------------------------------------------------------------------------------
