@@ -34,13 +34,12 @@ class ForkGate:
 
     def __enter__(self) -> None:
         depth = getattr(self._depth, "n", 0)
-        self._depth.n = depth + 1
-        if depth:  # nested (a DatabaseCache statement inside a gated construction): already counted
-            return
-        with self._cond:
-            while self._forking:
-                self._cond.wait()
-            self._inside += 1
+        if not depth:  # (nested, e.g. a statement inside a gated construction: already counted)
+            with self._cond:
+                while self._forking:
+                    self._cond.wait()
+                self._inside += 1
+        self._depth.n = depth + 1  # only once in: an interrupted wait leaves nothing to undo
 
     def __exit__(self, *exc: object) -> None:
         self._depth.n -= 1
