@@ -1,6 +1,7 @@
 """Exceptions raised by oxicache."""
 
-__all__ = ["BackendError", "CacheError", "CacheWarning", "DatabaseConnectionError", "KeyEncodingError", "ValueDecodingError", "ValueEncodingError"]
+__all__ = ["BackendError", "CacheError", "CacheWarning", "CorruptStoreError", "DatabaseConnectionError", "KeyEncodingError",
+           "ValueDecodingError", "ValueEncodingError"]
 
 
 class CacheError(Exception):
@@ -35,6 +36,13 @@ class CacheWarning(UserWarning):
 class DatabaseConnectionError(CacheError, ConnectionError):
     """The database named by a DatabaseCache's settings cannot be opened or reached (raised when the cache
     is created, naming the URL without its password)."""
+
+
+class CorruptStoreError(DatabaseConnectionError):
+    """A store's SQLite file (DiskCache's ``cache.db``, a DatabaseCache SQLite file) is damaged as a whole: not
+    a SQLite database, or a damaged header. Raised when the cache is created, never later; the message names
+    the file and the fix (delete it, and its -wal and -shm files, to start an empty cache). Damage to
+    single entries is not this error: those read as misses (see ``on_backend_error``)."""
 
 
 class BackendError(CacheError):

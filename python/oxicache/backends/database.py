@@ -10,6 +10,7 @@ import weakref
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
 from oxicache._core import CacheEntry
+from oxicache._fs import check_sqlite_header, check_writable_file, prepare_folder, warn_if_risky_filesystem
 from oxicache.backends._sql import (
     BUSY_TIMEOUT_MS,
     MAX_FUNC,
@@ -207,15 +208,17 @@ class DatabaseCache(BaseCache):
 
     @staticmethod
     def _prepare_folder(path: str) -> None:
+        """Checks, before SQLite opens ``path``: its folder can be created and written (SQLite also writes
+        -wal and -shm files there), the file is writable, its header is sound (``CorruptStoreError``), and
+        a warning when it is on a network or FUSE file system."""
+        if path.startswith("file:"):
+            return  # a SQLite URI: SQLite resolves it
         folder = os.path.dirname(os.path.abspath(path)) or "."
-        try:
-            os.makedirs(folder, exist_ok=True)
-        except OSError as err:
-            msg = f"cannot create the folder {folder!r} for the SQLite cache {path!r}: {err.strerror or err}"
-            raise type(err)(err.errno, msg) from err
-        if not os.access(folder, os.W_OK | os.X_OK):
-            msg = f"the SQLite cache folder {folder!r} is not writable (SQLite also writes -wal and -shm files there)"
-            raise PermissionError(msg)
+        where = f"DatabaseCache cannot use the SQLite cache {path!r}"
+        prepare_folder(folder, where)
+        check_writable_file(path, where)
+        check_sqlite_header(path, "DatabaseCache")
+        warn_if_risky_filesystem(path, "DatabaseCache")
 
     def _create_engine(self, sa: Any, options: Mapping[str, Any]) -> Engine:
         opts = dict(options)

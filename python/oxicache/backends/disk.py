@@ -7,17 +7,28 @@ never executed, and a planted file name never reads or deletes outside the folde
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import sqlite3
+import time
 import weakref
 from typing import Any, Iterable, Iterator
 
 from oxicache._core import CacheEntry
+from oxicache._fs import (
+    STALE_TEMP_AGE,
+    check_sqlite_header,
+    check_writable_file,
+    prepare_folder,
+    warn_if_risky_filesystem,
+)
 from oxicache.backends._records import entry_of, record_of, ref_key, verify
 from oxicache.base import BaseCache, Ref
 from oxicache.codec import Serializer
 from oxicache._forkgate import SQLITE_GATE
 from oxicache.durations import TTL
-from oxicache.errors import ValueDecodingError, ValueEncodingError
+from oxicache.errors import CorruptStoreError, ValueDecodingError, ValueEncodingError
 
 __all__ = ["DiskCache"]
 
@@ -40,9 +51,18 @@ def _safe_disk_class() -> type:
             if mode == diskcache.core.MODE_PICKLE:
                 msg = "a pickled value (not written by oxicache's codec) is never unpickled"
                 raise ValueDecodingError(msg)
+            if mode not in _MODES:
+                msg = f"the item's storage mode {mode!r} is not one diskcache writes"
+                raise ValueDecodingError(msg)
             if filename is not None:
                 self._inside(filename)
-            return super().fetch(mode, filename, value, read)
+            try:
+                return super().fetch(mode, filename, value, read)
+            except OSError:
+                raise  # a value file removed meanwhile: diskcache reads it as a miss
+            except Exception as err:  # a damaged row: no file name, a text file that is not UTF-8, ...
+                msg = f"the stored value cannot be read ({type(err).__name__}: {err})"
+                raise ValueDecodingError(msg) from err
 
         def remove(self, file_path: str) -> bool:
             self._inside(file_path)
@@ -59,6 +79,10 @@ def _safe_disk_class() -> type:
 
 
 _FOREIGN: Any = object()
+_MODES = (1, 2, 3)  # diskcache's MODE_RAW, MODE_BINARY, MODE_TEXT (MODE_PICKLE, 4, is refused above)
+#: diskcache's value files: ``<2 hex>/<2 hex>/<28 hex>.val`` (``Disk.filename``).
+_VALUE_DIR = re.compile(r"[0-9a-f]{2}")
+_VALUE_FILE = re.compile(r"[0-9a-f]{28}\.val")
 
 
 def _reopen_after_fork(ref: weakref.ref[DiskCache]) -> None:
@@ -118,16 +142,63 @@ class DiskCache(BaseCache):
                 raise TypeError(msg)
         self._serializer = Serializer(serializer, signing_key)
         self.path = os.path.abspath(os.fspath(path))
+        where = f"cannot open a DiskCache in {self.path!r}"
+        db = os.path.join(self.path, "cache.db")
+        prepare_folder(self.path, where)  # a read-only folder or a symlink loop fails here, clearly
+        check_writable_file(db, where)
+        check_sqlite_header(db, "DiskCache")
+        warn_if_risky_filesystem(db, "DiskCache")
         try:
-            os.makedirs(self.path, exist_ok=True)
             self._dc: Any = diskcache.Cache(
                 self.path, size_limit=size_limit, disk=_safe_disk_class(), **diskcache_options
             )
         except OSError as err:
-            msg = f"cannot open a DiskCache in {self.path!r}: {err}"
+            msg = f"{where}: {err}"
             raise OSError(err.errno, msg) from err
+        except sqlite3.OperationalError as err:  # cannot open, read-only, disk I/O error, locked
+            msg = f"{where}: SQLite cannot open {db!r}: {err}"
+            raise OSError(msg) from err
+        except sqlite3.DatabaseError as err:  # "file is not a database", "database disk image is malformed"
+            msg = (f"DiskCache cannot open its SQLite database {db!r}: {err}. The cache cannot be read; delete "
+                   "the file (and its -wal and -shm files) to start an empty cache")
+            raise CorruptStoreError(msg) from err
+        self._sweep_leftovers()
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=lambda ref=weakref.ref(self): _reopen_after_fork(ref))
+
+    def _sweep_leftovers(self) -> None:
+        """Remove what writers that crashed left behind: value files no item refers to (diskcache writes
+        the file, then commits the item) older than ``STALE_TEMP_AGE`` (a younger one may be a store in
+        progress in another process), then empty value folders (diskcache's writers retry when the folder
+        they just made disappears, as diskcache itself removes emptied folders)."""
+        cutoff = time.time() - STALE_TEMP_AGE
+        stale: list[str] = []  # relative names of old value files
+        folders: list[str] = []  # value folders, deepest first
+        try:
+            for top in os.scandir(self.path):
+                if not (_VALUE_DIR.fullmatch(top.name) and top.is_dir(follow_symlinks=False)):
+                    continue
+                for sub in os.scandir(top.path):
+                    if not (_VALUE_DIR.fullmatch(sub.name) and sub.is_dir(follow_symlinks=False)):
+                        continue
+                    for f in os.scandir(sub.path):
+                        if _VALUE_FILE.fullmatch(f.name) and f.is_file(follow_symlinks=False) and \
+                                f.stat(follow_symlinks=False).st_mtime < cutoff:
+                            stale.append(f"{top.name}/{sub.name}/{f.name}")
+                    folders.append(sub.path)
+                folders.append(top.path)
+            if stale:
+                rows = self._dc._sql("SELECT filename FROM Cache WHERE filename IS NOT NULL").fetchall()
+                used = {os.path.normpath(r[0]) for r in rows}
+                for name in stale:
+                    if os.path.normpath(name) not in used:
+                        with contextlib.suppress(OSError):  # another process may be sweeping too
+                            os.unlink(os.path.join(self.path, name))
+            for folder in folders:
+                with contextlib.suppress(OSError):
+                    os.rmdir(folder)  # only if empty
+        except (OSError, sqlite3.Error):
+            pass  # best effort: a folder that cannot be listed or cleaned still works as a cache
 
     @staticmethod
     def _key_bytes(key: int) -> bytes:

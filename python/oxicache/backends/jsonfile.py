@@ -9,6 +9,7 @@ import stat
 import time
 from typing import Callable, Iterable, Iterator
 
+from oxicache import _fs
 from oxicache._core import CacheEntry
 from oxicache.backends._records import from_json_record, key_hex, ref_key, to_json_record, verify
 from oxicache.base import BaseCache, Ref
@@ -22,8 +23,9 @@ __all__ = ["JsonCache"]
 ENTRY_NAME = re.compile(r"[0-9a-f]{32}\.json")
 #: A write in progress: ``.<key hex>.<pid>.<random hex>.tmp``, renamed over the entry file when complete.
 TEMP_NAME = re.compile(r"\.[0-9a-f]{32}\.[0-9]+\.[0-9a-f]+\.tmp")
-#: Temporary files older than this (seconds) are left over by a crashed writer and are removed on open.
-STALE_TEMP_AGE = 600.0
+#: Temporary files older than this (seconds) are left over by a crashed writer and are removed on open
+#: (younger ones may be writes in progress in another process).
+STALE_TEMP_AGE = _fs.STALE_TEMP_AGE
 
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
@@ -66,9 +68,10 @@ class JsonCache(BaseCache):
             raise TypeError(msg)
         self._dir = os.path.abspath(os.path.expanduser(folder))
         self._fsync = bool(fsync)
+        # A symbolic link loop or a read-only folder fails here with a clear message, not on the first call.
+        _fs.prepare_folder(self._dir, f"JsonCache cannot use the folder {self._dir!r}")
         try:
-            os.makedirs(self._dir, exist_ok=True)
-            self._unlink(self._write_temp("0" * 32, b""))  # can we create files here?
+            self._unlink(self._write_temp("0" * 32, b""))  # can we create files here (e.g. not /proc/self)?
         except OSError as err:
             msg = f"JsonCache cannot use the folder {self._dir!r}: {err.strerror or err}; pass a path where a folder can be created and written"
             raise type(err)(err.errno, msg) from err
