@@ -141,14 +141,23 @@ class Streams:
             return out
 
         async def both() -> list[list[str]]:
-            async def consumer() -> list[str]:
+            # Lockstep without asyncio.Barrier (3.11+): a consumer goes on past item i only once both
+            # have received it. The lookup is at the first step, so neither can store before the other
+            # has looked up.
+            received = [0, 0]
+            step = asyncio.Condition()
+
+            async def consumer(slot: int) -> list[str]:
                 got = []
                 async for x in self.produce(n):
                     got.append(x)
-                    await asyncio.sleep(0.001)
+                    async with step:
+                        received[slot] += 1
+                        step.notify_all()
+                        await step.wait_for(lambda: received[1 - slot] >= received[slot])
                 return got
 
-            return list(await asyncio.wait_for(asyncio.gather(consumer(), consumer()), 30))
+            return list(await asyncio.wait_for(asyncio.gather(consumer(0), consumer(1)), 30))
 
         return asyncio.run(both())
 
