@@ -12,7 +12,7 @@
 from typing import TYPE_CHECKING, Any
 
 from oxicache._core import CacheEntry, KeyBytes, __version__
-from oxicache._protocols import BatchMemoized, Memoized
+from oxicache._protocols import BatchMemoized, Memoized, MemoizedMethod
 from oxicache.backends.callback import CallbackCache
 from oxicache.backends.memory import InMemCache
 from oxicache.backends.none import NoCache
@@ -50,6 +50,7 @@ __all__ = [
     "KeyBytes",
     "KeyEncodingError",
     "Memoized",
+    "MemoizedMethod",
     "NoCache",
     "ValueDecodingError",
     "ValueEncodingError",
