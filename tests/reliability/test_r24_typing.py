@@ -26,6 +26,7 @@ pyright's JavaScript and a Node.js binary, so it runs offline); without it the p
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -89,6 +90,7 @@ def pyright_report() -> Report:
         text=True,
         timeout=600,
         cwd=HERE,
+        env={**os.environ, "PYRIGHT_PYTHON_IGNORE_WARNINGS": "1"},  # no "newer version?" query to PyPI
     )
     try:
         output: dict[str, Any] = json.loads(result.stdout)
