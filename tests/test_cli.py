@@ -596,3 +596,14 @@ def test_bench_chart_end_to_end(tmp_path: Path) -> None:
     assert json.loads(result.stdout)["results"]
     assert chart.read_bytes()[:4] == b"\x89PNG"
     assert f"wrote the chart {chart}" in result.stderr
+
+
+def test_import_refuses_a_func_too_long_for_a_sql_store_before_writing(new_store: Callable[[str], Store], tmp_path: Path) -> None:
+    lines = tmp_path / "long.jsonl"
+    lines.write_text(json.dumps({"func": "ok", "inputs": {}}) + "\n" + json.dumps({"func": "f" * 300, "inputs": {}}) + "\n")
+    target = new_store("sqlite")
+    assert_bad_input(run("import", *target.args, str(lines)), "entry 2", "longer than the 255 characters")
+    assert not target.exists()
+    folder = new_store("json")  # no such limit in a JSON folder
+    assert run("import", *folder.args, str(lines)).returncode == 0
+    assert sorted(len(e.func) for e in stored(folder)) == [2, 300]

@@ -260,8 +260,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
         msg = f"cannot write {args.output!r}: no folder {folder!r}"
         raise CliError(msg)
     # Written to a temporary file first: an error part way leaves no partial export behind.
-    tmp: IO[str] = tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=folder, prefix=".oxicache-export-",
-                                               suffix=".tmp", delete=False)
+    try:
+        tmp: IO[str] = tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=folder, prefix=".oxicache-export-",
+                                                   suffix=".tmp", delete=False)
+    except OSError as err:
+        msg = f"cannot write {args.output or 'a temporary file'!r}: {err.strerror or err}"
+        raise CliError(msg) from None
     count = 0
     try:
         with cache, capture_damage() as damage, Progress("exporting", len(cache)) as bar:
@@ -350,6 +354,14 @@ def _cmd_import(args: argparse.Namespace) -> int:
     spec = parse_store(args.store, args.table)
     allow_classes(args.allow or [])
     new = _read_lines(args.file)  # the whole file is checked before the store is even opened
+    if spec.kind in ("sqlite", "url"):
+        from oxicache.backends._sql import MAX_FUNC
+
+        for number, entry in enumerate(new, 1):
+            if len(entry.func) > MAX_FUNC:
+                msg = (f"entry {number} of {args.file!r}: its func ({entry.func[:40]!r}...) is longer than the "
+                       f"{MAX_FUNC} characters of DatabaseCache's func column")
+                raise CliError(msg)
     cache = open_store(spec, create=True)
     with cache, Progress("importing", len(new)) as bar:
         for entry in new:
