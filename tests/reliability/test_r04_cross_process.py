@@ -16,6 +16,7 @@ promise a lease, this row must become "exactly 1 marker".
 from __future__ import annotations
 
 import os
+import re
 import time
 import uuid
 from pathlib import Path
@@ -91,3 +92,16 @@ def test_two_processes_same_slow_key(name: str, workers: list[SpawnWorker], tmp_
 
     stored = cache.get("r4.slow", {"key": key})
     assert stored in [r["result"] for r in replies]
+
+
+def test_documented_as_per_process() -> None:
+    """The docs of each persistent backend say what the test above checks: single-flight is per process
+    (no lease), so two processes may both compute. If a backend gains a lease, its page changes and so
+    must R4 (exactly one marker)."""
+    docs = Path(__file__).resolve().parents[2] / "docs" / "backends"
+    pages = {"disk": "disk.md", "json": "json.md", "sqlite": "database.md", "postgresql": "database.md", "mysql": "database.md"}
+    assert set(pages) == set(PERSISTENT)
+    for page in set(pages.values()):
+        text = " ".join((docs / page).read_text().split())
+        assert "once per process" in text or "No cross-process single-flight" in text, page
+        assert not re.search(r"\bleases?\b", text, re.I), page
