@@ -124,10 +124,10 @@ def _check_exists(spec: StoreSpec) -> None:
 
 
 def _check_server_table(spec: StoreSpec) -> None:
-    from oxicache.backends.database import DatabaseCache  # noqa: F401 - its import names the pip extra
-
     import sqlalchemy
     from sqlalchemy.pool import NullPool
+
+    from oxicache.backends.database import DatabaseCache
 
     url = sqlalchemy.engine.make_url(spec.target)
     driver = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg", "mysql": "mysql+pymysql",
@@ -284,7 +284,7 @@ def add_filter_args(sub: argparse.ArgumentParser) -> None:
                             "KEY alone: has that key; repeat for several")
 
 
-class capture_damage:  # noqa: N801 - a context manager used like a function
+class capture_damage:
     """Collects the CacheWarnings (damaged records) raised while reading, instead of Python's default
     two-line warning display; ``report()`` prints them one per line."""
 
