@@ -88,7 +88,7 @@ def run_with_spinner(label: str, work: Callable[[], T], *, stream: TextIO | None
     def run() -> None:
         try:
             result.append(work())
-        except BaseException as err:  # noqa: BLE001 - handed to the calling thread
+        except BaseException as err:
             error.append(err)
 
     thread = threading.Thread(target=run, name="oxicache-cli-work", daemon=True)
