@@ -67,7 +67,7 @@ def one_round(name: str, cache: Any, rnd: random.Random, tag: str) -> None:
         leader.cancel()
         outcomes = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), NO_HANG)
         assert leader.cancelled()
-        return [o for t, o in zip(tasks, outcomes) if t is not leader]
+        return [o for t, o in zip(tasks, outcomes, strict=True) if t is not leader]
 
     async def second_loop() -> tuple[list[Any], list[Any]]:
         again = asyncio.gather(*(fetch(key) for _ in range(10)))
