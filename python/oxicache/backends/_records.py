@@ -25,6 +25,7 @@ __all__ = [
     "from_columns",
     "from_json_record",
     "key_hex",
+    "of_this_scheme",
     "record_of",
     "ref_key",
     "to_columns",
@@ -100,9 +101,20 @@ def _entry(func: Any, inputs: Any, output: Any, expected: Any, metadata: Any, wh
 # ---- one blob (DiskCache) ------------------------------------------------------------------------
 
 
+#: The key scheme of records written before records named theirs (DiskCache's ``"s"``): all were scheme 1.
+SCHEME_BEFORE_FIELD = 1
+
+
+def of_this_scheme(record: Any, field: str) -> bool:
+    """False for a decoded record written under another key-scheme version than this oxicache's: not
+    damage, only not an entry of this version (a miss without a warning, overwritten by the next store;
+    an older scheme mostly computed other keys, so its records are mostly never looked up at all)."""
+    return not isinstance(record, dict) or record.get(field, SCHEME_BEFORE_FIELD) == KEY_SCHEME_VERSION
+
+
 def record_of(entry: CacheEntry, now: float | None = None) -> dict[str, Any]:
-    """The entry as one compact record ``{"f", "i", "o"?, "e"?, "m", "c"}`` for a serializer (inputs the
-    codec cannot store are kept as their ``KeyBytes``)."""
+    """The entry as one compact record ``{"f", "i", "o"?, "e"?, "m", "c", "s"}`` for a serializer (inputs
+    the codec cannot store are kept as their ``KeyBytes``; ``s`` is the key scheme version)."""
     f = _fields(entry)
     try:
         encode_binary(f["inputs"])
@@ -115,6 +127,7 @@ def record_of(entry: CacheEntry, now: float | None = None) -> dict[str, Any]:
         record["e"] = f["expected"]
     record["m"] = f["metadata"]
     record["c"] = time.time() if now is None else now
+    record["s"] = KEY_SCHEME_VERSION
     return record
 
 
@@ -151,12 +164,15 @@ def to_json_record(entry: CacheEntry, ttl: float | None, now: float | None = Non
     return _json_record(entry, ttl, time.time() if now is None else now)  # type: ignore[no-any-return]
 
 
-def from_json_record(text: str | bytes, where: str) -> tuple[CacheEntry, float | None]:
-    """The entry and its expiry time (seconds since the epoch, or None)."""
+def from_json_record(text: str | bytes, where: str) -> tuple[CacheEntry, float | None] | None:
+    """The entry and its expiry time (seconds since the epoch, or None); None for a record written under
+    another key scheme (``of_this_scheme``)."""
     record = decode_json(text)
     if not isinstance(record, dict) or "func" not in record or "inputs" not in record:
         msg = f"{where}: not an oxicache record"
         raise ValueDecodingError(msg)
+    if not of_this_scheme(record, "scheme"):
+        return None
     expiry = record.get("expires_at")
     if expiry is not None and not isinstance(expiry, (int, float)):
         msg = f"{where}: bad expires_at"

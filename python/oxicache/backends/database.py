@@ -9,7 +9,7 @@ import time
 import weakref
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
-from oxicache._core import CacheEntry
+from oxicache._core import KEY_SCHEME_VERSION, CacheEntry
 from oxicache._fs import check_sqlite_header, check_writable_file, prepare_folder, warn_if_risky_filesystem
 from oxicache.backends._sql import (
     BUSY_TIMEOUT_MS,
@@ -285,7 +285,10 @@ class DatabaseCache(BaseCache):
         t, dialect = self.table, self._engine.dialect
         c = t.c
         key, now = sa.bindparam("key"), sa.bindparam("now")
-        live = sa.or_(c.expires_at.is_(None), c.expires_at > now)
+        # A row written under another key scheme is no entry of this version: a miss (no warning), not
+        # listed or counted, overwritten by the next store of its key.
+        this_scheme = c.scheme == sa.literal_column(str(int(KEY_SCHEME_VERSION)))
+        live = sa.and_(this_scheme, sa.or_(c.expires_at.is_(None), c.expires_at > now))
         if self._dialect_name == "postgresql":  # read the json columns as their exact text
             data = [sa.cast(c[n], sa.Text).label(n) if n != "func" else c[n] for n in _DATA_COLUMNS]
         else:
@@ -294,8 +297,8 @@ class DatabaseCache(BaseCache):
         def comp(stmt: Any) -> Stmt:
             return Stmt(stmt.compile(dialect=dialect))
 
-        self._q_get = comp(sa.select(*data, c.expires_at).where(c.key == key))
-        self._q_exists = comp(sa.select(c.expires_at).where(c.key == key))
+        self._q_get = comp(sa.select(*data, c.expires_at).where(c.key == key, this_scheme))
+        self._q_exists = comp(sa.select(c.expires_at).where(c.key == key, this_scheme))
         self._q_upsert = comp(upsert(sa, t, self._dialect_name))
         self._q_delete_live = comp(sa.delete(t).where(c.key == key, live))
         self._q_delete = comp(sa.delete(t).where(c.key == key))
@@ -436,9 +439,8 @@ class DatabaseCache(BaseCache):
     def verify(self) -> list[str]:
         """The table's problems, read-only (the contract is ``BaseCache.verify``): on SQLite, ``PRAGMA
         integrity_check``; on every dialect, every row, expired ones included: its key column is 32
-        lowercase hex digits, its columns decode, and its func and inputs recompute to that key."""
-        from oxicache._core import KEY_SCHEME_VERSION
-
+        lowercase hex digits, its columns decode, and its func and inputs recompute to that key. Rows
+        written under another key scheme are skipped (no entries of this version, not damage)."""
         sa = _sqlalchemy(_EXTRAS.get(self._url.get_backend_name(), "sqlite"))
         problems: list[str] = []
         if self._dialect_name == "sqlite":
@@ -469,11 +471,11 @@ class DatabaseCache(BaseCache):
                 if not isinstance(key, str) or not re.fullmatch(r"[0-9a-f]{32}", key):
                     problems.append(f"{where}: the key column is not 32 lowercase hex digits")
                     continue
+                if scheme != KEY_SCHEME_VERSION:
+                    continue  # another key scheme's row: no entry of this version (reads skip it), not damage
                 try:
                     verify(from_columns(dict(zip(_DATA_COLUMNS, row[2:])), where), int(key, 16), where)
                 except Exception as err:  # noqa: BLE001 - ValueDecodingError, or whatever bad data raises
-                    if scheme != KEY_SCHEME_VERSION:
-                        err = ValueDecodingError(f"{err} (written under key scheme {scheme}, this is {KEY_SCHEME_VERSION})")
                     problems.append(str(err) if str(err).startswith(where) else f"{where}: {err}")
             if len(rows) < _PAGE:
                 break

@@ -23,7 +23,7 @@ from oxicache._fs import (
     prepare_folder,
     warn_if_risky_filesystem,
 )
-from oxicache.backends._records import entry_of, record_of, ref_key, verify
+from oxicache.backends._records import entry_of, of_this_scheme, record_of, ref_key, verify
 from oxicache.base import BaseCache, Ref
 from oxicache.codec import Serializer
 from oxicache._forkgate import SQLITE_GATE
@@ -83,6 +83,13 @@ _MODES = (1, 2, 3)  # diskcache's MODE_RAW, MODE_BINARY, MODE_TEXT (MODE_PICKLE,
 #: diskcache's value files: ``<2 hex>/<2 hex>/<28 hex>.val`` (``Disk.filename``).
 _VALUE_DIR = re.compile(r"[0-9a-f]{2}")
 _VALUE_FILE = re.compile(r"[0-9a-f]{28}\.val")
+
+
+def _is_value_file(path: str, folder: str) -> bool:
+    """``path`` is shaped like one of diskcache's value files in ``folder``."""
+    parts = os.path.relpath(path, folder).split(os.sep)
+    return (len(parts) == 3 and bool(_VALUE_DIR.fullmatch(parts[0])) and bool(_VALUE_DIR.fullmatch(parts[1]))
+            and bool(_VALUE_FILE.fullmatch(parts[2])))
 
 
 def _reopen_after_fork(ref: weakref.ref[DiskCache]) -> None:
@@ -217,7 +224,10 @@ class DiskCache(BaseCache):
             if not isinstance(blob, bytes):
                 msg = f"{where}: not an oxicache blob"
                 raise ValueDecodingError(msg)
-            return verify(entry_of(self._serializer.loads(blob), where), key, where)
+            record = self._serializer.loads(blob)
+            if not of_this_scheme(record, "s"):
+                return None  # written under another key scheme: not an entry of this version (no warning)
+            return verify(entry_of(record, where), key, where)
         except ValueDecodingError as err:
             self._damaged(where, err)
             return None
@@ -284,7 +294,10 @@ class DiskCache(BaseCache):
         """The store's problems, read-only (the contract is ``BaseCache.verify``): diskcache's own
         ``check()`` findings (SQLite integrity, value files against rows, counters), then every live
         item: its key must be one of ours, its value an oxicache blob that decodes to the entry of that
-        key. Items are read straight from diskcache's table, so even an LRU cache records no access."""
+        key. Items are read straight from diskcache's table, so even an LRU cache records no access. Files
+        diskcache does not know are reported only when shaped like its value files (other files in the
+        folder are not the store's), and records of another key scheme are skipped (not entries of this
+        version, not damage)."""
         import sqlite3
         import time
         import warnings
@@ -298,6 +311,9 @@ class DiskCache(BaseCache):
             if isinstance(err, sqlite3.OperationalError):  # locked, I/O error: not a verdict on the store
                 raise
             return [f"{self.path}: diskcache check: cannot complete ({err})"]  # "database disk image is malformed"
+        # diskcache reports every file it does not know; only value-file-shaped ones are the store's (other
+        # files in the folder are not its business, as for JsonCache: a user's notes, a lock file)
+        found = [line for line in found if not line.startswith("unknown file: ") or _is_value_file(line[14:], self.path)]
         problems += [f"{self.path}: diskcache check: {line}" for line in found]
         disk, sql, after = self._dc._disk, self._dc._sql, -1
         select = ("SELECT rowid, key, raw, mode, filename, value FROM Cache WHERE rowid > ?"
@@ -315,7 +331,9 @@ class DiskCache(BaseCache):
                     if not isinstance(blob, bytes):
                         msg = f"{where}: not an oxicache blob"
                         raise ValueDecodingError(msg)
-                    verify(entry_of(self._serializer.loads(blob), where), int.from_bytes(key, "big"), where)
+                    record = self._serializer.loads(blob)
+                    if of_this_scheme(record, "s"):  # another scheme's record is no entry of this version
+                        verify(entry_of(record, where), int.from_bytes(key, "big"), where)
                 except OSError as err:
                     if sql("SELECT 1 FROM Cache WHERE rowid = ?", (rowid,)).fetchall():  # not removed meanwhile
                         problems.append(f"{where}: its value file cannot be read ({err})")

@@ -149,7 +149,8 @@ class JsonCache(BaseCache):
     # ---- reading --------------------------------------------------------------------------------
     @staticmethod
     def _read(path: str, key: int) -> tuple[CacheEntry, float | None, os.stat_result] | None:
-        """The entry in ``path``, its expiry and the file's stat; None when there is no file.
+        """The entry in ``path``, its expiry and the file's stat; None when there is no file, or a record
+        written under another key scheme (no entry of this version: it reads as a miss and is overwritten).
 
         Raises:
             OSError: the file exists but cannot be read (a folder, no permission, ...).
@@ -175,7 +176,10 @@ class JsonCache(BaseCache):
         finally:
             os.close(fd)
         where = os.path.basename(path)
-        entry, expires_at = from_json_record(data, where)
+        found = from_json_record(data, where)
+        if found is None:
+            return None  # written under another key scheme: not an entry of this version (no warning)
+        entry, expires_at = found
         return verify(entry, key, where), expires_at, st
 
     def _expired(self, expires_at: float | None, now: float | None = None) -> bool:
