@@ -115,6 +115,7 @@ def one_round(name: str, cache: Any, fail: bool, rnd: random.Random, tag: str) -
     assert cache_wide == len(calls)
     if fail:
         assert info.hits == 0
+        assert info.errors == sum(runs.values())  # one per run that raised, not per caller
         assert info.currsize == 0
         assert len(cache) == 0
         assert all(cache.get(f, key=k) is ... for k in per_key)
