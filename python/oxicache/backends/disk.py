@@ -11,9 +11,10 @@ import contextlib
 import os
 import re
 import sqlite3
+import threading
 import time
 import weakref
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from oxicache._core import CacheEntry
 from oxicache._fs import (
@@ -67,6 +68,17 @@ def _safe_disk_class() -> type:
         def remove(self, file_path: str) -> bool:
             self._inside(file_path)
             return super().remove(file_path)  # type: ignore[no-any-return]
+
+        #: Value files named by the current thread's write in progress (``DiskCache._write``), so a failed
+        #: write can remove the ones no row refers to.
+        created = threading.local()
+
+        def filename(self, key: Any = diskcache.core.UNKNOWN, value: Any = diskcache.core.UNKNOWN) -> Any:
+            name, full_path = super().filename(key, value)
+            names = getattr(SafeDisk.created, "names", None)
+            if names is not None:
+                names.append(name)
+            return name, full_path
 
         def _inside(self, name: str) -> None:
             folder = os.path.realpath(self._directory)
@@ -245,14 +257,51 @@ class DiskCache(BaseCache):
             msg = (f"the entry is {len(blob)} bytes encoded, more than this DiskCache's size_limit of {limit} bytes; "
                    "it was not stored (raise size_limit to cache values this large)")
             raise ValueEncodingError(msg)
-        self._dc.set(key, blob, expire=ttl, retry=True)
+        self._write(lambda: self._dc.set(key, blob, expire=ttl, retry=True))
         # diskcache culls at most cull_limit entries per store: when the oldest entries are small, the
         # folder would outgrow the limit store after store. One volume() check (~20 us) keeps it bounded.
         if self._dc.volume() > limit:
-            self._dc.cull(retry=True)
+            self._write(lambda: self._dc.cull(retry=True))
+
+    def _write(self, write: Callable[[], Any]) -> Any:
+        """``write()``, one diskcache write, cleaning up after diskcache when it fails (disk full, I/O
+        error): a transaction its failed COMMIT left open is rolled back (diskcache's next ``BEGIN
+        IMMEDIATE`` would fail, and with ``retry=True`` loop forever), value files written for it that no
+        row refers to are removed (diskcache writes the file before the row, and leaves it behind), and
+        the original error is raised when SQLite had rolled back by itself and diskcache's own ROLLBACK
+        then failed with "no transaction is active" in its place."""
+        created = self._dc._disk.created
+        created.names = []
+        try:
+            return write()
+        except BaseException as err:
+            original = self._after_failed_write(err, created.names)
+            if original is err:
+                raise
+            raise original from None
+        finally:
+            created.names = None
+
+    def _after_failed_write(self, err: BaseException, created: list[str]) -> BaseException:
+        dc = self._dc
+        with contextlib.suppress(sqlite3.Error):
+            con = dc._con  # this thread's connection
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+                dc._txn_id = None
+        for name in created:
+            with contextlib.suppress(OSError, sqlite3.Error):
+                if not dc._sql("SELECT 1 FROM Cache WHERE filename = ?", (name,)).fetchall():
+                    os.remove(os.path.join(self.path, name))
+        context = err.__context__
+        if isinstance(err, sqlite3.OperationalError) and "no transaction is active" in str(err) \
+                and isinstance(context, Exception):
+            return context
+        return err
 
     def _remove(self, ref: Ref) -> bool:
-        return bool(self._dc.delete(self._key_bytes(ref_key(ref)), retry=True))
+        key = self._key_bytes(ref_key(ref))
+        return bool(self._write(lambda: self._dc.delete(key, retry=True)))
 
     def _iter(self) -> Iterator[CacheEntry]:
         with SQLITE_GATE:
@@ -265,16 +314,16 @@ class DiskCache(BaseCache):
                 yield entry
 
     def _clear(self) -> None:
-        self._dc.clear(retry=True)
+        self._write(lambda: self._dc.clear(retry=True))
 
     def _len(self) -> int:
-        self._dc.expire(retry=True)
+        self._write(lambda: self._dc.expire(retry=True))
         return len(self._dc)
 
     # ---- the rest -----------------------------------------------------------------------------------
     def expire(self) -> int:
         """Remove expired entries now (they are also skipped and culled lazily); returns how many."""
-        return int(self._dc.expire(retry=True))
+        return int(self._write(lambda: self._dc.expire(retry=True)))
 
     def volume(self) -> int:
         """The folder's estimated size in bytes, as diskcache counts it."""
@@ -284,7 +333,7 @@ class DiskCache(BaseCache):
         """Remove expired entries, then entries in eviction-policy order until ``volume()`` is at most
         ``size_limit``; returns how many were removed. Stores already do this; call it after another
         process lowered the limit, or to reclaim expired entries and space in one pass."""
-        return int(self._dc.cull(retry=True))
+        return int(self._write(lambda: self._dc.cull(retry=True)))
 
     def close(self) -> None:
         """Close the SQLite connections (reopened on the next use)."""

@@ -1,0 +1,438 @@
+"""Matrix row R22: I/O faults and a full disk, injected below oxicache (the OS calls and the drivers).
+
+Faults, per backend (each switched on only around the calls under test):
+
+- JsonCache: ``os.write`` (ENOSPC, EIO) on its temporary file, ``os.open`` of it (EACCES), ``os.fsync``
+  (EIO, ENOSPC; with ``fsync=True``) and the rename, ``os.replace`` (ENOSPC, EACCES).
+- DiskCache: the value file diskcache writes for large values (``open`` as diskcache sees it: ENOSPC
+  and EIO half-way through the write, EACCES on open); SQLite itself full, for real, through
+  ``PRAGMA max_page_count`` on diskcache's connection (``reset("sqlite_max_page_count", ...)``); and a
+  COMMIT of a write failing with "disk I/O error" (a ``sqlite3.Connection`` subclass given to
+  diskcache's ``sqlite3.connect``), leaving the transaction open as SQLite may.
+- DatabaseCache on SQLite: really full (``PRAGMA max_page_count`` on every connection, via a SQLAlchemy
+  "connect" listener), and the upsert failing with "disk I/O error" or "attempt to write a readonly
+  database" (the driver's connection/cursor factories). Statements run in autocommit mode, so each
+  statement is its own commit: a failed commit is a failed statement, covered by those.
+- DatabaseCache on PostgreSQL and MySQL: the driver's cursor (``cursor_factory``/``cursorclass``)
+  raising the server's disk-full error (``psycopg.errors.DiskFull``, MySQL 1114 "table is full") on the
+  upsert.
+
+Adapted: DiskCache's fsync and rename rows do not apply (diskcache neither fsyncs nor renames; SQLite's
+own fsyncs are in C, below Python), so its faults are the value-file write, SQLite full and the commit.
+
+Criteria: under the default policy the caller gets the computed value with one ``CacheWarning`` per
+call, ``stats()["backend_errors"]`` counts each failure, the previous entry of the key is intact, a key
+that had none stays a miss, and nothing partial is left (no temporary or orphan value file, no row);
+once the fault is gone the cache stores again (nothing stuck). ``on_backend_error="raise"`` raises
+``BackendError`` whose ``__cause__`` is the injected error; ``"ignore"`` emits no warning. ``clear()``
+works while writes fail. Calls after a fault run under a hang guard.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import errno
+import os
+import re
+import sqlite3
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pytest
+from backends import make
+from reliability_support import expected_value
+
+import oxicache
+from oxicache import BackendError, CacheWarning
+
+HANG = 30.0  # seconds: generous, the machine is shared
+
+
+class Switch:
+    on = False
+
+
+def guarded(fn: Callable[[], Any], what: str = "call") -> Any:
+    """``fn()`` in a thread; fails the test (instead of hanging it) if it has not returned in HANG s."""
+    box: dict[str, Any] = {}
+    context = contextvars.copy_context()  # refresh() and the other per-call controls are context-local
+
+    def run() -> None:
+        try:
+            box["value"] = context.run(fn)
+        except BaseException as err:  # noqa: BLE001 - re-raised in the test's thread
+            box["error"] = err
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(HANG)
+    assert not t.is_alive(), f"{what} hung for {HANG}s after an injected fault"
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
+def _oserror(code: int) -> OSError:
+    return OSError(code, os.strerror(code)) if code != errno.EACCES else PermissionError(code, os.strerror(code))
+
+
+def _ours(fd: int, folder: str) -> bool:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}").startswith(folder)
+    except OSError:
+        return False
+
+
+@dataclass
+class Fault:
+    id: str
+    backend: str
+    size: int  # value size (times the run number), so the write takes the path the fault is on
+    match: str  # in the warning, and in str(__cause__)
+    arm: Callable[[Any, pytest.MonkeyPatch, Switch], None]
+    cause: type[BaseException] = OSError
+    options: dict[str, Any] = field(default_factory=dict)
+    code: int | None = None
+
+    def __str__(self) -> str:
+        return self.id
+
+
+# ---- JsonCache ----------------------------------------------------------------------------------------
+
+
+def json_os(call: str, code: int) -> Callable[[Any, pytest.MonkeyPatch, Switch], None]:
+    def arm(cache: Any, mp: pytest.MonkeyPatch, switch: Switch) -> None:
+        real = getattr(os, call)
+
+        def faulty(*args: Any, **kwargs: Any) -> Any:
+            if switch.on:
+                first = args[0]
+                mine = _ours(first, cache.path) if isinstance(first, int) else str(first).startswith(cache.path)
+                if mine and (call != "open" or args[1] & os.O_CREAT):
+                    raise _oserror(code)
+            return real(*args, **kwargs)
+
+        mp.setattr(os, call, faulty)
+
+    return arm
+
+
+# ---- DiskCache ----------------------------------------------------------------------------------------
+
+
+def disk_value_file(code: int, on_open: bool = False) -> Callable[[Any, pytest.MonkeyPatch, Switch], None]:
+    import builtins
+
+    import diskcache
+
+    class HalfWriter:
+        def __init__(self, f: Any) -> None:
+            self.f = f
+
+        def write(self, data: Any) -> int:
+            self.f.write(data[: len(data) // 2])
+            self.f.flush()
+            raise _oserror(code)
+
+        def __enter__(self) -> HalfWriter:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.f.close()
+
+    def arm(cache: Any, mp: pytest.MonkeyPatch, switch: Switch) -> None:
+        def faulty_open(path: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+            if switch.on and str(path).startswith(cache.path) and "x" in mode:
+                if on_open:
+                    raise _oserror(code)
+                return HalfWriter(builtins.open(path, mode, *args, **kwargs))
+            return builtins.open(path, mode, *args, **kwargs)
+
+        mp.setattr(diskcache.core, "open", faulty_open, raising=False)
+
+    return arm
+
+
+def disk_sqlite_full(cache: Any, mp: pytest.MonkeyPatch, switch: Switch) -> None:
+    dc = cache._dc
+    real_set = dc.set
+
+    def set_(*args: Any, **kwargs: Any) -> Any:
+        # diskcache's own setting, applied to this thread's connection: pages now in use are all it gets
+        ((pages,),) = dc._sql("PRAGMA page_count").fetchall()
+        dc.reset("sqlite_max_page_count", pages if switch.on else 1073741823, update=False)
+        return real_set(*args, **kwargs)
+
+    mp.setattr(dc, "set", set_)
+
+
+class _WriteTracking(sqlite3.Connection):
+    """A connection whose COMMIT of a transaction that wrote fails while ``switch.on`` (the transaction
+    stays open, as SQLite may leave it after an I/O error at commit)."""
+
+    switch: Switch
+    wrote = False
+
+    def execute(self, sql: str, *args: Any) -> Any:  # type: ignore[override]
+        head = sql.lstrip()[:6].upper()
+        if head in ("INSERT", "UPDATE"):
+            self.wrote = True
+        if head == "COMMIT":
+            wrote, self.wrote = self.wrote, False
+            if wrote and self.switch.on:
+                raise sqlite3.OperationalError("disk I/O error")
+        if head in ("BEGIN ", "ROLLBA"):
+            self.wrote = False
+        return super().execute(sql, *args)
+
+
+def disk_commit(cache: Any, mp: pytest.MonkeyPatch, switch: Switch) -> None:
+    import diskcache
+
+    conn_class = type("FaultyCommit", (_WriteTracking,), {"switch": switch})
+    real_connect = sqlite3.connect
+    mp.setattr(diskcache.core.sqlite3, "connect", lambda *a, **k: real_connect(*a, factory=conn_class, **k))
+    cache.close()  # diskcache reconnects through the patched connect
+
+
+# ---- DatabaseCache ------------------------------------------------------------------------------------
+
+
+def sqlite_really_full(cache: Any, mp: pytest.MonkeyPatch, switch: Switch) -> None:
+    import sqlalchemy
+
+    path = cache.engine.url.database
+    limit = {"pages": 1073741823}
+
+    @sqlalchemy.event.listens_for(cache.engine, "connect")
+    def cap(dbapi_conn: Any, _: Any) -> None:
+        dbapi_conn.execute(f"PRAGMA max_page_count = {limit['pages']}")
+
+    class Toggle(Switch):
+        @property  # type: ignore[override]
+        def on(self) -> bool:
+            return limit["pages"] != 1073741823
+
+        @on.setter
+        def on(self, value: bool) -> None:
+            with sqlite3.connect(path) as con:
+                limit["pages"] = con.execute("PRAGMA page_count").fetchone()[0] if value else 1073741823
+            cache.close()  # reconnect: the listener applies the cap
+
+    switch.__class__ = Toggle
+
+
+class _FaultyCursor(sqlite3.Cursor):
+    switch = Switch()
+    message = ""
+
+    def execute(self, sql: str, *args: Any) -> Any:  # type: ignore[override]
+        if self.switch.on and sql.lstrip().upper().startswith("INSERT"):
+            raise sqlite3.OperationalError(self.message)
+        return super().execute(sql, *args)
+
+
+def sqlite_driver(message: str) -> dict[str, Any]:
+    cursor_cls = type("Cursor", (_FaultyCursor,), {"message": message, "switch": Switch()})
+
+    class Connection(sqlite3.Connection):
+        def cursor(self, factory: Any = cursor_cls) -> Any:  # type: ignore[override]
+            return super().cursor(factory)
+
+    return {"engine_options": {"connect_args": {"factory": Connection}}, "_cursor": cursor_cls}
+
+
+def driver_arm(cache: Any, mp: pytest.MonkeyPatch, switch: Switch) -> None:
+    cache._r22_cursor.switch = switch  # the cursor class this cache's driver connections use
+
+
+def server_driver(kind: str) -> dict[str, Any]:
+    if kind == "postgresql":
+        import psycopg
+
+        class PgCursor(psycopg.Cursor):  # type: ignore[type-arg]
+            switch = Switch()
+
+            def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+                if self.switch.on and str(query).lstrip().upper().startswith("INSERT"):
+                    raise psycopg.errors.DiskFull("could not extend file: No space left on device")
+                return super().execute(query, *args, **kwargs)
+
+        return {"engine_options": {"connect_args": {"cursor_factory": PgCursor}}, "_cursor": PgCursor}
+    import pymysql
+
+    class MyCursor(pymysql.cursors.Cursor):
+        switch = Switch()
+
+        def execute(self, query: Any, args: Any = None) -> Any:
+            if self.switch.on and str(query).lstrip().upper().startswith("INSERT"):
+                raise pymysql.err.OperationalError(1114, "The table is full")
+            return super().execute(query, args)
+
+    return {"engine_options": {"connect_args": {"cursorclass": MyCursor}}, "_cursor": MyCursor}
+
+
+def _sqlite_options(message: str) -> dict[str, Any]:
+    return {"_driver": lambda: sqlite_driver(message)}
+
+
+def _server_options(kind: str) -> dict[str, Any]:
+    return {"_driver": lambda: server_driver(kind)}
+
+
+FAULTS = [
+    Fault("json-write-ENOSPC", "json", 100, "No space left", json_os("write", errno.ENOSPC), code=errno.ENOSPC),
+    Fault("json-write-EIO", "json", 100, "Input/output error", json_os("write", errno.EIO), code=errno.EIO),
+    Fault("json-open-EACCES", "json", 100, "Permission denied", json_os("open", errno.EACCES), code=errno.EACCES),
+    Fault("json-fsync-EIO", "json", 100, "Input/output error", json_os("fsync", errno.EIO), options={"fsync": True},
+          code=errno.EIO),
+    Fault("json-fsync-ENOSPC", "json", 100, "No space left", json_os("fsync", errno.ENOSPC), options={"fsync": True},
+          code=errno.ENOSPC),
+    Fault("json-rename-ENOSPC", "json", 100, "No space left", json_os("replace", errno.ENOSPC), code=errno.ENOSPC),
+    Fault("json-rename-EACCES", "json", 100, "Permission denied", json_os("replace", errno.EACCES), code=errno.EACCES),
+    Fault("disk-file-ENOSPC", "disk", 40_000, "No space left", disk_value_file(errno.ENOSPC), code=errno.ENOSPC),
+    Fault("disk-file-EIO", "disk", 40_000, "Input/output error", disk_value_file(errno.EIO), code=errno.EIO),
+    Fault("disk-file-EACCES", "disk", 40_000, "Permission denied", disk_value_file(errno.EACCES, on_open=True),
+          code=errno.EACCES),
+    Fault("disk-sqlite-full", "disk", 10_000, "database or disk is full", disk_sqlite_full, sqlite3.OperationalError),
+    Fault("disk-commit-EIO", "disk", 100, "disk I/O error", disk_commit, sqlite3.OperationalError),
+    Fault("sqlite-full", "sqlite", 20_000, "database or disk is full", sqlite_really_full, sqlite3.OperationalError),
+    Fault("sqlite-EIO", "sqlite", 100, "disk I/O error", driver_arm, sqlite3.OperationalError,
+          options=_sqlite_options("disk I/O error")),
+    Fault("sqlite-readonly", "sqlite", 100, "readonly database", driver_arm, sqlite3.OperationalError,
+          options=_sqlite_options("attempt to write a readonly database")),
+    Fault("postgresql-disk-full", "postgresql", 100, "No space left", driver_arm, Exception,
+          options=_server_options("postgresql")),
+    Fault("mysql-table-full", "mysql", 100, "table is full", driver_arm, Exception,
+          options=_server_options("mysql")),
+]
+BY_ID = {f.id: f for f in FAULTS}
+# raise/ignore on one fault of each backend
+POLICY_FAULTS = ["json-rename-ENOSPC", "disk-file-ENOSPC", "disk-sqlite-full", "sqlite-full", "sqlite-EIO"]
+
+
+def build(fault: Fault, monkeypatch: pytest.MonkeyPatch, **options: Any) -> tuple[Any, Switch]:
+    opts = dict(fault.options)
+    driver = opts.pop("_driver", None)
+    cursor = None
+    if driver is not None:
+        made = driver()
+        cursor = made.pop("_cursor")
+        opts.update(made)
+    cache = make(fault.backend, **opts, **options)
+    if cursor is not None:
+        cache._r22_cursor = cursor  # the test's handle on the driver class it gave the cache
+    switch = Switch()
+    fault.arm(cache, monkeypatch, switch)
+    return cache, switch
+
+
+def leftovers(name: str, cache: Any) -> list[str]:
+    """Files or rows that no live entry accounts for."""
+    if name == "json":
+        from oxicache.backends.jsonfile import ENTRY_NAME
+
+        return [n for n in os.listdir(cache.path) if not ENTRY_NAME.fullmatch(n)]
+    if name == "disk":
+        on_disk = {os.path.relpath(os.path.join(d, n), cache.path) for d, _, ns in os.walk(cache.path)
+                   for n in ns if n.endswith(".val")}
+        with sqlite3.connect(os.path.join(cache.path, "cache.db")) as con:
+            named = {r[0] for r in con.execute("SELECT filename FROM Cache WHERE filename IS NOT NULL")}
+        return sorted(on_disk - named)
+    return []
+
+
+def memoized(cache: Any, size: int) -> tuple[Any, list[int]]:
+    runs: list[int] = []
+
+    @cache.memoize(name="f")
+    def f(x: int) -> bytes:
+        runs.append(x)
+        return value(x, len(runs), size)
+
+    return f, runs
+
+
+def value(x: int, run: int, size: int) -> bytes:
+    """The n-th run's result; later runs are larger, so a store over an old entry needs new space."""
+    return expected_value((x, run), size * run)
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=str)
+def test_a_failed_store_warns_keeps_the_old_entry_and_leaves_nothing(fault: Fault, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache, switch = build(fault, monkeypatch)
+    f, runs = memoized(cache, fault.size)
+    old = f(1)
+    switch.on = True
+    try:
+        with pytest.warns(CacheWarning, match=fault.match) as caught:
+            with oxicache.refresh():
+                assert guarded(lambda: f(1), "the refresh") == value(1, 2, fault.size)  # computed, returned
+            assert guarded(lambda: f(2), "a new key") == value(2, 3, fault.size)
+        assert len(caught) == 2, [str(w.message) for w in caught]
+        assert cache.stats()["backend_errors"] == 2
+    finally:
+        switch.on = False
+    assert guarded(lambda: cache.get(f, x=1), "a read") == old  # the previous entry, intact
+    assert guarded(lambda: cache.get(f, x=2), "a read") is ...  # no visible entry
+    assert leftovers(fault.backend, cache) == []
+    assert guarded(lambda: f(2), "a store after the fault") == value(2, 4, fault.size)  # stores again
+    assert f(2) == value(2, 4, fault.size) and len(runs) == 4
+    assert len(cache) == 2
+
+
+@pytest.mark.parametrize("fault", [BY_ID[i] for i in POLICY_FAULTS], ids=str)
+def test_raise_policy_wraps_the_original(fault: Fault, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache, switch = build(fault, monkeypatch, on_backend_error="raise")
+    f, _ = memoized(cache, fault.size)
+    old = f(1)
+    switch.on = True
+    try:
+        with pytest.raises(BackendError) as caught, oxicache.refresh():
+            guarded(lambda: f(1), "the refresh")
+    finally:
+        switch.on = False
+    cause = caught.value.__cause__
+    assert isinstance(caught.value, oxicache.CacheError)
+    assert isinstance(cause, fault.cause), repr(cause)
+    assert re.search(fault.match, str(cause)), str(cause)
+    if fault.code is not None:
+        assert cause.errno == fault.code  # type: ignore[union-attr]
+    assert cache.stats()["backend_errors"] == 1
+    assert guarded(lambda: cache.get(f, x=1)) == old
+    assert leftovers(fault.backend, cache) == []
+
+
+@pytest.mark.parametrize("fault", [BY_ID[i] for i in POLICY_FAULTS], ids=str)
+def test_ignore_policy_is_silent(fault: Fault, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache, switch = build(fault, monkeypatch, on_backend_error="ignore")
+    f, _ = memoized(cache, fault.size)
+    old = f(1)
+    switch.on = True
+    try:  # filterwarnings=error: any warning fails the test
+        with oxicache.refresh():
+            assert guarded(lambda: f(1)) == value(1, 2, fault.size)
+    finally:
+        switch.on = False
+    assert cache.stats()["backend_errors"] == 1
+    assert guarded(lambda: cache.get(f, x=1)) == old
+    assert leftovers(fault.backend, cache) == []
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=str)
+def test_clear_works_while_writes_fail(fault: Fault, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache, switch = build(fault, monkeypatch)
+    f, _ = memoized(cache, fault.size)
+    f(1)
+    f(2)
+    switch.on = True
+    try:
+        guarded(cache.clear, "clear()")
+        assert guarded(lambda: len(cache)) == 0
+    finally:
+        switch.on = False
+    assert leftovers(fault.backend, cache) == []
+    f(3)
+    assert len(cache) == 1
