@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import struct
+import sys
 import warnings
 
 from oxicache.errors import CacheWarning, CorruptStoreError
@@ -117,8 +118,18 @@ def warn_if_risky_filesystem(path: str, what: str) -> None:
             "using the cache at once can corrupt it or fail with 'database is locked'; put the cache on a "
             "local disk (or share a cache between machines with DatabaseCache on PostgreSQL or MySQL)",
             CacheWarning,
-            stacklevel=3,
+            stacklevel=_caller_level(),
         )
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` of the first frame outside oxicache (the line that created the cache), seen from
+    the function calling this one."""
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _folder_problem(folder: str, err: OSError) -> tuple[int | None, str]:
@@ -185,6 +196,11 @@ def check_sqlite_header(path: str, what: str) -> None:
             header = f.read(100)
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         return  # a new database, or one SQLite itself refuses with its own message
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            msg = f"{what} cannot open {path!r}: it is a loop of symbolic links; fix or remove the link"
+            raise OSError(errno.ELOOP, msg) from err
+        raise
     if not header:
         return
     if len(header) < 100 or header[:16] != _MAGIC:

@@ -91,7 +91,12 @@ def run_unprivileged(warm: Callable[[], Any], func: Callable[..., Any], *args: A
         if not parent.poll(timeout):
             msg = f"unprivileged child {proc.pid} did not answer within {timeout}s"
             raise AssertionError(msg)
-        ok, value = parent.recv()
+        try:
+            ok, value = parent.recv()
+        except EOFError:
+            proc.join(5)
+            msg = f"unprivileged child {proc.pid} died without answering (exit code {proc.exitcode})"
+            raise AssertionError(msg) from None
     finally:
         proc.join(5)
         if proc.is_alive():
