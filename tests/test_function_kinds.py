@@ -560,7 +560,10 @@ def test_async_single_flight_twenty_tasks(cache):
     results = run_async(main())
     assert runs == ["k"]
     assert results == [["value", "k"]] * 20
-    assert all(r is results[0] for r in results)  # every task got the one computed value
+    if not cache.blocking_io:
+        # Every task got the one computed value. (With blocking I/O the lookups run in worker threads:
+        # on a loaded machine one can finish after the flight stored the value, and read back a copy.)
+        assert all(r is results[0] for r in results)
     info = fetch.cache_info()
     assert info.hits + info.misses == 20
     assert (info.sets, info.currsize) == (1, 1)
