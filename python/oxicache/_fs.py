@@ -7,6 +7,7 @@ import os
 import struct
 import sys
 import warnings
+from types import FrameType
 
 from oxicache.errors import CacheWarning, CorruptStoreError
 
@@ -126,7 +127,8 @@ def _caller_level() -> int:
     """The ``stacklevel`` of the first frame outside oxicache (the line that created the cache), seen from
     the function calling this one."""
     package = os.path.dirname(os.path.abspath(__file__)) + os.sep
-    frame, level = sys._getframe(1), 1
+    frame: FrameType | None = sys._getframe(1)
+    level = 1
     while frame is not None and frame.f_code.co_filename.startswith(package):
         frame, level = frame.f_back, level + 1
     return level
