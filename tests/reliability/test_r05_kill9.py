@@ -14,7 +14,7 @@ write), drains the acks, and the next round's child (a fresh process) reopens th
   ``STALE_TEMP_AGE``, opens the store once more and finds them swept, and ``cache.verify()`` plus SQLite's
   own ``PRAGMA integrity_check`` report nothing.
 
-Adapted: the matrix runs 20 rounds per backend; the default run does 4 (the whole row stays a few
+Adapted: the matrix runs 20 rounds per backend; the default run does 5 (the whole row stays a few
 seconds per backend on a loaded 2-core machine, a spawn costing ~0.7 s), the 20-round variant and the
 200-kill soak are ``slow``. Rounds share one store, so later rounds also check that a crash never damages
 entries committed earlier. PostgreSQL and MySQL run too: there the store's atomicity is the server's
@@ -144,7 +144,7 @@ def kill_rounds(backend: str, rounds: int, seed: int) -> None:
 @pytest.mark.parametrize("backend", PERSISTENT)
 def test_kill9_mid_write(backend: str, seed: int) -> None:
     with watchdog(300, f"R5 kill -9 on {backend}"):
-        kill_rounds(backend, 4, seed)
+        kill_rounds(backend, 5, seed)
 
 
 @pytest.mark.slow
