@@ -10,14 +10,16 @@ use pyo3::exceptions::PyValueError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyString, PyTuple};
+use pyo3::types::{PyDict, PyString, PyTuple, PyType};
 use pyo3::{PyTraverseError, PyVisit};
 use smallvec::SmallVec;
 
+use crate::codec;
 use crate::controls::{self, Mode};
 use crate::errors::CoreError;
 use crate::key::digest;
-use crate::key::encode::{tag, with_scratch, write_str, write_varint, Encoder};
+use crate::key::encode::{encode_value, tag, with_scratch, write_str, write_varint, Encoder};
+use crate::key::keybytes::KeyBytes;
 use crate::store::flight::Role;
 use crate::store::{compact_large_key, ttl_nanos, Extra, MemoryStore, Payload};
 
@@ -240,6 +242,35 @@ impl Memoizer {
             inputs.set_item(self.params[i].name.bind(py), value(i))?;
         }
         Ok(inputs)
+    }
+
+    /// The inputs an entry keeps when they do not decode from its key: the arguments themselves, except
+    /// classes and those the value codec cannot encode (an object keyed through `__cache_key__` or a
+    /// registered encoder, a method's `self`), which are kept as their `KeyBytes`, as the persistent backends store
+    /// them. The entry still recomputes to its key, and holds no reference to such an instance, so a
+    /// memoized method does not keep its instances alive (unlike `functools.lru_cache`).
+    fn stored_inputs<'a, 'py: 'a>(
+        &self,
+        py: Python<'py>,
+        value: impl Fn(usize) -> Borrowed<'a, 'py, PyAny>,
+    ) -> PyResult<Py<PyDict>> {
+        let inputs = self.inputs_dict(py, value)?;
+        let mut codec_out = Vec::new();
+        for (name, arg) in inputs.clone().iter() {
+            // A class (a classmethod's `cls`) lives as long as the program anyway: keep it, readable.
+            if arg.is_instance_of::<PyType>() {
+                continue;
+            }
+            let (canonical, lossless) = encode_value(&arg).map_err(|e| e.into_pyerr(py, None, None))?;
+            if lossless {
+                continue;
+            }
+            codec_out.clear();
+            if codec::msgpack::encode(&arg, &mut codec_out, 0).is_err() {
+                inputs.set_item(name, Bound::new(py, KeyBytes { bytes: canonical })?)?;
+            }
+        }
+        Ok(inputs.unbind())
     }
 
     /// True when `nargs` positional arguments alone bind the signature: no variadic or keyword-only
@@ -466,13 +497,7 @@ impl Memoizer {
         };
         let compute_and_store = || -> PyResult<Py<PyAny>> {
             let output = self.run_counted(call)?;
-            self.store_output(
-                py,
-                &key,
-                lossless,
-                || Ok(self.inputs_dict(py, value)?.unbind()),
-                &output,
-            )?;
+            self.store_output(py, &key, lossless, || self.stored_inputs(py, value), &output)?;
             Ok(output)
         };
         let result = match store.flights.join(&key) {
@@ -689,7 +714,7 @@ impl Memoizer {
                 let inputs = if lossless {
                     None
                 } else {
-                    Some(memo.inputs_dict(py, value)?.unbind())
+                    Some(memo.stored_inputs(py, value)?)
                 };
                 pending(key, lossless, inputs, false)
             }

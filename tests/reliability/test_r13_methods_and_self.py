@@ -8,12 +8,10 @@ instances created and dropped, different state -> different results, equal state
 ignore-self mode, and the error. (250 instances on the PostgreSQL/MariaDB servers, where every call is a
 round trip.)
 
-References: with ``exclude=["self"]`` no backend keeps an instance alive. With ``self`` in the key, the
-persistent backends store its key bytes and keep nothing; ``InMemCache`` documents that an entry keeps a
-reference to arguments that are not plain builtins (as ``functools.lru_cache`` does), so one instance
-per entry stays alive until the entry goes. The matrix asks for no strong references at all: that part
-is a strict xfail on ``InMemCache`` (a change in the Rust store, see the reason), and the documented
-bound (at most one instance per entry, none after ``cache_clear()``) is asserted instead.
+References: no backend keeps an instance alive. With ``exclude=["self"]`` the instance is not part of
+the entry at all; with ``self`` in the key, every backend (InMemCache included, unlike
+``functools.lru_cache``) keeps an argument the value codec cannot encode as its ``KeyBytes`` (its
+canonical key bytes), so the entry still recomputes to its key and holds no reference to the instance.
 """
 
 from __future__ import annotations
@@ -84,23 +82,9 @@ def test_state_is_part_of_the_key(cache: Any) -> None:
     assert pricing(4).price(2) == 8 and pricing(5).price(2) == 10  # different state, different result
     assert pricing(4).price(qty=2) == 8 and runs[-2:] == [(4, 2), (5, 2)]
     alive = sum(r() is not None for r in refs)
-    if getattr(cache, "_native_store", None) is None:
-        assert alive == 0, f"{alive} dropped instances are still alive"
-    else:
-        # documented (docs/backends/memory.md): an entry keeps its non-builtin arguments alive, one per entry
-        assert alive <= STATES
-        pricing.price.cache_clear()
-        gc.collect()
-        assert sum(r() is not None for r in refs) == 0, "the engine holds instances after cache_clear()"
+    assert alive == 0, f"{alive} dropped instances are still alive"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="InMemCache entries keep a reference to the inputs dict when an argument is not a plain builtin "
-           "(here self with __cache_key__), so one instance per entry stays alive; the matrix wants none. "
-           "Fix in the Rust store (rust/): keep the key bytes (KeyBytes, as the persistent backends do) "
-           "instead of the argument objects for self/__cache_key__ arguments",
-)
 def test_inmem_holds_no_strong_reference_to_dropped_instances() -> None:
     """The matrix's criterion on the in-memory backend (the persistent ones: test_state_is_part_of_the_key)."""
     cache = make("inmem")
