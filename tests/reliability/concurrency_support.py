@@ -233,21 +233,26 @@ def hammer_child(spec: Spec, seed: int, threads: int, seconds: float, index: int
 # ---- R20: the upsert race -----------------------------------------------------------------------------
 
 
-def upsert_child(spec: Spec, shared: bool, threads: int, nkeys: int, rounds: int, index: int, queue: Any,
-                 go: Any) -> None:
+def upsert_child(spec: Spec, shared: bool, threads: int, nkeys: int, rounds: int, min_seconds: float,
+                 index: int, queue: Any, go: Any) -> None:
     """R20's child: each thread writes ``nkeys`` keys ``rounds`` times through ``cache.set``.
 
     ``shared``: every thread of every process writes the same keys 0..nkeys-1 (the race). Otherwise
     (the control) each (process, thread, round, key) is its own key, written once, so every write leaves
-    a row; the report then has each write's time, to show the processes' writes interleaved."""
+    a row; the report then has each write's time, to show the processes' writes interleaved.
+    ``min_seconds``: keep writing whole rounds until that long after the start, so that on a loaded
+    machine a process cannot finish before the other one is scheduled."""
     rec = Recorder()
     cache = open_spec(spec)
     queue.put(("ready", index, None))
     go.wait(300)
 
+    until = time.monotonic() + min_seconds
+
     def worker(t: int) -> list[tuple[float, str]]:
         times = []
-        for r in range(rounds):
+        r = 0
+        while r < rounds or time.monotonic() < until:
             for k in range(nkeys):
                 tag = f"p{index}t{t}r{r}k{k}"
                 key = k if shared else tag
@@ -256,6 +261,7 @@ def upsert_child(spec: Spec, shared: bool, threads: int, nkeys: int, rounds: int
                     times.append((time.time(), tag))
                 except Exception:
                     rec.fail(traceback.format_exc())
+            r += 1
         return times
 
     writes = sorted(w for ws in run_threads(worker, threads) for w in ws)

@@ -1,7 +1,7 @@
 """R5: ``kill -9`` mid-write (crash atomicity), on every persistent backend.
 
-A "spawn" child opens the store, checks what the previous rounds left, then stores 1 MB values under 8
-keys in turn (so most writes overwrite an entry) and acks each committed write over a pipe. The parent
+A child (forked from a fork server: a fresh interpreter, as with "spawn", see ``writer_context``)
+opens the store, checks what the previous rounds left, then stores 1 MB values under 8 keys in turn (so most writes overwrite an entry) and acks each committed write over a pipe. The parent
 SIGKILLs it after a random number of acks plus a random delay (so the kill lands at a random point of a
 write), drains the acks, and the next round's child (a fresh process) reopens the store and checks it:
 
@@ -75,12 +75,23 @@ def leftovers(cache: Any) -> list[str]:
     return []
 
 
+def writer_context() -> Any:
+    """Where the writers start: a fork server, a fresh interpreter (started like a spawn child, so it
+    holds no store, connection or thread of this process) that has imported oxicache and the database
+    drivers once and forks each writer from that clean state. A writer then starts in ~40 ms instead of
+    ~0.7 s, which is what lets the 20-round and 200-kill soaks run in CI."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["crash_worker", "oxicache", "oxicache.backends.disk", "oxicache.backends.jsonfile",
+                                "oxicache.backends.database", "diskcache", "sqlalchemy", "psycopg", "pymysql"])
+    return ctx
+
+
 def kill_rounds(backend: str, rounds: int, seed: int) -> None:
     rng = random.Random(seed)
     cache = make(backend)
     spec = SPECS[id(cache)]
     cache.close()
-    ctx = multiprocessing.get_context("spawn")
+    ctx = writer_context()
     acked: dict[str, Version] = {}  # key -> its last acked version
     expect: dict[str, list[Version | None]] = {}
     start = 0
