@@ -13,11 +13,14 @@ from oxicache._core import KEY_SCHEME_VERSION, CacheEntry
 from oxicache._fs import check_sqlite_header, check_writable_file, prepare_folder, warn_if_risky_filesystem
 from oxicache.backends._sql import (
     BUSY_TIMEOUT_MS,
+    CONFLICT_RETRIES,
     MAX_FUNC,
     Checkout,
     Pool,
     Stmt,
     build_table,
+    conflict_backoff,
+    is_conflict,
     sqlite_pragmas,
     upsert,
 )
@@ -321,13 +324,15 @@ class DatabaseCache(BaseCache):
     def _run(self, stmt: Stmt, args: Any, fetch: int, retry: bool = True) -> Any:
         """One statement on a pooled connection: fetch 0 = rowcount, 1 = one row, 2 = all rows. A
         connection the server dropped (a restart, an idle timeout) is replaced and the statement rerun
-        once: every statement here is a single read, or a write that is safe to repeat."""
+        once, and a statement that lost a lock conflict (a deadlock) is rerun after a pause, up to
+        ``CONFLICT_RETRIES`` times: every statement here is a single read, or a write that is safe to
+        repeat."""
         if self._gated:
             with SQLITE_GATE:
                 return self._statement(stmt, args, fetch, retry)
         return self._statement(stmt, args, fetch, retry)
 
-    def _statement(self, stmt: Stmt, args: Any, fetch: int, retry: bool) -> Any:
+    def _statement(self, stmt: Stmt, args: Any, fetch: int, retry: bool, conflicts: int = 0) -> Any:
         pool = self._pool
         holder = pool.take()
         try:
@@ -335,6 +340,10 @@ class DatabaseCache(BaseCache):
             cur.execute(stmt.sql, args)
             result = cur.fetchone() if fetch == 1 else cur.fetchall() if fetch else cur.rowcount
         except BaseException as err:
+            if conflicts < CONFLICT_RETRIES and isinstance(err, self._dbapi_error) and is_conflict(err):
+                pool.give(holder)  # the server rolled the statement back; the connection is fine
+                conflict_backoff(conflicts)
+                return self._statement(stmt, args, fetch, retry, conflicts + 1)
             if not (self._failed(holder, err) and retry):
                 raise
             return self._statement(stmt, args, fetch, False)
