@@ -256,7 +256,8 @@ impl Memoizer {
     ) -> PyResult<Py<PyDict>> {
         let inputs = self.inputs_dict(py, value)?;
         let mut codec_out = Vec::new();
-        for (name, arg) in inputs.clone().iter() {
+        let mut key_bytes = Vec::new(); // (name, KeyBytes), set after the iteration
+        for (name, arg) in inputs.iter() {
             // A class (a classmethod's `cls`) lives as long as the program anyway: keep it, readable.
             if arg.is_instance_of::<PyType>() {
                 continue;
@@ -267,8 +268,11 @@ impl Memoizer {
             }
             codec_out.clear();
             if codec::msgpack::encode(&arg, &mut codec_out, 0).is_err() {
-                inputs.set_item(name, Bound::new(py, KeyBytes { bytes: canonical })?)?;
+                key_bytes.push((name, Bound::new(py, KeyBytes { bytes: canonical })?));
             }
+        }
+        for (name, kept) in key_bytes {
+            inputs.set_item(name, kept)?;
         }
         Ok(inputs.unbind())
     }

@@ -779,3 +779,40 @@ def test_annotate_counts_as_a_lookup():
     cache.annotate("f", x=2, expected=2)
     s = cache.stats()
     assert (s["hits"], s["misses"], s["sets"]) == (1, 1, 3)
+
+
+def test_an_argument_the_codec_cannot_store_is_kept_as_its_key_bytes():
+    """InMemCache keeps no instance alive (R13): a `__cache_key__` argument is kept as its KeyBytes, as the
+    persistent backends store it, while a class and a codec-storable value stay objects; the entry still
+    recomputes to its key, and the manual API still finds it."""
+    import dataclasses
+    import weakref
+
+    from oxicache import KeyBytes
+    from oxicache.keys import canonical_bytes
+
+    @dataclasses.dataclass(frozen=True)
+    class Point:
+        x: int
+
+    class Model:
+        def __cache_key__(self):
+            return "model-v1"
+
+    cache = InMemCache()
+
+    @cache.memoize
+    def score(model, point, kind):
+        return point.x * 2
+
+    model, point = Model(), Point(3)
+    assert score(model, point, Point) == 6
+    (entry,) = list(cache)
+    assert isinstance(entry.inputs["model"], KeyBytes)
+    assert entry.inputs["model"].canonical == canonical_bytes(model)
+    assert entry.inputs["point"] is point and entry.inputs["kind"] is Point
+    assert entry.key == score.cache_key(model, point, Point)
+    assert cache.get(score, model=model, point=point, kind=Point) == 6
+    ref = weakref.ref(model)
+    del model
+    assert ref() is None
