@@ -4,9 +4,12 @@ mod codec;
 mod controls;
 mod entry;
 mod errors;
+mod forkgate;
 mod key;
 mod memo;
 mod replay;
+mod shutdown;
+mod stack;
 mod store;
 mod vectorcall;
 
@@ -19,6 +22,8 @@ mod _core {
     #[pymodule_export]
     use crate::entry::CacheEntry;
     #[pymodule_export]
+    use crate::forkgate::ForkGate;
+    #[pymodule_export]
     use crate::key::keybytes::KeyBytes;
     #[pymodule_export]
     use crate::key::known_types::register_key_encoder;
@@ -28,6 +33,8 @@ mod _core {
     use crate::memo::{Memoizer, Pending};
     #[pymodule_export]
     use crate::replay::Replay;
+    #[pymodule_export]
+    use crate::stack::_check_stack;
     #[pymodule_export]
     use crate::store::flight::{_after_fork_in_child, SingleFlight};
     #[pymodule_export]
@@ -42,6 +49,7 @@ mod _core {
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
         m.add("KEY_SCHEME_VERSION", crate::key::digest::KEY_SCHEME_VERSION)?;
         m.add("MAX_DEPTH", crate::key::encode::MAX_DEPTH)?;
+        m.add("DEFAULT_WAIT_TIMEOUT", crate::store::flight::DEFAULT_WAIT.as_secs_f64())?;
         crate::replay::install(&m.py().get_type::<crate::replay::Replay>());
         Ok(())
     }

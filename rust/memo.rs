@@ -20,7 +20,8 @@ use crate::errors::CoreError;
 use crate::key::digest;
 use crate::key::encode::{encode_value, tag, with_scratch, write_str, write_varint, Encoder};
 use crate::key::keybytes::KeyBytes;
-use crate::store::flight::Role;
+use crate::shutdown::{self, trap_forced_unwind};
+use crate::store::flight::{wait_bound, Turn};
 use crate::store::{compact_large_key, ttl_nanos, Extra, MemoryStore, Payload};
 
 /// `inspect.Parameter.kind` values.
@@ -80,6 +81,8 @@ pub struct Memoizer {
     metadata: Option<Py<PyDict>>,
     /// `memoize(cache_if=...)`: a result is stored only when this returns true for it.
     cache_if: Option<Py<PyAny>>,
+    /// How long a call waits for another thread computing the same key before taking over.
+    wait: std::time::Duration,
     hits: AtomicU64,
     misses: AtomicU64,
     sets: AtomicU64,
@@ -244,11 +247,14 @@ impl Memoizer {
         Ok(inputs)
     }
 
-    /// The inputs an entry keeps when they do not decode from its key: the arguments themselves, except
-    /// classes and those the value codec cannot encode (an object keyed through `__cache_key__` or a
-    /// registered encoder, a method's `self`), which are kept as their `KeyBytes`, as the persistent backends store
-    /// them. The entry still recomputes to its key, and holds no reference to such an instance, so a
-    /// memoized method does not keep its instances alive (unlike `functools.lru_cache`).
+    /// The inputs an entry keeps when they do not decode from its key, taken when the call is made (before
+    /// the function runs, which may change its arguments): each argument as the persistent backends
+    /// store it, so the entry never aliases a caller's mutable object. That is a copy through the value
+    /// codec (a dataclass, a numpy array, a datetime, ...), or, for an argument the codec cannot encode (an
+    /// object keyed through `__cache_key__` or a registered encoder, a method's `self`), its `KeyBytes`.
+    /// Classes (a classmethod's `cls`) are kept as they are. The entry still recomputes to its key, and
+    /// holds no reference to an instance, so a memoized method does not keep its instances alive (unlike
+    /// `functools.lru_cache`).
     fn stored_inputs<'a, 'py: 'a>(
         &self,
         py: Python<'py>,
@@ -256,22 +262,27 @@ impl Memoizer {
     ) -> PyResult<Py<PyDict>> {
         let inputs = self.inputs_dict(py, value)?;
         let mut codec_out = Vec::new();
-        let mut key_bytes = Vec::new(); // (name, KeyBytes), set after the iteration
+        let mut replaced = Vec::new(); // (name, copy), set after the iteration
         for (name, arg) in inputs.iter() {
-            // A class (a classmethod's `cls`) lives as long as the program anyway: keep it, readable.
             if arg.is_instance_of::<PyType>() {
                 continue;
             }
             let (canonical, lossless) = encode_value(&arg).map_err(|e| e.into_pyerr(py, None, None))?;
             if lossless {
-                continue;
+                continue; // builtins: decoded from the canonical bytes, fresh objects
             }
             codec_out.clear();
-            if codec::msgpack::encode(&arg, &mut codec_out, 0).is_err() {
-                key_bytes.push((name, Bound::new(py, KeyBytes { bytes: canonical })?));
-            }
+            let copy = match codec::msgpack::encode(&arg, &mut codec_out, 0) {
+                Ok(()) => codec::msgpack::decode(py, &codec_out).ok().map(|c| c.into_bound(py)),
+                Err(_) => None,
+            };
+            let kept = match copy {
+                Some(copy) => copy,
+                None => Bound::new(py, KeyBytes { bytes: canonical })?.into_any(),
+            };
+            replaced.push((name, kept));
         }
-        for (name, kept) in key_bytes {
+        for (name, kept) in replaced {
             inputs.set_item(name, kept)?;
         }
         Ok(inputs.unbind())
@@ -365,7 +376,7 @@ impl Memoizer {
         args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Py<PyAny>> {
-        let call = || Ok(self.func.bind(py).call(args, kwargs)?.unbind());
+        let call = || Ok(shutdown::call_with_kwargs(self.func.bind(py), args, kwargs)?.unbind());
         match self.bind_values(py, args, kwargs)? {
             Some(values) => self.call_with(py, |i| values.value(py, self, i), call),
             None => call(), // the function raises its own TypeError
@@ -429,7 +440,7 @@ impl Memoizer {
 
     /// Runs the function, counting an error when it raises.
     fn run_counted(&self, call: impl FnOnce() -> PyResult<Py<PyAny>>) -> PyResult<Py<PyAny>> {
-        let outcome = call();
+        let outcome = trap_forced_unwind(call);
         if outcome.is_err() {
             self.count_error();
         }
@@ -447,28 +458,21 @@ impl Memoizer {
         self.store.get().count_event(|s| s.misses += 1);
     }
 
-    /// Stores a computed `output` under `key`, unless `cache_if` rejects it. `inputs` is called only
-    /// when the inputs do not decode from the key (then the entry keeps the arguments themselves).
-    fn store_output(
-        &self,
-        py: Python<'_>,
-        key: &[u8],
-        lossless: bool,
-        inputs: impl FnOnce() -> PyResult<Py<PyDict>>,
-        output: &Py<PyAny>,
-    ) -> PyResult<()> {
+    /// Stores a computed `output` under `key`, unless `cache_if` rejects it. `inputs` are the entry's
+    /// inputs when they do not decode from the key (`stored_inputs`, taken before the call).
+    fn store_output(&self, py: Python<'_>, key: &[u8], inputs: Option<Py<PyDict>>, output: &Py<PyAny>) -> PyResult<()> {
         if let Some(keep) = &self.cache_if {
-            if !keep.bind(py).call1((output.bind(py),))?.is_truthy()? {
+            if !shutdown::call(keep.bind(py), &[output.bind(py)])?.is_truthy()? {
                 return Ok(());
             }
         }
-        let extra = if lossless && self.metadata.is_none() {
+        let extra = if inputs.is_none() && self.metadata.is_none() {
             None
         } else {
             Some(Box::new(Extra {
                 expected: None,
                 metadata: self.metadata.as_ref().map(|m| m.clone_ref(py)),
-                inputs: if lossless { None } else { Some(inputs()?) },
+                inputs,
             }))
         };
         let payload = Payload {
@@ -488,42 +492,36 @@ impl Memoizer {
         value: impl Fn(usize) -> Borrowed<'a, 'py, PyAny> + Copy,
         call: impl FnOnce() -> PyResult<Py<PyAny>>,
     ) -> PyResult<Py<PyAny>> {
+        crate::stack::check()?;
         let mode = controls::mode(py)?;
         if mode == Mode::Bypass {
             self.count_bypass();
             return self.run_counted(call);
         }
         let store = self.store.get();
-        let finished_before = store.flights.finished_count();
+        let before = store.flights.finished_count();
         let (key, lossless) = match self.probe(py, value, mode == Mode::Refresh)? {
             Ok(value) => return Ok(value),
             Err(miss) => miss,
         };
-        let compute_and_store = || -> PyResult<Py<PyAny>> {
-            let output = self.run_counted(call)?;
-            self.store_output(py, &key, lossless, || self.stored_inputs(py, value), &output)?;
-            Ok(output)
+        // The entry's inputs are the call's, taken now: the function may change its arguments.
+        let inputs = if lossless {
+            None
+        } else {
+            Some(self.stored_inputs(py, value)?)
         };
-        let result = match store.flights.join(&key) {
-            Role::Follow(flight) => flight.wait(py),
-            Role::Reentrant => compute_and_store(),
-            Role::Lead(leader) => {
-                // Another leader may have stored the value between our lookup and joining; only
-                // possible when some flight finished since then. (A refresh computes regardless.)
-                let stored = if mode == Mode::Refresh || store.flights.finished_count() == finished_before {
-                    None
-                } else {
-                    store.peek_value(py, &key)
-                };
-                let outcome = match stored {
-                    Some(value) => Ok(value),
-                    None => compute_and_store(),
-                };
-                leader.finish(py, &outcome);
-                outcome
+        store.flights.run(py, &key, before, self.wait, |turn| {
+            // Another leader may have stored the value between our lookup and now; only possible when
+            // some flight finished since then. (A refresh computes regardless.)
+            if turn == (Turn::Lead { recheck: true }) && mode != Mode::Refresh {
+                if let Some(stored) = store.peek_value(py, &key) {
+                    return Ok(stored);
+                }
             }
-        };
-        result
+            let output = self.run_counted(call)?;
+            self.store_output(py, &key, inputs, &output)?;
+            Ok(output)
+        })
     }
 }
 
@@ -533,9 +531,11 @@ impl Memoizer {
 pub struct Pending {
     memo: Py<Memoizer>,
     key: Vec<u8>,
-    lossless: bool,
+    /// The entry's inputs when they do not decode from the key (`Memoizer::stored_inputs`).
     inputs: Option<Py<PyDict>>,
     bypass: bool,
+    /// Under `oxicache.refresh()`: the stored value is what is being replaced, never an answer.
+    refresh: bool,
 }
 
 #[pymethods]
@@ -557,10 +557,20 @@ impl Pending {
         if self.bypass {
             return Ok(());
         }
-        let inputs = || Ok(self.inputs.as_ref().expect("kept for lossy inputs").clone_ref(py));
-        self.memo
-            .get()
-            .store_output(py, &self.key, self.lossless, inputs, &output)
+        let inputs = self.inputs.as_ref().map(|i| i.clone_ref(py));
+        self.memo.get().store_output(py, &self.key, inputs, &output)
+    }
+
+    /// For single-flight: `(True, value)` when a value was stored for this key since the lookup missed
+    /// (not counted as a hit), else `(False, None)`.
+    fn recheck(&self, py: Python<'_>) -> (bool, Py<PyAny>) {
+        if self.bypass || self.refresh {
+            return (false, py.None());
+        }
+        match self.memo.get().store.get().peek_value(py, &self.key) {
+            Some(value) => (true, value),
+            None => (false, py.None()),
+        }
     }
 
     /// Counts the function's failure (nothing is stored).
@@ -599,7 +609,7 @@ impl Memoizer {
     /// `params` lists `(name, kind, has_default, default)` in signature order, `kind` being the int value
     /// of `inspect.Parameter.kind`.
     #[new]
-    #[pyo3(signature = (func, store, name, params, exclude, ttl=None, metadata=None, cache_if=None))]
+    #[pyo3(signature = (func, store, name, params, exclude, ttl=None, metadata=None, cache_if=None, wait_timeout=None))]
     #[allow(clippy::too_many_arguments)] // mirrors the Python-side constructor
     fn new(
         py: Python<'_>,
@@ -611,6 +621,7 @@ impl Memoizer {
         ttl: Option<f64>,
         metadata: Option<Py<PyDict>>,
         cache_if: Option<Py<PyAny>>,
+        wait_timeout: Option<f64>,
     ) -> PyResult<Self> {
         let mut parsed = Vec::with_capacity(params.len());
         let (mut var_pos, mut var_kw, mut n_positional) = (None, None, 0);
@@ -658,6 +669,7 @@ impl Memoizer {
             ttl: ttl_nanos(ttl)?,
             metadata,
             cache_if,
+            wait: wait_bound(wait_timeout)?,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             sets: AtomicU64::new(0),
@@ -697,19 +709,19 @@ impl Memoizer {
                 unreachable!("bind_or_raise raises on a mismatch")
             }
         };
-        let pending = |key, lossless, inputs, bypass| {
+        let pending = |key, inputs, bypass| {
             let pending = Pending {
                 memo: slf.clone().unbind(),
                 key,
-                lossless,
                 inputs,
                 bypass,
+                refresh: mode == Mode::Refresh,
             };
             Ok(Py::new(py, pending)?.into_any())
         };
         if mode == Mode::Bypass {
             memo.count_bypass();
-            return pending(Vec::new(), true, None, true);
+            return pending(Vec::new(), None, true);
         }
         let value = |i| values.value(py, memo, i);
         match memo.probe(py, value, mode == Mode::Refresh)? {
@@ -720,7 +732,7 @@ impl Memoizer {
                 } else {
                     Some(memo.stored_inputs(py, value)?)
                 };
-                pending(key, lossless, inputs, false)
+                pending(key, inputs, false)
             }
         }
     }
@@ -799,6 +811,12 @@ impl Memoizer {
         for counter in [&self.hits, &self.misses, &self.sets, &self.errors] {
             counter.store(0, Ordering::Relaxed);
         }
+    }
+
+    /// Seconds a call waits for another thread computing the same key before taking over (`wait_timeout`).
+    #[getter]
+    fn wait(&self) -> f64 {
+        self.wait.as_secs_f64()
     }
 
     /// The function identity used in keys (`CacheEntry.func`).

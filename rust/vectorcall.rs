@@ -145,8 +145,7 @@ unsafe fn dispatch(
             py,
             |i| unsafe { binding.value(py, memo, args, i) },
             || unsafe {
-                let result = ffi::PyObject_Vectorcall(memo.func().as_ptr(), args, nargsf, kwnames);
-                Bound::from_owned_ptr_or_err(py, result).map(Bound::unbind)
+                crate::shutdown::vectorcall(py, memo.func().as_ptr(), args, nargsf, kwnames).map(Bound::unbind)
             },
         );
     }

@@ -1,6 +1,11 @@
 """Single-flight for coroutine functions: concurrent misses of one key in one event loop await the
 first caller's result instead of running the coroutine again (aiocache #471, cachetools #294).
 
+The rules are those of the threads' single-flight (``rust/store/flight.rs``): an exception the leader
+raises is every waiter's; a leader that is cancelled or interrupted hands the key over to a waiter; a wait
+is bounded (``wait``), after which the waiter takes the key over; and a call made while computing its own
+key (the same task recursing, or a task it started) computes instead of waiting on itself.
+
 State is kept per running loop (weakly), so a decorated function works across successive
 ``asyncio.run()`` calls; nothing is ever bound to a loop that has closed.
 """
@@ -8,13 +13,22 @@ State is kept per running loop (weakly), so a decorated function works across su
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import weakref
 from typing import Any, Awaitable, Callable, Hashable
 
+from oxicache._core import DEFAULT_WAIT_TIMEOUT
+
 __all__ = ["AsyncFlights"]
 
-# Set as a cancelled leader's outcome: its waiters go round again, and one of them takes over.
+# Set as a cancelled or interrupted leader's outcome: its waiters go round again, and one takes over.
 _RETRY: Any = object()
+
+# The (flights, key) pairs whose computation the current task is inside. Tasks started by the computation
+# inherit it, so they too compute the key instead of waiting for the computation that awaits them.
+_computing: contextvars.ContextVar[frozenset[tuple[AsyncFlights, Hashable]]] = contextvars.ContextVar(
+    "oxicache_computing", default=frozenset()
+)
 
 
 class AsyncFlights:
@@ -32,34 +46,45 @@ class AsyncFlights:
         compute: Callable[[], Awaitable[Any]],
         before: int | None = None,
         recheck: Callable[[], Awaitable[tuple[bool, Any]]] | None = None,
+        wait: float = DEFAULT_WAIT_TIMEOUT,
     ) -> Any:
         """``await compute()`` unless a call with the same key is already running in this loop; then wait
-        for it and return its value (or raise its exception)."""
+        for it (at most ``wait`` seconds) and return its value (or raise its exception)."""
+        if (self, key) in _computing.get():
+            return await compute()  # recursion within the key's own computation
         loop = asyncio.get_running_loop()
         running = self._by_loop.setdefault(loop, {})
-        while (leader := running.get(key)) is not None:
-            outcome = await asyncio.shield(leader)  # a waiter's own cancellation must not cancel the leader
+        stale = None  # a flight waited on past the bound: if it still holds the key, this call takes it over
+        while (leader := running.get(key)) is not None and leader is not stale:
+            # asyncio.wait neither cancels the leader when this waiter is cancelled nor raises on timeout.
+            done, _ = await asyncio.wait((leader,), timeout=wait)
+            if not done:
+                stale = leader  # unless another waiter took over first: then this one follows it
+                continue
+            outcome = leader.result()  # the leader's exception is raised here
             if outcome is not _RETRY:
                 return outcome
         flight: asyncio.Future[Any] = loop.create_future()
         running[key] = flight
+        token = _computing.set(_computing.get() | {(self, key)})
         try:
             found, value = (False, None)
             if recheck is not None and before != self.finished:
                 found, value = await recheck()
             if not found:
                 value = await compute()
-        except asyncio.CancelledError:
-            flight.set_result(_RETRY)
-            raise
-        except BaseException as err:
+        except Exception as err:
             flight.set_exception(err)
             flight.exception()  # retrieved here: waiters re-raise it, and asyncio logs no "never retrieved"
+            raise
+        except BaseException:
+            flight.set_result(_RETRY)  # cancelled or interrupted: not the waiters' error, one of them takes over
             raise
         else:
             flight.set_result(value)
             return value
         finally:
+            _computing.reset(token)
             self.finished += 1
             if running.get(key) is flight:
                 del running[key]

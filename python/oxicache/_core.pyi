@@ -5,9 +5,11 @@ from typing import Any, Callable, Iterable, final
 from oxicache.info import CacheInfo
 
 __all__ = [
+    "DEFAULT_WAIT_TIMEOUT",
     "KEY_SCHEME_VERSION",
     "MAX_DEPTH",
     "CacheEntry",
+    "ForkGate",
     "KeyBytes",
     "Memoizer",
     "MemoryStore",
@@ -16,6 +18,7 @@ __all__ = [
     "SingleFlight",
     "__version__",
     "_after_fork_in_child",
+    "_check_stack",
     "_allow_type",
     "_controls_activated",
     "_controls_var",
@@ -30,8 +33,12 @@ __all__ = [
 ]
 
 __version__: str
+DEFAULT_WAIT_TIMEOUT: float
 KEY_SCHEME_VERSION: int
 MAX_DEPTH: int
+
+def _check_stack() -> None:
+    """Raise RecursionError when the thread's C stack is nearly used up."""
 
 def canonical_bytes(value: Any) -> bytes:
     """The canonical encoding of a value (docs/key-scheme.md).
@@ -165,7 +172,11 @@ class Memoizer:
         ttl: float | None = None,
         metadata: dict[str, Any] | None = None,
         cache_if: Callable[[Any], Any] | None = None,
+        wait_timeout: float | None = None,
     ) -> Memoizer: ...
+    @property
+    def wait(self) -> float:
+        """Seconds a call waits for another computing its key before taking over."""
     def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
     def _lookup(self, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> Any:
         """The stored value of the call, or a ``Pending`` miss."""
@@ -185,6 +196,7 @@ class Pending:
     @property
     def bypass(self) -> bool: ...
     def store(self, output: Any) -> None: ...
+    def recheck(self) -> tuple[bool, Any]: ...
     def failed(self) -> None: ...
 
 @final
@@ -211,7 +223,23 @@ class SingleFlight:
         before: int,
         compute: Callable[[], Any],
         recheck: Callable[[], tuple[bool, Any]],
+        wait: float | None = None,
     ) -> Any: ...
+
+@final
+class ForkGate:
+    """The process-wide SQLite fork gate (every instance is the same gate)."""
+
+    def __new__(cls) -> ForkGate: ...
+    def __enter__(self) -> None: ...
+    def __exit__(self, *exc: object) -> None: ...
+    def before_fork(self) -> None: ...
+    def after_fork_in_parent(self) -> None: ...
+    def after_fork_in_child(self) -> None: ...
+    @property
+    def inside(self) -> int: ...
+    @property
+    def forking(self) -> bool: ...
 
 @final
 class KeyBytes:

@@ -11,65 +11,19 @@ which a new connection in the child shares without waiting.
 So every SQLite operation of DiskCache and of a file-backed DatabaseCache runs inside the gate
 (``with SQLITE_GATE:``, many threads at once), and an at-fork hook closes the gate before the fork:
 it waits for the operations inside to finish and holds new ones at the door until the fork is done.
-The cost is one uncontended lock round trip on entry and one on exit.
+The cost is two atomic operations on entry and one on exit.
 """
 
 from __future__ import annotations
 
 import os
-import threading
+
+from oxicache._core import ForkGate
 
 __all__ = ["SQLITE_GATE", "ForkGate"]
 
-
-class ForkGate:
-    """Any number of threads inside at once; ``os.fork()`` (through the at-fork hooks) waits until
-    none is, and keeps new ones out until it returns."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
-        self._inside = 0
-        self._forking = 0  # the thread ident that is forking, or 0
-        self._depth: threading.local = threading.local()
-
-    def __enter__(self) -> None:
-        depth = getattr(self._depth, "n", 0)
-        if not depth:  # (nested, e.g. a statement inside a gated construction: already counted)
-            with self._cond:
-                while self._forking:
-                    self._cond.wait()
-                self._inside += 1
-        self._depth.n = depth + 1  # only once in: an interrupted wait leaves nothing to undo
-
-    def __exit__(self, *exc: object) -> None:
-        self._depth.n -= 1
-        if self._depth.n:
-            return
-        with self._cond:
-            self._inside -= 1
-            if not self._inside and self._forking:
-                self._cond.notify_all()
-
-    def before_fork(self) -> None:
-        self._cond.acquire()  # held through the fork: no thread is half-way through enter/exit then
-        if getattr(self._depth, "n", 0):  # os.fork() from inside a gated operation: cannot wait for itself
-            return
-        self._forking = threading.get_ident()
-        while self._inside:
-            self._cond.wait()
-
-    def after_fork_in_parent(self) -> None:
-        self._forking = 0
-        self._cond.notify_all()
-        self._cond.release()
-
-    def after_fork_in_child(self) -> None:
-        # The only thread left is the one that forked: only it can be inside, and nobody waits.
-        self._cond = threading.Condition(threading.Lock())
-        self._inside = 1 if getattr(self._depth, "n", 0) else 0
-        self._forking = 0
-
-
+# Native (rust/forkgate.rs) so that a KeyboardInterrupt can never land half-way through entering or
+# leaving it: every instance is the one process-wide gate.
 SQLITE_GATE = ForkGate()
 
 if hasattr(os, "register_at_fork"):

@@ -30,7 +30,7 @@ from oxicache._signature import (
     validate_exclude,
 )
 from oxicache.controls import BYPASS, REFRESH, current_mode
-from oxicache.durations import TTL, resolve_ttl
+from oxicache.durations import TTL, parse_ttl, resolve_ttl
 from oxicache.errors import CacheWarning, KeyEncodingError, ValueDecodingError, ValueEncodingError
 from oxicache.failures import backend_failed
 from oxicache.info import CacheInfo
@@ -51,6 +51,7 @@ class Options:
     ttl: TTL = None
     version: str | int | None = None
     cache_if: Callable[[Any], Any] | None = None
+    wait_timeout: TTL = None
 
 
 def function_kind(func: Callable[..., Any]) -> str:
@@ -99,12 +100,13 @@ def make_engine(cache: BaseCache, func: Callable[..., Any], options: Options) ->
     metadata = {"annotation": dict(annotation)} if annotation else None
     seconds = resolve_ttl(options.ttl, annotation)
     exclude = own_exclude | cache.exclude
+    wait = parse_ttl(options.wait_timeout, what="wait_timeout") or cache.wait_timeout
     store = getattr(cache, "_native_store", None)
     if store is not None:
-        engine = Memoizer(func, store, identity, specs, sorted(exclude), seconds, metadata, options.cache_if)
+        engine = Memoizer(func, store, identity, specs, sorted(exclude), seconds, metadata, options.cache_if, wait)
         _install_vectorcall(engine)  # once per process: calls then skip the argument tuple
         return engine
-    return _PythonMemo(cache, func, identity, sig, specs, exclude, seconds, metadata, options.cache_if)
+    return _PythonMemo(cache, func, identity, sig, specs, exclude, seconds, metadata, options.cache_if, wait)
 
 
 def make_memoized(cache: BaseCache, func: Callable[..., Any], options: Options) -> Any:
@@ -139,14 +141,20 @@ def decorate(wrapper: Any, engine: Any, func: Callable[..., Any]) -> Any:
     return wrapper
 
 
+# Raised inside a backend call, but not failures of the storage: a recursion too deep for the thread's
+# stack (the caller's recursion, which a plain call would hit too) or memory exhausted.
+_NOT_STORAGE_FAILURES = (RecursionError, MemoryError)
+
+
 class _PythonMemo:
     """The engine over the backend primitives (every backend without a native store)."""
 
     def __init__(self, cache: BaseCache, func: Callable[..., Any], identity: str, sig: inspect.Signature,
                  specs: list[ParamSpec], exclude: frozenset[str], ttl: float | None,
-                 metadata: dict[str, Any] | None, cache_if: Callable[[Any], Any] | None) -> None:
+                 metadata: dict[str, Any] | None, cache_if: Callable[[Any], Any] | None, wait: float) -> None:
         self.cache, self.func, self.cache_name, self.sig = cache, func, identity, sig
         self.exclude, self.ttl, self.metadata, self.keep = exclude, ttl, metadata, cache_if
+        self.wait = wait  # seconds a call waits for another computing its key (wait_timeout)
         self.var_kw = next((n for n, kind, _, _ in specs if kind == inspect.Parameter.VAR_KEYWORD), None)
         # Positional calls of a signature without variadics or keyword-only parameters bind by position
         # (the common case), without inspect's general binder.
@@ -209,6 +217,8 @@ class _PythonMemo:
             if self.cache.on_backend_error == "warn":
                 warnings.warn(f"oxicache: the result of {self.cache_name} was not cached: {err}", CacheWarning, stacklevel=4)
             return
+        except _NOT_STORAGE_FAILURES:
+            raise
         except Exception as err:
             # The backend failed (disk full, permissions, a lost connection): the computed value is still
             # right, so by default the caller gets it, with a warning, rather than losing it to storage.
@@ -228,7 +238,7 @@ class _PythonMemo:
         error, not the backend's, and the function must not run."""
         try:
             return lookup()
-        except (ValueDecodingError, KeyEncodingError):
+        except (ValueDecodingError, KeyEncodingError, *_NOT_STORAGE_FAILURES):
             raise
         except Exception as err:
             self.backend_failed(err, what)

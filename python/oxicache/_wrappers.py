@@ -15,7 +15,7 @@ import functools
 import types
 from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Generator, Iterator
 
-from oxicache._core import Memoizer, Pending, Replay
+from oxicache._core import Memoizer, Pending, Replay, _check_stack
 
 if TYPE_CHECKING:
     from oxicache.base import BaseCache
@@ -46,6 +46,7 @@ def passthrough(engine: Any, func: Func, kind: str) -> Any:
     cache = engine.cache
 
     def miss() -> None:
+        _check_stack()  # `func(*args, **kwargs)` uses C stack per level: RecursionError, not a segfault
         cache._count("misses")
         engine.count("misses")
 
@@ -99,7 +100,7 @@ def passthrough(engine: Any, func: Func, kind: str) -> Any:
 
 def sync_wrapper(engine: Any, func: Func, cache: BaseCache) -> Func:
     """Plain functions on backends without a native store; concurrent misses of a key run it once."""
-    lookup, pending_cls, flights = engine._lookup, pending_type(engine), cache._flights
+    lookup, pending_cls, flights, wait = engine._lookup, pending_type(engine), cache._flights, engine.wait
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         found: Any = lookup(args, kwargs)
@@ -107,7 +108,7 @@ def sync_wrapper(engine: Any, func: Func, cache: BaseCache) -> Func:
             return found
         if found.bypass:
             return _run(found, func, args, kwargs)
-        return flights.run(found.key, found.before, lambda: _run(found, func, args, kwargs), found.recheck)
+        return flights.run(found.key, found.before, lambda: _run(found, func, args, kwargs), found.recheck, wait)
 
     return wrapper
 
@@ -128,17 +129,22 @@ async def _arun(pending: Any, func: Func, args: tuple[Any, ...], kwargs: dict[st
 def async_wrapper(engine: Any, func: Func, cache: BaseCache) -> Func:
     """Coroutine functions: the wrapper is a coroutine function; concurrent misses of a key in one event
     loop await one computation; the stored value is the awaited result, never a coroutine."""
-    lookup, pending_cls, flights = engine._lookup, pending_type(engine), cache._async_flights
+    lookup, pending_cls, flights, wait = engine._lookup, pending_type(engine), cache._async_flights, engine.wait
 
     if not cache.blocking_io:
 
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            before = flights.finished
             found: Any = lookup(args, kwargs)
             if type(found) is not pending_cls:
                 return found
             if found.bypass:
                 return await _arun(found, func, args, kwargs, False)
-            return await flights.run(found.key, lambda: _arun(found, func, args, kwargs, False))
+
+            async def recheck() -> tuple[bool, Any]:
+                return found.recheck()  # type: ignore[no-any-return]
+
+            return await flights.run(found.key, lambda: _arun(found, func, args, kwargs, False), before, recheck, wait)
 
         return wrapper
 
@@ -154,6 +160,7 @@ def async_wrapper(engine: Any, func: Func, cache: BaseCache) -> Func:
             lambda: _arun(found, func, args, kwargs, True),
             before,
             lambda: asyncio.to_thread(found.recheck),
+            wait,
         )
 
     return offloaded

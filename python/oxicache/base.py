@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable, Iterable, Iterator, Mapping, ParamSpec, TypeVar, Union, overload
 
-from oxicache._core import CacheEntry, SingleFlight
+from oxicache._core import DEFAULT_WAIT_TIMEOUT, CacheEntry, SingleFlight
 from oxicache._async_flight import AsyncFlights
 from oxicache._batch import make_batch_memoized
 from oxicache._memoize import Options, make_memoized
@@ -56,6 +56,12 @@ class BaseCache:
     #: True for backends whose primitives block on I/O (disk, network): memoized coroutine functions then
     #: run the cache I/O in a worker thread instead of blocking the event loop.
     blocking_io = False
+
+    #: Seconds a memoized call waits for another call computing the same key (single-flight) before it
+    #: takes the key over and computes itself; ``memoize(wait_timeout=...)`` overrides it per function.
+    #: The default (600 s) outlasts the LLM SDKs' own request timeout, so a slow call still in progress
+    #: is not run twice; the bound only matters when a computation is stuck, e.g. in a wait cycle.
+    wait_timeout: float = DEFAULT_WAIT_TIMEOUT
 
     def __init__(self, exclude: Iterable[str] | None = None, *, ttl: TTL = None, on_backend_error: str = "warn") -> None:
         self._exclude = validate_exclude(exclude)
@@ -381,6 +387,7 @@ class BaseCache:
         ttl: TTL = None,
         version: str | int | None = None,
         cache_if: Callable[[Any], Any] | None = None,
+        wait_timeout: TTL = None,
     ) -> Callable[[Callable[P, R]], Memoized[P, R]]: ...
     def memoize(
         self,
@@ -392,6 +399,7 @@ class BaseCache:
         ttl: TTL = None,
         version: str | int | None = None,
         cache_if: Callable[[Any], Any] | None = None,
+        wait_timeout: TTL = None,
     ) -> Any:
         """Cache a function's results: ``@cache.memoize`` or ``@cache.memoize(name=..., exclude=[...], ...)``.
 
@@ -405,10 +413,12 @@ class BaseCache:
             ttl: time to live of this function's entries (seconds, timedelta or ``"1h"``).
             version: part of the function identity (``name@version``), so changing it never reads old entries.
             cache_if: ``cache_if(result)`` true to store the result; rejected results are returned, not stored.
+            wait_timeout: how long a call waits for another call computing the same key before computing
+                itself (default ``cache.wait_timeout``, 600 s; seconds, timedelta or ``"30s"``).
 
         Type checkers see a ``Memoized[P, R]``: the original signature plus the ``cache_*`` helpers.
         """
-        options = Options(name, exclude, annotation, ttl, version, cache_if)
+        options = Options(name, exclude, annotation, ttl, version, cache_if, wait_timeout)
         if func is None:
             return lambda f: make_memoized(self, f, options)
         return make_memoized(self, func, options)
@@ -426,6 +436,7 @@ class BaseCache:
         ttl: TTL = None,
         version: str | int | None = None,
         cache_if: Callable[[Any], Any] | None = None,
+        wait_timeout: TTL = None,
     ) -> Callable[[Callable[P, R]], BatchMemoized[P, R]]: ...
     def batch_memoize(
         self,
@@ -437,6 +448,7 @@ class BaseCache:
         ttl: TTL = None,
         version: str | int | None = None,
         cache_if: Callable[[Any], Any] | None = None,
+        wait_timeout: TTL = None,
     ) -> Any:
         """Cache a batch function per item: ``f(items, ...)`` returns one output per item, in order.
 
@@ -444,7 +456,7 @@ class BaseCache:
         order) and returns every output in input order; each item is keyed as the call ``f([item], ...)``.
         Takes the same options as ``memoize`` (``cache_if`` is applied per item). Sync and async functions.
         """
-        options = Options(name, exclude, annotation, ttl, version, cache_if)
+        options = Options(name, exclude, annotation, ttl, version, cache_if, wait_timeout)
         if func is None:
             return lambda f: make_batch_memoized(self, f, options)
         return make_batch_memoized(self, func, options)

@@ -396,7 +396,7 @@ impl<'a> Encoder<'a> {
         if let Some((cls, encoder)) = known_types::registered_encoder(py, &ty)? {
             self.out.push(tag::REGISTERED);
             write_str(self.out, &type_identity(&cls)?);
-            let value = encoder.call1((obj,))?;
+            let value = crate::shutdown::call(&encoder, &[obj])?;
             return self
                 .encode(&value, depth + 1)
                 .map_err(|e| nested(e, ".<registered encoder>"));
@@ -404,7 +404,7 @@ impl<'a> Encoder<'a> {
         if let Some(hook) = ty.getattr_opt(pyo3::intern!(py, "__cache_key__"))? {
             self.out.push(tag::HOOK);
             write_str(self.out, &type_identity(ty.as_any())?);
-            let value = hook.call1((obj,))?;
+            let value = crate::shutdown::call(&hook, &[obj])?;
             return self
                 .encode(&value, depth + 1)
                 .map_err(|e| nested(e, ".__cache_key__()"));

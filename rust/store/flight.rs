@@ -1,19 +1,37 @@
 //! Single-flight for concurrent misses of one key: the first caller computes, the others wait for its
 //! outcome instead of running the function again (the stampede of cachetools #294).
 //!
-//! Waiters release the GIL while they wait. When the leader raises, every waiter raises the same
-//! exception and nothing is stored. A leader that calls its own key again (recursion on one thread)
-//! computes without waiting on itself.
+//! The rules (docs/memoize.md, "Single-flight"):
+//! - Waiters release the GIL while they wait, and take Ctrl-C promptly (signals are checked every
+//!   `SIGNAL_POLL`).
+//! - When the leader raises an `Exception`, every waiter raises the same exception and nothing is stored.
+//! - When the leader is interrupted (`KeyboardInterrupt`, `SystemExit`: any `BaseException` that is not an
+//!   `Exception`) or never finishes its flight, the waiters are not told to stop too: one of them takes
+//!   over and computes.
+//! - A wait is bounded: after `wait` a waiter stops waiting and takes over the key (the first waiter to
+//!   get there leads a new flight, the later ones follow it), so a leader stuck for good (a wait cycle: it
+//!   needs a lock a waiter holds) costs at most one more run per bound, never a hang.
+//! - A leader that calls its own key again (recursion on one thread) computes without waiting on itself.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::ThreadId;
+use std::time::{Duration, Instant};
 
 use hashbrown::HashMap;
 use parking_lot::{Condvar, Mutex};
+use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 
-type Outcome = Result<Py<PyAny>, PyErr>;
+use crate::shutdown::trap_forced_unwind;
+
+/// How often a waiter wakes to let Python handle signals (Ctrl-C).
+const SIGNAL_POLL: Duration = Duration::from_millis(50);
+
+/// The default bound of a wait (`wait_timeout`, docs/memoize.md): longer than the default request timeout
+/// of the LLM SDKs (600 s), so that a leader still making a slow call is never duplicated in normal
+/// operation.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(600);
 
 /// Bumped in a forked child (`os.register_at_fork`): flights started before the fork belong to threads
 /// that do not exist in the child, so the child must not wait for them.
@@ -25,6 +43,14 @@ pub fn _after_fork_in_child() {
     FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
 }
 
+/// How a flight ended, as its waiters see it.
+enum Outcome {
+    Value(Py<PyAny>),
+    Error(PyErr),
+    /// The leader was interrupted or dropped its flight: go round again, one waiter takes over.
+    Retry,
+}
+
 pub struct Flight {
     leader: ThreadId,
     generation: u64,
@@ -32,18 +58,41 @@ pub struct Flight {
     done: Condvar,
 }
 
+/// What a wait ended with.
+enum Waited {
+    Finished(PyResult<Py<PyAny>>),
+    Retry,
+    TimedOut,
+}
+
 impl Flight {
-    /// Blocks (with the GIL released) until the leader finishes, then returns its result or exception.
-    pub fn wait(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        py.detach(|| {
-            let mut slot = self.outcome.lock();
-            while slot.is_none() {
-                self.done.wait(&mut slot);
+    /// Waits (with the GIL released) for the leader's outcome until `deadline`, checking for signals
+    /// every `SIGNAL_POLL`: a `KeyboardInterrupt` raised by a signal handler ends the wait as an error.
+    fn wait(&self, py: Python<'_>, deadline: Instant) -> PyResult<Waited> {
+        loop {
+            let finished = trap_forced_unwind(|| {
+                py.detach(|| {
+                    let until = deadline.min(Instant::now() + SIGNAL_POLL);
+                    let mut slot = self.outcome.lock();
+                    while slot.is_none() {
+                        if self.done.wait_until(&mut slot, until).timed_out() {
+                            break;
+                        }
+                    }
+                    slot.is_some()
+                })
+            });
+            if finished {
+                return Ok(match self.outcome.lock().as_ref() {
+                    Some(Outcome::Value(value)) => Waited::Finished(Ok(value.clone_ref(py))),
+                    Some(Outcome::Error(err)) => Waited::Finished(Err(err.clone_ref(py))),
+                    Some(Outcome::Retry) | None => Waited::Retry,
+                });
             }
-        });
-        match self.outcome.lock().as_ref().expect("filled before the wait ends") {
-            Ok(value) => Ok(value.clone_ref(py)),
-            Err(err) => Err(err.clone_ref(py)),
+            py.check_signals()?;
+            if Instant::now() >= deadline {
+                return Ok(Waited::TimedOut);
+            }
         }
     }
 }
@@ -57,9 +106,8 @@ pub struct Flights {
     finished: AtomicU64,
 }
 
-pub enum Role<'a> {
-    /// This caller computes and must `finish` (dropping the guard unfinished releases the waiters with
-    /// an error, so nobody waits forever).
+enum Role<'a> {
+    /// This caller computes and must `finish` (dropping the guard unfinished hands the key over).
     Lead(Leader<'a>),
     /// Another thread is computing this key.
     Follow(Arc<Flight>),
@@ -67,7 +115,17 @@ pub enum Role<'a> {
     Reentrant,
 }
 
-pub struct Leader<'a> {
+/// How the caller computes: as the key's leader (whose result other callers take) or on its own.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Turn {
+    /// The leader. `recheck`: some other flight finished since the caller's lookup, so the value may
+    /// be stored by now and is worth looking up again before computing.
+    Lead { recheck: bool },
+    /// A recursive call of the key on the thread computing it.
+    Reentrant,
+}
+
+struct Leader<'a> {
     flights: &'a Flights,
     key: &'a [u8],
     flight: Arc<Flight>,
@@ -75,30 +133,70 @@ pub struct Leader<'a> {
 }
 
 impl Flights {
-    /// Read before a lookup; see `finished`.
+    /// Read before a lookup; passed to `run` as `before`.
     pub fn finished_count(&self) -> u64 {
         self.finished.load(Ordering::SeqCst)
     }
 
-    pub fn join<'a>(&'a self, key: &'a [u8]) -> Role<'a> {
+    /// Runs `compute` for `key` once across the threads missing it at the same time, and returns its
+    /// result to all of them (see the module docs for interrupts, hand-over and the wait bound).
+    /// `before` is `finished_count()` read before the caller's lookup.
+    pub fn run(
+        &self,
+        py: Python<'_>,
+        key: &[u8],
+        before: u64,
+        wait: Duration,
+        compute: impl FnOnce(Turn) -> PyResult<Py<PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let mut role = self.join(key, None);
+        loop {
+            match role {
+                Role::Reentrant => return compute(Turn::Reentrant),
+                Role::Lead(mut leader) => {
+                    let recheck = self.finished_count() != before;
+                    let outcome = compute(Turn::Lead { recheck });
+                    leader.finish(py, &outcome);
+                    return outcome;
+                }
+                Role::Follow(flight) => {
+                    let deadline = Instant::now().checked_add(wait).unwrap_or_else(far_future);
+                    role = match flight.wait(py, deadline)? {
+                        Waited::Finished(result) => return result,
+                        Waited::Retry => self.join(key, None),
+                        Waited::TimedOut => self.join(key, Some(&flight)),
+                    };
+                }
+            }
+        }
+    }
+
+    /// This caller's role for `key`. `stale`: a flight this caller waited on past its bound; if it still
+    /// holds the key, this caller replaces it as the key's leader.
+    fn join<'a>(&'a self, key: &'a [u8], stale: Option<&Arc<Flight>>) -> Role<'a> {
         let me = std::thread::current().id();
         let generation = FORK_GENERATION.load(Ordering::Relaxed);
         let mut running = self.running.lock();
         if let Some(flight) = running.get(key).filter(|f| f.generation == generation) {
-            return if flight.leader == me {
-                Role::Reentrant
-            } else {
-                Role::Follow(flight.clone())
-            };
+            let taken_over = stale.is_some_and(|s| Arc::ptr_eq(s, flight));
+            if !taken_over {
+                return if flight.leader == me {
+                    Role::Reentrant
+                } else {
+                    Role::Follow(flight.clone())
+                };
+            }
         }
-        // No flight, or one inherited through fork() whose leader is gone: this caller leads.
+        // No flight, one inherited through fork() whose leader is gone, or one waited on too long.
         let flight = Arc::new(Flight {
             leader: me,
             generation,
             outcome: Mutex::new(None),
             done: Condvar::new(),
         });
-        running.insert(key.into(), flight.clone());
+        let replaced = running.insert(key.into(), flight.clone());
+        drop(running);
+        drop(replaced); // outside the lock: the last reference may hold Python objects
         Role::Lead(Leader {
             flights: self,
             key,
@@ -108,12 +206,18 @@ impl Flights {
     }
 }
 
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
+}
+
 impl Leader<'_> {
-    /// Publishes the outcome to the waiters and retires the flight (call after storing the value).
-    pub fn finish(mut self, py: Python<'_>, outcome: &PyResult<Py<PyAny>>) {
+    /// Publishes the outcome to the waiters and retires the flight (call after storing the value). An
+    /// interrupt (a BaseException that is not an Exception) is not handed to the waiters: they retry.
+    fn finish(&mut self, py: Python<'_>, outcome: &PyResult<Py<PyAny>>) {
         let shared = match outcome {
-            Ok(value) => Ok(value.clone_ref(py)),
-            Err(err) => Err(err.clone_ref(py)),
+            Ok(value) => Outcome::Value(value.clone_ref(py)),
+            Err(err) if err.is_instance_of::<PyException>(py) => Outcome::Error(err.clone_ref(py)),
+            Err(_) => Outcome::Retry,
         };
         self.publish(shared);
     }
@@ -122,7 +226,7 @@ impl Leader<'_> {
         self.finished = true;
         let removed = {
             let mut running = self.flights.running.lock();
-            // Only retire our own flight (a newer one may have replaced an inherited entry).
+            // Only retire our own flight (a newer one may have replaced an inherited or stale entry).
             match running.get(self.key) {
                 Some(current) if Arc::ptr_eq(current, &self.flight) => running.remove(self.key),
                 _ => None,
@@ -138,8 +242,7 @@ impl Leader<'_> {
 impl Drop for Leader<'_> {
     fn drop(&mut self) {
         if !self.finished {
-            let err = pyo3::exceptions::PyRuntimeError::new_err("the call computing this cache entry did not finish");
-            self.publish(Err(err));
+            self.publish(Outcome::Retry);
         }
     }
 }
@@ -165,8 +268,10 @@ impl SingleFlight {
     }
 
     /// `compute()` unless another thread is computing `key`; then waits for and returns its result (or
-    /// raises its exception). When some flight finished since `before`, the leader first calls
-    /// `recheck()`, which returns `(found, value)`: a value stored in the meantime is returned as is.
+    /// raises its exception), for at most `wait` seconds before taking over. When some flight finished
+    /// since `before`, the leader first calls `recheck()`, which returns `(found, value)`: a value
+    /// stored in the meantime is returned as is.
+    #[pyo3(signature = (key, before, compute, recheck, wait=None))]
     fn run(
         &self,
         py: Python<'_>,
@@ -174,22 +279,30 @@ impl SingleFlight {
         before: u64,
         compute: &Bound<'_, PyAny>,
         recheck: &Bound<'_, PyAny>,
+        wait: Option<f64>,
     ) -> PyResult<Py<PyAny>> {
-        match self.flights.join(key) {
-            Role::Follow(flight) => flight.wait(py),
-            Role::Reentrant => Ok(compute.call0()?.unbind()),
-            Role::Lead(leader) => {
-                let mut outcome = None;
-                if self.flights.finished_count() != before {
-                    let (found, value): (bool, Py<PyAny>) = recheck.call0()?.extract()?;
-                    if found {
-                        outcome = Some(Ok(value));
-                    }
+        crate::stack::check()?;
+        let wait = wait_bound(wait)?;
+        self.flights.run(py, key, before, wait, |turn| {
+            if turn == (Turn::Lead { recheck: true }) {
+                let (found, value): (bool, Py<PyAny>) = crate::shutdown::call(recheck, &[])?.extract()?;
+                if found {
+                    return Ok(value);
                 }
-                let outcome = outcome.unwrap_or_else(|| compute.call0().map(Bound::unbind));
-                leader.finish(py, &outcome);
-                outcome
             }
-        }
+            Ok(crate::shutdown::call(compute, &[])?.unbind())
+        })
+    }
+}
+
+/// `wait_timeout` in seconds (None: the default) as a Duration.
+pub fn wait_bound(seconds: Option<f64>) -> PyResult<Duration> {
+    match seconds {
+        None => Ok(DEFAULT_WAIT),
+        Some(s) => Duration::try_from_secs_f64(s).map_err(|_| {
+            pyo3::exceptions::PyValueError::new_err(format!(
+                "wait_timeout must be a finite, non-negative number of seconds, got {s}"
+            ))
+        }),
     }
 }
