@@ -3,7 +3,8 @@
 Round trips keep types (dataclass, pydantic model, named tuple, dict), also through a second cache object
 on the same storage for persistent backends and through a second process; len, iteration and clear are
 scoped to one store (the reference implementation's act on the whole cache); ids of different types are
-different ids; absent ids and objects without an id fail clearly.
+different ids; a stored object stands for its id wherever an id is taken (as in ahvn); absent ids,
+objects without an id and values that are neither fail clearly.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ import textwrap
 import uuid
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 import oxicache
-from backends import SPECS, STORING, make
+from backends import SPECS, STORING, is_persistent, make
 from kl_objects import Doc, Fact, Row
 from oxicache.klstore import CacheKLStore
 
@@ -138,6 +140,87 @@ def test_ids_of_different_types_are_different_ids(cache):
     assert store.retrieve(1)["n"] == 0
     assert "1" not in store
     assert len(store) == len(ids) - 1
+
+
+def test_a_stored_object_stands_for_its_id(cache):
+    """ahvn's BaseKLStore takes a knowledge object wherever it takes an id (`kl in store`,
+    `batch_remove([kl])`, ...); every method that takes ids takes the object and uses its id."""
+    store = CacheKLStore(cache, name="by-object")
+    originals = objects()  # a dataclass, a pydantic model, a named tuple and a dict with an "id" key
+    store.store_many(originals)
+    for obj in originals:
+        assert obj in store
+        assert store.exists(obj)
+        assert store.get(obj) == obj
+        assert store.retrieve(obj) == obj
+        assert store[obj] == obj
+    assert store.get_many(originals) == originals
+    assert store.batch_get(originals) == originals
+    assert store.retrieve_many(originals) == originals
+    # the id is what counts: another object with the same id names the stored one
+    assert store.retrieve(Fact(1, "other text")) == originals[0]
+    assert Fact(2, "absent") not in store
+    assert store.get(Fact(2, "absent"), "fallback") == "fallback"
+    with pytest.raises(KeyError) as info:
+        store.retrieve(Fact(2, "absent"))
+    assert info.value.args == (2,)  # the id, as for a plain id
+    assert SimpleNamespace(id=7) in store  # any object with an `id` attribute (Row(7, 0.5) is stored)
+    assert SimpleNamespace(id=None) not in store  # as `None in store`
+    if is_persistent(cache):  # objects read back through a second cache object stand for their ids too
+        other = reopen(cache)
+        try:
+            again = list(CacheKLStore(other, name="by-object"))  # new copies, not the stored objects
+            assert len(again) == len(originals)
+            assert all(back in store for back in again)
+        finally:
+            other.close()
+
+    assert store.batch_remove([originals[0], originals[1]]) == 2
+    assert originals[0] not in store
+    assert store.remove(originals[2]) is True
+    assert store.remove(originals[2]) is False
+    del store[originals[3]]
+    with pytest.raises(KeyError) as info:
+        del store[originals[3]]
+    assert info.value.args == (9,)
+    assert len(store) == 0
+    assert store.remove_many(originals) == 0
+
+
+def test_plain_ids_keep_working_beside_objects(cache):
+    """Values without an `id` (and mappings without an "id" key) are ids themselves, as before."""
+    store = CacheKLStore(cache, name="plain")
+    ids = [1, "x", (1, "a"), frozenset({2}), {"key": 1}, [1, 2], uuid.UUID(int=3)]
+    for n, kid in enumerate(ids):
+        store.store({"id": kid, "n": n})
+    for n, kid in enumerate(ids):
+        assert kid in store
+        assert store.retrieve(kid)["n"] == n
+    assert store.remove_many(ids[:2]) == 2
+    assert len(store) == len(ids) - 2
+
+
+def test_values_that_are_neither_ids_nor_objects_are_refused(cache):
+    store = CacheKLStore(cache, name="refused")
+    store.store(Fact(1, "kept"))
+    for bad in (object(), lambda: 1):
+        for call in (store.get, store.retrieve, store.exists, store.remove, store.__contains__,
+                     store.__getitem__, store.__delitem__):
+            with pytest.raises(TypeError, match="takes an id") as info:
+                call(bad)
+            message = str(info.value)
+            assert type(bad).__name__ in message  # names the value ...
+            assert "an object with an `id`" in message  # ... and what is accepted
+    with pytest.raises(TypeError, match=r"SimpleNamespace.*whose id .*object") as info:
+        store.get(SimpleNamespace(id=object()))  # an object whose id is not a keyable value
+    with pytest.raises(TypeError, match="never None"):
+        store.retrieve(SimpleNamespace(id=None))
+    # a batch with one bad value removes nothing
+    with pytest.raises(TypeError, match="takes an id"):
+        store.batch_remove([Fact(1, "kept"), object()])
+    assert store.retrieve(1) == Fact(1, "kept")
+    with pytest.raises(TypeError, match="takes an id"):
+        store.get_many([1, object()])
 
 
 def test_missing_id(cache):

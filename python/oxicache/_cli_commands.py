@@ -22,6 +22,7 @@ from oxicache._cli_stores import (
     key_hex,
     open_store,
     parse_store,
+    printable,
     resolve_keys,
 )
 from oxicache._core import CacheEntry
@@ -39,20 +40,28 @@ _SHORT_KEY = 12  # hex digits of a key in tables (any unique prefix of 4+ is acc
 
 
 def _short(value: Any, width: int) -> str:
-    """One line of at most ``width`` characters: the repr of a value (a str func shown as it is)."""
-    text = " ".join((value if isinstance(value, str) and width == _FUNC_WIDTH else repr(value)).split())
+    """One line of at most ``width`` characters: the repr of a value (a str func shown as it is), with
+    control characters escaped (a ``__repr__`` of a stored class may return anything)."""
+    text = " ".join(printable(value if isinstance(value, str) and width == _FUNC_WIDTH else repr(value)).split())
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _table(rows: list[list[str]], head: list[str]) -> str:
+    # Cells hold stored text (function names): escaped before the widths are measured.
+    rows = [[printable(cell) for cell in row] for row in rows]
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [head, *rows]]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
-def _entry_json(entry: CacheEntry) -> dict[str, Any]:
-    return {"key": key_hex(entry.key), **entry.to_dict()}
+def _json_text(value: Any) -> str:
+    """The codec's tagged JSON of ``value``, with no character a terminal acts on (the same JSON value)."""
+    return printable(encode_json(value), as_json=True)
+
+
+def _entry_json(entry: CacheEntry) -> str:
+    return _json_text({"key": key_hex(entry.key), **entry.to_dict()})
 
 
 def _store(args: argparse.Namespace, *, create: bool = False) -> tuple[StoreSpec, BaseCache]:
@@ -75,7 +84,7 @@ def _cmd_ls(args: argparse.Namespace) -> int:
     damage.report(_prog(args))
     shown = found if args.limit is None else found[: args.limit]
     if args.json:
-        print("[" + ",\n".join(encode_json(_entry_json(e)) for e in shown) + "]")
+        print("[" + ",\n".join(_entry_json(e) for e in shown) + "]")
         return 0
     rows = [[key_hex(e.key)[:_SHORT_KEY], _short(e.func, _FUNC_WIDTH), _short(e.inputs, 40), _short(e.output, 30),
              _short(e.expected, 30) if e.annotated else ""] for e in shown]
@@ -106,16 +115,18 @@ def _cmd_show(args: argparse.Namespace) -> int:
             found = sorted(entries(cache, filters), key=lambda e: (e.func, e.key))
     damage.report(_prog(args))
     if args.json:
-        print("[" + ",\n".join(encode_json(_entry_json(e)) for e in found) + "]")
+        print("[" + ",\n".join(_entry_json(e) for e in found) + "]")
     else:
         blocks = []
         for entry in found:
-            lines = [f"key       {key_hex(entry.key)}", f"func      {entry.func}"]
+            lines = [f"key       {key_hex(entry.key)}", f"func      {printable(entry.func)}"]
             for name in ("inputs", "output", "expected", "metadata"):
                 value = getattr(entry, name)
                 if name == "expected" and not entry.annotated:
                     continue
-                text = pprint.pformat(value, width=100, sort_dicts=False).replace("\n", "\n" + " " * 10)
+                # pformat's own line breaks are kept; any other control character is escaped
+                text = pprint.pformat(value, width=100, sort_dicts=False)
+                text = "\n          ".join(printable(line) for line in text.split("\n"))
                 lines.append(f"{name:<10}{text}")
             blocks.append("\n".join(lines))
         if blocks:
@@ -153,7 +164,8 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     total = sum(per_func.values())
     if args.json:
         print(json.dumps({
-            "store": str(spec), "backend": backend, "table": spec.table if spec.kind in ("sqlite", "url") else None,
+            "store": spec.masked(), "backend": backend,
+            "table": spec.table if spec.kind in ("sqlite", "url") else None,
             "entries": total, "annotated": sum(annotated.values()), "unreadable": len(damage.messages),
             "bytes": size, "functions": {f: {"entries": n, "annotated": annotated[f]} for f, n in sorted(per_func.items())},
         }, indent=2))
@@ -223,7 +235,8 @@ def _cmd_rm(args: argparse.Namespace) -> int:
 def _cmd_clear(args: argparse.Namespace) -> int:
     filters = Filters.from_args(args)
     if not filters.active() and not args.yes:
-        msg = f"clear without a filter removes every entry of {args.store}; pass --yes to do it"
+        spec = parse_store(args.store, args.table)  # shown with its password hidden
+        msg = f"clear without a filter removes every entry of {spec}; pass --yes to do it"
         raise CliError(msg)
     spec, cache = _store(args)
     with cache, capture_damage() as damage:
@@ -243,7 +256,7 @@ def _cmd_clear(args: argparse.Namespace) -> int:
     damage.report(_prog(args))
     for func, n in sorted(counts.items()):
         if func != "(all)":
-            print(f"removed {n:,} entr{'y' if n == 1 else 'ies'} of {func}")
+            print(f"removed {n:,} entr{'y' if n == 1 else 'ies'} of {printable(func)}")
     total = sum(counts.values())
     print(f"removed {total:,} entr{'y' if total == 1 else 'ies'} from {spec}")
     return 0
@@ -272,7 +285,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             for entry in cache._iter():
                 bar.advance()
                 if filters.match(entry):
-                    tmp.write(encode_json(entry.to_dict()))
+                    tmp.write(_json_text(entry.to_dict()))
                     tmp.write("\n")
                     count += 1
         tmp.close()
@@ -378,8 +391,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     with cache:
         total = len(cache)
         problems = run_with_spinner(f"verifying {total:,} entries", cache.verify)
-    for problem in problems:
-        print(f"problem: {problem}")
+    for problem in problems:  # they quote stored funcs, values and type names
+        print(f"problem: {printable(problem)}")
     if any("not allowed in this process" in p for p in problems):
         print("note: values of a class need --allow module:Class to be read (the class named in the problem)")
     if problems:

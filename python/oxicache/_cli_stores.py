@@ -14,12 +14,14 @@ import warnings
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Iterator
+from urllib.parse import unquote
 
 from oxicache._core import CacheEntry
 from oxicache.base import BaseCache
 from oxicache.errors import CacheError, CacheWarning
 
-__all__ = ["CliError", "Filters", "StoreSpec", "allow_classes", "capture_damage", "open_store", "parse_store"]
+__all__ = ["CliError", "Filters", "StoreSpec", "allow_classes", "capture_damage", "mask_password", "open_store",
+           "parse_store", "printable"]
 
 DEFAULT_TABLE = "oxicache_entries"
 # URL schemes DatabaseCache reads (a scheme without a driver gets psycopg 3 / PyMySQL).
@@ -35,8 +37,69 @@ class CliError(Exception):
     """Bad input or an unusable store: printed as one line on stderr, exit status 2, nothing written."""
 
 
-def _hide_password(url: str) -> str:
-    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+# ---- what the command prints ---------------------------------------------------------------------
+
+# Characters a terminal may act on rather than show: C0 controls (ESC starts escape sequences, CR
+# overwrites the line), DEL, C1 controls (U+009B is an 8-bit CSI), the bidirectional formatting
+# characters (U+202E reverses what follows), and lone surrogates (stdout cannot encode them).
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_SHORT_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+_JSON_LAYOUT = "\t\n\r"  # whitespace a JSON text may hold between its tokens
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    return _SHORT_ESCAPES.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return char if char in _JSON_LAYOUT else f"\\u{ord(char):04x}"
+
+
+def printable(text: str, *, as_json: bool = False) -> str:
+    """``text`` safe to print on a terminal: every character a terminal could act on (see
+    ``_UNPRINTABLE``) written as an escape, ``\\x1b``, ``\\r``, ``\\u202e``, so a stored string can
+    neither move the cursor, recolour nor reorder the output. Escapes are plain ASCII, one column per
+    character, so tables stay aligned. Backslashes are left as they are: the text stays readable, and
+    ``--json`` gives the exact value.
+
+    ``as_json``: ``text`` is a JSON text; the characters are written as JSON ``\\uXXXX`` escapes instead,
+    so it decodes to the same value (the codec's JSON leaves DEL, C1 and bidi characters raw).
+    """
+    if not _UNPRINTABLE.search(text):
+        return text
+    return _UNPRINTABLE.sub(_json_escape if as_json else _escape, text)
+
+
+# The values of URL query parameters that may carry a secret (?password=..., &sslpassword=...).
+_SECRET_PARAM = re.compile(r"([?&;][^=&;#]*(?:pass|pwd|secret|token)[^=&;#]*=)([^&;#]*)", re.IGNORECASE)
+
+
+def _password_span(text: str) -> tuple[int, int] | None:
+    """Where the password of a database URL is in ``text`` (a URL, or a store argument that may be a
+    mistyped one), or None when it has none. Conservative: a password written without percent-encoding
+    may hold "/", ":", "?" and "@", so the span runs from the first ":" of the user part to the *last*
+    "@" (SQLAlchemy stops at the first "@", and shows the rest of such a password as the host)."""
+    at = text.rfind("@")
+    if at < 0:
+        return None
+    scheme, sep, rest = text.partition("://")
+    if sep and scheme.lower().startswith("sqlite") and rest.startswith("/"):
+        return None  # sqlite:///PATH: a file, no user or password
+    start = len(scheme) + 3 if sep and len(scheme) < at else 0
+    colon = text.find(":", start, at)
+    return None if colon < 0 else (colon + 1, at)
+
+
+def mask_password(text: str) -> str:
+    """``text`` with the password of a database URL in it shown as ``***`` (as SQLAlchemy renders a URL
+    with ``hide_password=True``), also where SQLAlchemy would show part of it, or cannot parse the URL."""
+    span = _password_span(text)
+    if span is not None:
+        text = f"{text[:span[0]]}***{text[span[1]:]}"
+    return _SECRET_PARAM.sub(r"\1***", text)
 
 
 @dataclass(frozen=True)
@@ -45,10 +108,32 @@ class StoreSpec:
     target: str
     table: str
 
-    def __str__(self) -> str:
+    def masked(self) -> str:
+        """The store as given, password hidden (not escaped: for JSON output)."""
         if self.kind == "url":
-            return _hide_password(self.target)
+            return mask_password(self.target)
         return f"{self.kind}:{self.target}"
+
+    def __str__(self) -> str:
+        return printable(self.masked())
+
+    def scrub(self, detail: str) -> str:
+        """A driver's or SQLAlchemy's message about this store, without anything that could be part of its
+        password (they name the host, which holds the rest of a password with an unencoded "@")."""
+        if self.kind != "url":
+            return detail
+        secrets = [m.group(2) for m in _SECRET_PARAM.finditer(self.target)]
+        span = _password_span(self.target)
+        if span is not None:
+            password = self.target[span[0]:span[1]]
+            if "@" in password:
+                return "the error is not shown, as it may hold part of the password (write @ in a password as %40)"
+            user = self.target[:span[0] - 1].rpartition("/")[2]
+            if unquote(password) != unquote(user):  # a password equal to the user name is shown as the user
+                secrets.append(password)
+        for secret in sorted({s for raw in secrets for s in (raw, unquote(raw)) if s}, key=len, reverse=True):
+            detail = re.sub(rf"(?<![^\W_]){re.escape(secret)}(?![^\W_])", "***", detail)
+        return detail
 
     def sqlite_file(self) -> str | None:
         """The SQLite file a sqlite:PATH spec or sqlite:/// URL names (None for servers and :memory:)."""
@@ -67,16 +152,16 @@ def parse_store(text: str, table: str | None) -> StoreSpec:
     if "://" in text:
         scheme = text.split("://", 1)[0].lower()
         if scheme not in _URL_SCHEMES:
-            msg = f"unknown database URL scheme {scheme!r} in {_hide_password(text)!r}; {_SPEC_HELP}"
+            msg = f"unknown database URL scheme {scheme!r} in {mask_password(text)!r}; {_SPEC_HELP}"
             raise CliError(msg)
         return StoreSpec("url", text, table or DEFAULT_TABLE)
     kind, sep, path = text.partition(":")
     if not sep or kind not in ("disk", "json", "sqlite"):
         hint = " (an existing path: say which kind of store it is)" if os.path.exists(text) else ""
-        msg = f"cannot parse the store {text!r}{hint}; {_SPEC_HELP}"
+        msg = f"cannot parse the store {mask_password(text)!r}{hint}; {_SPEC_HELP}"
         raise CliError(msg)
     if not path:
-        msg = f"the store {text!r} names no path; {_SPEC_HELP}"
+        msg = f"the store {mask_password(text)!r} names no path; {_SPEC_HELP}"
         raise CliError(msg)
     if table is not None and kind != "sqlite":
         msg = f"--table applies to SQLite files and database URLs, not to {kind}:PATH"
@@ -138,14 +223,14 @@ def _check_server_table(spec: StoreSpec) -> None:
         engine = sqlalchemy.create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": 10})
     except ImportError as err:
         extra = "postgresql" if url.get_backend_name() == "postgresql" else "mysql"
-        msg = f"no driver for {spec} ({err}); pip install 'oxicache[{extra}]'"
+        msg = f"no driver for {spec} ({spec.scrub(str(err))}); pip install 'oxicache[{extra}]'"
         raise CliError(msg) from None
     try:
         with engine.connect() as conn:
             found = sqlalchemy.inspect(conn).has_table(spec.table)
     except sqlalchemy.exc.SQLAlchemyError as err:
         first = (str(getattr(err, "orig", None) or err).strip().splitlines() or [""])[0]
-        msg = f"cannot connect to {spec}: {first}"
+        msg = f"cannot connect to {spec}: {spec.scrub(first)}"
         raise CliError(msg) from None
     finally:
         engine.dispose()
@@ -179,7 +264,7 @@ def open_store(spec: StoreSpec, *, create: bool = False) -> BaseCache:
         raise
     except (CacheError, OSError, ImportError, ValueError, TypeError) as err:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        msg = f"cannot open {spec}: {first}"
+        msg = f"cannot open {spec}: {spec.scrub(first)}"
         raise CliError(msg) from None
 
 
@@ -307,8 +392,8 @@ class capture_damage:
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
     def report(self, prog: str) -> None:
-        for message in self.messages:
-            print(f"{prog}: warning: {message.removeprefix('oxicache: ')}", file=sys.stderr)
+        for message in self.messages:  # they name stored types and values
+            print(f"{prog}: warning: {printable(message.removeprefix('oxicache: '))}", file=sys.stderr)
 
 
 def entries(cache: BaseCache, filters: Filters) -> Iterator[CacheEntry]:

@@ -33,7 +33,7 @@ from time import perf_counter_ns
 from typing import Any, Callable, Sequence
 
 from oxicache._cli_commands import SUBCOMMANDS as STORE_SUBCOMMANDS
-from oxicache._cli_stores import CliError
+from oxicache._cli_stores import CliError, printable
 
 __all__ = ["main"]
 
@@ -523,7 +523,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except CliError as exc:  # bad input: one line, no traceback, nothing written
-        print(f"oxicache {args.command}: error: {exc}", file=sys.stderr)
+        # the message may quote stored text or a server's reply: escaped (a password is masked where it is built)
+        print(f"oxicache {args.command}: error: {printable(str(exc))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `oxicache ls ... | head`
         devnull = os.open(os.devnull, os.O_WRONLY)

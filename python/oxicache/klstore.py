@@ -18,22 +18,24 @@ different names share a cache without seeing each other, and the cache's other e
 Fact(id=1, text='water boils at 100 C')
 >>> len(store), 1 in store, store.get(2)
 (1, True, None)
+>>> Fact(1, "any text") in store  # a knowledge object stands for its id
+True
 """
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Mapping
 from typing import Any, Iterable, Iterator
 
 from oxicache._core import CacheEntry
 from oxicache.base import BaseCache
+from oxicache.errors import KeyEncodingError
 
 __all__ = ["FUNC_PREFIX", "CacheKLStore"]
 
 #: The ``func`` of a store's entries is this prefix followed by the store's name.
 FUNC_PREFIX = "oxicache.klstore:"
-
-_NO_DEFAULT: Any = object()
 
 
 def object_id(obj: Any) -> Any:
@@ -60,6 +62,26 @@ def object_id(obj: Any) -> Any:
     return kid
 
 
+# Exact types that are ids and never knowledge objects: the common ids skip the attribute lookup.
+_PLAIN_IDS = frozenset({int, str, bytes, float, bool, tuple, type(None)})
+
+
+def given_id(value: Any) -> Any:
+    """The id ``value`` names where an id is taken: the id of a knowledge object (its ``id`` attribute, or
+    a mapping's ``"id"`` key, as ``object_id``), otherwise ``value`` itself (a plain id).
+
+    ahvn's BaseKLStore takes its objects in place of their ids the same way (``kl in store``).
+    """
+    if type(value) in _PLAIN_IDS or isinstance(value, type):  # a class is a value, even one with `id`
+        return value
+    if isinstance(value, Mapping):
+        return value["id"] if "id" in value else value
+    try:
+        return value.id
+    except AttributeError:
+        return value
+
+
 class CacheKLStore:
     """A store of knowledge objects by id, on any cache.
 
@@ -73,7 +95,9 @@ class CacheKLStore:
     ``store(obj)`` (the guide's name) and ``upsert(obj)`` write the object, replacing one with the same id;
     ``insert(obj)`` writes it only when the id is absent. ``retrieve(id)`` and ``store[id]`` raise
     ``KeyError`` for an absent id; ``get(id, default)`` returns the default. Ids are compared by their
-    cache key, so ``1`` and ``"1"`` (and ``1.0``, ``True``) are different ids.
+    cache key, so ``1`` and ``"1"`` (and ``1.0``, ``True``) are different ids. Every method that takes
+    an id also takes a knowledge object (an ``id`` attribute, or a mapping with an ``"id"`` key) and uses
+    its id: ``obj in store``, ``store.remove(obj)``.
 
     The cache's own ``exclude`` does not apply to a store's entries, and the cache's default ``ttl`` does.
     """
@@ -95,11 +119,29 @@ class CacheKLStore:
         self.func = FUNC_PREFIX + name
 
     # ---- entries --------------------------------------------------------------------------------
-    def _probe(self, kid: Any) -> CacheEntry:
+    def _probe(self, value: Any) -> CacheEntry:
+        """The entry to look up for an id, or for a knowledge object given in place of its id."""
+        return self._probe_id(given_id(value), value)
+
+    def _probe_id(self, kid: Any, value: Any) -> CacheEntry:
+        """The entry of ``kid``, the id ``value`` names (resolved once: an id may itself have an ``id``)."""
         if kid is None:
-            msg = "CacheKLStore ids are never None"
+            whose = "" if value is None else f" (the id of {type(value).__name__} {reprlib.repr(value)})"
+            msg = f"CacheKLStore ids are never None{whose}"
             raise TypeError(msg)
-        return CacheEntry(self.func, {"id": kid})
+        probe = CacheEntry(self.func, {"id": kid})
+        try:
+            probe.key  # built now, so a value without a key fails with the store's own message
+        except KeyEncodingError as err:
+            if kid is value:
+                what = f"{type(value).__name__} {reprlib.repr(value)}, which is neither"
+            else:
+                what = f"{type(value).__name__} {reprlib.repr(value)} whose id {reprlib.repr(kid)} " \
+                       f"({type(kid).__name__}) is not a keyable value"
+            msg = (f"CacheKLStore takes an id (a keyable value: int, str, bytes, tuple, UUID, date, ...) or an "
+                   f'object with an `id` attribute or "id" key (a stored knowledge object); got {what}')
+            raise KeyEncodingError(msg) from err
+        return probe
 
     def _entry(self, obj: Any) -> CacheEntry:
         return CacheEntry(self.func, {"id": object_id(obj)}, output=obj)
@@ -147,6 +189,7 @@ class CacheKLStore:
         return stored
 
     # ---- reading --------------------------------------------------------------------------------
+    # Every ``kid`` below is an id or a knowledge object standing for its id (``given_id``).
     def get(self, kid: Any, default: Any = None) -> Any:
         """The object stored under ``kid``, or ``default`` when there is none."""
         entry = self.cache._lookup(self._probe(kid))
@@ -156,12 +199,14 @@ class CacheKLStore:
         """The object stored under ``kid``.
 
         Raises:
-            KeyError: no object has this id in this store.
+            KeyError: no object has this id in this store (the error holds the id).
+            TypeError: ``kid`` is neither a keyable id nor an object with an id.
         """
-        value = self.get(kid, _NO_DEFAULT)
-        if value is _NO_DEFAULT:
-            raise KeyError(kid)
-        return value
+        resolved = given_id(kid)
+        entry = self.cache._lookup(self._probe_id(resolved, kid))
+        if entry is None:
+            raise KeyError(resolved)
+        return entry.output
 
     def __getitem__(self, kid: Any) -> Any:
         return self.retrieve(kid)
@@ -183,9 +228,10 @@ class CacheKLStore:
         return self.cache._has(self._probe(kid))
 
     def __contains__(self, kid: object) -> bool:
-        if kid is None:
+        resolved = given_id(kid)
+        if resolved is None:  # `None in store`, or an object without an id yet
             return False
-        return self.exists(kid)
+        return self.cache._has(self._probe_id(resolved, kid))
 
     # ---- removing -------------------------------------------------------------------------------
     def remove(self, kid: Any) -> bool:
@@ -194,10 +240,11 @@ class CacheKLStore:
 
     def __delitem__(self, kid: Any) -> None:
         if not self.remove(kid):
-            raise KeyError(kid)
+            raise KeyError(given_id(kid))
 
     def remove_many(self, kids: Iterable[Any]) -> int:
-        """Remove each id; returns how many objects were removed."""
+        """Remove each id (or object); returns how many objects were removed. Every one is checked before
+        anything is removed."""
         probes = [self._probe(kid) for kid in kids]
         return sum(1 for probe in probes if self.cache._remove(probe))
 
