@@ -30,11 +30,16 @@ works while writes fail. Calls after a fault run under a hang guard.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import errno
+import json
 import os
 import re
+import shutil
 import sqlite3
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -436,3 +441,118 @@ def test_clear_works_while_writes_fail(fault: Fault, monkeypatch: pytest.MonkeyP
     assert leftovers(fault.backend, cache) == []
     f(3)
     assert len(cache) == 1
+
+
+# ---- DatabaseCache on SQLite: clear() on a file system that is really full ----------------------------
+
+
+def _full_file_system_worker(folder: str) -> None:
+    """Runs in a private 8 MiB tmpfs mounted at ``folder`` (test_clear_works_on_a_really_full_file_system):
+    per case, fills it with entries until a store fails, takes the last free bytes with another file,
+    clears, then makes room and stores; prints what it saw as one JSON object."""
+    import json
+
+    from oxicache import DatabaseCache
+
+    seen: dict[str, Any] = {}
+    for case in ("cache_clear", "clear"):
+        for name in os.listdir(folder):
+            os.remove(os.path.join(folder, name))
+        subprocess.run(["mount", "-o", "remount,size=8m", folder], check=True)
+        path = os.path.join(folder, "cache.db")
+        cache = DatabaseCache(database=path, on_backend_error="raise")
+        reserve = os.path.exists(f"{path}-reserve")
+
+        def make(name: str) -> Any:
+            @cache.memoize(name=name)
+            def fn(x: int) -> bytes:
+                return expected_value((name, x), 20_000)
+
+            return fn
+
+        f, g = make("f"), make("g")
+        stored, full = 0, ""
+        try:
+            while stored < 10_000:  # the file system holds a few hundred
+                (f if stored % 2 else g)(stored)
+                stored += 1
+        except BackendError as err:
+            full = str(err.__cause__)
+        fd = os.open(os.path.join(folder, "filler"), os.O_WRONLY | os.O_CREAT)  # the last free bytes
+        try:
+            for size in (65536, 4096, 512, 1):
+                with contextlib.suppress(OSError):
+                    while os.write(fd, b"\0" * size):
+                        pass
+        finally:
+            os.close(fd)
+        try:
+            cache.set("h", output=1, x=1)
+            still_stores = True
+        except sqlite3.OperationalError:
+            still_stores = False
+        error = None
+        try:
+            if case == "clear":
+                cache.clear()
+            else:
+                g.cache_clear()
+        except Exception as err:  # noqa: BLE001 - reported to the test
+            error = f"{type(err).__name__}: {err}"
+        with contextlib.closing(sqlite3.connect(path)) as con:
+            integrity = con.execute("PRAGMA integrity_check").fetchall()
+            tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        left = {"f": f.cache_info().currsize, "g": g.cache_info().currsize}
+        verify = cache.verify()
+        os.remove(os.path.join(folder, "filler"))  # space again: the file system grows to 16 MiB
+        subprocess.run(["mount", "-o", "remount,size=16m", folder], check=True)
+        f(10**6)
+        seen[case] = {
+            "reserve": reserve, "stored": stored, "full": full, "still_stores": still_stores, "error": error,
+            "integrity": integrity, "tables": tables, "left": left, "verify": verify,
+            "after": [cache.get(f, x=10**6) == expected_value(("f", 10**6), 20_000), f.cache_info().currsize],
+            "reserve_after": os.path.getsize(f"{path}-reserve") if os.path.exists(f"{path}-reserve") else None,
+        }
+        cache.close()
+    print(json.dumps(seen))
+
+
+def _private_tmpfs(folder: str, size: str, command: list[str]) -> subprocess.CompletedProcess[str]:
+    """``command`` in its own user and mount namespace, with a tmpfs of ``size`` mounted at ``folder``
+    (no privileges needed where unprivileged user namespaces are allowed; the mount is gone with it)."""
+    script = 'mount -t tmpfs -o "size=$1" oxicache-r22 "$2" && shift 2 && exec "$@"'
+    return subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script, "sh", size, folder,
+                           *command], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.timeout(300)
+def test_clear_works_on_a_really_full_file_system(tmp_path: Any) -> None:
+    """A SQLite DatabaseCache on a file system with no free byte (a real tmpfs, filled by the cache's own
+    stores, then by another file): ``cache_clear()`` of one function and ``clear()`` work, the table and
+    the file stay sound, and the cache stores again once there is space. ``max_page_count`` (the
+    sqlite-full fault above) cannot show this: it caps the database file, not the -wal file a DELETE
+    writes to, so there clearing always had room."""
+    folder = tmp_path / "full"
+    folder.mkdir()
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare(1) to mount a small tmpfs")
+    probe = _private_tmpfs(str(folder), "1m", ["true"])
+    if probe.returncode != 0:
+        pytest.skip(f"cannot mount a private tmpfs here (user namespaces): {probe.stderr.strip()}")
+    here = os.path.dirname(os.path.abspath(__file__))
+    code = (f"import sys; sys.path[:0] = {[here, os.path.dirname(here)]!r}; "
+            "from test_r22_io_faults import _full_file_system_worker as w; w(sys.argv[1])")
+    run = _private_tmpfs(str(folder), "8m", [sys.executable, "-c", code, str(folder)])
+    assert run.returncode == 0, run.stderr
+    seen = json.loads(run.stdout.strip().splitlines()[-1])
+    for case, got in seen.items():
+        assert got["reserve"], case  # the cache holds its reserve from the start
+        assert got["stored"] > 30 and "database or disk is full" in got["full"], (case, got)
+        assert not got["still_stores"], (case, got)  # really full: no store fits
+        assert got["error"] is None, (case, got["error"])
+        assert got["integrity"] == [["ok"]] and "oxicache_entries" in got["tables"], (case, got)
+        assert got["verify"] == [], (case, got["verify"])
+        assert got["after"] == [True, 1 if case == "clear" else got["left"]["f"] + 1], (case, got)
+        assert got["reserve_after"] == 1 << 20, (case, got)  # remade once there was room
+    assert seen["cache_clear"]["left"]["g"] == 0 and seen["cache_clear"]["left"]["f"] > 15, seen["cache_clear"]
+    assert seen["clear"]["left"] == {"f": 0, "g": 0}, seen["clear"]

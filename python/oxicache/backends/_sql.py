@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import math
 import operator
 import os
 import random
+import socket
 import threading
 import time
 from collections import deque
@@ -44,19 +47,133 @@ def conflict_backoff(attempt: int) -> None:
     time.sleep(random.uniform(0.0005, 0.0025) * 2**attempt)
 
 
+def timed_out(err: BaseException) -> bool:
+    """True for a driver error saying the server did not answer in time (a socket timeout, which PyMySQL
+    wraps as "Lost connection ... (timed out)"; ETIMEDOUT; libpq's "connection timeout expired"), as
+    opposed to an error the server sent (a statement timeout the server enforced is one of those)."""
+    seen: BaseException | None = err
+    for _ in range(8):  # the chain: SQLAlchemy's wrapper, the driver's error, the socket's
+        if seen is None:
+            return False
+        if isinstance(seen, TimeoutError) or getattr(seen, "errno", None) == errno.ETIMEDOUT:
+            return True
+        if any(c.__name__ == "OperationalError" for c in type(seen).__mro__):  # the drivers' connection errors
+            text = str(seen).lower()
+            if "timed out" in text or "timeout expired" in text:
+                return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+class Watch:
+    """One statement under the ``WATCHDOG``: its connection's socket and when it must have answered."""
+
+    __slots__ = ("deadline", "fd", "fired")
+
+    def __init__(self, fd: int, deadline: float) -> None:
+        self.fd, self.deadline, self.fired = fd, deadline, False
+
+
+def _shut(fd: int) -> None:
+    """``shutdown(2)`` the socket behind ``fd`` (left open: its owner closes it): a driver waiting on it
+    wakes up at once and sees the connection closed."""
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError:
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    finally:
+        sock.detach()
+
+
+class Watchdog:
+    """A deadline for statements whose driver has no read timeout: libpq (psycopg) waits forever for a
+    server that stopped answering. The kernel of a stopped server (SIGSTOP, a frozen VM) still
+    acknowledges every byte, so TCP keepalives and ``tcp_user_timeout`` see nothing wrong; a partition
+    that drops packets is only caught by them while a statement waits to be acknowledged. One daemon
+    thread per process shuts down the socket of a statement that runs past its deadline; the driver's
+    wait returns at once with "server closed the connection", and the statement fails. Arming and
+    disarming a statement cost a lock round trip and a set update; the thread wakes at deadlines, or once
+    per shortest timeout while statements run, never once per statement."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """A fresh state (in a forked child: the parent's thread and statements are not the child's)."""
+        self.cond = threading.Condition(threading.Lock())
+        self.active: set[Watch] = set()
+        self.wake_at = math.inf  # when the thread looks next; inf: asleep until arm() notifies it
+        self.used = False  # a statement was armed since the thread last looked
+        self.shortest = math.inf  # the shortest timeout armed so far
+        self.pid = 0  # the process whose thread runs
+
+    def arm(self, fd: int, seconds: float) -> Watch:
+        watch = Watch(fd, time.monotonic() + seconds)
+        with self.cond:
+            if self.pid != os.getpid():
+                self.pid = os.getpid()
+                threading.Thread(target=self._run, name="oxicache-watchdog", daemon=True).start()
+            self.active.add(watch)
+            self.used = True
+            self.shortest = min(self.shortest, seconds)
+            if watch.deadline < self.wake_at:
+                self.wake_at = watch.deadline
+                self.cond.notify()
+        return watch
+
+    def disarm(self, watch: Watch) -> bool:
+        """The statement is over; True when its deadline passed first and its socket was shut down (the
+        connection is unusable, whatever the statement returned)."""
+        with self.cond:
+            self.active.discard(watch)
+        return watch.fired
+
+    def _run(self) -> None:
+        cond = self.cond
+        with cond:
+            while True:
+                now = time.monotonic()
+                for watch in [w for w in self.active if w.deadline <= now]:
+                    self.active.discard(watch)
+                    watch.fired = True
+                    _shut(watch.fd)
+                if self.active:
+                    self.wake_at = min(w.deadline for w in self.active)
+                elif self.used:  # statements still come: none armed from now on has an earlier deadline
+                    self.wake_at = now + self.shortest
+                else:
+                    self.wake_at = math.inf
+                self.used = False
+                cond.wait(None if self.wake_at == math.inf else self.wake_at - now)
+
+
+WATCHDOG = Watchdog()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=WATCHDOG.reset)
+
+
 class Checkout:
     """One connection checked out of the engine's pool for good, in autocommit mode: each statement is
     its own transaction, so a read never leaves one open, and a write is committed when it returns."""
 
-    __slots__ = ("cursor", "dbapi", "dialect", "fairy", "generation", "pid")
+    __slots__ = ("cursor", "dbapi", "dialect", "fairy", "fd", "generation", "pid")
 
-    def __init__(self, engine: Engine, generation: int) -> None:
+    def __init__(self, engine: Engine, generation: int, watched: bool = False) -> None:
         self.pid, self.generation = os.getpid(), generation
         fairy: Any = engine.raw_connection()
         dbapi: Any = fairy.dbapi_connection
         engine.dialect.set_isolation_level(dbapi, "AUTOCOMMIT")
         self.fairy, self.dbapi, self.dialect = fairy, dbapi, engine.dialect
         self.cursor: Any = dbapi.cursor()
+        # A duplicate of the socket's descriptor, for the WATCHDOG to shut down when a statement overruns
+        # (-1: not watched). Our own copy: the driver may close its descriptor, and the number be reused,
+        # while a statement still runs.
+        fileno = getattr(dbapi, "fileno", None) if watched else None
+        self.fd: int = os.dup(fileno()) if fileno is not None else -1
 
     def release(self, invalidate: BaseException | None = None) -> None:
         """Back to the engine's pool (or closed, when ``invalidate`` says the connection is broken)."""
@@ -68,6 +185,9 @@ class Checkout:
             # SQLAlchemy finalize it (a rollback), could disturb the parent's session: never touch it.
             INHERITED.append((fairy, self.dbapi, self.cursor))
             return
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            os.close(fd)
         try:
             if invalidate is not None:
                 fairy.invalidate(invalidate)
@@ -86,8 +206,8 @@ class Pool:
     connections instead of paying a connect (milliseconds) per thread or holding one per thread.
     ``limit=1`` serializes a ``:memory:`` database's single connection."""
 
-    def __init__(self, engine: Engine, limit: int | None) -> None:
-        self.engine, self.limit = engine, limit
+    def __init__(self, engine: Engine, limit: int | None, watched: bool = False) -> None:
+        self.engine, self.limit, self.watched = engine, limit, watched
         self.idle: deque[Checkout] = deque()
         self.members: set[Checkout] = set()  # every open one, idle or in use (for fork and close)
         self.cond = threading.Condition(threading.Lock())
@@ -116,7 +236,7 @@ class Pool:
             finally:
                 self.waiters -= 1
         try:
-            holder = Checkout(self.engine, generation)
+            holder = Checkout(self.engine, generation, self.watched)
         except BaseException:
             with self.cond:
                 self.count -= 1
@@ -206,15 +326,16 @@ class Stmt:
             self.args = operator.itemgetter(*names)
 
 
-def sqlite_pragmas(memory: bool) -> Callable[[Any, Any], None]:
-    """The ``connect`` listener that sets up every new SQLite connection: a 30 s busy timeout, and for a
-    file WAL mode (readers never block the writer) with ``synchronous=NORMAL``."""
+def sqlite_pragmas(memory: bool, busy_ms: int = BUSY_TIMEOUT_MS) -> Callable[[Any, Any], None]:
+    """The ``connect`` listener that sets up every new SQLite connection: a busy timeout (30 s unless
+    ``DatabaseCache(timeout=)`` says otherwise), and for a file WAL mode (readers never block the writer)
+    with ``synchronous=NORMAL``."""
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         cur = dbapi_connection.cursor()
         try:
-            cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            cur.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
             if not memory:
-                _wal(cur)
+                _wal(cur, busy_ms)
                 cur.execute("PRAGMA synchronous = NORMAL")
         finally:
             cur.close()
@@ -222,11 +343,11 @@ def sqlite_pragmas(memory: bool) -> Callable[[Any, Any], None]:
     return on_connect
 
 
-def _wal(cur: Any) -> None:
+def _wal(cur: Any, busy_ms: int) -> None:
     """Switch a new database file to WAL. Switching takes an exclusive lock and SQLite does not wait
     on the busy timeout for it: processes opening a new file at once can see "database is locked",
     so retry until the busy timeout (once one of them switched the file, the others find it in WAL)."""
-    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    deadline = time.monotonic() + busy_ms / 1000
     while True:
         try:
             if cur.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
@@ -236,6 +357,88 @@ def _wal(cur: Any) -> None:
             if "locked" not in str(err) and "busy" not in str(err) or time.monotonic() > deadline:
                 raise
             time.sleep(0.005)
+
+
+# ---- a full disk under a SQLite file ----------------------------------------------------------------
+
+RESERVE_BYTES = 1 << 20  # what clear() frees on a full disk: the WAL frames of a DELETE of ~1 GB of rows
+_SQLITE_FULL, _SQLITE_IOERR_WRITE = 13, 778
+
+
+def is_full(err: BaseException) -> bool:
+    """True for SQLite's "database or disk is full" (ENOSPC), or a failed write (SQLITE_IOERR_WRITE:
+    a disk quota or a file size limit)."""
+    code = getattr(err, "sqlite_errorcode", None)
+    return code in (_SQLITE_FULL, _SQLITE_IOERR_WRITE) or "database or disk is full" in str(err)
+
+
+def reserve_path(database: str) -> str:
+    return f"{database}-reserve"
+
+
+def make_reserve(path: str) -> None:
+    """Best effort: hold ``RESERVE_BYTES`` of real disk blocks in ``path`` (allocated, not a sparse
+    file), unless it holds them already; on a disk too full for it, leave no partial file."""
+    try:
+        if os.stat(path).st_size >= RESERVE_BYTES:
+            return
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+    except OSError:
+        return
+    done = False
+    try:
+        if hasattr(os, "posix_fallocate"):
+            os.posix_fallocate(fd, 0, RESERVE_BYTES)
+        else:
+            zeros = bytes(65536)
+            for _ in range(RESERVE_BYTES // len(zeros)):
+                os.write(fd, zeros)
+        done = True
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    if not done:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+def drop_reserve(path: str) -> bool:
+    """Give the reserve's blocks back to the file system; False when there was none."""
+    try:
+        os.unlink(path)
+    except OSError:
+        return False
+    return True
+
+
+def mysql_statement_timeout(seconds: float) -> Callable[[Any, Any], None]:
+    """The ``connect`` listener that has a MySQL/MariaDB server cancel a statement running longer than
+    ``seconds``: MariaDB's ``max_statement_time`` (every statement), MySQL's ``max_execution_time``
+    (its only one: SELECTs). A server without either keeps running such statements (the client's read
+    timeout still bounds the wait)."""
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        if "mariadb" in str(dbapi_connection.get_server_info()).lower():
+            sql = f"SET SESSION max_statement_time = {seconds:.3f}"
+        else:
+            sql = f"SET SESSION max_execution_time = {math.ceil(seconds * 1000)}"
+        cur = dbapi_connection.cursor()
+        try:
+            cur.execute(sql)
+        except Exception as err:
+            if (getattr(err, "args", None) or (None,))[0] != 1193:  # 1193: unknown system variable
+                raise
+        finally:
+            cur.close()
+
+    return on_connect
 
 
 def index_name(table: str, suffix: str) -> str:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
+import math
 import os
 import re
+import sqlite3
 import time
 import weakref
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
@@ -15,26 +18,33 @@ from oxicache.backends._sql import (
     BUSY_TIMEOUT_MS,
     CONFLICT_RETRIES,
     MAX_FUNC,
+    WATCHDOG,
     Checkout,
     Pool,
     Stmt,
     build_table,
     conflict_backoff,
+    drop_reserve,
     is_conflict,
+    is_full,
+    make_reserve,
+    mysql_statement_timeout,
+    reserve_path,
     sqlite_pragmas,
+    timed_out,
     upsert,
 )
 from oxicache.backends._records import from_columns, key_hex, ref_key, to_columns, verify
 from oxicache.base import BaseCache, Ref
 from oxicache._forkgate import SQLITE_GATE
-from oxicache.durations import TTL
+from oxicache.durations import TTL, parse_ttl
 from oxicache.errors import DatabaseConnectionError, ValueDecodingError, ValueEncodingError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Engine
     from sqlalchemy.sql.schema import Table
 
-__all__ = ["DEFAULT_SQLITE_PATH", "DatabaseCache", "DatabaseConnectionError"]
+__all__ = ["DEFAULT_SQLITE_PATH", "DEFAULT_TIMEOUT", "DatabaseCache", "DatabaseConnectionError"]
 
 #: Where ``DatabaseCache()`` keeps its SQLite file, relative to the working directory at construction.
 DEFAULT_SQLITE_PATH = os.path.join(".oxicache", "cache.db")
@@ -54,7 +64,26 @@ _DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+
 _EXTRAS = {"sqlite": "sqlite", "postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql"}
 _DATA_COLUMNS = ("func", "inputs", "output", "expected", "metadata")
 _PAGE = 1000  # rows per query when iterating
-_CONNECT_TIMEOUT = 10  # seconds, for servers; a connect_timeout in the URL or engine_options wins
+_CONNECT_TIMEOUT = 10  # seconds, for servers, at most; a connect_timeout in the URL or engine_options wins
+#: Seconds a server may take over one statement before it is cancelled, and (plus a grace of at most 1 s)
+#: before the cache gives up on a server that says nothing: ``DatabaseCache(timeout=)``. Every statement of
+#: the cache is a read or write of one row by its key (milliseconds), so a frozen server is the only thing
+#: that reaches it. See docs/backends/database.md ("Timeouts").
+DEFAULT_TIMEOUT = 15.0
+
+
+def _check_timeout(timeout: object) -> float | None:
+    if timeout is None:
+        return None
+    try:
+        seconds = parse_ttl(timeout, what="timeout")  # type: ignore[arg-type]
+    except ValueError:
+        seconds = None
+    if seconds is None:
+        msg = (f"DatabaseCache timeout={timeout!r} is not a positive, finite duration; give seconds "
+               f"(timeout={DEFAULT_TIMEOUT:g}, the default for servers), a timedelta or a string like '15s'")
+        raise ValueError(msg)
+    return seconds
 
 
 def _sqlalchemy(extra: str) -> Any:
@@ -64,6 +93,20 @@ def _sqlalchemy(extra: str) -> Any:
         msg = f"DatabaseCache needs SQLAlchemy 2: pip install 'oxicache[{extra}]'"
         raise ImportError(msg, name="sqlalchemy") from err
     return sqlalchemy
+
+
+def _libpq_version(driver: str) -> int:
+    """The libpq under psycopg or psycopg2 (``tcp_user_timeout`` needs 12 or later), 0 if unknown."""
+    try:
+        if driver == "psycopg":
+            import psycopg
+
+            return int(psycopg.pq.version())
+        import psycopg2.extensions  # type: ignore[import-untyped]
+
+        return int(psycopg2.extensions.libpq_version())
+    except Exception:  # noqa: BLE001 - an unknown libpq: leave its TCP settings alone
+        return 0
 
 
 _LIVE: weakref.WeakSet[DatabaseCache] = weakref.WeakSet()
@@ -97,9 +140,18 @@ class DatabaseCache(BaseCache):
         on_backend_error: "warn" (default), "raise" or "ignore": what a memoized call does when storage
             fails or a record is damaged (see docs/guarantees.md).
         engine_options: extra ``sqlalchemy.create_engine`` arguments (``connect_args`` are merged).
+        timeout: seconds (or a timedelta, or ``"15s"``) one statement may take. Servers (default 15 s):
+            the server cancels a statement that runs longer, and a server that sends nothing for
+            ``timeout`` plus a grace of up to 1 s (stopped, frozen, cut off) fails the statement with
+            ``DatabaseConnectionError``, a backend error under ``on_backend_error``; the cache then
+            does not try that server again for ``timeout`` seconds (its statements fail at once), and
+            connecting gives up after ``min(10 s, timeout)``. SQLite (default 30 s): how long a
+            statement waits for another connection's lock. A timeout given in the URL or
+            ``engine_options["connect_args"]`` wins over the one derived from this.
 
     Raises:
-        ValueError: an unknown provider or a table name that is not a plain identifier.
+        ValueError: an unknown provider, a table name that is not a plain identifier, or a timeout that is
+            not a positive duration.
         TypeError: ``url`` together with provider settings.
         ImportError: SQLAlchemy or the driver is missing (the message names the pip extra).
         OSError: the SQLite folder cannot be created or written.
@@ -127,6 +179,7 @@ class DatabaseCache(BaseCache):
         ttl: TTL = None,
         engine_options: Mapping[str, Any] | None = None,
         on_backend_error: str = "warn",
+        timeout: float | str | datetime.timedelta | None = None,
     ) -> None:
         super().__init__(exclude, ttl=ttl, on_backend_error=on_backend_error)
         if username is not None:  # ahvn's spelling
@@ -139,6 +192,7 @@ class DatabaseCache(BaseCache):
                    f"got {table!r}")
             raise ValueError(msg)
         self._table_name = table
+        self._timeout = _check_timeout(timeout)
         if not isinstance(provider, str) or provider.lower() not in _PROVIDERS:
             msg = f"unknown DatabaseCache provider {provider!r}; use one of {', '.join(map(repr, _PROVIDERS))} or url="
             raise ValueError(msg)
@@ -162,11 +216,20 @@ class DatabaseCache(BaseCache):
             msg = f"DatabaseCache supports SQLite, PostgreSQL and MySQL/MariaDB URLs, got {shown!r}"
             raise ValueError(msg)
         self._memory = self._dialect_name == "sqlite" and self._url.database in (None, "", ":memory:")
+        server = self._dialect_name != "sqlite"
+        # Servers: how long the server lets a statement run, and (a grace later, for its answer to arrive)
+        # how long the client waits for a server that says nothing. SQLite: the busy timeout.
+        self._seconds = self._timeout if self._timeout is not None else \
+            DEFAULT_TIMEOUT if server else BUSY_TIMEOUT_MS / 1000
+        self._deadline = self._seconds + min(1.0, self._seconds) if server else 0.0
+        self._down_until = 0.0  # a server that timed out is not tried again before this (time.monotonic())
+        self._down_why = ""
         if self._dialect_name == "sqlite" and not self._memory:
             self._prepare_folder(str(self._url.database))
         self._engine = self._create_engine(sa, engine_options or {})
-        # A :memory: database lives in its one connection, which the threads take in turn.
-        self._pool = Pool(self._engine, 1 if self._memory else None)
+        # A :memory: database lives in its one connection, which the threads take in turn. A server's
+        # connections are watched (WATCHDOG) when the driver has no read timeout of its own.
+        self._pool = Pool(self._engine, 1 if self._memory else None, watched=server)
         weakref.finalize(self, self._pool.close)  # a cache dropped without close() closes its connections
         # A SQLite file: every statement runs inside the fork gate (oxicache._forkgate), so os.fork()
         # waits for it and a child never inherits a lock taken mid-statement.
@@ -175,6 +238,12 @@ class DatabaseCache(BaseCache):
             self._connect_once(sa)
             self.table: Table = build_table(sa, table, self._dialect_name)
             self._create_table(sa)
+        # A SQLite file: disk space held beside it that clear() frees on a full disk (_delete_all)
+        file = self._gated and not str(self._url.database).startswith("file:")
+        self._reserve = reserve_path(str(self._url.database)) if file else None
+        self._remake_at = 0.0  # when a store next tries to remake a reserve that clear() used (0: never)
+        if self._reserve is not None:
+            make_reserve(self._reserve)
         self._compile(sa)
         self._dbapi_error: type[BaseException] = self._engine.dialect.loaded_dbapi.Error
         _LIVE.add(self)
@@ -226,13 +295,15 @@ class DatabaseCache(BaseCache):
     def _create_engine(self, sa: Any, options: Mapping[str, Any]) -> Engine:
         opts = dict(options)
         connect_args = dict(opts.pop("connect_args", None) or {})
+        listeners: list[Any] = []
         if self._dialect_name == "sqlite":
             connect_args.setdefault("check_same_thread", False)  # connections move between threads via the pool
-            connect_args.setdefault("timeout", BUSY_TIMEOUT_MS / 1000)
+            connect_args.setdefault("timeout", self._seconds)
+            listeners.append(sqlite_pragmas(self._memory, math.ceil(float(connect_args["timeout"]) * 1000)))
             if self._memory:
                 opts.setdefault("poolclass", sa.pool.StaticPool)  # one connection = one private database
-        elif "connect_timeout" not in self._url.query:
-            connect_args.setdefault("connect_timeout", _CONNECT_TIMEOUT)
+        else:
+            listeners += self._server_timeouts(connect_args)
         if not self._memory and "poolclass" not in opts and "pool" not in opts:
             # The cache keeps the connections it checks out (see _Pool): SQLAlchemy's pool must not cap them.
             opts.setdefault("pool_size", 5)
@@ -244,13 +315,72 @@ class DatabaseCache(BaseCache):
             msg = (f"DatabaseCache cannot load the driver for {self._url.drivername!r} ({err}); "
                    f"pip install 'oxicache[{extra}]'")
             raise ImportError(msg, name=getattr(err, "name", None)) from err
-        if self._dialect_name == "sqlite":
-            sa.event.listen(engine, "connect", sqlite_pragmas(self._memory))
+        for listener in listeners:
+            sa.event.listen(engine, "connect", listener)
         return engine
+
+    def _server_timeouts(self, connect_args: dict[str, Any]) -> list[Any]:
+        """The drivers' timeouts, in ``connect_args`` unless the URL or ``connect_args`` set them: connect
+        (at most 10 s), a read and write timeout (PyMySQL, mysqlclient) or TCP settings (libpq; its reads
+        have no timeout, the WATCHDOG gives them one), and a statement timeout the server enforces.
+        Returns the ``connect`` listeners to add (MySQL's statement timeout, set after connecting)."""
+        query = self._url.query
+
+        def unset(name: str) -> bool:
+            return name not in connect_args and name not in query
+
+        seconds, client = self._seconds, self._deadline
+        if unset("connect_timeout"):
+            connect_args["connect_timeout"] = math.ceil(min(_CONNECT_TIMEOUT, seconds))
+        driver = self._url.get_driver_name()
+        if driver in ("pymysql", "mysqldb"):
+            # Both equal: PyMySQL then never resets the socket's timeout between a write and a read.
+            for name in ("read_timeout", "write_timeout"):
+                if unset(name):
+                    connect_args[name] = client if driver == "pymysql" else math.ceil(client)
+            init = f"{connect_args.get('init_command', '')} {query.get('init_command', '')}"
+            if "max_statement_time" not in init and "max_execution_time" not in init:
+                return [mysql_statement_timeout(seconds)]
+        elif driver in ("psycopg", "psycopg2"):
+            # The server cancels a longer statement (options= replaces PGOPTIONS: keep what it said).
+            options = connect_args.get("options", query.get("options", os.environ.get("PGOPTIONS", "")))
+            if isinstance(options, str) and "statement_timeout" not in options:
+                connect_args["options"] = f"{options} -c statement_timeout={math.ceil(seconds * 1000)}".strip()
+            # A peer that stops acknowledging (a partition): the kernel drops the connection. Useless
+            # against a stopped server (its kernel still acknowledges); the WATCHDOG covers that.
+            tcp = {"keepalives": 1, "keepalives_idle": math.ceil(seconds),
+                   "keepalives_interval": max(1, math.ceil(seconds / 3)), "keepalives_count": 3}
+            if _libpq_version(driver) >= 120000:
+                tcp["tcp_user_timeout"] = math.ceil(client * 1000)
+            for name, value in tcp.items():
+                if unset(name):
+                    connect_args[name] = value
+        return []
+
+    @contextlib.contextmanager
+    def _watching(self, conn: Any) -> Iterator[None]:
+        """Statements on ``conn``, a SQLAlchemy connection outside the cache's pool (at construction),
+        under the deadline of the cache's own statements."""
+        fileno = getattr(conn.connection.dbapi_connection, "fileno", None) if self._deadline else None
+        if fileno is None:
+            yield
+            return
+        fd = os.dup(fileno())
+        watch = WATCHDOG.arm(fd, self._deadline)
+        try:
+            yield
+        except Exception as err:
+            if WATCHDOG.disarm(watch):
+                conn.invalidate()
+                raise self._gave_up(None, err, shut=True) from err
+            raise
+        finally:
+            WATCHDOG.disarm(watch)
+            os.close(fd)
 
     def _connect_once(self, sa: Any) -> None:
         try:
-            with self._engine.connect() as conn:
+            with self._engine.connect() as conn, self._watching(conn):
                 conn.execute(sa.text("SELECT 1"))
         except sa.exc.DBAPIError as err:
             first = (str(err.orig or err).strip().splitlines() or [""])[0]
@@ -265,20 +395,22 @@ class DatabaseCache(BaseCache):
         last: BaseException | None = None
         for attempt in range(8):
             try:
-                with self._engine.begin() as conn:
+                with self._engine.begin() as conn, self._watching(conn):
                     self.table.create(conn, checkfirst=True)
-                with self._engine.connect() as conn:
+                with self._engine.connect() as conn, self._watching(conn):
                     columns = {c["name"] for c in sa.inspect(conn).get_columns(self._table_name)}
                 missing = sorted(set(self.table.c.keys()) - columns)
                 if missing:
                     msg = (f"the table {self._table_name!r} in {self.url} exists but is not an oxicache table "
                            f"(no column {', '.join(missing)}); choose another table=")
                     raise ValueError(msg)
-                with self._engine.begin() as conn:
+                with self._engine.begin() as conn, self._watching(conn):
                     for index in self.table.indexes:
                         index.create(conn, checkfirst=True)
                 return
             except sa.exc.DBAPIError as err:
+                if self._deadline and timed_out(err):
+                    raise self._gave_up(None, err) from err
                 last = err
                 time.sleep(0.02 * (attempt + 1))
         msg = f"DatabaseCache cannot create the table {self._table_name!r} in {self.url}: {last}"
@@ -333,13 +465,19 @@ class DatabaseCache(BaseCache):
         return self._statement(stmt, args, fetch, retry)
 
     def _statement(self, stmt: Stmt, args: Any, fetch: int, retry: bool, conflicts: int = 0) -> Any:
+        if self._down_until:
+            self._refuse_while_down()
         pool = self._pool
-        holder = pool.take()
+        holder = self._take()
+        watch = WATCHDOG.arm(holder.fd, self._deadline) if holder.fd >= 0 else None
         try:
             cur = holder.cursor
             cur.execute(stmt.sql, args)
             result = cur.fetchone() if fetch == 1 else cur.fetchall() if fetch else cur.rowcount
         except BaseException as err:
+            shut = watch is not None and WATCHDOG.disarm(watch)
+            if shut or (self._deadline and timed_out(err)):
+                raise self._gave_up(holder, err, shut) from err  # never rerun: the server did not answer
             if conflicts < CONFLICT_RETRIES and isinstance(err, self._dbapi_error) and is_conflict(err):
                 pool.give(holder)  # the server rolled the statement back; the connection is fine
                 conflict_backoff(conflicts)
@@ -347,8 +485,54 @@ class DatabaseCache(BaseCache):
             if not (self._failed(holder, err) and retry):
                 raise
             return self._statement(stmt, args, fetch, False)
+        if watch is not None and WATCHDOG.disarm(watch):  # it answered as its socket was shut down
+            pool.discard(holder, TimeoutError("the watchdog shut the connection down"), lost=False)
+            return result
         pool.give(holder)
         return result
+
+    def _take(self) -> Checkout:
+        """A pooled connection; a server that cannot be reached raises ``DatabaseConnectionError``."""
+        try:
+            return self._pool.take()
+        except Exception as err:
+            # (SQLAlchemy wraps the driver's error, as .orig)
+            if not self._deadline or not isinstance(getattr(err, "orig", err), self._dbapi_error):
+                raise
+            if timed_out(err):
+                raise self._gave_up(None, err, connecting=True) from err
+            first = (str(getattr(err, "orig", None) or err).strip().splitlines() or [""])[0]
+            raise DatabaseConnectionError(f"DatabaseCache cannot connect to {self.url}: {first}") from err
+
+    def _gave_up(self, holder: Checkout | None, err: BaseException, shut: bool = False,
+                 connecting: bool = False) -> DatabaseConnectionError:
+        """A server that did not answer in time. Its connection and the idle ones are closed (they lead
+        to the same server: a statement on one would wait as long), so are those SQLAlchemy's pool
+        keeps, and for ``timeout`` seconds the cache's statements fail at once instead of each waiting
+        for it again; the statement after that tries the server anew."""
+        if holder is not None:
+            self._pool.discard(holder, err, lost=True)
+        with contextlib.suppress(Exception):
+            self._engine.dispose()
+        if shut:  # the driver's error only says the connection closed: the WATCHDOG closed it
+            first = "no answer: the connection was closed"
+        else:
+            first = (str(getattr(err, "orig", None) or err).strip().splitlines() or [""])[0]
+        if connecting:
+            self._down_why = f"cannot be connected to in time ({first})"
+        else:
+            self._down_why = f"did not answer within {self._deadline:g} s ({first})"
+        self._down_until = time.monotonic() + self._seconds
+        return DatabaseConnectionError(f"DatabaseCache: {self.url} {self._down_why}; it is not tried again "
+                                       f"for {self._seconds:g} s (timeout={self._seconds:g})")
+
+    def _refuse_while_down(self) -> None:
+        left = self._down_until - time.monotonic()
+        if left <= 0:
+            self._down_until = 0.0  # try the server again
+            return
+        msg = f"DatabaseCache: {self.url} {self._down_why}; it is not tried again for another {left:.1f} s"
+        raise DatabaseConnectionError(msg)
 
     def _failed(self, holder: Checkout, err: BaseException) -> bool:
         """True when the connection was lost (discarded; rerun the statement)."""
@@ -402,6 +586,15 @@ class DatabaseCache(BaseCache):
                    "size of DatabaseCache's func column; give it a shorter name= in memoize")
             raise ValueEncodingError(msg)
         self._run(self._q_upsert, self._q_upsert.args(columns), 0)
+        if self._remake_at and time.monotonic() >= self._remake_at:
+            self._remake_reserve()
+
+    def _remake_reserve(self) -> None:
+        """After clear() used the reserve: remake it once stores fit again (tried at most once a minute)."""
+        if self._reserve is None:
+            return
+        make_reserve(self._reserve)
+        self._remake_at = 0.0 if os.path.exists(self._reserve) else time.monotonic() + 60
 
     def _remove(self, ref: Ref) -> bool:
         args = {"key": key_hex(ref_key(ref)), "now": time.time()}
@@ -431,14 +624,62 @@ class DatabaseCache(BaseCache):
         return int(row[0])
 
     def _clear(self) -> None:
-        self._run(self._q_clear, self._q_clear.args({}), 0)
+        self._delete_all(self._q_clear, {})
 
     def _count_func(self, func: str) -> int:
         row = self._run(self._q_count_func, self._q_count_func.args({"func": func, "now": time.time()}), 1)
         return int(row[0])
 
     def _clear_func(self, func: str) -> int:
-        return int(self._run(self._q_clear_func, self._q_clear_func.args({"func": func}), 0))
+        return self._delete_all(self._q_clear_func, {"func": func})
+
+    def _delete_all(self, stmt: Stmt, values: dict[str, Any]) -> int:
+        """``clear()`` and ``cache_clear()``: a DELETE, which on a SQLite file still works when the disk is
+        full (_delete_on_full_disk)."""
+        args = stmt.args(values)
+        try:
+            return int(self._run(stmt, args, 0))
+        except sqlite3.Error as err:
+            if self._reserve is None or not is_full(err):
+                raise
+        with SQLITE_GATE:
+            return self._delete_on_full_disk(stmt, args)
+
+    def _delete_on_full_disk(self, stmt: Stmt, args: Any) -> int:
+        """A DELETE on a full disk. In WAL mode every page it changes is appended to the -wal file first,
+        which needs free space. SQLite built with secure_delete on (Debian's and others' default) also
+        writes every freed page, zeroed, so clearing needs as much free space as the rows take:
+        ``secure_delete=FAST`` writes only the pages the DELETE changes anyway (the roots of the table and
+        its indexes, the free-list trunks: a few pages per thousand freed). When even those do not fit,
+        the reserve beside the file (RESERVE_BYTES) gives its blocks back and the DELETE runs again.
+        Then a checkpoint copies the WAL into the database file and truncates it, which gives its space
+        back when that fits, and the reserve is remade if there is room. The statement is atomic
+        throughout: a failure leaves the table as it was."""
+        holder = self._pool.take()
+        try:
+            cur = holder.cursor
+            before = {0: "OFF", 1: "ON", 2: "FAST"}.get(cur.execute("PRAGMA secure_delete").fetchone()[0], "ON")
+            cur.execute("PRAGMA secure_delete = FAST")
+            try:
+                try:
+                    cur.execute(stmt.sql, args)
+                except sqlite3.Error as err:
+                    if not is_full(err) or self._reserve is None or not drop_reserve(self._reserve):
+                        raise
+                    cur.execute(stmt.sql, args)
+                count = int(cur.rowcount)
+            finally:
+                cur.execute(f"PRAGMA secure_delete = {before}")
+            with contextlib.suppress(sqlite3.Error):  # no room to grow the database file yet: a later checkpoint
+                cur.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except BaseException as err:
+            self._failed(holder, err)
+            raise
+        self._pool.give(holder)
+        self._remake_reserve()
+        if self._remake_at:
+            self._remake_at = time.monotonic()  # no room yet: the next store that fits tries again
+        return count
 
     # ---- public extras --------------------------------------------------------------------------
     def expire(self) -> int:
