@@ -468,7 +468,7 @@ impl CacheEntry {
         let Ok(other) = other.cast::<CacheEntry>() else {
             return Ok(py.NotImplemented());
         };
-        let other = other.borrow();
+        let other = other.try_borrow()?; // (an entry being changed by a setter that re-entered: an error, not a panic)
         for name in FIELDS {
             if !self.field(py, name).eq(other.field(py, name))? {
                 return Ok(false.into_pyobject(py)?.to_owned().into_any().unbind());
@@ -500,7 +500,7 @@ impl CacheEntry {
 
     fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
         let py = slf.py();
-        let this = slf.borrow();
+        let this = slf.try_borrow()?;
         let args = PyTuple::new(py, FIELDS.iter().map(|n| this.field(py, n)))?;
         Ok((slf.get_type().into_any(), args))
     }

@@ -21,6 +21,9 @@ pub enum CoreError {
         path: Vec<String>,
         probe: usize,
     },
+    /// A container changed while its items were being encoded (by a hook, or by another thread while a
+    /// hook ran): its key would describe neither the state before nor the one after.
+    Changed { container: String, path: Vec<String> },
     /// A Python error raised while encoding (a `__cache_key__` hook, a registered encoder, ...).
     Python(PyErr),
     /// Builtins-only encoding met something that needs Python code (or an error report): redo the
@@ -38,7 +41,9 @@ impl CoreError {
     /// Record that the failure happened inside `segment` (an index or a dict key) of the enclosing value.
     pub fn inside(mut self, segment: impl FnOnce() -> String) -> Self {
         match &mut self {
-            CoreError::Unsupported { path, .. } | CoreError::TooDeep { path, .. } => path.push(segment()),
+            CoreError::Unsupported { path, .. } | CoreError::TooDeep { path, .. } | CoreError::Changed { path, .. } => {
+                path.push(segment())
+            }
             CoreError::Python(_) | CoreError::NeedsFullPath => {}
         }
         self
@@ -62,12 +67,14 @@ impl CoreError {
     pub fn into_pyerr(self, py: Python<'_>, func: Option<&str>, param: Option<&str>) -> PyErr {
         // Segments were pushed innermost first; a path through a cycle is long, so keep its ends.
         let nested: String = match &self {
-            CoreError::Unsupported { path, .. } | CoreError::TooDeep { path, .. } if path.len() > 8 => {
+            CoreError::Unsupported { path, .. } | CoreError::TooDeep { path, .. } | CoreError::Changed { path, .. }
+                if path.len() > 8 =>
+            {
                 let outer: String = path.iter().rev().take(4).cloned().collect();
                 let inner: String = path.iter().take(2).rev().cloned().collect();
                 format!("{outer}...{inner}")
             }
-            CoreError::Unsupported { path, .. } | CoreError::TooDeep { path, .. } => {
+            CoreError::Unsupported { path, .. } | CoreError::TooDeep { path, .. } | CoreError::Changed { path, .. } => {
                 path.iter().rev().cloned().collect()
             }
             CoreError::Python(_) | CoreError::NeedsFullPath => String::new(),
@@ -101,6 +108,14 @@ impl CoreError {
             CoreError::TooDeep { limit, cyclic: false, .. } => key_encoding_error(
                 py,
                 format!("cannot build a cache key from {subject}: nesting exceeds {limit} levels; {exclude_hint}or pass a flatter value"),
+            ),
+            CoreError::Changed { container, .. } => key_encoding_error(
+                py,
+                format!(
+                    "cannot build a cache key from {subject}: the {container} changed while its key was being \
+                     computed (by a __cache_key__ hook or encoder, or by another thread meanwhile); \
+                     {exclude_hint}or do not change arguments while the call is being made"
+                ),
             ),
             CoreError::Python(err) => err,
             CoreError::NeedsFullPath => pyo3::exceptions::PySystemError::new_err("oxicache: internal fast-path fallback escaped"),

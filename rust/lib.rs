@@ -9,6 +9,7 @@ mod key;
 mod memo;
 mod replay;
 mod shutdown;
+mod snapshot;
 mod stack;
 mod store;
 mod vectorcall;

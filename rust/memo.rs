@@ -53,6 +53,8 @@ struct Param {
     default: Option<Py<PyAny>>,
     /// Canonical encoding of the name (`s` + length + UTF-8), written before the value.
     name_bytes: Vec<u8>,
+    /// The name's UTF-8 (the tail of `name_bytes`, whose length prefix is longer for long names).
+    text: Box<str>,
 }
 
 /// A memoized function on a `MemoryStore`. Built by `InMemCache.memoize`; behaves like the function.
@@ -192,8 +194,7 @@ impl Memoizer {
         }
         let name = name.cast::<PyString>()?.to_str()?;
         for (i, p) in self.params.iter().enumerate() {
-            if matches!(p.kind, Kind::PositionalOrKeyword | Kind::KeywordOnly) && p.name_bytes[2..] == *name.as_bytes()
-            {
+            if matches!(p.kind, Kind::PositionalOrKeyword | Kind::KeywordOnly) && *p.text == *name {
                 return Ok(Some(i));
             }
         }
@@ -633,8 +634,9 @@ impl Memoizer {
                 Kind::VarKeyword => var_kw = Some(i),
                 Kind::KeywordOnly => {}
             }
+            let text: Box<str> = pname.bind(py).to_str()?.into();
             let mut name_bytes = Vec::new();
-            write_str(&mut name_bytes, pname.bind(py).to_str()?);
+            write_str(&mut name_bytes, &text);
             // Interning makes keyword lookups a pointer comparison in the common case.
             let interned = PyString::intern(py, pname.bind(py).to_str()?).unbind();
             parsed.push(Param {
@@ -642,10 +644,11 @@ impl Memoizer {
                 kind,
                 default: has_default.then_some(default),
                 name_bytes,
+                text,
             });
         }
         let mut order: Vec<usize> = (0..parsed.len())
-            .filter(|&i| !exclude.iter().any(|e| e.as_bytes() == &parsed[i].name_bytes[2..]))
+            .filter(|&i| !exclude.iter().any(|e| **e == *parsed[i].text))
             .collect();
         order.sort_by(|&a, &b| parsed[a].name_bytes.cmp(&parsed[b].name_bytes));
         let func_id = store.get().intern(name.bind(py).to_str()?);
@@ -705,8 +708,11 @@ impl Memoizer {
         let values = match memo.bind_values(py, args, kwargs)? {
             Some(values) => values,
             None => {
+                // Raises the signature's own TypeError (or, should a rebinding succeed, the generic one).
                 memo.bind_or_raise(py, args, kwargs)?;
-                unreachable!("bind_or_raise raises on a mismatch")
+                return Err(pyo3::exceptions::PyTypeError::new_err(
+                    "arguments do not match the function's signature",
+                ));
             }
         };
         let pending = |key, inputs, bypass| {

@@ -111,7 +111,7 @@ def test_registered_encoder_applies_to_subclasses_and_can_be_removed():
         canonical_bytes(Point(1))
 
 
-def test_large_arguments_are_keyed_by_digest_and_kept_by_reference():
+def test_large_arguments_are_keyed_by_digest_and_kept_as_a_copy():
     cache = InMemCache()
     calls = []
 
@@ -124,11 +124,14 @@ def test_large_arguments_are_keyed_by_digest_and_kept_by_reference():
     assert total(big) == total(big.copy()) == float(big.sum())
     assert len(calls) == 1  # equal arrays hit, whatever their identity
     (entry,) = list(cache)
-    assert entry.inputs["values"] is big  # the argument itself, not a copy rebuilt from key bytes
+    # A copy taken at the call (the key keeps only a digest), never the caller's array (issue 11).
+    assert entry.inputs["values"] is not big and np.array_equal(entry.inputs["values"], big)
     assert entry.key == CacheEntry(func=total.cache_name, inputs={"values": big}).key == total.cache_key(big)
     assert cache[entry.key].output == float(big.sum())
     assert cache.get(total, values=big) == float(big.sum())
-    assert cache.remove(total, values=big) and len(cache) == 0
+    big[0] = -1.0  # the caller changes its array afterwards: the entry is still the call's
+    assert entry.key in cache and np.array_equal(list(cache)[0].inputs["values"], np.arange(10_000, dtype=np.float64))
+    assert cache.remove(entry) and len(cache) == 0
 
 
 def test_memoized_functions_pickle_by_reference():
@@ -160,3 +163,16 @@ def test_large_decodable_arguments_also_round_trip():
     assert entry.inputs == {"text": text}
     assert cache.get(length, text="x" * 5000) == 5000
     assert length.cache_info().hits == 0 and length("x" * 5000) == 5000 and length.cache_info().hits == 1
+
+
+def test_parameter_names_longer_than_127_bytes_bind_by_keyword():
+    """A name's canonical encoding has a two-byte length prefix past 127 bytes; keyword binding and
+    `exclude` compare the names themselves."""
+    name = "p" * 200
+    namespace: dict = {}
+    exec(f"def f({name}, other=0):\n    return {name} * 2", namespace)
+    cache = InMemCache()
+    f = cache.memoize(name="long", exclude=["other"])(namespace["f"])
+    assert f(**{name: 3}) == 6
+    assert f(3, other=5) == 6  # the same entry: `other` is excluded
+    assert f.cache_info().currsize == 1

@@ -7,7 +7,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PyDict, PyFrozenSet, PyList, PySet, PyString, PyTuple};
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyString, PyTuple};
+
+use crate::snapshot;
 
 use super::{EncodeResult, Kind, MAX_DEPTH};
 
@@ -174,18 +176,19 @@ fn write_b64(out: &mut Vec<u8>, tag: &str, bytes: &[u8]) {
     out.push(b'}');
 }
 
+/// A JSON array of `items`: a snapshot of the container (`crate::snapshot`).
 fn write_items<'py>(
     out: &mut Vec<u8>,
     container: &Bound<'py, PyAny>,
-    items: impl Iterator<Item = Bound<'py, PyAny>>,
+    items: &[Bound<'py, PyAny>],
     depth: usize,
 ) -> EncodeResult {
     out.push(b'[');
-    for (i, item) in items.enumerate() {
+    for (i, item) in items.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        encode(&item, out, depth + 1).map_err(|e| e.inside(|| format!("[{i}]")).through(container))?;
+        encode(item, out, depth + 1).map_err(|e| e.inside(|| format!("[{i}]")).through(container))?;
     }
     out.push(b']');
     Ok(())
@@ -202,6 +205,20 @@ fn plain_key<'a>(k: &'a Bound<'_, PyAny>) -> Option<&'a str> {
 }
 
 fn write_dict(out: &mut Vec<u8>, dict: &Bound<'_, PyDict>, depth: usize) -> EncodeResult {
+    let items = snapshot::dict_items(dict);
+    super::write_checked(
+        dict.as_any(),
+        || write_dict_items(out, dict, &items, depth),
+        || Ok(snapshot::dict_unchanged(dict, &items)),
+    )
+}
+
+fn write_dict_items(
+    out: &mut Vec<u8>,
+    dict: &Bound<'_, PyDict>,
+    items: &snapshot::Pairs<'_>,
+    depth: usize,
+) -> EncodeResult {
     // Written as a plain object in one pass; a key that can't be a plain key rewinds to the tagged form.
     /// Why the plain pass stopped: a key that needs the tagged form, or an encoding error.
     enum Stop {
@@ -210,15 +227,13 @@ fn write_dict(out: &mut Vec<u8>, dict: &Bound<'_, PyDict>, depth: usize) -> Enco
     }
     let start = out.len();
     out.push(b'{');
-    let mut first = true;
-    let plain = super::for_each_item(dict, |k, v| {
+    let plain = items.iter().enumerate().try_for_each(|(i, (k, v))| {
         let Some(key) = plain_key(k) else {
             return Err(Stop::NotPlain);
         };
-        if !first {
+        if i > 0 {
             out.push(b',');
         }
-        first = false;
         write_str(out, key);
         out.push(b':');
         encode(v, out, depth + 1).map_err(|e| Stop::Failed(e.inside(|| format!("[{key:?}]")).through(dict)))
@@ -234,14 +249,14 @@ fn write_dict(out: &mut Vec<u8>, dict: &Bound<'_, PyDict>, depth: usize) -> Enco
     out.truncate(start);
     open_tag(out, "dict");
     out.push(b'[');
-    for (i, (k, v)) in dict.iter().enumerate() {
+    for (i, (k, v)) in items.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
         out.push(b'[');
-        encode(&k, out, depth + 1).map_err(|e| e.inside(|| " (a dict key)".into()).through(dict))?;
+        encode(k, out, depth + 1).map_err(|e| e.inside(|| " (a dict key)".into()).through(dict))?;
         out.push(b',');
-        encode(&v, out, depth + 1).map_err(|e| {
+        encode(v, out, depth + 1).map_err(|e| {
             e.inside(|| format!("[{}]", k.repr().map(|r| r.to_string()).unwrap_or_default()))
                 .through(dict)
         })?;
@@ -285,21 +300,39 @@ pub fn encode(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> Encode
             "bytearray",
             &unsafe { obj.cast_unchecked::<PyByteArray>() }.to_vec(),
         ),
-        Kind::List => write_items(out, obj, unsafe { obj.cast_unchecked::<PyList>() }.iter(), depth)?,
+        Kind::List => {
+            let list = unsafe { obj.cast_unchecked::<PyList>() };
+            let items = snapshot::list_items(list);
+            super::write_checked(
+                obj,
+                || write_items(out, obj, &items, depth),
+                || Ok(snapshot::list_unchanged(list, &items)),
+            )?;
+        }
         Kind::Dict => write_dict(out, unsafe { obj.cast_unchecked::<PyDict>() }, depth)?,
         Kind::Tuple => {
             open_tag(out, "tuple");
-            write_items(out, obj, unsafe { obj.cast_unchecked::<PyTuple>() }.iter(), depth)?;
+            write_items(out, obj, unsafe { obj.cast_unchecked::<PyTuple>() }.as_slice(), depth)?;
             out.push(b'}');
         }
         Kind::Set => {
             open_tag(out, "set");
-            write_items(out, obj, unsafe { obj.cast_unchecked::<PySet>() }.iter(), depth)?;
+            let items = snapshot::set_items(obj)?;
+            super::write_checked(
+                obj,
+                || write_items(out, obj, &items, depth),
+                || snapshot::set_unchanged(obj, &items),
+            )?;
             out.push(b'}');
         }
         Kind::FrozenSet => {
             open_tag(out, "frozenset");
-            write_items(out, obj, unsafe { obj.cast_unchecked::<PyFrozenSet>() }.iter(), depth)?;
+            let items = snapshot::set_items(obj)?;
+            super::write_checked(
+                obj,
+                || write_items(out, obj, &items, depth),
+                || snapshot::set_unchanged(obj, &items),
+            )?;
             out.push(b'}');
         }
         Kind::Ellipsis => out.extend_from_slice(b"{\"$ellipsis\":null}"),
@@ -382,7 +415,7 @@ pub fn encode(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> Encode
             open_tag(out, "namedtuple");
             write_str(out, &name);
             out.extend_from_slice(b",\"items\":");
-            write_items(out, obj, obj.cast::<PyTuple>().map_err(PyErr::from)?.iter(), depth)?;
+            write_items(out, obj, obj.cast::<PyTuple>().map_err(PyErr::from)?.as_slice(), depth)?;
             out.push(b'}');
         }
         Kind::NdArray => {

@@ -588,7 +588,7 @@ fn untag<'py>(
             let data = b64(py, tag, &member(py, tag, rest, "data")?)?;
             super::revive_npscalar(py, &text(py, tag, &value)?, &data).map_err(|e| bad(py, tag, &e.to_string()))?
         }
-        _ => unreachable!("members_of knows every tag"),
+        _ => return Err(bad(py, tag, "an unknown tag")), // members_of knows every tag: not reached
     };
     Ok(obj.into_bound(py))
 }

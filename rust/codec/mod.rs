@@ -144,6 +144,35 @@ pub fn decode_error(py: Python<'_>, message: impl Into<String>) -> PyErr {
     codec_error(py, "ValueDecodingError", message.into())
 }
 
+/// A container that changed while its items were encoded (Python code run by an item changed it): its
+/// record would hold neither the state before nor the one after.
+pub fn changed(container: &Bound<'_, PyAny>) -> EncodeError {
+    let name = container
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "container".into());
+    EncodeError::new(format!(
+        "the {name} changed while it was being encoded (by code that encoding one of its items ran, or by \
+         another thread meanwhile); store a value nobody changes during the call"
+    ))
+}
+
+/// `write()` (which writes a snapshot of `container`'s items), then an error if Python code that ran
+/// meanwhile changed the container (`unchanged` compares it with the snapshot).
+pub fn write_checked(
+    container: &Bound<'_, PyAny>,
+    write: impl FnOnce() -> EncodeResult,
+    unchanged: impl FnOnce() -> PyResult<bool>,
+) -> EncodeResult {
+    let mark = crate::snapshot::mark();
+    write()?;
+    if crate::snapshot::python_ran_since(mark) && !unchanged()? {
+        return Err(changed(container));
+    }
+    Ok(())
+}
+
 /// Nesting beyond the limit (a cycle always ends here); the containers on the way up complete it.
 pub fn too_deep() -> EncodeError {
     let mut err = EncodeError::new(String::new());
@@ -242,6 +271,8 @@ pub fn classify(obj: &Bound<'_, PyAny>) -> Result<Kind, EncodeError> {
 }
 
 fn classify_object(obj: &Bound<'_, PyAny>) -> Result<Kind, EncodeError> {
+    // From here on, classifying and encoding can run Python code (isinstance hooks, properties).
+    crate::snapshot::note_python();
     let py = obj.py();
     if obj.is_exact_instance_of::<crate::key::keybytes::KeyBytes>() {
         return Ok(Kind::KeyBytes);
@@ -563,7 +594,10 @@ pub fn revive_dataclass(py: Python<'_>, name: &str, fields: &Bound<'_, PyDict>) 
     let obj = cls.call_method1("__new__", (&cls,))?;
     let setattr = py.import("builtins")?.getattr("object")?.getattr("__setattr__")?;
     for n in &names {
-        setattr.call1((&obj, n, fields.get_item(n)?.expect("checked above")))?;
+        let value = fields
+            .get_item(n)?
+            .ok_or_else(|| decode_error(py, format!("{name}: the stored fields changed while reviving")))?;
+        setattr.call1((&obj, n, value))?;
     }
     Ok(obj.unbind())
 }
@@ -579,7 +613,7 @@ pub fn pydantic_fields<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDi
     }
     let extra = obj.getattr(pyo3::intern!(py, "__pydantic_extra__"))?;
     if let Ok(extra) = extra.cast::<PyDict>() {
-        for (k, v) in extra.iter() {
+        for (k, v) in crate::snapshot::dict_items(extra) {
             out.set_item(k, v)?;
         }
     }
@@ -881,23 +915,4 @@ pub fn small_int(obj: &Bound<'_, PyAny>) -> Option<i64> {
     // SAFETY: `obj` is an exact int (checked by `classify`), for which this never raises.
     let v = unsafe { ffi::PyLong_AsLongLongAndOverflow(obj.as_ptr(), &mut overflow) };
     (overflow == 0).then_some(v)
-}
-
-/// Calls `f(key, value)` for each item of `dict`, in order. Each pair is held (incref'd) while `f` runs,
-/// so Python code run by the encoder (a dataclass field, a pydantic getter) cannot free it under us.
-#[inline]
-pub fn for_each_item<'py, E>(
-    dict: &Bound<'py, PyDict>,
-    mut f: impl FnMut(&Bound<'py, PyAny>, &Bound<'py, PyAny>) -> Result<(), E>,
-) -> Result<(), E> {
-    let py = dict.py();
-    let mut pos: ffi::Py_ssize_t = 0;
-    let mut k: *mut ffi::PyObject = std::ptr::null_mut();
-    let mut v: *mut ffi::PyObject = std::ptr::null_mut();
-    // SAFETY: PyDict_Next hands out borrowed references, turned into owned ones before anything runs.
-    while unsafe { ffi::PyDict_Next(dict.as_ptr(), &mut pos, &mut k, &mut v) } != 0 {
-        let (key, value) = unsafe { (Bound::from_borrowed_ptr(py, k), Bound::from_borrowed_ptr(py, v)) };
-        f(&key, &value)?;
-    }
-    Ok(())
 }

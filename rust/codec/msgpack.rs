@@ -5,6 +5,8 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyFrozenSet, PyList, PySet, PyString, PyTuple};
 
+use crate::snapshot;
+
 use super::{decode_error, ext, EncodeResult, Kind, MAX_DEPTH};
 
 // ---- writing ---------------------------------------------------------------------------------------
@@ -102,29 +104,45 @@ fn write_ext(out: &mut Vec<u8>, code: i8, body: impl FnOnce(&mut Vec<u8>) -> Enc
     Ok(())
 }
 
+/// An array of `items`: a snapshot of the container (`crate::snapshot`), so its header's count and its
+/// items agree even if encoding an item changes the container.
 fn write_items<'py>(
     out: &mut Vec<u8>,
     container: &Bound<'py, PyAny>,
-    len: usize,
-    items: impl Iterator<Item = Bound<'py, PyAny>>,
+    items: &[Bound<'py, PyAny>],
     depth: usize,
 ) -> EncodeResult {
-    write_array_header(out, len);
-    for (i, item) in items.enumerate() {
-        encode(&item, out, depth + 1).map_err(|e| e.inside(|| format!("[{i}]")).through(container))?;
+    write_array_header(out, items.len());
+    for (i, item) in items.iter().enumerate() {
+        encode(item, out, depth + 1).map_err(|e| e.inside(|| format!("[{i}]")).through(container))?;
     }
     Ok(())
 }
 
 fn write_dict(out: &mut Vec<u8>, dict: &Bound<'_, PyDict>, depth: usize) -> EncodeResult {
-    write_map_header(out, dict.len());
-    super::for_each_item(dict, |k, v| {
+    let items = snapshot::dict_items(dict);
+    super::write_checked(
+        dict.as_any(),
+        || write_dict_items(out, dict, &items, depth),
+        || Ok(snapshot::dict_unchanged(dict, &items)),
+    )
+}
+
+fn write_dict_items(
+    out: &mut Vec<u8>,
+    dict: &Bound<'_, PyDict>,
+    items: &snapshot::Pairs<'_>,
+    depth: usize,
+) -> EncodeResult {
+    write_map_header(out, items.len());
+    for (k, v) in items {
         encode(k, out, depth + 1).map_err(|e| e.inside(|| " (a dict key)".into()).through(dict))?;
         encode(v, out, depth + 1).map_err(|e| {
             e.inside(|| format!("[{}]", k.repr().map(|r| r.to_string()).unwrap_or_default()))
                 .through(dict)
-        })
-    })
+        })?;
+    }
+    Ok(())
 }
 
 /// A str value: UTF-8, or ext 21 (UTF-8 with surrogatepass) when it holds lone surrogates.
@@ -171,20 +189,37 @@ pub fn encode(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> Encode
         Kind::Bytes => write_bin(out, unsafe { obj.cast_unchecked::<PyBytes>() }.as_bytes()),
         Kind::List => {
             let list = unsafe { obj.cast_unchecked::<PyList>() };
-            write_items(out, obj, list.len(), list.iter(), depth)?;
+            let items = snapshot::list_items(list);
+            super::write_checked(
+                obj,
+                || write_items(out, obj, &items, depth),
+                || Ok(snapshot::list_unchanged(list, &items)),
+            )?;
         }
         Kind::Dict => write_dict(out, unsafe { obj.cast_unchecked::<PyDict>() }, depth)?,
         Kind::Tuple => {
             let t = unsafe { obj.cast_unchecked::<PyTuple>() };
-            write_ext(out, ext::TUPLE, |o| write_items(o, obj, t.len(), t.iter(), depth))?;
+            write_ext(out, ext::TUPLE, |o| write_items(o, obj, t.as_slice(), depth))?;
         }
         Kind::Set => {
-            let s = unsafe { obj.cast_unchecked::<PySet>() };
-            write_ext(out, ext::SET, |o| write_items(o, obj, s.len(), s.iter(), depth))?;
+            let items = snapshot::set_items(obj)?;
+            write_ext(out, ext::SET, |o| {
+                super::write_checked(
+                    obj,
+                    || write_items(o, obj, &items, depth),
+                    || snapshot::set_unchanged(obj, &items),
+                )
+            })?;
         }
         Kind::FrozenSet => {
-            let s = unsafe { obj.cast_unchecked::<PyFrozenSet>() };
-            write_ext(out, ext::FROZENSET, |o| write_items(o, obj, s.len(), s.iter(), depth))?;
+            let items = snapshot::set_items(obj)?;
+            write_ext(out, ext::FROZENSET, |o| {
+                super::write_checked(
+                    obj,
+                    || write_items(o, obj, &items, depth),
+                    || snapshot::set_unchanged(obj, &items),
+                )
+            })?;
         }
         Kind::Ellipsis => write_ext(out, ext::ELLIPSIS, |_| Ok(()))?,
         Kind::ByteArray => {
@@ -293,7 +328,7 @@ pub fn encode(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> Encode
             write_ext(out, ext::NAMEDTUPLE, |o| {
                 write_array_header(o, 2);
                 write_str(o, &name);
-                write_items(o, obj, t.len(), t.iter(), depth)
+                write_items(o, obj, t.as_slice(), depth)
             })?;
         }
         Kind::NdArray => {

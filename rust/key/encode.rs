@@ -9,6 +9,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PySet, PyString, PyTuple, PyType};
 
 use super::known_types;
 use crate::errors::CoreError;
+use crate::snapshot;
 
 /// Deeper nesting than this is refused (a guard against reference cycles and stack exhaustion).
 pub const MAX_DEPTH: usize = 200;
@@ -196,6 +197,7 @@ impl<'a> Encoder<'a> {
                 return Err(CoreError::NeedsFullPath);
             } else {
                 self.lossless = false;
+                snapshot::note_python();
                 self.encode_object(obj, depth)?;
             }
         }
@@ -269,10 +271,15 @@ impl<'a> Encoder<'a> {
             }
         } else {
             let list = obj.cast::<PyList>().map_err(PyErr::from)?;
-            write_varint(self.out, list.len() as u64);
-            for (i, item) in list.iter().enumerate() {
-                self.encode(&item, depth + 1)
+            let items = snapshot::list_items(list);
+            let mark = snapshot::mark();
+            write_varint(self.out, items.len() as u64);
+            for (i, item) in items.iter().enumerate() {
+                self.encode(item, depth + 1)
                     .map_err(|e| e.inside(|| format!("[{i}]")).cyclic_through(obj))?;
+            }
+            if snapshot::python_ran_since(mark) && !snapshot::list_unchanged(list, &items) {
+                return Err(changed(obj));
             }
         }
         Ok(())
@@ -281,24 +288,39 @@ impl<'a> Encoder<'a> {
     /// Writes `d` + count + items sorted by their encoded bytes (key bytes first, so keys decide the order).
     pub fn write_dict(&mut self, dict: &Bound<'_, PyDict>, depth: usize) -> Result<(), CoreError> {
         self.out.push(tag::DICT);
-        let len = dict.len();
+        let items = snapshot::dict_items(dict);
+        let mark = snapshot::mark();
+        let len = items.len();
         write_varint(self.out, len as u64);
-        if len <= 16 && self.write_str_keyed_dict(dict, depth)? {
-            return Ok(());
+        if len <= 16 && self.write_str_keyed_dict(dict, &items, depth)? {
+            return self.check_dict_unchanged(dict, &items, mark);
         }
         let start = self.out.len();
         let mut spans: Vec<(usize, usize)> = Vec::with_capacity(len);
-        for (k, v) in dict.iter() {
+        for (k, v) in &items {
             let item_start = self.out.len();
-            self.encode(&k, depth + 1)
-                .and_then(|()| self.encode(&v, depth + 1))
+            self.encode(k, depth + 1)
+                .and_then(|()| self.encode(v, depth + 1))
                 .map_err(|e| {
-                    e.inside(|| format!("[{}]", short_repr(&k)))
+                    e.inside(|| format!("[{}]", short_repr(k)))
                         .cyclic_through(dict.as_any())
                 })?;
             spans.push((item_start - start, self.out.len() - start));
         }
         self.sort_spans(start, spans);
+        self.check_dict_unchanged(dict, &items, mark)
+    }
+
+    /// After a dict's items are written: an error if Python code run meanwhile changed the dict.
+    fn check_dict_unchanged(
+        &self,
+        dict: &Bound<'_, PyDict>,
+        items: &snapshot::Pairs<'_>,
+        mark: u64,
+    ) -> Result<(), CoreError> {
+        if snapshot::python_ran_since(mark) && !snapshot::dict_unchanged(dict, items) {
+            return Err(changed(dict.as_any()));
+        }
         Ok(())
     }
 
@@ -306,9 +328,14 @@ impl<'a> Encoder<'a> {
     /// such encoded keys (`s`, one length byte, UTF-8) sort by (length, bytes), so the keys are sorted
     /// first and items written in place, with no copying. Returns false (having written nothing) when a
     /// key does not qualify; longer keys have multi-byte lengths, whose bytewise order is not numeric.
-    fn write_str_keyed_dict(&mut self, dict: &Bound<'_, PyDict>, depth: usize) -> Result<bool, CoreError> {
-        let mut items: smallvec::SmallVec<[StrKeyedItem<'_, '_>; 8]> = smallvec::SmallVec::new();
-        for (k, v) in dict.iter() {
+    fn write_str_keyed_dict<'py>(
+        &mut self,
+        dict: &Bound<'py, PyDict>,
+        pairs: &snapshot::Pairs<'py>,
+        depth: usize,
+    ) -> Result<bool, CoreError> {
+        let mut items: smallvec::SmallVec<[StrKeyedItem<'_, 'py>; 8]> = smallvec::SmallVec::new();
+        for (k, v) in pairs {
             // SAFETY: type-pointer check, then the UTF-8 buffer cached in the str object, which `items`
             // keeps alive (it holds `k`) for as long as the slice is used.
             let bytes = unsafe {
@@ -346,16 +373,9 @@ impl<'a> Encoder<'a> {
 
     fn write_set(&mut self, tag: u8, obj: &Bound<'_, PyAny>, depth: usize) -> Result<(), CoreError> {
         self.out.push(tag);
-        // The set's own storage, not a subclass's overridden __iter__ (as for the other builtins): call
-        // the builtin set iterator slot directly (set and frozenset share it).
-        // SAFETY: `obj` is a set or frozenset (checked by the caller); tp_iter returns a new reference.
-        let iterator = unsafe {
-            let set_iter = (*std::ptr::addr_of_mut!(ffi::PySet_Type))
-                .tp_iter
-                .expect("set is iterable");
-            Bound::from_owned_ptr_or_err(obj.py(), set_iter(obj.as_ptr()))?
-        };
-        let items: Vec<Bound<'_, PyAny>> = iterator.try_iter()?.collect::<PyResult<_>>()?;
+        // The set's own storage, not a subclass's overridden __iter__ (as for the other builtins).
+        let items = snapshot::set_items(obj)?;
+        let mark = snapshot::mark();
         write_varint(self.out, items.len() as u64);
         let start = self.out.len();
         let mut spans = Vec::with_capacity(items.len());
@@ -366,6 +386,9 @@ impl<'a> Encoder<'a> {
             spans.push((item_start - start, self.out.len() - start));
         }
         self.sort_spans(start, spans);
+        if snapshot::python_ran_since(mark) && !snapshot::set_unchanged(obj, &items)? {
+            return Err(changed(obj));
+        }
         Ok(())
     }
 
@@ -467,7 +490,7 @@ impl<'a> Encoder<'a> {
             }
             if let Some(extra) = obj.getattr_opt(pyo3::intern!(py, "__pydantic_extra__"))? {
                 if let Ok(extra) = extra.cast::<PyDict>() {
-                    for (k, v) in extra.iter() {
+                    for (k, v) in snapshot::dict_items(extra) {
                         fields.set_item(k, v)?;
                     }
                 }
@@ -607,7 +630,7 @@ impl<'a> Encoder<'a> {
 }
 
 /// A dict item with its key's UTF-8 bytes, for sorting.
-type StrKeyedItem<'a, 'py> = (&'a [u8], Bound<'py, PyAny>, Bound<'py, PyAny>);
+type StrKeyedItem<'a, 'py> = (&'a [u8], &'a Bound<'py, PyAny>, &'a Bound<'py, PyAny>);
 
 /// `dtype.str` for plain dtypes, `repr(dtype.descr)` for structured ones (whose `.str` hides the fields).
 fn dtype_str(dtype: &Bound<'_, PyAny>) -> PyResult<String> {
@@ -616,6 +639,19 @@ fn dtype_str(dtype: &Bound<'_, PyAny>) -> PyResult<String> {
         dtype.getattr(pyo3::intern!(py, "str"))?.extract()
     } else {
         dtype.getattr(pyo3::intern!(py, "descr"))?.repr()?.extract()
+    }
+}
+
+/// The error for a container that changed while its items were encoded.
+fn changed(container: &Bound<'_, PyAny>) -> CoreError {
+    let name = container
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "container".into());
+    CoreError::Changed {
+        container: name,
+        path: Vec::new(),
     }
 }
 

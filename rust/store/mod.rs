@@ -431,7 +431,7 @@ impl MemoryStore {
                     entry.get_type().name().map(|n| n.to_string()).unwrap_or_default()
                 ))
             })?
-            .borrow();
+            .try_borrow()?;
         let func = entry.func(py).to_str()?.to_owned();
         let inputs = entry.inputs(py);
         let (key, lossless) = self.key_for(py, &func, inputs, true)?.expect("interned");
