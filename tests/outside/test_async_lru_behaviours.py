@@ -443,13 +443,12 @@ def test_async_recursion_on_other_keys(name):
         assert fib.cache_info()[:4] == (28, 16, getattr(cache, "max_size", None), 16)
 
 
-ISSUE_11_SELF_AWAIT = "issue 11: a coroutine function that awaits itself with the same key (in the same task) waits on its own flight forever"
 
 
 @pytest.mark.parametrize(
     "name",
     [
-        pytest.param(n, marks=[pytest.mark.xfail(strict=True, reason=ISSUE_11_SELF_AWAIT)] + ([] if n in DEFAULT else [pytest.mark.slow]))
+        pytest.param(n, marks=[] if n in DEFAULT else [pytest.mark.slow])
         if n != "none"
         else n
         for n in ALL

@@ -227,14 +227,9 @@ with warnings.catch_warnings():
         sys.exit(3)
 """
 
-ISSUE_11_SEGFAULT = "issue 11: deep recursion through an InMemCache-memoized function segfaults instead of raising RecursionError"
-NEW_RECURSION_AS_BACKEND_ERROR = (
-    "new, not in issue 11: a RecursionError raised inside the backend lookup (the caller's stack is deep) is handled as a "
-    "backend failure: CacheWarning, backend_errors += 1 (BackendError under on_backend_error='raise')"
-)
 NEW_MYSQL_BROKEN_CONNECTION = (
-    NEW_RECURSION_AS_BACKEND_ERROR + "; and on MySQL the interrupted connection goes back to the pool: the next call warns "
-    "'Packet sequence number wrong' and runs without the cache"
+    "new, not in issue 11: on MySQL a connection interrupted by the RecursionError goes back to the pool: the next call "
+    "warns 'Packet sequence number wrong' and runs without the cache"
 )
 
 
@@ -247,11 +242,9 @@ def _run_deep(name: str, options: str = "") -> subprocess.CompletedProcess[str]:
 
 def _deep_params():
     marks = {
-        "inmem": [pytest.mark.xfail(strict=True, reason=ISSUE_11_SEGFAULT)],
-        "disk": [pytest.mark.xfail(strict=True, reason=NEW_RECURSION_AS_BACKEND_ERROR)],
-        "json": [pytest.mark.slow, pytest.mark.xfail(strict=True, reason=NEW_RECURSION_AS_BACKEND_ERROR)],
-        "sqlite": [pytest.mark.slow, pytest.mark.xfail(strict=True, reason=NEW_RECURSION_AS_BACKEND_ERROR)],
-        "postgresql": [pytest.mark.slow, pytest.mark.xfail(strict=True, reason=NEW_RECURSION_AS_BACKEND_ERROR)],
+        "json": [pytest.mark.slow],
+        "sqlite": [pytest.mark.slow],
+        "postgresql": [pytest.mark.slow],
         "mysql": [pytest.mark.xfail(strict=True, reason=NEW_MYSQL_BROKEN_CONNECTION)],
         "callback": [pytest.mark.slow],
     }
@@ -269,8 +262,8 @@ def test_deep_recursion_raises_recursion_error_in_a_subprocess(name):
 
 def _deep_raise_params():
     def marks(n):
-        reason = NEW_MYSQL_BROKEN_CONNECTION if n == "mysql" else NEW_RECURSION_AS_BACKEND_ERROR
-        return [pytest.mark.xfail(strict=True, reason=reason)] + ([] if n == "disk" else [pytest.mark.slow])
+        broken = [pytest.mark.xfail(strict=True, reason=NEW_MYSQL_BROKEN_CONNECTION)] if n == "mysql" else []
+        return broken + ([] if n == "disk" else [pytest.mark.slow])
 
     return [pytest.param(n, marks=marks(n)) for n in PERSISTENT]
 
@@ -568,7 +561,6 @@ class _Interrupted(Exception):
     pass
 
 
-ISSUE_11_UNINTERRUPTIBLE = "issue 11: a thread waiting on another thread's single-flight cannot be interrupted (a signal handler's exception arrives only when the leader finishes)"
 
 
 @pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs setitimer")
@@ -576,7 +568,7 @@ ISSUE_11_UNINTERRUPTIBLE = "issue 11: a thread waiting on another thread's singl
 @pytest.mark.parametrize(
     "name",
     [
-        pytest.param(n, marks=[pytest.mark.xfail(strict=True, reason=ISSUE_11_UNINTERRUPTIBLE)] + ([] if n in ("inmem", "disk") else [pytest.mark.slow]))
+        pytest.param(n, marks=[] if n in ("inmem", "disk") else [pytest.mark.slow])
         for n in ALL
         if n != "none"  # NoCache merges nothing: there is no waiter
     ],
