@@ -85,6 +85,9 @@ pub struct Memoizer {
     cache_if: Option<Py<PyAny>>,
     /// How long a call waits for another thread computing the same key before taking over.
     wait: std::time::Duration,
+    /// The identity is this memoizer's alone (a local function's `#n` on InMemCache): when the memoizer
+    /// goes, nothing can look its entries up again, so they and the name are freed with it.
+    private: bool,
     hits: AtomicU64,
     misses: AtomicU64,
     sets: AtomicU64,
@@ -526,6 +529,14 @@ impl Memoizer {
     }
 }
 
+impl Drop for Memoizer {
+    fn drop(&mut self) {
+        if self.private {
+            self.store.get().release(self.func_id);
+        }
+    }
+}
+
 /// A missed lookup of a memoized coroutine or generator function (`Memoizer._lookup`): the Python
 /// wrapper runs the function and hands the complete result to `store`.
 #[pyclass(module = "oxicache._core", name = "Pending", frozen)]
@@ -610,7 +621,7 @@ impl Memoizer {
     /// `params` lists `(name, kind, has_default, default)` in signature order, `kind` being the int value
     /// of `inspect.Parameter.kind`.
     #[new]
-    #[pyo3(signature = (func, store, name, params, exclude, ttl=None, metadata=None, cache_if=None, wait_timeout=None))]
+    #[pyo3(signature = (func, store, name, params, exclude, ttl=None, metadata=None, cache_if=None, wait_timeout=None, private=false))]
     #[allow(clippy::too_many_arguments)] // mirrors the Python-side constructor
     fn new(
         py: Python<'_>,
@@ -623,6 +634,7 @@ impl Memoizer {
         metadata: Option<Py<PyDict>>,
         cache_if: Option<Py<PyAny>>,
         wait_timeout: Option<f64>,
+        private: bool,
     ) -> PyResult<Self> {
         let mut parsed = Vec::with_capacity(params.len());
         let (mut var_pos, mut var_kw, mut n_positional) = (None, None, 0);
@@ -673,6 +685,7 @@ impl Memoizer {
             metadata,
             cache_if,
             wait: wait_bound(wait_timeout)?,
+            private,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             sets: AtomicU64::new(0),
@@ -765,6 +778,17 @@ impl Memoizer {
     /// looked up again in the module on unpickling (so memoized functions can go to process pools).
     fn __reduce__(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
         Ok(slf.getattr(pyo3::intern!(slf.py(), "__qualname__"))?.unbind())
+    }
+
+    /// `copy.copy` of a memoized function is the function itself, as for functions and `lru_cache`
+    /// wrappers (it holds no state of its own to copy: its entries live in the cache).
+    fn __copy__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    /// `copy.deepcopy`: the function itself, as `__copy__`.
+    fn __deepcopy__<'py>(slf: Bound<'py, Self>, _memo: &Bound<'py, PyAny>) -> Bound<'py, Self> {
+        slf
     }
 
     /// The key (`CacheEntry.key`) a call with these arguments would use.

@@ -173,6 +173,7 @@ class Memoizer:
         metadata: dict[str, Any] | None = None,
         cache_if: Callable[[Any], Any] | None = None,
         wait_timeout: float | None = None,
+        private: bool = False,
     ) -> Memoizer: ...
     @property
     def wait(self) -> float:

@@ -82,7 +82,8 @@ def make_engine(cache: BaseCache, func: Callable[..., Any], options: Options) ->
     # A store other processes read (not InMemCache's, not NoCache's nothing) needs identities that do not
     # depend on decoration order: local functions and lambdas are then named by code and closure values.
     shared = getattr(cache, "_native_store", None) is None and not getattr(cache, "stores_nothing", False)
-    identity = versioned(memo_identity(func, options.name, shared=shared), options.version)
+    base_identity, private = memo_identity(func, options.name, shared=shared)
+    identity = versioned(base_identity, options.version)
     sig, specs = param_specs(func)
     own_exclude = validate_exclude(options.exclude)
     has_var_kw = any(kind == inspect.Parameter.VAR_KEYWORD for _, kind, _, _ in specs)
@@ -103,7 +104,7 @@ def make_engine(cache: BaseCache, func: Callable[..., Any], options: Options) ->
     wait = parse_ttl(options.wait_timeout, what="wait_timeout") or cache.wait_timeout
     store = getattr(cache, "_native_store", None)
     if store is not None:
-        engine = Memoizer(func, store, identity, specs, sorted(exclude), seconds, metadata, options.cache_if, wait)
+        engine = Memoizer(func, store, identity, specs, sorted(exclude), seconds, metadata, options.cache_if, wait, private)
         _install_vectorcall(engine)  # once per process: calls then skip the argument tuple
         return engine
     return _PythonMemo(cache, func, identity, sig, specs, exclude, seconds, metadata, options.cache_if, wait)

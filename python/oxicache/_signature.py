@@ -21,8 +21,9 @@ ParamSpec = tuple[str, int, bool, Any]
 _local_counter = itertools.count(1)
 
 
-def memo_identity(func: Callable[..., Any], name: str | None, *, shared: bool = False) -> str:
-    """The function identity stored in ``CacheEntry.func``.
+def memo_identity(func: Callable[..., Any], name: str | None, *, shared: bool = False) -> tuple[str, bool]:
+    """The function identity stored in ``CacheEntry.func``, and whether it is this decoration's alone
+    (a local function's ``#n`` on a process-private store: its entries die with the memoized function).
 
     ``name`` wins when given. Otherwise ``module.qualname``. Functions defined inside another function
     (``<locals>``) and lambdas can share a qualname while computing different things (two closures from
@@ -42,16 +43,16 @@ def memo_identity(func: Callable[..., Any], name: str | None, *, shared: bool = 
         if not isinstance(name, str) or not name:
             msg = f"name must be a non-empty str, got {name!r}"
             raise TypeError(msg)
-        return name
+        return name, False
     identity = function_identity(func)
     if "<locals>" not in identity and "<lambda>" not in identity:
-        return identity
+        return identity, False
     if not shared:
-        return f"{identity}#{next(_local_counter)}"
+        return f"{identity}#{next(_local_counter)}", True
     try:
-        return f"{identity}#{_fingerprint(func)}"
+        return f"{identity}#{_fingerprint(func)}", False
     except KeyEncodingError:
-        return f"{identity}#{next(_local_counter)}.{_process_token()}"
+        return f"{identity}#{next(_local_counter)}.{_process_token()}", False
 
 
 _token: tuple[int, str] = (0, "")

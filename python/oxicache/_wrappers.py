@@ -204,6 +204,12 @@ class GeneratorFunction:
     def __reduce__(self) -> str:
         return self.__qualname__  # type: ignore[attr-defined,no-any-return]  # by reference, like functions
 
+    def __copy__(self) -> GeneratorFunction:
+        return self  # as for functions: the entries live in the cache, there is nothing to copy
+
+    def __deepcopy__(self, memo: Any) -> GeneratorFunction:
+        return self
+
     def __repr__(self) -> str:
         return f"<memoized generator function {self.__qualname__}>"  # type: ignore[attr-defined]
 

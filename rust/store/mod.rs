@@ -90,8 +90,10 @@ pub struct Stats {
 
 struct Inner {
     lru: Lru<Payload>,
-    names: Vec<String>,
-    ids: HashMap<String, u32>,
+    /// Function identities by id. Ids are never reused: a stale row of `by_digest` may still name an id.
+    names: HashMap<u32, Box<str>>,
+    ids: HashMap<Box<str>, u32>,
+    next_id: u32,
     stats: Stats,
     /// digest -> key bytes, built on the first lookup by integer key and kept up to date after that.
     /// Removals leave stale rows, which are ignored and pruned when the index grows past twice the map.
@@ -125,8 +127,12 @@ impl Inner {
             raw.copy_from_slice(&key[5..21]);
             return u128::from_be_bytes(raw);
         }
-        let name = &self.names[policy::group_of(key) as usize];
-        digest::entry_key(name, &key[4..])
+        digest::entry_key(self.name_of(key), &key[4..])
+    }
+
+    /// The function identity of a stored key (every live key's id is interned).
+    fn name_of(&self, key: &[u8]) -> &str {
+        self.names.get(&policy::group_of(key)).map_or("", |n| n)
     }
 
     fn index(&mut self, key: &[u8]) {
@@ -185,10 +191,24 @@ impl MemoryStore {
         if let Some(&id) = inner.ids.get(name) {
             return id;
         }
-        let id = inner.names.len() as u32;
-        inner.names.push(name.to_string());
-        inner.ids.insert(name.to_string(), id);
+        let id = inner.next_id;
+        inner.next_id = id.wrapping_add(1);
+        inner.names.insert(id, name.into());
+        inner.ids.insert(name.into(), id);
         id
+    }
+
+    /// Forgets a process-private function identity (a local function's `#n`, whose memoizer is gone, so
+    /// nothing can look its entries up again): its entries and its name are freed.
+    pub fn release(&self, id: u32) {
+        let removed = {
+            let mut inner = self.inner.lock();
+            if let Some(name) = inner.names.remove(&id) {
+                inner.ids.remove(&name);
+            }
+            inner.lru.remove_group(id)
+        };
+        drop(removed); // outside the lock: a value's __del__ may call back into the cache
     }
 
     fn known_id(&self, name: &str) -> Option<u32> {
@@ -306,13 +326,7 @@ impl MemoryStore {
         inner
             .lru
             .iter(|| self.now())
-            .map(|(k, p)| {
-                (
-                    inner.names[policy::group_of(k) as usize].clone(),
-                    k.to_vec(),
-                    p.clone_ref(py),
-                )
-            })
+            .map(|(k, p)| (inner.name_of(k).to_owned(), k.to_vec(), p.clone_ref(py)))
             .collect()
     }
 
@@ -389,8 +403,9 @@ impl MemoryStore {
         Ok(MemoryStore {
             inner: Mutex::new(Inner {
                 lru: Lru::new(max_size),
-                names: Vec::new(),
+                names: HashMap::new(),
                 ids: HashMap::new(),
+                next_id: 0,
                 stats: Stats::default(),
                 by_digest: None,
             }),
@@ -474,7 +489,7 @@ impl MemoryStore {
             inner
                 .lru
                 .peek(&bytes, || self.now())
-                .map(|p| (inner.names[policy::group_of(&bytes) as usize].clone(), p.clone_ref(py)))
+                .map(|p| (inner.name_of(&bytes).to_owned(), p.clone_ref(py)))
         };
         found.map(|(name, p)| self.to_entry(py, &name, &bytes, &p)).transpose()
     }

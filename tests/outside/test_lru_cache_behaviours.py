@@ -41,7 +41,6 @@ ALL = list(BACKENDS)  # inmem, none, callback, disk, json, sqlite, postgresql, m
 LOCAL_PERSISTENT = ["disk", "json", "sqlite"]  # no server: cheap enough for module-level caches
 TESTS_DIR = Path(__file__).resolve().parent.parent
 
-ISSUE_11_COPY = "issue 11: copy.copy/copy.deepcopy of an InMemCache-memoized callable without a __qualname__ (a partial, a callable object) raise AttributeError"
 
 
 def _stores(name: str) -> bool:
@@ -659,7 +658,7 @@ def test_copy_of_a_module_level_memoized_function_is_itself(key, op):
 @pytest.mark.parametrize(
     ("name", "kind"),
     [
-        pytest.param(n, k, marks=pytest.mark.xfail(strict=True, reason=ISSUE_11_COPY)) if n == "inmem" and k != "lambda" else (n, k)
+        (n, k)
         for n in ["inmem", "none", "callback", "disk"]
         for k in ["partial", "callable_object", "lambda"]
     ],
@@ -1123,10 +1122,8 @@ def test_memoized_local_function_is_collected_with_its_closure(name):
     assert [r() for r in refs] == [None, None]
 
 
-ISSUE_11_LOCAL_ENTRIES = "issue 11: on InMemCache a memoized local function's entries (and results) are kept after the function is garbage-collected; nothing can ever read them again"
 
 
-@pytest.mark.xfail(strict=True, reason=ISSUE_11_LOCAL_ENTRIES)
 def test_inmem_entries_of_a_collected_local_function_are_released():
     # InMemCache names local functions `#n`, one per decoration (docs/memoize.md): once the function is
     # gone no call can reach its entries again, so they must not outlive it.
