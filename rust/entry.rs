@@ -7,7 +7,7 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
-use crate::key::entry_key_of;
+use crate::key::{call_key, entry_key_of, local_class_error};
 
 #[pyclass(module = "oxicache._core", name = "CacheEntry")]
 pub struct CacheEntry {
@@ -22,6 +22,29 @@ pub struct CacheEntry {
     /// Created on first access: most entries never have metadata, and an empty dict per entry costs an
     /// allocation on every `from_args` and every cache read.
     metadata: Option<Py<PyDict>>,
+    /// The key of a memoized call, fixed when the call was made (`_pin_key`): `key` returns it until
+    /// `func` or `inputs` is set again, so the key is computed (and `__cache_key__` hooks run) once per
+    /// call, from the arguments as they were before the function ran.
+    pinned: Option<Box<Pinned>>,
+}
+
+struct Pinned {
+    key: u128,
+    /// A class with a process-local identity among the inputs (then no shared store takes the entry).
+    local: Option<String>,
+    /// Each input's canonical bytes, until the call's snapshot is taken (`_call_snapshot`).
+    values: Vec<(Py<PyAny>, Vec<u8>)>,
+}
+
+impl Pinned {
+    /// The pin without the inputs' bytes (for copies of the entry).
+    fn copy(&self) -> Box<Pinned> {
+        Box::new(Pinned {
+            key: self.key,
+            local: self.local.clone(),
+            values: Vec::new(),
+        })
+    }
 }
 
 const FIELDS: [&str; 5] = ["func", "inputs", "output", "expected", "metadata"];
@@ -177,6 +200,7 @@ impl CacheEntry {
             output,
             expected,
             metadata,
+            pinned: None,
         }
     }
 
@@ -215,6 +239,7 @@ impl CacheEntry {
             output: output.map_or_else(|| py.Ellipsis(), Bound::unbind),
             expected: expected.map_or_else(|| py.Ellipsis(), Bound::unbind),
             metadata: as_metadata(metadata)?,
+            pinned: None,
         })
     }
 
@@ -236,6 +261,7 @@ impl CacheEntry {
             output: output.map_or_else(|| py.Ellipsis(), Bound::unbind),
             expected: expected.map_or_else(|| py.Ellipsis(), Bound::unbind),
             metadata: as_metadata(metadata)?,
+            pinned: None,
         })
     }
 
@@ -253,7 +279,23 @@ impl CacheEntry {
     }
 
     fn key_u128(&self, py: Python<'_>) -> PyResult<u128> {
-        entry_key_of(py, self.func.bind(py).to_str()?, self.inputs.bind(py))
+        match &self.pinned {
+            Some(pin) => Ok(pin.key),
+            None => entry_key_of(py, self.func.bind(py).to_str()?, self.inputs.bind(py), false),
+        }
+    }
+
+    /// The key for a store other processes read: refused when the inputs hold a class no other process
+    /// can name (class_identity.rs).
+    fn shared_key_u128(&self, py: Python<'_>) -> PyResult<u128> {
+        let func = self.func.bind(py).to_str()?;
+        match &self.pinned {
+            Some(pin) => match &pin.local {
+                Some(class) => Err(local_class_error(py, func, self.inputs.bind(py), class)),
+                None => Ok(pin.key),
+            },
+            None => entry_key_of(py, func, self.inputs.bind(py), true),
+        }
     }
 }
 
@@ -288,6 +330,7 @@ impl CacheEntry {
     #[setter]
     fn set_func(&mut self, value: &Bound<'_, PyAny>) -> PyResult<()> {
         self.func = func_name(value)?;
+        self.pinned = None;
         Ok(())
     }
     /// The call's arguments bound to the signature (defaults applied, excluded names removed).
@@ -298,6 +341,7 @@ impl CacheEntry {
     #[setter]
     fn set_inputs(&mut self, value: &Bound<'_, PyAny>) -> PyResult<()> {
         self.inputs = as_inputs(value.py(), Some(value.clone()))?;
+        self.pinned = None;
         Ok(())
     }
     /// Free-form metadata (memoize annotations live under "annotation").
@@ -313,10 +357,64 @@ impl CacheEntry {
         Ok(())
     }
 
-    /// The 128-bit key of (func, inputs) (docs/key-scheme.md); recomputed from the current fields.
+    /// The 128-bit key of (func, inputs) (docs/key-scheme.md); recomputed from the current fields (an
+    /// entry made by a memoized call keeps the key of the call, see `_pin_key`).
     #[getter]
     fn key(&self, py: Python<'_>) -> PyResult<u128> {
         self.key_u128(py)
+    }
+
+    /// `key`, for a store other processes read (the persistent backends): a `KeyEncodingError` when an
+    /// input holds a class that no other process can name (made inside a function, by a factory or
+    /// `type()`), since such a key could not mean the same thing anywhere else.
+    #[getter]
+    fn shared_key(&self, py: Python<'_>) -> PyResult<u128> {
+        self.shared_key_u128(py)
+    }
+
+    /// For the memoize engine: computes the key of the call now, from the arguments as they are (hooks run
+    /// once), and keeps it; with `shared`, refuses a key no other process could use. Returns the key.
+    fn _pin_key(&mut self, py: Python<'_>, shared: bool) -> PyResult<u128> {
+        let func = self.func.bind(py).to_str()?.to_owned();
+        let call = call_key(py, &func, self.inputs.bind(py))?;
+        if shared {
+            if let Some(class) = &call.local {
+                return Err(local_class_error(py, &func, self.inputs.bind(py), class));
+            }
+        }
+        let key = call.key;
+        self.pinned = Some(Box::new(Pinned {
+            key,
+            local: call.local,
+            values: call.values,
+        }));
+        Ok(key)
+    }
+
+    /// For the memoize engine, on a miss, before the function runs: a copy of this entry whose inputs are
+    /// the arguments as the call made them (`stored.rs`: copies, never the caller's mutable objects), with
+    /// the key pinned.
+    fn _call_snapshot(&mut self, py: Python<'_>) -> PyResult<CacheEntry> {
+        if self.pinned.is_none() {
+            self._pin_key(py, false)?;
+        }
+        let Some(pin) = self.pinned.as_deref() else {
+            return Err(pyo3::exceptions::PyRuntimeError::new_err("the call's key was not computed"));
+        };
+        let inputs = self.inputs.bind(py);
+        let kept = PyDict::new(py);
+        for (name, value) in crate::snapshot::dict_items(inputs) {
+            let canonical = pin.values.iter().find(|(n, _)| n.bind(py).eq(&name).unwrap_or(false));
+            kept.set_item(&name, crate::stored::kept_argument(&value, canonical.map(|(_, b)| b.as_slice()))?)?;
+        }
+        Ok(CacheEntry {
+            func: self.func.clone_ref(py),
+            inputs: kept.unbind(),
+            output: self.output.clone_ref(py),
+            expected: self.expected.clone_ref(py),
+            metadata: self.metadata.as_ref().map(|m| m.clone_ref(py)),
+            pinned: Some(pin.copy()),
+        })
     }
 
     /// `expected` when annotated, otherwise `output`.
@@ -426,18 +524,24 @@ impl CacheEntry {
         metadata: Given<'py>,
         exclude: Given<'py>,
     ) -> PyResult<Self> {
+        // The same func and inputs: the copy keeps a pinned key.
+        let same_key = matches!((&func, &inputs, &exclude), (Given::No, Given::No, Given::No));
         let pick = |given: Given<'py>, name: &str| given.opt().unwrap_or_else(|| self.field(py, name));
         let inputs = as_inputs(py, Some(pick(inputs, "inputs")))?;
         let inputs = without_excluded(inputs.bind(py), exclude.opt().as_ref())?;
         let metadata = metadata_copy(py, &as_metadata(Some(pick(metadata, "metadata")))?)?;
-        Self::build_trusted(
+        let mut copy = Self::build_trusted(
             py,
             Some(pick(func, "func")),
             inputs,
             Some(pick(output, "output")),
             Some(pick(expected, "expected")),
             Some(metadata.into_any()),
-        )
+        )?;
+        if same_key {
+            copy.pinned = self.pinned.as_ref().map(|p| p.copy());
+        }
+        Ok(copy)
     }
 
     /// annotate(expected=..., metadata=None): a copy with `expected` set (to `output` when omitted) and
@@ -461,6 +565,7 @@ impl CacheEntry {
             output: self.output.clone_ref(py),
             expected: expected.unbind(),
             metadata: Some(metadata.unbind()),
+            pinned: self.pinned.as_ref().map(|p| p.copy()),
         })
     }
 

@@ -12,6 +12,7 @@ mod shutdown;
 mod snapshot;
 mod stack;
 mod store;
+mod stored;
 mod vectorcall;
 
 #[pyo3::pymodule]

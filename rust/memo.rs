@@ -10,16 +10,14 @@ use pyo3::exceptions::PyValueError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyString, PyTuple, PyType};
+use pyo3::types::{PyDict, PyString, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 use smallvec::SmallVec;
 
-use crate::codec;
 use crate::controls::{self, Mode};
 use crate::errors::CoreError;
 use crate::key::digest;
-use crate::key::encode::{encode_value, tag, with_scratch, write_str, write_varint, Encoder};
-use crate::key::keybytes::KeyBytes;
+use crate::key::encode::{tag, with_scratch, write_str, write_varint, Encoder};
 use crate::shutdown::{self, trap_forced_unwind};
 use crate::store::flight::{wait_bound, Turn};
 use crate::store::{compact_large_key, ttl_nanos, Extra, MemoryStore, Payload};
@@ -96,8 +94,19 @@ pub struct Memoizer {
     pub(crate) vectorcall: ffi::vectorcallfunc,
 }
 
-/// A hit's value, or a miss's key bytes and whether its inputs decode back from them.
-type HitOrMiss = Result<Py<PyAny>, (Vec<u8>, bool)>;
+/// Where each parameter's value sits in the key bytes: (parameter, start, end).
+type Spans = SmallVec<[(usize, usize, usize); 8]>;
+
+/// A missed lookup: the key bytes, whether the inputs decode back from them, and (when they do not, and
+/// the key holds them rather than their digest) where each value's bytes are.
+struct Miss {
+    key: Vec<u8>,
+    lossless: bool,
+    spans: Option<Spans>,
+}
+
+/// A hit's value, or a miss.
+type HitOrMiss = Result<Py<PyAny>, Miss>;
 
 type Slots<'py> = SmallVec<[Option<Bound<'py, PyAny>>; 8]>;
 
@@ -206,17 +215,23 @@ impl Memoizer {
 
     /// Writes the key bytes into `enc`: func id, then the canonical dict encoding of the bound inputs
     /// (`value(i)` is parameter i's bound value). On failure, also returns the parameter that failed.
+    /// `spans`, when given, receives where each value's bytes are.
     fn encode_key<'a, 'py: 'a>(
         &self,
         enc: &mut Encoder<'_>,
         value: impl Fn(usize) -> Borrowed<'a, 'py, PyAny>,
+        mut spans: Option<&mut Spans>,
     ) -> Result<(), (CoreError, usize)> {
         enc.out.extend_from_slice(&self.func_id.to_le_bytes());
         enc.out.push(tag::DICT);
         write_varint(enc.out, self.order.len() as u64);
         for &i in &self.order {
             enc.out.extend_from_slice(&self.params[i].name_bytes);
+            let start = enc.out.len();
             enc.encode(&value(i), 2).map_err(|err| (err, i))?;
+            if let Some(spans) = spans.as_deref_mut() {
+                spans.push((i, start, enc.out.len()));
+            }
         }
         Ok(())
     }
@@ -228,9 +243,10 @@ impl Memoizer {
         py: Python<'py>,
         value: impl Fn(usize) -> Borrowed<'a, 'py, PyAny>,
         key: &mut Vec<u8>,
+        spans: Option<&mut Spans>,
     ) -> PyResult<bool> {
         let mut enc = Encoder::new(key);
-        if let Err((err, i)) = self.encode_key(&mut enc, value) {
+        if let Err((err, i)) = self.encode_key(&mut enc, value, spans) {
             let func = self.func_name.bind(py).to_str()?;
             return Err(err.into_pyerr(py, Some(func), Some(self.params[i].name.bind(py).to_str()?)));
         }
@@ -252,42 +268,27 @@ impl Memoizer {
     }
 
     /// The inputs an entry keeps when they do not decode from its key, taken when the call is made (before
-    /// the function runs, which may change its arguments): each argument as the persistent backends
-    /// store it, so the entry never aliases a caller's mutable object. That is a copy through the value
-    /// codec (a dataclass, a numpy array, a datetime, ...), or, for an argument the codec cannot encode (an
-    /// object keyed through `__cache_key__` or a registered encoder, a method's `self`), its `KeyBytes`.
-    /// Classes (a classmethod's `cls`) are kept as they are. The entry still recomputes to its key, and
-    /// holds no reference to an instance, so a memoized method does not keep its instances alive (unlike
-    /// `functools.lru_cache`).
+    /// the function runs, which may change its arguments): each argument as `stored::kept_argument` keeps
+    /// it, never the caller's mutable object, and an instance only as its key bytes, so a memoized method
+    /// does not keep its instances alive (unlike `functools.lru_cache`). Key bytes come from the miss's
+    /// key where it holds them (a `__cache_key__` hook runs once per call).
     fn stored_inputs<'a, 'py: 'a>(
         &self,
         py: Python<'py>,
         value: impl Fn(usize) -> Borrowed<'a, 'py, PyAny>,
+        miss: &Miss,
     ) -> PyResult<Py<PyDict>> {
-        let inputs = self.inputs_dict(py, value)?;
-        let mut codec_out = Vec::new();
-        let mut replaced = Vec::new(); // (name, copy), set after the iteration
-        for (name, arg) in inputs.iter() {
-            if arg.is_instance_of::<PyType>() {
-                continue;
-            }
-            let (canonical, lossless) = encode_value(&arg).map_err(|e| e.into_pyerr(py, None, None))?;
-            if lossless {
-                continue; // builtins: decoded from the canonical bytes, fresh objects
-            }
-            codec_out.clear();
-            let copy = match codec::msgpack::encode(&arg, &mut codec_out, 0) {
-                Ok(()) => codec::msgpack::decode(py, &codec_out).ok().map(|c| c.into_bound(py)),
-                Err(_) => None,
-            };
-            let kept = match copy {
-                Some(copy) => copy,
-                None => Bound::new(py, KeyBytes { bytes: canonical })?.into_any(),
-            };
-            replaced.push((name, kept));
-        }
-        for (name, kept) in replaced {
-            inputs.set_item(name, kept)?;
+        let inputs = PyDict::new(py);
+        let mut in_key: SmallVec<[usize; 8]> = self.order.iter().copied().collect();
+        in_key.sort_unstable();
+        for i in in_key {
+            let canonical = miss
+                .spans
+                .as_ref()
+                .and_then(|spans| spans.iter().find(|(p, _, _)| *p == i))
+                .and_then(|&(_, start, end)| miss.key.get(start..end));
+            let kept = crate::stored::kept_argument(&value(i), canonical)?;
+            inputs.set_item(self.params[i].name.bind(py), kept)?;
         }
         Ok(inputs.unbind())
     }
@@ -405,7 +406,7 @@ impl Memoizer {
         }
         let store = self.store.get();
         let hit = with_scratch(|key| {
-            self.encode_key(&mut Encoder::builtins_only(key), value).ok()?;
+            self.encode_key(&mut Encoder::builtins_only(key), value, None).ok()?;
             if key.len() > crate::store::LARGE_KEY {
                 return None; // digesting needs the name as a str: leave it to the full path
             }
@@ -425,7 +426,8 @@ impl Memoizer {
     ) -> PyResult<HitOrMiss> {
         let store = self.store.get();
         let result = with_scratch(|key| -> PyResult<HitOrMiss> {
-            let decodable = self.write_key(py, value, key)?;
+            let mut spans = Spans::new();
+            let decodable = self.write_key(py, value, key, Some(&mut spans))?;
             let digested = compact_large_key(key, self.func_name.bind(py).to_str()?);
             let found = if refresh {
                 store.count_event(|s| s.misses += 1);
@@ -435,7 +437,11 @@ impl Memoizer {
             };
             Ok(match found {
                 Some(value) => Ok(value),
-                None => Err((key.clone(), decodable && !digested)), // the miss path keeps its own copy
+                None => Err(Miss {
+                    key: key.clone(), // the miss path keeps its own copy
+                    lossless: decodable && !digested,
+                    spans: (!decodable && !digested).then_some(spans),
+                }),
             })
         })?;
         bump(if result.is_ok() { &self.hits } else { &self.misses });
@@ -504,16 +510,17 @@ impl Memoizer {
         }
         let store = self.store.get();
         let before = store.flights.finished_count();
-        let (key, lossless) = match self.probe(py, value, mode == Mode::Refresh)? {
+        let miss = match self.probe(py, value, mode == Mode::Refresh)? {
             Ok(value) => return Ok(value),
             Err(miss) => miss,
         };
         // The entry's inputs are the call's, taken now: the function may change its arguments.
-        let inputs = if lossless {
+        let inputs = if miss.lossless {
             None
         } else {
-            Some(self.stored_inputs(py, value)?)
+            Some(self.stored_inputs(py, value, &miss)?)
         };
+        let key = miss.key;
         store.flights.run(py, &key, before, self.wait, |turn| {
             // Another leader may have stored the value between our lookup and now; only possible when
             // some flight finished since then. (A refresh computes regardless.)
@@ -745,13 +752,13 @@ impl Memoizer {
         let value = |i| values.value(py, memo, i);
         match memo.probe(py, value, mode == Mode::Refresh)? {
             Ok(hit) => Ok(hit),
-            Err((key, lossless)) => {
-                let inputs = if lossless {
+            Err(miss) => {
+                let inputs = if miss.lossless {
                     None
                 } else {
-                    Some(memo.stored_inputs(py, value)?)
+                    Some(memo.stored_inputs(py, value, &miss)?)
                 };
-                pending(key, inputs, false)
+                pending(miss.key, inputs, false)
             }
         }
     }
@@ -801,7 +808,7 @@ impl Memoizer {
     ) -> PyResult<u128> {
         let slots = self.bind_or_raise(py, args, kwargs)?;
         let mut key = Vec::new();
-        self.write_key(py, |i| slots[i].as_ref().expect("bound").as_borrowed(), &mut key)?;
+        self.write_key(py, |i| slots[i].as_ref().expect("bound").as_borrowed(), &mut key, None)?;
         Ok(digest::entry_key(self.func_name.bind(py).to_str()?, &key[4..]))
     }
 

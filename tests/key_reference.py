@@ -1,4 +1,4 @@
-"""Pure-Python reference of the canonical key scheme, version 1 (docs/key-scheme.md).
+"""Pure-Python reference of the canonical key scheme, version 2 (docs/key-scheme.md).
 
 Written to be read next to the spec; used only by the tests, which compare it with the native
 encoder and with tests/data/golden_keys.json. Not optimised and not part of the package.
@@ -54,7 +54,23 @@ def _str(s) -> bytes:
 
 
 def _identity(cls) -> bytes:
+    """`str(module.qualname)` of a class its module names (or a static type). (A class no other process
+    can name has a process-local identity, `L` + token + serial: not reproducible here, and not in the
+    golden vectors.)"""
+    if not _importable(cls):
+        raise TypeError(f"{cls!r} has a process-local identity; the reference covers importable classes only")
     return _str(cls.__module__ + "." + cls.__qualname__)
+
+
+def _importable(cls) -> bool:
+    import sys
+
+    if not (cls.__flags__ & (1 << 9)):  # Py_TPFLAGS_HEAPTYPE unset: a static type
+        return True
+    found = sys.modules.get(cls.__module__)
+    for part in cls.__qualname__.split("."):
+        found = getattr(found, part, None)
+    return found is cls
 
 
 def _items(tag, items, enc) -> bytes:
@@ -149,8 +165,8 @@ def _encode(v, depth: int, registry: dict) -> bytes:
         return b"m" + _str(str(v))
     if isinstance(v, uuid.UUID):  # 14.
         return b"u" + v.bytes
-    if isinstance(v, pathlib.PurePath):  # 15.
-        return b"p" + _str(v.as_posix())
+    if isinstance(v, pathlib.PurePath):  # 15. the flavour is part of the key
+        return (b"W" if isinstance(v, pathlib.PureWindowsPath) else b"p") + _str(v.as_posix())
     for base in SUBCLASSABLE:  # 16. subclass of a builtin: encoded as its base
         if isinstance(v, base):
             return BUILTINS[base](v, enc)

@@ -312,21 +312,26 @@ def test_generator_hit_replays_lazily_as_a_generator(cache):
     assert produce.cache_info().hits == 4
 
 
+class Scaler:
+    """At module level: stores other processes read key instances only of classes their module names."""
+
+    def __init__(self, rate):
+        self.rate = rate
+
+    def __cache_key__(self):
+        return self.rate
+
+
 def test_generator_method_on_a_class(cache):
     runs = []
 
-    class Scaler:
-        def __init__(self, rate):
-            self.rate = rate
+    @cache.memoize
+    def scaled(self, n):
+        runs.append((self.rate, n))
+        for i in range(n):
+            yield i * self.rate
 
-        def __cache_key__(self):
-            return self.rate
-
-        @cache.memoize
-        def scaled(self, n):
-            runs.append((self.rate, n))
-            for i in range(n):
-                yield i * self.rate
+    Scaler.scaled = scaled
 
     assert inspect.isgeneratorfunction(Scaler.scaled)
     assert inspect.isgeneratorfunction(Scaler(2).scaled)

@@ -21,7 +21,7 @@ from codec_values import CATALOGUE, same
 from threads import run_in_threads
 
 import oxicache
-from oxicache import CacheEntry, CacheWarning, JsonCache, ValueEncodingError, refresh
+from oxicache import KEY_SCHEME_VERSION, CacheEntry, CacheWarning, JsonCache, ValueEncodingError, refresh
 from oxicache.backends import jsonfile
 
 ENTRY = re.compile(r"[0-9a-f]{32}\.json")
@@ -404,7 +404,7 @@ def _damage(kind: str, path: Path, folder: Path) -> None:
     elif kind == "json_list":
         path.write_text("[1, 2, 3]")
     elif kind == "wrong_field_types":
-        path.write_text('{"func": 1, "inputs": [], "metadata": {}}')
+        path.write_text(f'{{"scheme": {KEY_SCHEME_VERSION}, "func": 1, "inputs": [], "metadata": {{}}}}')
     elif kind == "bad_expiry":
         path.write_bytes(good.replace(b'"expires_at":null', b'"expires_at":"soon"'))
     elif kind == "unknown_tag":

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import types
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Callable
 
-from oxicache._memoize import Options, decorate, function_kind, make_engine
+from oxicache._memoize import Options, bound_parts, decorate, function_kind, make_engine
 from oxicache._wrappers import pending_type
 
 if TYPE_CHECKING:
@@ -27,6 +28,10 @@ def make_batch_memoized(cache: BaseCache, func: Callable[..., Any], options: Opt
     if not callable(func):
         msg = f"batch_memoize expects a callable, got {type(func).__name__}; use @cache.batch_memoize"
         raise TypeError(msg)
+    bound = bound_parts(func)  # a bound method: its object is keyed as the method's self
+    if bound is not None:
+        function, owner = bound
+        return types.MethodType(make_batch_memoized(cache, function, options), owner)
     kind = function_kind(func)
     if kind in ("gen", "asyncgen"):
         msg = f"batch_memoize cannot wrap the generator function {func.__qualname__}: a batch function returns a list of outputs; use memoize for generators"

@@ -40,7 +40,7 @@ MAX_DEPTH: int
 def _check_stack() -> None:
     """Raise RecursionError when the thread's C stack is nearly used up."""
 
-def canonical_bytes(value: Any) -> bytes:
+def canonical_bytes(value: Any, shared: bool = False) -> bytes:
     """The canonical encoding of a value (docs/key-scheme.md).
 
     Raises:
@@ -101,6 +101,11 @@ class CacheEntry:
     @property
     def key(self) -> int:
         """The 128-bit key of (func, inputs), recomputed from the current fields."""
+    @property
+    def shared_key(self) -> int:
+        """``key``, refused (KeyEncodingError) when an input holds a class no other process can name."""
+    def _pin_key(self, shared: bool) -> int: ...
+    def _call_snapshot(self) -> CacheEntry: ...
     @property
     def value(self) -> Any:
         """``expected`` when annotated, otherwise ``output``."""
@@ -182,6 +187,8 @@ class Memoizer:
     def _lookup(self, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> Any:
         """The stored value of the call, or a ``Pending`` miss."""
     def __get__(self, obj: Any, owner: type | None = None, /) -> Any: ...
+    def __copy__(self) -> Memoizer: ...
+    def __deepcopy__(self, memo: Any, /) -> Memoizer: ...
     def cache_key(self, *args: Any, **kwargs: Any) -> int: ...
     def cache_inputs(self, *args: Any, **kwargs: Any) -> dict[str, Any]: ...
     def cache_info(self) -> CacheInfo: ...

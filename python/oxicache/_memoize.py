@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
+import types
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from oxicache import _wrappers
 from oxicache._core import CacheEntry, Memoizer, _install_vectorcall
 from oxicache._signature import (
+    ClosureIdentity,
     ParamSpec,
     bind_inputs,
     memo_identity,
@@ -83,13 +85,19 @@ def make_engine(cache: BaseCache, func: Callable[..., Any], options: Options) ->
     # depend on decoration order: local functions and lambdas are then named by code and closure values.
     shared = getattr(cache, "_native_store", None) is None and not getattr(cache, "stores_nothing", False)
     base_identity, private = memo_identity(func, options.name, shared=shared)
-    identity = versioned(base_identity, options.version)
+    identity: str | Callable[[], str]
+    if isinstance(base_identity, ClosureIdentity):
+        closure, version = base_identity, options.version
+        versioned(closure.base, version)  # validates the version now
+        identity = lambda: versioned(closure.current(), version)  # noqa: E731 - looked at on every call
+    else:
+        identity = versioned(base_identity, options.version)
     sig, specs = param_specs(func)
     own_exclude = validate_exclude(options.exclude)
     has_var_kw = any(kind == inspect.Parameter.VAR_KEYWORD for _, kind, _, _ in specs)
     unknown = sorted(own_exclude - {n for n, *_ in specs})
     if unknown and not has_var_kw:
-        msg = f"exclude names {unknown} that are not parameters of {identity}; parameters: {[n for n, *_ in specs]}"
+        msg = f"exclude names {unknown} that are not parameters of {identity if isinstance(identity, str) else closure.base}; parameters: {[n for n, *_ in specs]}"
         raise ValueError(msg)
     annotation = options.annotation
     if annotation is not None and not isinstance(annotation, Mapping):
@@ -104,16 +112,40 @@ def make_engine(cache: BaseCache, func: Callable[..., Any], options: Options) ->
     wait = parse_ttl(options.wait_timeout, what="wait_timeout") or cache.wait_timeout
     store = getattr(cache, "_native_store", None)
     if store is not None:
+        assert isinstance(identity, str)  # closures get a ClosureIdentity on shared stores only
         engine = Memoizer(func, store, identity, specs, sorted(exclude), seconds, metadata, options.cache_if, wait, private)
         _install_vectorcall(engine)  # once per process: calls then skip the argument tuple
         return engine
     return _PythonMemo(cache, func, identity, sig, specs, exclude, seconds, metadata, options.cache_if, wait)
 
 
+def bound_parts(func: Callable[..., Any]) -> tuple[Callable[..., Any], Any] | None:
+    """``(function, object)`` of a bound method (``obj.method``, ``Class.classmethod``), else None.
+
+    The object a method is bound to is an input of its result as much as any argument: memoizing
+    ``prod.url`` and ``test.url`` must not share entries. So a bound method is memoized as its function,
+    with the object as its first argument (keyed like any ``self``), and bound again. A builtin method
+    bound to an object (``some_dict.get``) cannot be split so: it is refused.
+    """
+    if isinstance(func, types.MethodType):
+        return func.__func__, func.__self__
+    owner = getattr(func, "__self__", None)
+    if isinstance(func, types.BuiltinMethodType) and owner is not None and not isinstance(owner, types.ModuleType):
+        name = getattr(func, "__qualname__", repr(func))
+        msg = (f"cannot memoize the builtin method {name} bound to a {type(owner).__name__}: its result depends on "
+               f"that object, which is not an argument; memoize a function that takes the object as an argument")
+        raise TypeError(msg)
+    return None
+
+
 def make_memoized(cache: BaseCache, func: Callable[..., Any], options: Options) -> Any:
     if not callable(func):
         msg = f"memoize expects a callable, got {type(func).__name__}; use @cache.memoize or @cache.memoize(name=...)"
         raise TypeError(msg)
+    bound = bound_parts(func)
+    if bound is not None:
+        function, owner = bound
+        return types.MethodType(make_memoized(cache, function, options), owner)
     engine = make_engine(cache, func, options)
     kind = function_kind(func)
     if kind == "sync" and isinstance(engine, Memoizer):
@@ -150,10 +182,10 @@ _NOT_STORAGE_FAILURES = (RecursionError, MemoryError)
 class _PythonMemo:
     """The engine over the backend primitives (every backend without a native store)."""
 
-    def __init__(self, cache: BaseCache, func: Callable[..., Any], identity: str, sig: inspect.Signature,
-                 specs: list[ParamSpec], exclude: frozenset[str], ttl: float | None,
+    def __init__(self, cache: BaseCache, func: Callable[..., Any], identity: str | Callable[[], str],
+                 sig: inspect.Signature, specs: list[ParamSpec], exclude: frozenset[str], ttl: float | None,
                  metadata: dict[str, Any] | None, cache_if: Callable[[Any], Any] | None, wait: float) -> None:
-        self.cache, self.func, self.cache_name, self.sig = cache, func, identity, sig
+        self.cache, self.func, self.identity, self.sig = cache, func, identity, sig
         self.exclude, self.ttl, self.metadata, self.keep = exclude, ttl, metadata, cache_if
         self.wait = wait  # seconds a call waits for another computing its key (wait_timeout)
         self.var_kw = next((n for n, kind, _, _ in specs if kind == inspect.Parameter.VAR_KEYWORD), None)
@@ -167,11 +199,18 @@ class _PythonMemo:
         self.counts = dict.fromkeys(("hits", "misses", "sets", "errors"), 0)
         self.counts_lock = threading.Lock()
 
+    @property
+    def cache_name(self) -> str:
+        """The function identity of calls made now (a closure's follows the values it closes over)."""
+        return self.identity() if callable(self.identity) else self.identity
+
     def count(self, name: str) -> None:
         with self.counts_lock:
             self.counts[name] += 1
 
     def probe(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> CacheEntry:
+        """The call as an entry without output, its key computed now (once: hooks run once per call) and
+        fit for a store other processes read (a class only this process can name is refused)."""
         if self.plain and not kwargs and self.required <= len(args) <= len(self.names):
             inputs = dict(zip(self.names, args))
             if len(args) < len(self.names):
@@ -179,11 +218,13 @@ class _PythonMemo:
                     inputs[name] = default
             for name in self.exclude:
                 inputs.pop(name, None)
-            return CacheEntry(self.cache_name, inputs, metadata=self.metadata)
-        inputs = bind_inputs(self.sig, args, kwargs, self.exclude)
-        if self.var_kw in inputs and self.exclude:
-            inputs[self.var_kw] = {k: v for k, v in inputs[self.var_kw].items() if k not in self.exclude}
-        return CacheEntry(self.cache_name, inputs, metadata=self.metadata)
+        else:
+            inputs = bind_inputs(self.sig, args, kwargs, self.exclude)
+            if self.var_kw in inputs and self.exclude:
+                inputs[self.var_kw] = {k: v for k, v in inputs[self.var_kw].items() if k not in self.exclude}
+        probe = CacheEntry(self.cache_name, inputs, metadata=self.metadata)
+        probe._pin_key(True)
+        return probe
 
     def _lookup(self, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> Any:
         """The stored value of the call, or a ``_PythonPending`` to complete."""
@@ -202,7 +243,9 @@ class _PythonMemo:
                 self.count("hits")
                 return found.value
         self.count("misses")
-        return _PythonPending(self, probe, before, mode)
+        # The entry to store is the call as it is now, before the function runs (which may change its
+        # arguments, as may the caller afterwards): copies of the arguments, the key already computed.
+        return _PythonPending(self, probe._call_snapshot(), before, mode)
 
     def store(self, probe: CacheEntry, output: Any) -> None:
         if getattr(self.cache, "stores_nothing", False) or (self.keep is not None and not self.keep(output)):

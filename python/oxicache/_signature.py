@@ -21,9 +21,11 @@ ParamSpec = tuple[str, int, bool, Any]
 _local_counter = itertools.count(1)
 
 
-def memo_identity(func: Callable[..., Any], name: str | None, *, shared: bool = False) -> tuple[str, bool]:
+def memo_identity(func: Callable[..., Any], name: str | None, *, shared: bool = False) -> tuple[str | ClosureIdentity, bool]:
     """The function identity stored in ``CacheEntry.func``, and whether it is this decoration's alone
     (a local function's ``#n`` on a process-private store: its entries die with the memoized function).
+    On a shared store a local function's identity is a ``ClosureIdentity``: the values it closes over can
+    change after decoration, so its identity is recomputed from them at each call.
 
     ``name`` wins when given. Otherwise ``module.qualname``. Functions defined inside another function
     (``<locals>``) and lambdas can share a qualname while computing different things (two closures from
@@ -35,9 +37,9 @@ def memo_identity(func: Callable[..., Any], name: str | None, *, shared: bool = 
       closure decorated in another process or a later run finds its entries, and a closure over other
       values never does. A per-decoration counter would depend on decoration order, and another
       process's ``make(3)`` could read the entries of this one's ``make(2)``. When a closed-over value has
-      no canonical key (a lock, a client object), there is no fingerprint: the suffix is then ``#n.`` and
-      a token of this process, so its entries are never found by another process (correct, but not
-      shared; ``name=`` shares them).
+      no canonical key (a lock, a client object, a class only this process can name), there is no
+      fingerprint: the suffix is then ``#n.`` and a token of this process, so its entries are never found
+      by another process (correct, but not shared; ``name=`` shares them).
     """
     if name is not None:
         if not isinstance(name, str) or not name:
@@ -49,10 +51,82 @@ def memo_identity(func: Callable[..., Any], name: str | None, *, shared: bool = 
         return identity, False
     if not shared:
         return f"{identity}#{next(_local_counter)}", True
+    return ClosureIdentity(func, identity), False
+
+
+class ClosureIdentity:
+    """The identity of a local function on a shared store, looked at on every call (``current()``),
+    since cells can be filled or reassigned after decoration (a variable assigned after the nested
+    ``def``):
+
+    - when every value it closes over is immutable data (numbers, strings, tuples of them, enum members,
+      dates, module-level functions and classes, modules), ``qualname#fingerprint`` of its code and of
+      those values: the same closure in another process or a later run finds its entries, a closure over
+      other values never does;
+    - otherwise (a list, a dict, an object, a lock: something that can change while it stays the same
+      object, or that has no key) nothing says whether two such closures compute the same thing, so the
+      identity is this decoration's own (``#n.`` and a token of this process): its entries are never
+      shared with another closure or process (``name=`` shares them, at the caller's word).
+
+    The decision is reused while every cell holds the same objects as at the last call (the values it
+    rests on cannot change without a cell changing, except inside a closed-over local function, whose
+    cells are looked at again every time)."""
+
+    def __init__(self, func: Callable[..., Any], base: str) -> None:
+        self.func, self.base = func, base
+        self.fallback = f"{base}#{next(_local_counter)}.{_process_token()}"  # when there is no fingerprint
+        self._seen: tuple[Any, ...] | None = None
+        self._name = ""
+
+    def current(self) -> str:
+        contents = tuple(_cell_value(c) for c in getattr(self.func, "__closure__", None) or ())
+        seen = self._seen
+        if seen is not None and len(seen) == len(contents) and all(a is b for a, b in zip(seen, contents)):
+            return self._name
+        try:
+            name = f"{self.base}#{_fingerprint(self.func)}"
+        except KeyEncodingError:
+            name = self.fallback
+        self._seen = None if any(_is_local_function(v) for v in contents) else contents
+        self._name = name
+        return name
+
+
+_EMPTY_CELL: Any = object()
+
+
+def _cell_value(cell: Any) -> Any:
     try:
-        return f"{identity}#{_fingerprint(func)}", False
-    except KeyEncodingError:
-        return f"{identity}#{next(_local_counter)}.{_process_token()}", False
+        return cell.cell_contents
+    except ValueError:  # an empty cell (a variable not assigned yet)
+        return _EMPTY_CELL
+
+
+def _is_local_function(value: Any) -> bool:
+    return isinstance(value, types.FunctionType) and ("<locals>" in value.__qualname__ or "<lambda>" in value.__qualname__)
+
+
+_SCALARS = (int, float, str, bytes, bool, complex, type(None), type(...))
+
+
+def _immutable_data(value: Any) -> bool:
+    """True for values that cannot change while they stay the same object, and have a key: what a
+    closure's fingerprint may rest on (a class is a name here, like a module-level function)."""
+    if type(value) in _SCALARS or isinstance(value, type):
+        return True
+    if type(value) in (tuple, frozenset):
+        return all(_immutable_data(v) for v in value)
+    return isinstance(value, _immutable_types())
+
+
+def _immutable_types() -> tuple[type, ...]:
+    import datetime
+    import decimal
+    import enum
+    import pathlib
+    import uuid
+
+    return (enum.Enum, datetime.date, datetime.time, datetime.timedelta, decimal.Decimal, uuid.UUID, pathlib.PurePath)
 
 
 _token: tuple[int, str] = (0, "")
@@ -87,7 +161,7 @@ def _fingerprint(func: Callable[..., Any], seen: frozenset[int] = frozenset()) -
             cells.append(("<empty>",))
             continue
         cells.append(_closed_over(code.co_freevars[index], value, seen))
-    blob = canonical_bytes((_code_parts(code), tuple(cells)))
+    blob = canonical_bytes((_code_parts(code), tuple(cells)), shared=True)
     return hashlib.blake2b(blob, digest_size=8).hexdigest()
 
 
@@ -109,9 +183,18 @@ def _closed_over(name: str, value: Any, seen: frozenset[int]) -> tuple[Any, ...]
         return ("builtin", f"{getattr(value, '__module__', '')}.{value.__qualname__}")
     stable = getattr(value, "cache_name", None)  # another memoized function: its cache identity
     if isinstance(stable, str) and callable(value):
-        return ("memoized", stable)
+        if "<locals>" not in stable and "<lambda>" not in stable:
+            return ("memoized", stable)
+        wrapped = getattr(value, "__wrapped__", None)  # a process-private name: look at the function itself
+        if isinstance(wrapped, types.FunctionType):
+            return _closed_over(name, wrapped, seen)
+        msg = f"closed-over {name!r} is a memoized local function without a shareable identity"
+        raise KeyEncodingError(msg)
+    if not _immutable_data(value):
+        msg = f"closed-over {name!r} of type {type(value).__qualname__} can change (or has no key)"
+        raise KeyEncodingError(msg)
     try:
-        canonical_bytes(value)
+        canonical_bytes(value, shared=True)  # a class only this process can name has no fingerprint
     except KeyEncodingError as err:
         msg = f"closed-over {name!r} of type {type(value).__qualname__} has no key"
         raise KeyEncodingError(msg) from err

@@ -15,7 +15,8 @@ import functools
 import types
 from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Generator, Iterator
 
-from oxicache._core import Memoizer, Pending, Replay, _check_stack
+from oxicache._core import Memoizer, Pending, Replay, _check_stack, decode_binary, encode_binary
+from oxicache.errors import ValueEncodingError
 
 if TYPE_CHECKING:
     from oxicache.base import BaseCache
@@ -214,11 +215,54 @@ class GeneratorFunction:
         return f"<memoized generator function {self.__qualname__}>"  # type: ignore[attr-defined]
 
 
+# Items that cannot change after they are yielded: recorded as they are.
+_IMMUTABLE = frozenset({int, float, str, bytes, bool, type(None), complex})
+
+
+class _Items:
+    """The items of a generator run as the consumer saw each one when it was yielded: a generator may
+    yield one buffer again and again, changing it in between, and a replay must not show its last state
+    at every step. Each item is copied through the value codec when yielded (immutable scalars need no
+    copy). An item the codec cannot copy is kept as it is, and a run that yielded such an object twice
+    cannot be replayed faithfully: it is not stored (``replayable`` is False)."""
+
+    __slots__ = ("items", "kept", "replayable")
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []  # immutable items, or the codec bytes of a copy (decoded by `result`)
+        self.kept: set[int] = set()  # ids of the items kept as objects
+        self.replayable = True
+
+    def add(self, item: Any) -> None:
+        if type(item) in _IMMUTABLE:
+            self.items.append(item)
+            return
+        try:
+            self.items.append(_Copy(encode_binary(item)))
+        except ValueEncodingError:
+            if id(item) in self.kept:
+                self.replayable = False
+            self.kept.add(id(item))
+            self.items.append(item)
+
+    def result(self) -> list[Any]:
+        return [decode_binary(i.data) if type(i) is _Copy else i for i in self.items]
+
+
+class _Copy:
+    """An item recorded as the codec bytes of its copy."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
 def _record(pending: Any, gen: Generator[Any, Any, Any]) -> Generator[Any, Any, None]:
     """Yields what ``gen`` yields (forwarding ``send`` and ``throw``, like ``yield from``) and stores the
     items after a complete run. A run the consumer steered (a value sent, an exception thrown in) is not
     a function of the inputs alone, so it is not stored."""
-    items: list[Any] = []
+    items = _Items()
     steered = throwing = False
     arg: Any = None
     while True:
@@ -230,7 +274,7 @@ def _record(pending: Any, gen: Generator[Any, Any, Any]) -> Generator[Any, Any, 
             if not steered:
                 pending.failed()
             raise
-        items.append(item)
+        items.add(item)
         try:
             arg = yield item
             throwing = False
@@ -241,8 +285,8 @@ def _record(pending: Any, gen: Generator[Any, Any, Any]) -> Generator[Any, Any, 
         except BaseException as thrown:
             steered = throwing = True
             arg = thrown
-    if not steered:
-        pending.store(items)
+    if not steered and items.replayable:
+        pending.store(items.result())
 
 
 def async_gen_wrapper(engine: Any, func: Func, cache: BaseCache) -> Func:
@@ -261,7 +305,7 @@ def async_gen_wrapper(engine: Any, func: Func, cache: BaseCache) -> Func:
                 yield item
             return
         agen = func(*args, **kwargs)
-        items: list[Any] = []
+        items = _Items()
         steered = throwing = False
         arg: Any = None
         while True:
@@ -274,7 +318,7 @@ def async_gen_wrapper(engine: Any, func: Func, cache: BaseCache) -> Func:
                 if not steered:
                     found.failed()
                 raise
-            items.append(item)
+            items.add(item)
             try:
                 arg = yield item
                 throwing = False
@@ -285,7 +329,7 @@ def async_gen_wrapper(engine: Any, func: Func, cache: BaseCache) -> Func:
             except BaseException as thrown:
                 steered = throwing = True
                 arg = thrown
-        if not steered:
-            await in_thread_if(offload, found.store, items)
+        if not steered and items.replayable:
+            await in_thread_if(offload, found.store, items.result())
 
     return wrapper

@@ -3,7 +3,9 @@
 use super::encode::tag;
 
 /// Bumped whenever any byte of the canonical encoding or the digest changes (golden vectors catch it).
-pub const KEY_SCHEME_VERSION: u32 = 1;
+/// Version 2: paths key their flavour (`W` for Windows paths), and a class no other process can name
+/// gets a process-local identity (`L`) instead of its `module.qualname`.
+pub const KEY_SCHEME_VERSION: u32 = 2;
 
 /// Domain separation: a key can never equal a digest taken of the same bytes for another purpose.
 const DOMAIN: &[u8] = b"oxicache-key-v1\x00";

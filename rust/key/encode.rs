@@ -7,6 +7,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PySet, PyString, PyTuple, PyType};
 
+use super::class_identity::{class_id, process_token, ClassId};
 use super::known_types;
 use crate::errors::CoreError;
 use crate::snapshot;
@@ -45,6 +46,9 @@ pub mod tag {
     pub const DECIMAL: u8 = b'm';
     pub const UUID: u8 = b'u';
     pub const PATH: u8 = b'p';
+    pub const WINDOWS_PATH: u8 = b'W';
+    /// In place of a class's `module.qualname`: a class no other process can name (class_identity.rs).
+    pub const LOCAL_CLASS: u8 = b'L';
 }
 
 const CANONICAL_NAN: u64 = 0x7ff8_0000_0000_0000;
@@ -113,6 +117,9 @@ macro_rules! type_ptr {
 pub struct Encoder<'a> {
     pub out: &'a mut Vec<u8>,
     pub lossless: bool,
+    /// The first class written with a process-local identity (`module.qualname`), if any: such bytes
+    /// mean nothing in another process.
+    pub process_local: Option<String>,
     /// Refuse (with `CoreError::NeedsFullPath`) anything that would run Python code or build a Python
     /// error: the mode of the memoizer's hit path, which runs outside PyO3's call bookkeeping.
     builtins_only: bool,
@@ -123,6 +130,7 @@ impl<'a> Encoder<'a> {
         Encoder {
             out,
             lossless: true,
+            process_local: None,
             builtins_only: false,
         }
     }
@@ -131,6 +139,7 @@ impl<'a> Encoder<'a> {
         Encoder {
             out,
             lossless: true,
+            process_local: None,
             builtins_only: true,
         }
     }
@@ -418,7 +427,7 @@ impl<'a> Encoder<'a> {
 
         if let Some((cls, encoder)) = known_types::registered_encoder(py, &ty)? {
             self.out.push(tag::REGISTERED);
-            write_str(self.out, &type_identity(&cls)?);
+            self.write_class(&cls)?;
             let value = crate::shutdown::call(&encoder, &[obj])?;
             return self
                 .encode(&value, depth + 1)
@@ -426,7 +435,7 @@ impl<'a> Encoder<'a> {
         }
         if let Some(hook) = ty.getattr_opt(pyo3::intern!(py, "__cache_key__"))? {
             self.out.push(tag::HOOK);
-            write_str(self.out, &type_identity(ty.as_any())?);
+            self.write_class(ty.as_any())?;
             let value = crate::shutdown::call(&hook, &[obj])?;
             return self
                 .encode(&value, depth + 1)
@@ -435,7 +444,7 @@ impl<'a> Encoder<'a> {
         let kt = known_types::get(py)?;
         if obj.is_instance(kt.enum_base.bind(py))? {
             self.out.push(tag::ENUM);
-            write_str(self.out, &type_identity(ty.as_any())?);
+            self.write_class(ty.as_any())?;
             // A combined Flag (or Flag(0)) has no name on some Pythons: its value identifies it then.
             let name = obj.getattr(pyo3::intern!(py, "name"))?;
             return match name.cast::<PyString>() {
@@ -448,7 +457,7 @@ impl<'a> Encoder<'a> {
         }
         if let Ok(cls) = obj.cast::<PyType>() {
             self.out.push(tag::CLASS);
-            write_str(self.out, &type_identity(cls.as_any())?);
+            self.write_class(cls.as_any())?;
             return Ok(());
         }
         if let Some(numpy) = known_types::numpy(py)? {
@@ -479,7 +488,7 @@ impl<'a> Encoder<'a> {
                 fields.set_item(&name, obj.getattr(name.cast::<PyString>().map_err(PyErr::from)?)?)?;
             }
             self.out.push(tag::DATACLASS);
-            write_str(self.out, &type_identity(ty.as_any())?);
+            self.write_class(ty.as_any())?;
             return self.write_dict(&fields, depth + 1);
         }
         if ty.hasattr(pyo3::intern!(py, "__pydantic_fields__"))? && ty.hasattr(pyo3::intern!(py, "model_fields"))? {
@@ -496,7 +505,7 @@ impl<'a> Encoder<'a> {
                 }
             }
             self.out.push(tag::PYDANTIC);
-            write_str(self.out, &type_identity(ty.as_any())?);
+            self.write_class(ty.as_any())?;
             return self.write_dict(&fields, depth + 1);
         }
         if obj.is_instance(kt.datetime.bind(py))? {
@@ -528,7 +537,9 @@ impl<'a> Encoder<'a> {
             return Ok(());
         }
         if obj.is_instance(kt.pure_path.bind(py))? {
-            self.out.push(tag::PATH);
+            // The flavour is part of the key: PurePosixPath("/x") and PureWindowsPath("/x") differ.
+            let windows = obj.is_instance(kt.pure_windows_path.bind(py))?;
+            self.out.push(if windows { tag::WINDOWS_PATH } else { tag::PATH });
             // As any str: a path with surrogate escapes (undecodable file names) takes "surrogatepass".
             return self.write_py_str(&obj.call_method0(pyo3::intern!(py, "as_posix"))?);
         }
@@ -578,6 +589,22 @@ impl<'a> Encoder<'a> {
                 })
             }
         }
+    }
+
+    /// A class's identity (class_identity.rs): `str(module.qualname)` for a class its module names, else
+    /// `L` + the process token + `varint(serial)` + `str(module.qualname)`.
+    fn write_class(&mut self, cls: &Bound<'_, PyAny>) -> Result<(), CoreError> {
+        match class_id(cls)? {
+            ClassId::Portable(name) => write_str(self.out, &name),
+            ClassId::Local { serial, name } => {
+                self.out.push(tag::LOCAL_CLASS);
+                self.out.extend_from_slice(process_token());
+                write_varint(self.out, serial);
+                write_str(self.out, &name);
+                self.process_local.get_or_insert(name);
+            }
+        }
+        Ok(())
     }
 
     fn write_isoformat(&mut self, tag: u8, obj: &Bound<'_, PyAny>) -> Result<(), CoreError> {

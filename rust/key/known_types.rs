@@ -14,6 +14,7 @@ pub struct KnownTypes {
     pub decimal: Py<PyAny>,
     pub uuid: Py<PyAny>,
     pub pure_path: Py<PyAny>,
+    pub pure_windows_path: Py<PyAny>,
 }
 
 pub struct Numpy {
@@ -43,6 +44,7 @@ pub fn get(py: Python<'_>) -> PyResult<&KnownTypes> {
             decimal: attr(py, "decimal", "Decimal")?,
             uuid: attr(py, "uuid", "UUID")?,
             pure_path: attr(py, "pathlib", "PurePath")?,
+            pure_windows_path: attr(py, "pathlib", "PureWindowsPath")?,
         })
     })
 }

@@ -4,7 +4,7 @@
     python3 tests/data/make_golden_keys.py --check  # exit 1 if the file is out of date
 
 Each case is a name and a Python expression evaluating to `(func, inputs)` in `golden_types.namespace()`.
-The golden file pins key scheme version 1: if a key changes, the scheme changed, and KEY_SCHEME_VERSION
+The golden file pins key scheme version 2: if a key changes, the scheme changed, and KEY_SCHEME_VERSION
 must be bumped (do not just regenerate). Adding cases is fine.
 """
 
@@ -168,7 +168,7 @@ def build() -> dict:
         kb = key_reference.key_bytes(func, inputs)
         cases.append({"name": name, "expr": expr, "key_bytes": kb.hex(), "key": f"{key_reference.digest_key(kb):032x}"})
     return {
-        "scheme_version": 1,
+        "scheme_version": 2,
         "generator": "tests/data/make_golden_keys.py (from tests/key_reference.py)",
         "cases": cases,
     }

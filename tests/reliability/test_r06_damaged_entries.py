@@ -39,7 +39,7 @@ from reliability_support import expected_value, watchdog
 from store_support import integrity_problems, run_unprivileged, shared_tempdir
 
 import oxicache
-from oxicache import CacheWarning, CorruptStoreError, ValueDecodingError
+from oxicache import KEY_SCHEME_VERSION, CacheWarning, CorruptStoreError, ValueDecodingError
 
 SMALL, LARGE = 100, 64 * 1024  # LARGE is above diskcache's 32 KB inline limit: a value file
 
@@ -115,7 +115,7 @@ def _json_damages(rng: random.Random) -> dict[str, Callable[[str], None]]:
         "random_bytes": write(rng.randbytes(300)),
         "wrong_schema_object": write(b'{"hello": "world"}\n'),
         "wrong_schema_array": write(b"[1, 2, 3]\n"),
-        "wrong_schema_types": write(b'{"func": 1, "inputs": [], "metadata": "x"}\n'),
+        "wrong_schema_types": write(b'{"scheme": %d, "func": 1, "inputs": [], "metadata": "x"}\n' % KEY_SCHEME_VERSION),
         "invalid_utf8": bad_utf8,
         "folder": folder,
     }

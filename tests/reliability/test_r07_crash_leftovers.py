@@ -246,7 +246,8 @@ def test_an_entry_of_another_key_scheme_is_a_quiet_miss(backend: str) -> None:
 
 
 def test_a_disk_record_without_scheme_is_of_scheme_1(tmp_path: Any) -> None:
-    """DiskCache records written before the scheme field existed (all of key scheme 1) still hit."""
+    """DiskCache records written before the scheme field existed are of key scheme 1: under scheme 2
+    (issue 11) they are quiet misses, recomputed once and overwritten."""
     from oxicache.codec import Serializer
 
     cache = oxicache.DiskCache(tmp_path)
@@ -256,7 +257,10 @@ def test_a_disk_record_without_scheme_is_of_scheme_1(tmp_path: Any) -> None:
     record = ser.loads(cache._dc.get(raw))
     assert record.pop("s") == KEY_SCHEME_VERSION
     cache._dc.set(raw, ser.dumps(record))
-    assert f("a") == expected_value("a", 64) and calls == ["a"], "a record of scheme 1 without the field hits"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not damage: no warning
+        assert f("a") == expected_value("a", 64) and calls == ["a", "a"], "a record of scheme 1 is a miss"
+    assert f("a") == expected_value("a", 64) and calls == ["a", "a"], "overwritten under this scheme: a hit"
     cache.close()
 
 

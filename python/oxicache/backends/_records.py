@@ -37,8 +37,9 @@ Ref = Any  # int key or CacheEntry probe (see base.py)
 
 
 def ref_key(ref: Ref) -> int:
-    """The int key of a backend reference."""
-    return ref.key if isinstance(ref, CacheEntry) else int(ref)
+    """The int key of a backend reference (``shared_key``: these stores are read by other processes, so
+    a key holding a class only this process can name is refused)."""
+    return ref.shared_key if isinstance(ref, CacheEntry) else int(ref)
 
 
 def key_hex(key: int) -> str:
@@ -152,7 +153,7 @@ def verify(entry: CacheEntry, key: int, where: str) -> CacheEntry:
 
 @_stored
 def _json_record(fields: dict[str, Any], entry: CacheEntry, ttl: float | None, now: float) -> str:
-    record: dict[str, Any] = {"key": key_hex(entry.key), "scheme": KEY_SCHEME_VERSION}
+    record: dict[str, Any] = {"key": key_hex(entry.shared_key), "scheme": KEY_SCHEME_VERSION}
     record.update(fields)
     record["created_at"] = now
     record["expires_at"] = expires_at(ttl, now)
@@ -194,7 +195,7 @@ def to_columns(entry: CacheEntry, ttl: float | None, now: float | None = None) -
 @_stored
 def _columns(f: dict[str, Any], entry: CacheEntry, ttl: float | None, now: float) -> dict[str, Any]:
     return {
-        "key": key_hex(entry.key),
+        "key": key_hex(entry.shared_key),
         "func": f["func"],
         "inputs": encode_json(f["inputs"]),
         "output": encode_json(f["output"]) if "output" in f else None,

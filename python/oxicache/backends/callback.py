@@ -105,7 +105,7 @@ class CallbackCache(NoStorage):
         return None if value is ... else probe.clone(output=value)
 
     def _set(self, entry: CacheEntry, ttl: float | None) -> None:
-        key = entry.key
+        key = entry.shared_key  # the callbacks may keep it where other processes read it
         for callback in self.callbacks:
             try:
                 callback(key, entry.to_dict())  # a copy each: one callback's changes never reach the next

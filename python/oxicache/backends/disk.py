@@ -249,7 +249,7 @@ class DiskCache(BaseCache):
         return self._read(ref_key(ref))
 
     def _set(self, entry: CacheEntry, ttl: float | None) -> None:
-        key = self._key_bytes(entry.key)  # an argument without a key raises here, naming it
+        key = self._key_bytes(entry.shared_key)  # an argument without a key raises here, naming it
         blob = self._serializer.dumps(record_of(entry))  # raises before anything is written
         limit = self._dc.size_limit
         if len(blob) > limit:

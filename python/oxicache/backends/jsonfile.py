@@ -119,7 +119,7 @@ class JsonCache(BaseCache):
     def _set(self, entry: CacheEntry, ttl: float | None) -> None:
         # Encoding comes first: a value the codec refuses raises ValueEncodingError before any file exists.
         data = (to_json_record(entry, ttl, self._clock()) + "\n").encode("utf-8")
-        name = key_hex(entry.key)
+        name = key_hex(entry.shared_key)
         tmp = self._write_temp(name, data)
         final = os.path.join(self._dir, name + ".json")
         try:
