@@ -399,13 +399,18 @@ impl CacheEntry {
             self._pin_key(py, false)?;
         }
         let Some(pin) = self.pinned.as_deref() else {
-            return Err(pyo3::exceptions::PyRuntimeError::new_err("the call's key was not computed"));
+            return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                "the call's key was not computed",
+            ));
         };
         let inputs = self.inputs.bind(py);
         let kept = PyDict::new(py);
         for (name, value) in crate::snapshot::dict_items(inputs) {
             let canonical = pin.values.iter().find(|(n, _)| n.bind(py).eq(&name).unwrap_or(false));
-            kept.set_item(&name, crate::stored::kept_argument(&value, canonical.map(|(_, b)| b.as_slice()))?)?;
+            kept.set_item(
+                &name,
+                crate::stored::kept_argument(&value, canonical.map(|(_, b)| b.as_slice()))?,
+            )?;
         }
         Ok(CacheEntry {
             func: self.func.clone_ref(py),

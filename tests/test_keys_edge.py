@@ -176,3 +176,38 @@ def test_parameter_names_longer_than_127_bytes_bind_by_keyword():
     assert f(**{name: 3}) == 6
     assert f(3, other=5) == 6  # the same entry: `other` is excluded
     assert f.cache_info().currsize == 1
+
+
+def test_structured_dtypes_without_descr_are_keyed():
+    """An out-of-order (or overlapping) structured dtype has no `descr`: it is keyed by `str(dtype)` (its
+    names, formats, offsets and itemsize) instead of raising a plain ValueError (issue 11, item 18)."""
+    out_of_order = np.dtype({"names": ["a", "b"], "formats": ["f8", "i4"], "offsets": [8, 0]})
+    in_order = np.dtype({"names": ["a", "b"], "formats": ["f8", "i4"], "offsets": [0, 8]})
+    x, y = np.zeros(2, dtype=out_of_order), np.zeros(2, dtype=in_order)
+    assert canonical_bytes(x) == canonical_bytes(np.zeros(2, dtype=out_of_order))
+    assert canonical_bytes(x) != canonical_bytes(y)
+
+
+@pytest.mark.skipif(not hasattr(np, "dtypes") or not hasattr(np.dtypes, "StringDType"), reason="numpy 2's StringDType")
+def test_variable_width_string_arrays_are_keyed_but_never_stored(tmp_path):
+    """A StringDType array's bytes point into this process's memory: it is keyed by its strings, and a
+    result holding one is refused by the codec at store time (a warning, nothing stored), never stored as
+    a record no process can decode (issue 11, item 18)."""
+    from oxicache import CacheWarning, DiskCache, ValueEncodingError
+    from oxicache.codec import encode_binary, encode_json
+
+    strings = np.array(["a", "bb" * 40], dtype=np.dtypes.StringDType())
+    assert canonical_bytes(strings) == canonical_bytes(np.array(["a", "bb" * 40], dtype=np.dtypes.StringDType()))
+    for encode in (encode_binary, encode_json):
+        with pytest.raises(ValueEncodingError, match="astype"):
+            encode(strings)
+    cache = DiskCache(tmp_path)
+
+    @cache.memoize
+    def words(n):
+        return np.array(["w"] * n, dtype=np.dtypes.StringDType())
+
+    for _ in range(2):
+        with pytest.warns(CacheWarning, match="StringDType"):
+            assert list(words(2)) == ["w", "w"]
+    assert len(cache) == 0

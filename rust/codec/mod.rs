@@ -675,16 +675,22 @@ pub fn npscalar_parts(obj: &Bound<'_, PyAny>) -> Result<(String, Vec<u8>), Encod
     ))
 }
 
-/// Object and structured dtypes hold arbitrary objects: never encoded, never decoded.
+/// The dtypes whose bytes are the values: bool, numbers, datetimes, fixed-size bytes and str. Object and
+/// structured dtypes hold arbitrary objects, and the variable-width string dtype (numpy 2's
+/// `StringDType`, kind `T`) holds pointers into memory of this process: never encoded, never decoded.
 fn is_plain_dtype(dtype: &Bound<'_, PyAny>) -> PyResult<bool> {
     let kind: String = dtype.getattr("kind")?.extract()?;
-    Ok(!matches!(kind.as_str(), "O" | "V"))
+    Ok(
+        matches!(kind.as_str(), "b" | "i" | "u" | "f" | "c" | "m" | "M" | "S" | "U")
+            && !dtype.getattr("hasobject")?.is_truthy()?,
+    )
 }
 
 fn check_dtype(dtype: &Bound<'_, PyAny>) -> Result<(), EncodeError> {
     if !is_plain_dtype(dtype)? {
         return Err(EncodeError::new(format!(
-            "numpy dtype '{}' (object or structured) has no encoding; convert the array to a list or a plain dtype",
+            "numpy dtype '{}' (object, structured or variable-width string) has no encoding; convert the array \
+             to a list, or to a plain dtype (for strings, .astype(str) gives a fixed-width one)",
             dtype.str()?
         )));
     }

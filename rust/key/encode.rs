@@ -659,13 +659,18 @@ impl<'a> Encoder<'a> {
 /// A dict item with its key's UTF-8 bytes, for sorting.
 type StrKeyedItem<'a, 'py> = (&'a [u8], &'a Bound<'py, PyAny>, &'a Bound<'py, PyAny>);
 
-/// `dtype.str` for plain dtypes, `repr(dtype.descr)` for structured ones (whose `.str` hides the fields).
+/// `dtype.str` for plain dtypes, `repr(dtype.descr)` for structured ones (whose `.str` hides the fields),
+/// and `str(dtype)` (names, formats, offsets and itemsize) for structured dtypes whose fields overlap or
+/// are out of order, which have no `descr`.
 fn dtype_str(dtype: &Bound<'_, PyAny>) -> PyResult<String> {
     let py = dtype.py();
     if dtype.getattr(pyo3::intern!(py, "names"))?.is_none() {
-        dtype.getattr(pyo3::intern!(py, "str"))?.extract()
-    } else {
-        dtype.getattr(pyo3::intern!(py, "descr"))?.repr()?.extract()
+        return dtype.getattr(pyo3::intern!(py, "str"))?.extract();
+    }
+    match dtype.getattr(pyo3::intern!(py, "descr")) {
+        Ok(descr) => descr.repr()?.extract(),
+        Err(err) if err.is_instance_of::<pyo3::exceptions::PyValueError>(py) => dtype.str()?.extract(),
+        Err(err) => Err(err),
     }
 }
 

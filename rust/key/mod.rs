@@ -37,7 +37,12 @@ pub fn key_of(py: Python<'_>, func: &str, inputs: &Bound<'_, pyo3::types::PyDict
 /// The key of `(func, inputs)`, encoding into the per-thread scratch buffer. `shared`: the key is for a
 /// store other processes read, so an input holding a class no other process can name is refused
 /// (`KeyEncodingError`, see class_identity.rs).
-pub fn entry_key_of(py: Python<'_>, func: &str, inputs: &Bound<'_, pyo3::types::PyDict>, shared: bool) -> PyResult<u128> {
+pub fn entry_key_of(
+    py: Python<'_>,
+    func: &str,
+    inputs: &Bound<'_, pyo3::types::PyDict>,
+    shared: bool,
+) -> PyResult<u128> {
     encode::with_scratch(|buf| {
         let mut enc = encode::Encoder::new(buf);
         let local = match enc.write_dict(inputs, 1) {
@@ -165,6 +170,9 @@ pub fn call_key(py: Python<'_>, func: &str, inputs: &Bound<'_, pyo3::types::PyDi
     Ok(CallKey {
         key: digest::entry_key(func, &bytes),
         local,
-        values: items.into_iter().map(|(_, value_bytes, name)| (name, value_bytes)).collect(),
+        values: items
+            .into_iter()
+            .map(|(_, value_bytes, name)| (name, value_bytes))
+            .collect(),
     })
 }
