@@ -199,10 +199,11 @@ def test_a_frozen_server_costs_one_timeout_then_calls_fail_fast_and_recover(prox
     assert value == 10 and runs == [1, 1]  # computed again and returned
     assert T <= took < BOUND, took
     messages = [str(w.message) for w in caught]
-    # the lookup timed out; the store right after failed at once (the cache does not retry the server yet)
-    assert len(messages) == 2, messages
-    assert "ran without the cache" in messages[0] and "was not cached" in messages[1], messages
-    assert all("DatabaseConnectionError" in m and "did not answer within 2 s" in m for m in messages), messages
+    # the lookup timed out; the store right after failed at once (the cache does not retry the server
+    # yet): one warning for the call, both failures counted
+    assert len(messages) == 1, messages
+    assert "ran without the cache" in messages[0], messages
+    assert "DatabaseConnectionError" in messages[0] and "did not answer within 2 s" in messages[0], messages
     assert ":***@" in messages[0] and f":{cache.engine.url.password}@" not in messages[0]
 
     with pytest.warns(CacheWarning):

@@ -235,19 +235,23 @@ class _PythonMemo:
             self.cache._count("misses")
             self.count("misses")
             return _PythonPending(self, probe, before, mode)
+        failures: list[BaseException] = []
         if mode == REFRESH:
             self.cache._count("misses")
         else:
-            found = self.read(lambda: self.cache._memo_lookup(probe, self.func), f"{self.cache_name} ran without the cache")
+            lookup = lambda: self.cache._memo_lookup(probe, self.func)  # noqa: E731
+            found = self.read(lookup, f"{self.cache_name} ran without the cache", failures)
             if found is not None:
                 self.count("hits")
                 return found.value
         self.count("misses")
         # The entry to store is the call as it is now, before the function runs (which may change its
         # arguments, as may the caller afterwards): copies of the arguments, the key already computed.
-        return _PythonPending(self, probe._call_snapshot(), before, mode)
+        return _PythonPending(self, probe._call_snapshot(), before, mode, warned=bool(failures))
 
-    def store(self, probe: CacheEntry, output: Any) -> None:
+    def store(self, probe: CacheEntry, output: Any, warned: bool = False) -> None:
+        """Stores the call's result. ``warned``: the call's lookup already reported the backend failing
+        (one warning per call: a store failing for the same reason is counted, not warned again)."""
         if getattr(self.cache, "stores_nothing", False) or (self.keep is not None and not self.keep(output)):
             return
         entry = probe.clone(output=output)
@@ -266,7 +270,7 @@ class _PythonMemo:
         except Exception as err:
             # The backend failed (disk full, permissions, a lost connection): the computed value is still
             # right, so by default the caller gets it, with a warning, rather than losing it to storage.
-            self.backend_failed(err, f"the result of {self.cache_name} was not cached")
+            self.backend_failed(err, f"the result of {self.cache_name} was not cached", quiet=warned)
             return
         self.cache._count("sets")
         self.count("sets")
@@ -275,7 +279,7 @@ class _PythonMemo:
         self.cache._count("errors")
         self.count("errors")
 
-    def read(self, lookup: Callable[[], CacheEntry | None], what: str) -> CacheEntry | None:
+    def read(self, lookup: Callable[[], CacheEntry | None], what: str, failures: list[BaseException] | None = None) -> CacheEntry | None:
         """``lookup()``, with a storage failure handled by the cache's ``on_backend_error`` as a miss. A
         damaged record under the "raise" policy (a ValueDecodingError) propagates as it is, and so does an
         argument without a key (KeyEncodingError, raised while the key is built): that is the caller's
@@ -286,11 +290,14 @@ class _PythonMemo:
             raise
         except Exception as err:
             self.backend_failed(err, what)
+            if failures is not None:
+                failures.append(err)
             return None
 
-    def backend_failed(self, err: Exception, what: str) -> None:
+    def backend_failed(self, err: Exception, what: str, quiet: bool = False) -> None:
         self.cache._count("backend_errors")
-        backend_failed(self.cache.on_backend_error, what, err, stacklevel=5)
+        policy = self.cache.on_backend_error
+        backend_failed("ignore" if quiet and policy == "warn" else policy, what, err, stacklevel=5)
 
     def cache_info(self) -> CacheInfo:
         size = self.cache._count_func(self.cache_name)
@@ -313,10 +320,11 @@ class _PythonMemo:
 class _PythonPending:
     """A missed lookup of ``_PythonMemo``: the wrapper runs the function, then calls ``store``."""
 
-    __slots__ = ("before", "memo", "mode", "probe")
+    __slots__ = ("before", "memo", "mode", "probe", "warned")
 
-    def __init__(self, memo: _PythonMemo, probe: CacheEntry, before: int, mode: int) -> None:
+    def __init__(self, memo: _PythonMemo, probe: CacheEntry, before: int, mode: int, warned: bool = False) -> None:
         self.memo, self.probe, self.before, self.mode = memo, probe, before, mode
+        self.warned = warned  # the lookup already reported the backend failing
 
     @property
     def bypass(self) -> bool:
@@ -328,7 +336,7 @@ class _PythonPending:
 
     def store(self, output: Any) -> None:
         if not self.bypass:
-            self.memo.store(self.probe, output)
+            self.memo.store(self.probe, output, self.warned)
 
     def failed(self) -> None:
         self.memo.failed()

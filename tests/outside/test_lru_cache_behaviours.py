@@ -226,10 +226,6 @@ with warnings.catch_warnings():
         sys.exit(3)
 """
 
-NEW_MYSQL_BROKEN_CONNECTION = (
-    "new, not in issue 11: on MySQL a connection interrupted by the RecursionError goes back to the pool: the next call "
-    "warns 'Packet sequence number wrong' and runs without the cache"
-)
 
 
 def _run_deep(name: str, options: str = "") -> subprocess.CompletedProcess[str]:
@@ -244,7 +240,6 @@ def _deep_params():
         "json": [pytest.mark.slow],
         "sqlite": [pytest.mark.slow],
         "postgresql": [pytest.mark.slow],
-        "mysql": [pytest.mark.xfail(strict=True, reason=NEW_MYSQL_BROKEN_CONNECTION)],
         "callback": [pytest.mark.slow],
     }
     return [pytest.param(n, marks=marks.get(n, [])) for n in ALL]
@@ -261,8 +256,7 @@ def test_deep_recursion_raises_recursion_error_in_a_subprocess(name):
 
 def _deep_raise_params():
     def marks(n):
-        broken = [pytest.mark.xfail(strict=True, reason=NEW_MYSQL_BROKEN_CONNECTION)] if n == "mysql" else []
-        return broken + ([] if n == "disk" else [pytest.mark.slow])
+        return [] if n == "disk" else [pytest.mark.slow]
 
     return [pytest.param(n, marks=marks(n)) for n in PERSISTENT]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import math
@@ -190,7 +191,13 @@ class Checkout:
             os.close(fd)
         try:
             if invalidate is not None:
-                fairy.invalidate(invalidate)
+                try:
+                    fairy.invalidate(invalidate)
+                except Exception:  # noqa: BLE001
+                    # E.g. a RecursionError with the stack nearly used up, before SQLAlchemy closed it: close
+                    # the driver's connection itself (a few frames), so it never goes back half-read.
+                    with contextlib.suppress(Exception):
+                        self.dbapi.close()
                 return
             self.cursor.close()
             self.dialect.reset_isolation_level(self.dbapi)

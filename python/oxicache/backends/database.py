@@ -546,10 +546,10 @@ class DatabaseCache(BaseCache):
                 return False
             self._pool.discard(holder, err, lost=True)
             return True
-        if isinstance(err, Exception):
-            self._pool.give(holder)  # e.g. a value the driver cannot send: nothing reached the server
-        else:
-            self._pool.discard(holder, err, lost=False)  # interrupted mid-statement: state unknown
+        # Not the driver's own error: a KeyboardInterrupt, or a RecursionError or MemoryError raised deep in
+        # the driver's code, may have stopped it mid-packet. The connection's state is unknown (PyMySQL then
+        # reads "Packet sequence number wrong" on its next statement): never reuse it.
+        self._pool.discard(holder, err, lost=False)
         return False
 
     def _forked(self) -> None:
