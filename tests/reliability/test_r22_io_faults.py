@@ -556,3 +556,124 @@ def test_clear_works_on_a_really_full_file_system(tmp_path: Any) -> None:
         assert got["reserve_after"] == 1 << 20, (case, got)  # remade once there was room
     assert seen["cache_clear"]["left"]["g"] == 0 and seen["cache_clear"]["left"]["f"] > 15, seen["cache_clear"]
     assert seen["clear"]["left"] == {"f": 0, "g": 0}, seen["clear"]
+
+
+# ---- DiskCache: clearing on a file system that is really full -----------------------------------------
+
+
+def _full_disk_cache_worker(folder: str) -> None:
+    """Runs in a private 8 MiB tmpfs mounted at ``folder`` (test_disk_cache_clears_on_a_really_full_file_system):
+    per case, stores entries of two functions (``f``: 100 KB values, which diskcache keeps in value files;
+    ``g``: 3 KB values, kept in cache.db), takes every free byte with another file, then runs the case
+    (``g.cache_clear()``, ``clear()``, ``popall()``); then makes room and stores; prints what it saw as one
+    JSON object."""
+    import json
+
+    from oxicache import DiskCache
+
+    seen: dict[str, Any] = {}
+    for case in ("cache_clear", "clear", "popall"):
+        for name in os.listdir(folder):
+            path = os.path.join(folder, name)
+            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+        subprocess.run(["mount", "-o", "remount,size=8m", folder], check=True)
+        db = os.path.join(folder, "cache.db")
+        cache = DiskCache(folder, on_backend_error="raise")
+        reserve = os.path.getsize(f"{db}-reserve") if os.path.exists(f"{db}-reserve") else None
+        sizes = {"f": 100_000, "g": 3_000}
+
+        def make(name: str) -> Any:
+            @cache.memoize(name=name)
+            def fn(x: int) -> bytes:
+                return expected_value((name, x), sizes[name])
+
+            return fn
+
+        f, g = make("f"), make("g")
+        for x in range(24):
+            f(x)
+            g(x)
+            g(100 + x)
+        files = sum(n.endswith(".val") for _, _, ns in os.walk(folder) for n in ns)
+        fd = os.open(os.path.join(folder, "filler"), os.O_WRONLY | os.O_CREAT)  # every free byte
+        try:
+            for size in (65536, 4096, 512, 1):
+                with contextlib.suppress(OSError):
+                    while os.write(fd, b"\0" * size):
+                        pass
+        finally:
+            os.close(fd)
+        still_stores = []
+        for size in (10, 100_000):  # a row in cache.db; a value file (its folders are removed with it)
+            try:
+                cache.set("h", output=expected_value("h", size), x=size)
+                still_stores.append(True)
+            except (sqlite3.OperationalError, OSError):
+                still_stores.append(False)
+        error, popped = None, None
+        try:
+            if case == "cache_clear":
+                g.cache_clear()
+            elif case == "clear":
+                cache.clear()
+            else:
+                popped = sorted(e.output == expected_value((e.func, e.inputs["x"]), sizes[e.func])
+                                for e in cache.popall())
+        except Exception as err:  # noqa: BLE001 - reported to the test
+            error = f"{type(err).__name__}: {err}"
+        with contextlib.closing(sqlite3.connect(db)) as con:
+            integrity = con.execute("PRAGMA integrity_check").fetchall()
+        left = {"f": f.cache_info().currsize, "g": g.cache_info().currsize}
+        kept = all(cache.get(f, x=x) == expected_value(("f", x), sizes["f"]) for x in range(left["f"]))
+        verify = cache.verify()
+        files_left = sum(n.endswith(".val") for _, _, ns in os.walk(folder) for n in ns)
+        os.remove(os.path.join(folder, "filler"))  # space again: the file system grows to 16 MiB
+        subprocess.run(["mount", "-o", "remount,size=16m", folder], check=True)
+        f(10**6)
+        g(10**6)
+        seen[case] = {
+            "reserve": reserve, "files": files, "still_stores": still_stores, "error": error, "popped": popped,
+            "integrity": integrity, "left": left, "kept": kept, "verify": verify, "files_left": files_left,
+            "after": [cache.get(f, x=10**6) == expected_value(("f", 10**6), sizes["f"]),
+                      cache.get(g, x=10**6) == expected_value(("g", 10**6), sizes["g"]),
+                      f.cache_info().currsize, g.cache_info().currsize],
+            "verify_after": cache.verify(),
+            "reserve_after": os.path.getsize(f"{db}-reserve") if os.path.exists(f"{db}-reserve") else None,
+        }
+        cache.close()
+    print(json.dumps(seen))
+
+
+@pytest.mark.timeout(300)
+def test_disk_cache_clears_on_a_really_full_file_system(tmp_path: Any) -> None:
+    """A DiskCache on a file system with no free byte (a real tmpfs, filled by another file after the cache
+    stored entries, some of them in value files): a memoized function's ``cache_clear()``, ``clear()`` and
+    ``popall()`` work, the other entries and the folder stay sound (``verify()``, SQLite's integrity check,
+    no value file without its row), and the cache stores again once there is space. Without help a
+    DELETE there fails: it needs room in the -wal file (the disk-sqlite-full fault above caps cache.db
+    only, so there clearing always had room)."""
+    folder = tmp_path / "full"
+    folder.mkdir()
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare(1) to mount a small tmpfs")
+    probe = _private_tmpfs(str(folder), "1m", ["true"])
+    if probe.returncode != 0:
+        pytest.skip(f"cannot mount a private tmpfs here (user namespaces): {probe.stderr.strip()}")
+    here = os.path.dirname(os.path.abspath(__file__))
+    code = (f"import sys; sys.path[:0] = {[here, os.path.dirname(here)]!r}; "
+            "from test_r22_io_faults import _full_disk_cache_worker as w; w(sys.argv[1])")
+    run = _private_tmpfs(str(folder), "8m", [sys.executable, "-c", code, str(folder)])
+    assert run.returncode == 0, run.stderr
+    seen = json.loads(run.stdout.strip().splitlines()[-1])
+    for case, got in seen.items():
+        assert got["reserve"] == 1 << 20, (case, got)  # the cache holds its reserve from the start
+        assert got["files"] == 24 and got["still_stores"] == [False, False], (case, got)  # really full
+        assert got["error"] is None, (case, got["error"])
+        assert got["integrity"] == [["ok"]], (case, got)
+        assert got["verify"] == [] and got["verify_after"] == [], (case, got)
+        assert got["files_left"] == got["left"]["f"], (case, got)  # no value file without its row
+        assert got["after"] == [True, True, got["left"]["f"] + 1, got["left"]["g"] + 1], (case, got)
+        assert got["reserve_after"] == 1 << 20, (case, got)  # remade once there was room
+    assert seen["cache_clear"]["left"] == {"f": 24, "g": 0} and seen["cache_clear"]["kept"], seen["cache_clear"]
+    assert seen["clear"]["left"] == {"f": 0, "g": 0}, seen["clear"]
+    assert seen["popall"]["left"] == {"f": 0, "g": 0} and seen["popall"]["popped"] == [True] * 72, seen["popall"]

@@ -366,66 +366,6 @@ def _wal(cur: Any, busy_ms: int) -> None:
             time.sleep(0.005)
 
 
-# ---- a full disk under a SQLite file ----------------------------------------------------------------
-
-RESERVE_BYTES = 1 << 20  # what clear() frees on a full disk: the WAL frames of a DELETE of ~1 GB of rows
-_SQLITE_FULL, _SQLITE_IOERR_WRITE = 13, 778
-
-
-def is_full(err: BaseException) -> bool:
-    """True for SQLite's "database or disk is full" (ENOSPC), or a failed write (SQLITE_IOERR_WRITE:
-    a disk quota or a file size limit)."""
-    code = getattr(err, "sqlite_errorcode", None)
-    return code in (_SQLITE_FULL, _SQLITE_IOERR_WRITE) or "database or disk is full" in str(err)
-
-
-def reserve_path(database: str) -> str:
-    return f"{database}-reserve"
-
-
-def make_reserve(path: str) -> None:
-    """Best effort: hold ``RESERVE_BYTES`` of real disk blocks in ``path`` (allocated, not a sparse
-    file), unless it holds them already; on a disk too full for it, leave no partial file."""
-    try:
-        if os.stat(path).st_size >= RESERVE_BYTES:
-            return
-    except FileNotFoundError:
-        pass
-    except OSError:
-        return
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
-    except OSError:
-        return
-    done = False
-    try:
-        if hasattr(os, "posix_fallocate"):
-            os.posix_fallocate(fd, 0, RESERVE_BYTES)
-        else:
-            zeros = bytes(65536)
-            for _ in range(RESERVE_BYTES // len(zeros)):
-                os.write(fd, zeros)
-        done = True
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-    if not done:
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
-
-
-def drop_reserve(path: str) -> bool:
-    """Give the reserve's blocks back to the file system; False when there was none."""
-    try:
-        os.unlink(path)
-    except OSError:
-        return False
-    return True
-
-
 def mysql_statement_timeout(seconds: float) -> Callable[[Any, Any], None]:
     """The ``connect`` listener that has a MySQL/MariaDB server cancel a statement running longer than
     ``seconds``: MariaDB's ``max_statement_time`` (every statement), MySQL's ``max_execution_time``

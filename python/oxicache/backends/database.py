@@ -24,17 +24,14 @@ from oxicache.backends._sql import (
     Stmt,
     build_table,
     conflict_backoff,
-    drop_reserve,
     is_conflict,
-    is_full,
-    make_reserve,
     mysql_statement_timeout,
-    reserve_path,
     sqlite_pragmas,
     timed_out,
     upsert,
 )
 from oxicache.backends._records import from_columns, key_hex, ref_key, to_columns, verify
+from oxicache.backends._reserve import Reserve, is_full, reserve_path
 from oxicache.base import BaseCache, Ref
 from oxicache._forkgate import SQLITE_GATE
 from oxicache.durations import TTL, parse_ttl
@@ -240,10 +237,7 @@ class DatabaseCache(BaseCache):
             self._create_table(sa)
         # A SQLite file: disk space held beside it that clear() frees on a full disk (_delete_all)
         file = self._gated and not str(self._url.database).startswith("file:")
-        self._reserve = reserve_path(str(self._url.database)) if file else None
-        self._remake_at = 0.0  # when a store next tries to remake a reserve that clear() used (0: never)
-        if self._reserve is not None:
-            make_reserve(self._reserve)
+        self._reserve = Reserve(reserve_path(str(self._url.database))) if file else None
         self._compile(sa)
         self._dbapi_error: type[BaseException] = self._engine.dialect.loaded_dbapi.Error
         _LIVE.add(self)
@@ -586,15 +580,8 @@ class DatabaseCache(BaseCache):
                    "size of DatabaseCache's func column; give it a shorter name= in memoize")
             raise ValueEncodingError(msg)
         self._run(self._q_upsert, self._q_upsert.args(columns), 0)
-        if self._remake_at and time.monotonic() >= self._remake_at:
-            self._remake_reserve()
-
-    def _remake_reserve(self) -> None:
-        """After clear() used the reserve: remake it once stores fit again (tried at most once a minute)."""
-        if self._reserve is None:
-            return
-        make_reserve(self._reserve)
-        self._remake_at = 0.0 if os.path.exists(self._reserve) else time.monotonic() + 60
+        if self._reserve is not None:
+            self._reserve.after_store()  # remakes a reserve that clear() used, once stores fit again
 
     def _remove(self, ref: Ref) -> bool:
         args = {"key": key_hex(ref_key(ref)), "now": time.time()}
@@ -664,7 +651,7 @@ class DatabaseCache(BaseCache):
                 try:
                     cur.execute(stmt.sql, args)
                 except sqlite3.Error as err:
-                    if not is_full(err) or self._reserve is None or not drop_reserve(self._reserve):
+                    if not is_full(err) or self._reserve is None or not self._reserve.drop():
                         raise
                     cur.execute(stmt.sql, args)
                 count = int(cur.rowcount)
@@ -676,9 +663,8 @@ class DatabaseCache(BaseCache):
             self._failed(holder, err)
             raise
         self._pool.give(holder)
-        self._remake_reserve()
-        if self._remake_at:
-            self._remake_at = time.monotonic()  # no room yet: the next store that fits tries again
+        if self._reserve is not None:
+            self._reserve.restore()  # remade if there is room, else by the next store that fits
         return count
 
     # ---- public extras --------------------------------------------------------------------------

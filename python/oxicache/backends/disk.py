@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import sqlite3
 import threading
 import time
@@ -25,6 +26,7 @@ from oxicache._fs import (
     warn_if_risky_filesystem,
 )
 from oxicache.backends._records import entry_of, of_this_scheme, record_of, ref_key, verify
+from oxicache.backends._reserve import Reserve, is_full, reserve_path
 from oxicache.base import BaseCache, Ref
 from oxicache.codec import Serializer
 from oxicache._forkgate import SQLITE_GATE
@@ -102,6 +104,45 @@ def _is_value_file(path: str, folder: str) -> bool:
     parts = os.path.relpath(path, folder).split(os.sep)
     return (len(parts) == 3 and bool(_VALUE_DIR.fullmatch(parts[0])) and bool(_VALUE_DIR.fullmatch(parts[1]))
             and bool(_VALUE_FILE.fullmatch(parts[2])))
+
+
+#: Rows a delete transaction takes at most (as diskcache's own clear()).
+_BATCH = 100
+#: One batch of a delete (DiskCache._delete): ``pick(sql, position, n)`` selects at most ``n`` rows to delete,
+#: ``(rowid, filename, ...)``, from ``position`` on, inside the batch's transaction; it returns them with
+#: the position after them, or None when there is nothing left to pick.
+Pick = Callable[[Any, Any, int], tuple[list[Any], Any] | None]
+
+
+def _pick_rows(files_only: bool) -> Pick:
+    """Every row (or every row with a value file), highest rowid first: the latest rows' pages sit at the
+    end of the file, so with diskcache's ``auto_vacuum=FULL`` deleting them frees pages SQLite truncates
+    rather than fills by moving others (measured: 100 rows of 30 KB values, 10 WAL frames from the end,
+    761 from the start)."""
+    where = " AND filename IS NOT NULL" if files_only else ""
+    first = f"SELECT rowid, filename FROM Cache WHERE 1{where} ORDER BY rowid DESC LIMIT ?"
+    then = f"SELECT rowid, filename FROM Cache WHERE rowid < ?{where} ORDER BY rowid DESC LIMIT ?"
+
+    def pick(sql: Any, position: Any, n: int) -> tuple[list[Any], Any] | None:
+        rows = (sql(first, (n,)) if position is None else sql(then, (position, n))).fetchall()
+        return (rows, rows[-1][0]) if rows else None
+
+    return pick
+
+
+def _pick_keys(keys: list[bytes]) -> Pick:
+    """The live rows of these keys (as ``Cache.delete``: an expired row is no entry), ``(rowid, filename,
+    key)``."""
+    def pick(sql: Any, position: Any, n: int) -> tuple[list[Any], Any] | None:
+        start = position or 0
+        if start >= len(keys):
+            return None
+        chunk = keys[start:start + n]
+        select = ("SELECT rowid, filename, key FROM Cache WHERE raw = 1 AND key IN (%s)"
+                  " AND (expire_time IS NULL OR expire_time > ?)" % ",".join("?" * len(chunk)))
+        return sql(select, (*chunk, time.time())).fetchall(), start + len(chunk)
+
+    return pick
 
 
 def _reopen_after_fork(ref: weakref.ref[DiskCache]) -> None:
@@ -182,6 +223,9 @@ class DiskCache(BaseCache):
                    "the file (and its -wal and -shm files) to start an empty cache")
             raise CorruptStoreError(msg) from err
         self._sweep_leftovers()
+        # disk space held beside cache.db that clearing frees on a full disk (_delete); diskcache's own
+        # check() leaves files named cache.db* alone
+        self._reserve = Reserve(reserve_path(db))
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=lambda ref=weakref.ref(self): _reopen_after_fork(ref))
 
@@ -231,6 +275,10 @@ class DiskCache(BaseCache):
             return None
         if blob is None:
             return None
+        return self._decode(blob, key)
+
+    def _decode(self, blob: Any, key: int) -> CacheEntry | None:
+        """The entry a stored value holds; None (and a damaged record reported) when it holds none."""
         where = f"{self.path}, key {key:032x}"
         try:
             if not isinstance(blob, bytes):
@@ -258,6 +306,7 @@ class DiskCache(BaseCache):
                    "it was not stored (raise size_limit to cache values this large)")
             raise ValueEncodingError(msg)
         self._write(lambda: self._dc.set(key, blob, expire=ttl, retry=True))
+        self._reserve.after_store()  # remakes a reserve that clearing used, once stores fit again
         # diskcache culls at most cull_limit entries per store: when the oldest entries are small, the
         # folder would outgrow the limit store after store. One volume() check (~20 us) keeps it bounded.
         if self._dc.volume() > limit:
@@ -292,7 +341,7 @@ class DiskCache(BaseCache):
         for name in created:
             with contextlib.suppress(OSError, sqlite3.Error):
                 if not dc._sql("SELECT 1 FROM Cache WHERE filename = ?", (name,)).fetchall():
-                    os.remove(os.path.join(self.path, name))
+                    dc._disk.remove(name)  # and its value folders, once empty (as diskcache removes files)
         context = err.__context__
         if isinstance(err, sqlite3.OperationalError) and "no transaction is active" in str(err) \
                 and isinstance(context, Exception):
@@ -300,8 +349,7 @@ class DiskCache(BaseCache):
         return err
 
     def _remove(self, ref: Ref) -> bool:
-        key = self._key_bytes(ref_key(ref))
-        return bool(self._write(lambda: self._dc.delete(key, retry=True)))
+        return bool(self._delete([_pick_keys([self._key_bytes(ref_key(ref))])]))
 
     def _iter(self) -> Iterator[CacheEntry]:
         with SQLITE_GATE:
@@ -313,8 +361,118 @@ class DiskCache(BaseCache):
             if entry is not None:
                 yield entry
 
+    def _keyed_entries(self) -> Iterator[tuple[bytes, CacheEntry]]:
+        """Every live entry, with the key it is stored under, for removing them (_clear_func, popall): read
+        straight from diskcache's table, so no access is recorded (an LRU cache's reads write to the
+        table, which fails on a full disk). Damaged records are reported as ``_read`` reports them."""
+        disk, after = self._dc._disk, -1
+        select = ("SELECT rowid, key, raw, mode, filename, value FROM Cache WHERE rowid > ?"
+                  " AND (expire_time IS NULL OR expire_time > ?) ORDER BY rowid LIMIT 100")
+        while True:
+            with SQLITE_GATE:
+                rows = self._dc._sql(select, (after, time.time())).fetchall()
+            if not rows:
+                return
+            for rowid, db_key, raw, mode, filename, db_value in rows:
+                after = rowid
+                key = disk.get(db_key, raw)
+                if key is _FOREIGN or not isinstance(key, bytes) or len(key) != 16:
+                    continue
+                number = int.from_bytes(key, "big")
+                try:
+                    blob = disk.fetch(mode, filename, db_value, False)
+                except OSError:
+                    continue  # its value file was removed meanwhile: removed (as diskcache's get reads it)
+                except ValueDecodingError as err:
+                    self._damaged(f"{self.path}, key {number:032x}", err)
+                    continue
+                entry = self._decode(blob, number)
+                if entry is not None:
+                    yield key, entry
+
     def _clear(self) -> None:
-        self._write(lambda: self._dc.clear(retry=True))
+        try:
+            with SQLITE_GATE:
+                self._write(lambda: self._dc.clear(retry=True))
+            return
+        except sqlite3.Error as err:
+            if not is_full(err):
+                raise
+        # A full disk: the rows with value files first (small rows, and their files free space), then the rest
+        self._delete([_pick_rows(files_only=True), _pick_rows(files_only=False)], full=True)
+
+    def _clear_func(self, func: str) -> int:
+        keys = [key for key, entry in self._keyed_entries() if entry.func == func]
+        return len(self._delete([_pick_keys(self._newest_first(keys))]))
+
+    def popall(self) -> list[CacheEntry]:
+        """Remove and return every entry."""
+        entries = dict(self._keyed_entries())
+        gone = {bytes(row[2]) for row in self._delete([_pick_keys(self._newest_first(list(entries)))])}
+        return [entry for key, entry in entries.items() if key in gone]
+
+    def _newest_first(self, keys: list[bytes]) -> list[bytes]:
+        """``keys`` by descending rowid, the order that deletes cheapest (_pick_rows)."""
+        with SQLITE_GATE:
+            rowids = {bytes(key): rowid for rowid, key in self._dc._sql("SELECT rowid, key FROM Cache WHERE raw = 1")}
+        return sorted(keys, key=lambda key: rowids.get(key, 0), reverse=True)
+
+    def _delete(self, picks: list[Pick], full: bool = False) -> list[tuple[Any, ...]]:
+        """Delete the rows each pick chooses, batch after batch until it picks none; returns them.
+
+        Each batch is one diskcache transaction: select at most ``_BATCH`` rows, DELETE them, COMMIT, then
+        remove their value files (diskcache's order: a crash in between leaves at worst a value file no
+        row refers to, which is never read and is swept later). A failed batch changes nothing.
+
+        On a full disk (``full``, or once a batch fails with "database or disk is full"), this thread's
+        connection deletes with ``secure_delete=FAST`` and no automatic checkpoint (_Tight), and a batch
+        that fails runs again: as it was, then after the reserve gave its blocks back, then shrunk to a
+        quarter each time, down to one row; only a single row that does not fit raises. Before each
+        retry and after each committed batch, a checkpoint runs if the free space covers it: the WAL is
+        then written again from its start, in blocks it already has, and the pages the deletes freed are
+        cut off cache.db (diskcache's ``auto_vacuum=FULL``). So every committed batch frees space: its
+        value files and its pages. At the end, a truncating checkpoint gives the WAL's blocks back, and
+        the reserve is made again if there is room (else by the next store that fits)."""
+        done: list[tuple[Any, ...]] = []
+        size, tight = _BATCH, _Tight(self) if full else None
+        try:
+            for pick in picks:
+                position: Any = None
+                while True:
+                    try:
+                        with SQLITE_GATE:
+                            found = self._write(lambda: self._delete_batch(pick, position, size))  # noqa: B023
+                    except sqlite3.Error as err:
+                        if not is_full(err):
+                            raise
+                        if tight is None:
+                            tight = _Tight(self)
+                        elif not self._reserve.drop():
+                            if size == 1:
+                                raise
+                            size = max(1, size // 4)
+                        tight.checkpoint()
+                        continue
+                    if found is None:
+                        break
+                    rows, position = found
+                    done += rows
+                    if tight is not None:
+                        tight.checkpoint()
+                        size = min(_BATCH, size * 2)
+        finally:
+            if tight is not None:
+                tight.close()
+        return done
+
+    def _delete_batch(self, pick: Pick, position: Any, n: int) -> tuple[list[Any], Any] | None:
+        with self._dc._transact(retry=True) as (sql, cleanup):
+            found = pick(sql, position, n)
+            if found and found[0]:
+                sql("DELETE FROM Cache WHERE rowid IN (%s)" % ",".join(str(int(row[0])) for row in found[0]))
+                for row in found[0]:
+                    cleanup(row[1])  # removed after the COMMIT
+            return found
 
     def _len(self) -> int:
         self._write(lambda: self._dc.expire(retry=True))
@@ -394,6 +552,54 @@ class DiskCache(BaseCache):
         return f"DiskCache({self.path!r}, size_limit={self._dc.size_limit})"
 
 
+class _Tight:
+    """A delete on a full disk (``DiskCache._delete``), on this thread's connection: ``secure_delete=FAST``
+    (SQLite as Debian builds it zeroes and writes every freed page: clearing would need as much free
+    space as the rows take; FAST writes only the pages a DELETE changes anyway), and checkpoints only
+    when the free space covers them (``wal_autocheckpoint=0``). ``close()`` restores both settings."""
+
+    def __init__(self, cache: DiskCache) -> None:
+        self.cache = cache
+        self.db = os.path.join(cache.path, "cache.db")
+        with SQLITE_GATE:
+            con = cache._dc._con
+            self.before = [(name, con.execute(f"PRAGMA {name}").fetchone()[0]) for name in _TIGHT]
+            for name, value in _TIGHT.items():
+                con.execute(f"PRAGMA {name} = {value}")
+
+    def checkpoint(self, mode: str = "PASSIVE") -> None:
+        """Copy the WAL into cache.db, then write the WAL from its start again (PASSIVE), or empty it
+        (TRUNCATE), which gives back cache.db's pages that deletes freed (``auto_vacuum=FULL``). Skipped
+        unless the free space covers the pages it may add to cache.db: a checkpoint that runs out of room
+        half-way keeps the blocks it wrote, and the next batch would find no room for its WAL frames."""
+        with SQLITE_GATE, contextlib.suppress(sqlite3.Error, OSError):
+            con = self.cache._dc._con
+            ((pages,),) = con.execute("PRAGMA page_count").fetchall()
+            ((page_size,),) = con.execute("PRAGMA page_size").fetchall()
+            st = os.stat(self.db)
+            held = st.st_blocks * 512 if hasattr(st, "st_blocks") else st.st_size
+            if shutil.disk_usage(self.cache.path).free > pages * page_size - held:
+                con.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
+
+    def close(self) -> None:
+        con = self.cache._dc._con
+        with SQLITE_GATE, contextlib.suppress(sqlite3.Error):
+            for name, value in self.before:
+                con.execute(f"PRAGMA {name} = {value}")
+            # TRUNCATE waits for other connections' readers and writers: at most 1 s, not diskcache's timeout
+            timeout = con.execute("PRAGMA busy_timeout").fetchone()[0]
+            con.execute("PRAGMA busy_timeout = 1000")
+            try:
+                self.checkpoint("TRUNCATE")
+            finally:
+                con.execute(f"PRAGMA busy_timeout = {int(timeout)}")
+        self.cache._reserve.restore()
+
+
+#: The connection settings of a delete on a full disk (_Tight).
+_TIGHT = {"secure_delete": "FAST", "wal_autocheckpoint": 0}
+
+
 def _gated(method: Any) -> Any:
     def run(self: DiskCache, *args: Any, **kwargs: Any) -> Any:
         with SQLITE_GATE:
@@ -406,6 +612,7 @@ def _gated(method: Any) -> Any:
 # Every method that runs SQLite statements (diskcache's) runs inside the fork gate: os.fork() waits for
 # them, so a forked child never inherits a lock taken mid-statement (see oxicache._forkgate). _iter gates
 # its listing itself (a generator must not hold the gate while its consumer runs).
-for _name in ("__init__", "_read", "_set", "_remove", "_clear", "_len", "expire", "volume", "cull", "close", "verify"):
+# _remove, _clear, _clear_func and popall gate each of their transactions (_delete).
+for _name in ("__init__", "_read", "_set", "_len", "expire", "volume", "cull", "close", "verify"):
     if _name in DiskCache.__dict__:
         setattr(DiskCache, _name, _gated(DiskCache.__dict__[_name]))
