@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import weakref
 from typing import Any, Awaitable, Callable, Hashable
 
@@ -33,7 +34,8 @@ _computing: contextvars.ContextVar[frozenset[tuple[AsyncFlights, Hashable]]] = c
 
 class AsyncFlights:
     def __init__(self) -> None:
-        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, asyncio.Future[Any]]] = (
+        # Per loop: key -> (the flight's future, the leader's task).
+        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, tuple[asyncio.Future[Any], Any]]] = (
             weakref.WeakKeyDictionary()
         )
         # Finished flights, all loops. A caller that read it before a lookup it had to await, and finds it
@@ -49,25 +51,41 @@ class AsyncFlights:
         wait: float = DEFAULT_WAIT_TIMEOUT,
     ) -> Any:
         """``await compute()`` unless a call with the same key is already running in this loop; then wait
-        for it (at most ``wait`` seconds) and return its value (or raise its exception)."""
+        for it (at most ``wait`` seconds) and return its value (or raise its exception).
+
+        An interrupt can land between any two bytecodes, leaving a flight that nobody resolves (its
+        leader's task died first) or one resolved but not retired: a waiter also watches the leader's task,
+        and a flight found resolved (finished flights are retired before any other task runs) or whose
+        task is gone is taken for stale and replaced, never waited on or answered from."""
         if (self, key) in _computing.get():
             return await compute()  # recursion within the key's own computation
         loop = asyncio.get_running_loop()
         running = self._by_loop.setdefault(loop, {})
         stale = None  # a flight waited on past the bound: if it still holds the key, this call takes it over
-        while (leader := running.get(key)) is not None and leader is not stale:
-            # asyncio.wait neither cancels the leader when this waiter is cancelled nor raises on timeout.
-            done, _ = await asyncio.wait((leader,), timeout=wait)
-            if not done:
-                stale = leader  # unless another waiter took over first: then this one follows it
+        while (current := running.get(key)) is not None and current is not stale:
+            flight, owner = current
+            if flight.done() or owner.done():
+                if running.get(key) is current:
+                    del running[key]  # left behind by an interrupted leader
                 continue
-            outcome = leader.result()  # the leader's exception is raised here
-            if outcome is not _RETRY:
-                return outcome
-        flight: asyncio.Future[Any] = loop.create_future()
-        running[key] = flight
-        token = _computing.set(_computing.get() | {(self, key)})
+            # asyncio.wait neither cancels what it waits on when this waiter is cancelled nor raises on
+            # timeout.
+            await asyncio.wait((flight, owner), timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+            if flight.done():
+                outcome = flight.result()  # the leader's exception is raised here
+                if outcome is not _RETRY:
+                    return outcome
+            elif not owner.done():
+                stale = current  # unless another waiter took over first: then this one follows it
+        flight = loop.create_future()
+        entry = (flight, asyncio.current_task())
+        # Retired when resolved, also by the loop: the finally below does it at once, and this callback
+        # still does if an interrupt cuts that finally short.
+        flight.add_done_callback(functools.partial(_retire, running, key, entry))
+        token = None
         try:
+            running[key] = entry
+            token = _computing.set(_computing.get() | {(self, key)})
             found, value = (False, None)
             if recheck is not None and before != self.finished:
                 found, value = await recheck()
@@ -84,7 +102,15 @@ class AsyncFlights:
             flight.set_result(value)
             return value
         finally:
-            _computing.reset(token)
+            if not flight.done():
+                flight.set_result(_RETRY)  # interrupted before its outcome was published: hand over
+            if token is not None:
+                _computing.reset(token)
             self.finished += 1
-            if running.get(key) is flight:
-                del running[key]
+            _retire(running, key, entry)
+
+
+def _retire(running: dict[Hashable, Any], key: Hashable, entry: Any, _future: Any = None) -> None:
+    """Removes a flight from its loop's table, unless another flight replaced it already."""
+    if running.get(key) is entry:
+        del running[key]

@@ -190,7 +190,8 @@ def async_flight_case(code: Any, injector: Injector, scenario: str) -> str | Non
             return f"a later call returned {got!r}"
         left = cache._async_flights._by_loop.get(loop) or {}
         if left:
-            states = ["pending" if not f.done() else repr(f.exception() or f.result())[:60] for f in left.values()]
+            futures = [v[0] if isinstance(v, tuple) else v for v in left.values()]  # (flight, leader's task)
+            states = ["pending" if not f.done() else repr(f.exception() or f.result())[:60] for f in futures]
             return f"a flight stays registered after every call ended ({', '.join(states)})"
         return None
 
@@ -302,8 +303,8 @@ def pool_case(spec: tuple[Any, ...], code: Any, injector: Injector) -> str | Non
 
 def disk_txn() -> list[str]:
     """Thread A's write is interrupted just after diskcache's ``BEGIN IMMEDIATE``; DiskCache rolls it
-    back. A is held after its ROLLBACK, before it resets diskcache's shared transaction marker
-    (``_txn_id``), until thread B has begun a transaction of its own; then B must still commit its write.
+    back. A is held right after its ROLLBACK (where it once reset diskcache's shared transaction marker,
+    ``_txn_id``), until thread B has begun a transaction of its own; then B must still commit its write.
     (Hooks: SQLite's statement trace callback on A's connection, and line tracing, set from it, of the
     frame that runs the ROLLBACK.)"""
     import diskcache.core
@@ -311,8 +312,6 @@ def disk_txn() -> list[str]:
     cache = oxicache.DiskCache(tempfile.mkdtemp(prefix="oxicache-lines-"), on_backend_error="raise")
     after_code = type(cache)._after_failed_write.__code__
     set_code = diskcache.core.Cache.set.__code__
-    lines, first = inspect.getsourcelines(after_code)
-    reset = first + next(i for i, text in enumerate(lines) if "_txn_id = None" in text)
     b_may_start, b_in_txn, a_reset = threading.Event(), threading.Event(), threading.Event()
     outcome: dict[str, str] = {}
 
@@ -320,7 +319,7 @@ def disk_txn() -> list[str]:
         raise KeyboardInterrupt  # at the line after A's BEGIN IMMEDIATE in diskcache's _transact
 
     def hold_a(frame: Any, event: str, arg: Any) -> Any:
-        if event == "line" and frame.f_lineno == reset:  # A rolled back, has not reset _txn_id yet
+        if event == "line" and not b_may_start.is_set():  # the first line after A's ROLLBACK
             b_may_start.set()
             b_in_txn.wait(BOUND)
         return hold_a
@@ -356,7 +355,7 @@ def disk_txn() -> list[str]:
 
     def b() -> None:
         if not b_may_start.wait(BOUND):
-            outcome["b"] = "A never reached its reset"
+            outcome["b"] = "A never got past its ROLLBACK"
             return
         sys.settrace(lambda frame, event, arg: b_local if frame.f_code is set_code else None)
         try:

@@ -187,11 +187,7 @@ def expect(tag: str, x: int) -> Any:
 #: xfail test of test_interrupt_injection.py; counted (and printed) instead of failing the storm, so that
 #: the storm keeps finding anything else. Remove an entry when its defect is fixed (its xfail test then
 #: passes, and fails as XPASS(strict) until its mark is removed).
-KNOWN_DEFECTS = {
-    # test_interrupt_injection.py::test_diskcache_interrupted_write_leaves_other_writes_alone
-    "DiskCache: an interrupted write resets diskcache's _txn_id after its ROLLBACK, failing another "
-    "thread's commit (AssertionError in diskcache's _transact)": ("diskcache/core.py", "_transact", AssertionError),
-}
+KNOWN_DEFECTS: dict[str, tuple[str, str, type[BaseException]]] = {}
 
 
 def known_defect(err: BaseException) -> str | None:

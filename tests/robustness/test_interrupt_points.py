@@ -65,13 +65,6 @@ def sweep(name: str, config: dict | None = None, timeout: float = 600) -> list[s
     return list(report["problems"])
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "AsyncFlights.run (python/oxicache/_async_flight.py) registers the flight before its try block and "
-    "retires it last in its finally: a KeyboardInterrupt between `running[key] = flight` and `try:` leaves "
-    "a flight nobody resolves (the key's later calls in that event loop wait wait_timeout, 600 s), one in "
-    "`else:` before set_result (or inside the call_soon it makes) strands the waiters the same way, and one "
-    "in `finally:` before `del running[key]` leaves a finished flight registered (a raised exception is "
-    "then returned to every later call of the key in that loop without running the function)"))
 @pytest.mark.timeout(300)
 def test_async_single_flight_interrupted_at_every_point() -> None:
     problems = sweep("async_flight")
@@ -98,12 +91,6 @@ def test_database_pool_interrupted_at_every_point(name: str) -> None:
                             f"connection:\n" + "\n".join(problems))
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "DiskCache._after_failed_write (python/oxicache/backends/disk.py) rolls the interrupted thread's "
-    "transaction back and only then sets diskcache's shared `_txn_id` to None: in between, another "
-    "thread's BEGIN IMMEDIATE can succeed and set `_txn_id` to its own id, which is then erased, so that "
-    "thread's commit fails diskcache's `assert self._txn_id == tid` and its store is lost (BackendError "
-    "or a CacheWarning in a memoized call). Found by the DiskCache storm, which hits it in most runs"))
 @pytest.mark.timeout(120)
 def test_diskcache_interrupted_write_leaves_other_writes_alone() -> None:
     problems = sweep("disk_txn", timeout=60)

@@ -336,8 +336,12 @@ class DiskCache(BaseCache):
         with contextlib.suppress(sqlite3.Error):
             con = dc._con  # this thread's connection
             if con.in_transaction:
+                # diskcache's `_txn_id` names the thread whose transaction is open. Clear it (if it is ours)
+                # before the ROLLBACK, while this thread still holds the write lock: after it another
+                # thread's BEGIN IMMEDIATE may already have set it to its own id.
+                if dc._txn_id == threading.get_ident():
+                    dc._txn_id = None
                 con.execute("ROLLBACK")
-                dc._txn_id = None
         for name in created:
             with contextlib.suppress(OSError, sqlite3.Error):
                 if not dc._sql("SELECT 1 FROM Cache WHERE filename = ?", (name,)).fetchall():
