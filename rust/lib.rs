@@ -7,6 +7,7 @@ mod errors;
 mod forkgate;
 mod key;
 mod memo;
+mod monitor;
 mod replay;
 mod shutdown;
 mod snapshot;
@@ -33,6 +34,8 @@ mod _core {
     use crate::key::{canonical_bytes, key_of};
     #[pymodule_export]
     use crate::memo::{Memoizer, Pending};
+    #[pymodule_export]
+    use crate::monitor::Monitor;
     #[pymodule_export]
     use crate::replay::Replay;
     #[pymodule_export]

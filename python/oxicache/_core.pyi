@@ -13,6 +13,7 @@ __all__ = [
     "KeyBytes",
     "Memoizer",
     "MemoryStore",
+    "Monitor",
     "Pending",
     "Replay",
     "SingleFlight",
@@ -233,6 +234,19 @@ class SingleFlight:
         recheck: Callable[[], tuple[bool, Any]],
         wait: float | None = None,
     ) -> Any: ...
+
+@final
+class Monitor:
+    """A lock with a condition whose enter and exit no interrupt can split (rust/monitor.rs)."""
+
+    def __new__(cls) -> Monitor: ...
+    def __enter__(self) -> None: ...
+    def __exit__(self, *exc: object) -> None: ...
+    def wait(self, timeout: float | None = None) -> bool: ...
+    def notify(self) -> None: ...
+    def notify_all(self) -> None: ...
+    @property
+    def locked(self) -> bool: ...
 
 @final
 class ForkGate:

@@ -116,7 +116,7 @@ def make_engine(cache: BaseCache, func: Callable[..., Any], options: Options) ->
         engine = Memoizer(func, store, identity, specs, sorted(exclude), seconds, metadata, options.cache_if, wait, private)
         _install_vectorcall(engine)  # once per process: calls then skip the argument tuple
         return engine
-    return _PythonMemo(cache, func, identity, sig, specs, exclude, seconds, metadata, options.cache_if, wait)
+    return _PythonMemo(cache, func, identity, sig, specs, exclude, seconds, metadata, options.cache_if, wait, shared)
 
 
 def bound_parts(func: Callable[..., Any]) -> tuple[Callable[..., Any], Any] | None:
@@ -184,8 +184,10 @@ class _PythonMemo:
 
     def __init__(self, cache: BaseCache, func: Callable[..., Any], identity: str | Callable[[], str],
                  sig: inspect.Signature, specs: list[ParamSpec], exclude: frozenset[str], ttl: float | None,
-                 metadata: dict[str, Any] | None, cache_if: Callable[[Any], Any] | None, wait: float) -> None:
+                 metadata: dict[str, Any] | None, cache_if: Callable[[Any], Any] | None, wait: float,
+                 shared: bool = True) -> None:
         self.cache, self.func, self.identity, self.sig = cache, func, identity, sig
+        self.shared = shared  # other processes read the store: a key only this process can name is refused
         self.exclude, self.ttl, self.metadata, self.keep = exclude, ttl, metadata, cache_if
         self.wait = wait  # seconds a call waits for another computing its key (wait_timeout)
         self.var_kw = next((n for n, kind, _, _ in specs if kind == inspect.Parameter.VAR_KEYWORD), None)
@@ -209,8 +211,9 @@ class _PythonMemo:
             self.counts[name] += 1
 
     def probe(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> CacheEntry:
-        """The call as an entry without output, its key computed now (once: hooks run once per call) and
-        fit for a store other processes read (a class only this process can name is refused)."""
+        """The call as an entry without output, its key computed now (once: hooks run once per call); on a
+        store other processes read, a key holding a class only this process can name is refused. Arguments
+        that do not fit the signature raise the function's own TypeError, as a plain call would."""
         if self.plain and not kwargs and self.required <= len(args) <= len(self.names):
             inputs = dict(zip(self.names, args))
             if len(args) < len(self.names):
@@ -219,12 +222,30 @@ class _PythonMemo:
             for name in self.exclude:
                 inputs.pop(name, None)
         else:
-            inputs = bind_inputs(self.sig, args, kwargs, self.exclude)
+            try:
+                inputs = bind_inputs(self.sig, args, kwargs, self.exclude)
+            except TypeError:
+                self.raise_misfit(args, kwargs)
+                raise
             if self.var_kw in inputs and self.exclude:
                 inputs[self.var_kw] = {k: v for k, v in inputs[self.var_kw].items() if k not in self.exclude}
         probe = CacheEntry(self.cache_name, inputs, metadata=self.metadata)
-        probe._pin_key(True)
+        probe._pin_key(self.shared)
         return probe
+
+    def raise_misfit(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Arguments that do not fit the signature: raises the function's own TypeError. Only for Python
+        functions (coroutine and generator functions included), whose argument errors are raised before
+        any of their code runs; for other callables inspect's error stands."""
+        # (A decorated function's signature is its inner function's; calling the outer one could run code.)
+        if isinstance(self.func, types.FunctionType) and not hasattr(self.func, "__wrapped__"):
+            try:
+                made = self.func(*args, **kwargs)
+            except TypeError as err:
+                raise err.with_traceback(None) from None
+            close = getattr(made, "close", None)  # a coroutine or generator made anyway: never run it
+            if callable(close):
+                close()
 
     def _lookup(self, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> Any:
         """The stored value of the call, or a ``_PythonPending`` to complete."""

@@ -88,18 +88,7 @@ from oxicache.keys import canonical_bytes  # noqa: E402
 
 # Known defects: the machine leaves these behaviours out until they are fixed. Each one has a strict xfail
 # test below (test_found_*); when it starts passing, delete the mark and the name here.
-KNOWN_DEFECTS = {
-    # found by this oracle: on the Python engine (CallbackCache, DiskCache, JsonCache, DatabaseCache) a
-    # plain function called with arguments that do not fit its signature raises inspect's binding
-    # TypeError ("missing a required argument: 'a'") instead of the function's own ("f() missing 1
-    # required positional argument: 'a'") that the README promises; the type is still checked. See
-    # test_found_misfit_arguments_raise_the_functions_own_type_error.
-    "misfit_message",
-    # found by this oracle (key scheme 2): on NoCache, fn.cache_key(...) and cache.get(fn, ...) refuse a
-    # class its module cannot name with KeyEncodingError ("for a store other processes read"), though
-    # NoCache is no such store and the call itself runs. See test_found_nocache_refuses_local_classes.
-    "nocache_local_class_key",
-}
+KNOWN_DEFECTS: set[str] = set()
 # Former switches, fixed on main by 0865f71 (issue 11, wrong values 1-6, key scheme 2) while this oracle
 # was written, and now checked by the machine; their focused tests stay below as regression tests. The
 # names still work in KNOWN_DEFECTS should one come back:
@@ -110,7 +99,11 @@ KNOWN_DEFECTS = {
 #   "factory_classes"   classes made by a factory shared keys (now: process-local on InMemCache,
 #                       refused with KeyEncodingError by stores other processes read);
 #   "inmem_large_args"  InMemCache kept the arguments of a call with key bytes over 512 as the caller's
-#                       objects, so a later mutation changed the entry's inputs (found by this oracle).
+#                       objects, so a later mutation changed the entry's inputs (found by this oracle);
+#   "misfit_message"    on the Python engine, arguments that do not fit a plain function's signature
+#                       raised inspect's binding TypeError instead of the function's own (found here);
+#   "nocache_local_class_key"  NoCache's cache_key/get refused a class its module cannot name, as if it
+#                       were a store other processes read (found here).
 
 # Values that compare equal in Python and share a key by the documented key scheme, yet a function can
 # tell apart (so the memoized function returns the first caller's variant). Not defects by the docs
@@ -1201,24 +1194,25 @@ def test_fixed_inmem_large_arguments_alias_the_callers_objects(who: str) -> None
     assert entry.key in cache, f"the entry now claims total(<{len(entry.inputs['xs'])} items>) = {entry.output}"
 
 
-@pytest.mark.xfail(strict=True, reason="found by the oracle: the Python engine raises inspect's binding TypeError for misfit arguments")
 @pytest.mark.parametrize("backend", ["callback", *PERSISTENT])
 def test_found_misfit_arguments_raise_the_functions_own_type_error(backend: str) -> None:
     """README: "When the arguments of a plain function do not fit its signature, they are passed straight
-    to the function, so you get its own TypeError". True on InMemCache and NoCache (tests/test_memoize.py
-    checks those two); on the other backends the message is inspect's. Switch: "misfit_message"."""
+    to the function, so you get its own TypeError". Was true on InMemCache and NoCache only; the other
+    backends gave inspect's message ("missing a required argument: 'x'"). Switch: "misfit_message"."""
     cache = backends.make(backend)
 
-    @cache.memoize(name="oracle.focused.misfit")
-    def g(x: Any) -> Any:
+    def g(x: Any, /, y: Any = 0, *, z: Any = 0) -> Any:
         return x
 
-    with pytest.raises(TypeError) as err:
-        g()
-    assert str(err.value) == "g() missing 1 required positional argument: 'x'"  # today: "missing a required argument: 'x'"
+    memoized = cache.memoize(name="oracle.focused.misfit")(g)
+    for args, kwargs in [((), {}), ((1, 2, 3), {}), ((1,), {"w": 1}), ((), {"x": 1}), ((1,), {"y": 1, "z": 1, "q": 2})]:
+        with pytest.raises(TypeError) as want:
+            g(*args, **kwargs)
+        with pytest.raises(TypeError) as got:
+            memoized(*args, **kwargs)
+        assert str(got.value) == str(want.value), (args, kwargs)
 
 
-@pytest.mark.xfail(strict=True, reason="found by the oracle: NoCache refuses a class its module cannot name in cache_key/get")
 def test_found_nocache_refuses_local_classes() -> None:
     """Key scheme 2 refuses process-local class identities on stores other processes read (persistent
     backends, CallbackCache). NoCache is no such store: a memoized call with a factory-made class runs,

@@ -711,8 +711,9 @@ class Checks:
         """Information only: a DatabaseCache's connections that are neither idle nor in use by anyone."""
         pool = getattr(self.cache, "_pool", None)
         if pool is not None:
+            opening = pool._opener() is not None
             print(f"info: DatabaseCache pool: {len(pool.members)} connections, {len(pool.idle)} idle, "
-                  f"opening={pool.opening}, count={pool.count}", flush=True)
+                  f"opening={opening}, open={pool._open_count()}", flush=True)
 
 
 def main() -> int:

@@ -13,9 +13,10 @@ eval loop checks for Ctrl-C and asynchronous exceptions on every call, e.g. insi
   default, MySQL in the slow run), during a new cache's first statement (the one that opens a connection);
 - DiskCache's failed-write clean-up, with a second thread writing (a fixed interleaving).
 
-Each test is ``xfail(strict=True, raises=AssertionError)`` while its defect stands (the reason says what
-breaks); a fixed defect makes it XPASS, which fails until the mark is removed. A sweep that crashes or
-hangs raises RuntimeError, which the marks do not excuse.
+Each test was ``xfail(strict=True)`` while its defect stood; all three are fixed (the async flights watch
+their leader's task, the pool and watchdog lock is a native ``Monitor``, the pool's opening turn is a
+ticket held weakly, and DiskCache clears diskcache's transaction marker before its ROLLBACK). A sweep that
+crashes or hangs raises RuntimeError.
 """
 
 from __future__ import annotations
@@ -72,14 +73,6 @@ def test_async_single_flight_interrupted_at_every_point() -> None:
         "\n".join(problems)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "DatabaseCache's Pool and Watchdog (python/oxicache/backends/_sql.py) keep their state under "
-    "`with threading.Condition`, whose __enter__/__exit__ are Python code: a KeyboardInterrupt at the entry "
-    "of Condition.__exit__ leaves the lock held (every later statement waits forever: the pool's in _wait "
-    "when it opens a connection; the Watchdog's, taken by every PostgreSQL/MySQL statement, for the whole "
-    "process), one after the first block of Pool._wait leaves `opening` set (no connection is ever opened "
-    "again), and one between taking a connection and its try block, or at the entry of Watchdog.arm/disarm "
-    "or Pool.give, leaks the connection"))
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("name", ["sqlite", "postgresql", pytest.param("mysql", marks=pytest.mark.slow)])
 def test_database_pool_interrupted_at_every_point(name: str) -> None:

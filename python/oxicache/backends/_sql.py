@@ -12,8 +12,11 @@ import random
 import socket
 import threading
 import time
+import weakref
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable
+
+from oxicache._core import Monitor  # a lock and condition no interrupt can leave held
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -105,7 +108,7 @@ class Watchdog:
 
     def reset(self) -> None:
         """A fresh state (in a forked child: the parent's thread and statements are not the child's)."""
-        self.cond = threading.Condition(threading.Lock())
+        self.cond = Monitor()
         self.active: set[Watch] = set()
         self.wake_at = math.inf  # when the thread looks next; inf: asleep until arm() notifies it
         self.used = False  # a statement was armed since the thread last looked
@@ -125,6 +128,12 @@ class Watchdog:
                 self.wake_at = watch.deadline
                 self.cond.notify()
         return watch
+
+    def forget(self, fd: int) -> None:
+        """Drops every watch of ``fd`` (its descriptor is about to be closed)."""
+        with self.cond:
+            for watch in [w for w in self.active if w.fd == fd]:
+                self.active.discard(watch)
 
     def disarm(self, watch: Watch) -> bool:
         """The statement is over; True when its deadline passed first and its socket was shut down (the
@@ -161,7 +170,7 @@ class Checkout:
     """One connection checked out of the engine's pool for good, in autocommit mode: each statement is
     its own transaction, so a read never leaves one open, and a write is committed when it returns."""
 
-    __slots__ = ("cursor", "dbapi", "dialect", "fairy", "fd", "generation", "pid")
+    __slots__ = ("__weakref__", "cursor", "dbapi", "dialect", "fairy", "fd", "generation", "pid")
 
     def __init__(self, engine: Engine, generation: int, watched: bool = False) -> None:
         self.pid, self.generation = os.getpid(), generation
@@ -188,6 +197,7 @@ class Checkout:
             return
         if self.fd >= 0:
             fd, self.fd = self.fd, -1
+            WATCHDOG.forget(fd)  # a watch left behind (an interrupted statement) must never shut a reused number
             os.close(fd)
         try:
             if invalidate is not None:
@@ -216,10 +226,21 @@ class Pool:
     def __init__(self, engine: Engine, limit: int | None, watched: bool = False) -> None:
         self.engine, self.limit, self.watched = engine, limit, watched
         self.idle: deque[Checkout] = deque()
-        self.members: set[Checkout] = set()  # every open one, idle or in use (for fork and close)
-        self.cond = threading.Condition(threading.Lock())
-        self.waiters = self.count = self.generation = 0
-        self.opening = False
+        # Every open one, idle or in use (for fork and close), held weakly: a connection an interrupted
+        # call dropped on the floor leaves the set (and the count) when it is collected.
+        self.members: weakref.WeakSet[Checkout] = weakref.WeakSet()
+        self.cond = Monitor()
+        self.waiters = self.generation = 0
+        # The ticket of the call opening a connection, held weakly: if that call is interrupted before it
+        # clears it, the ticket dies with its frame and the next waiter opens instead.
+        self.opening: weakref.ref[_Ticket] | None = None
+
+    def _opener(self) -> _Ticket | None:
+        return None if self.opening is None else self.opening()
+
+    def _open_count(self) -> int:
+        """Connections of this generation, open or being opened (against ``limit``)."""
+        return sum(1 for h in list(self.members) if h.generation == self.generation) + (self._opener() is not None)
 
     def take(self) -> Checkout:
         try:
@@ -228,33 +249,40 @@ class Pool:
             return self._wait()
 
     def _wait(self) -> Checkout:
-        with self.cond:
-            self.waiters += 1  # before looking at idle: give() then knows to notify
-            try:
-                while not self.idle:
-                    if not self.opening and (self.limit is None or self.count < self.limit):
-                        self.opening = True
-                        self.count += 1
-                        generation = self.generation
-                        break
-                    self.cond.wait(0.05)
-                else:
-                    return self.idle.pop()
-            finally:
-                self.waiters -= 1
+        # One try around everything after `opening` is set, and state changes made in one line each, so
+        # that an interrupt anywhere (a KeyboardInterrupt lands between lines) never leaves `opening` set
+        # (no connection would ever be opened again) or the count off.
+        ticket = None  # this call's, while it opens a connection
         try:
-            holder = Checkout(self.engine, generation, self.watched)
-        except BaseException:
             with self.cond:
-                self.count -= 1
-                self.opening = False
-                self.cond.notify()
-            raise
-        with self.cond:
-            self.opening = False
-            self.members.add(holder)
-            self.cond.notify()  # a waiter may open the next one if the demand lasts
-        return holder
+                idle, ticket = self._turn()
+            if idle is not None:
+                return idle
+            holder = Checkout(self.engine, self.generation, self.watched)
+            with self.cond:
+                self.members.add(holder)
+            return holder
+        finally:
+            if ticket is not None:
+                with self.cond:
+                    if self._opener() is ticket:
+                        self.opening = None
+                    self.cond.notify()  # a waiter may open the next one if the demand lasts
+
+    def _turn(self) -> tuple[Checkout | None, _Ticket | None]:
+        """(an idle connection, None), or (None, a ticket to open one): waits, holding ``cond``, until
+        one or the other is free."""
+        self.waiters += 1  # before looking at idle: give() then knows to notify
+        try:
+            while not self.idle:
+                if self._opener() is None and (self.limit is None or self._open_count() < self.limit):
+                    ticket = _Ticket()
+                    self.opening = weakref.ref(ticket)
+                    return None, ticket
+                self.cond.wait(0.05)
+            return self.idle.pop(), None
+        finally:
+            self.waiters -= 1
 
     def give(self, holder: Checkout) -> None:
         if holder.generation != self.generation:  # from before close() or fork
@@ -275,8 +303,6 @@ class Pool:
                 dropped += self.idle
                 self.idle.clear()
             for h in dropped:
-                if h.generation == self.generation:
-                    self.count -= 1
                 self.members.discard(h)
             self.cond.notify_all()
         for h in dropped:
@@ -288,7 +314,6 @@ class Pool:
             self.generation += 1
             held = list(self.idle)
             self.idle.clear()
-            self.count = 0
             self.cond.notify_all()
         for holder in held:
             self.members.discard(holder)
@@ -298,15 +323,21 @@ class Pool:
 
     def forget(self, dispose: bool) -> None:
         """In a forked child: the parent's connections are neither used nor closed; new ones are opened."""
-        self.cond = threading.Condition(threading.Lock())  # another thread may have held it at fork time
+        self.cond = Monitor()  # another thread may have held it at fork time
         self.generation += 1
-        INHERITED.extend((h.fairy, h.dbapi, h.cursor) for h in self.members)
+        INHERITED.extend((h.fairy, h.dbapi, h.cursor) for h in list(self.members))
         self.idle.clear()
-        self.members = set()
-        self.waiters = self.count = 0
-        self.opening = False
+        self.members = weakref.WeakSet()
+        self.waiters = 0
+        self.opening = None
         if dispose:
             self.engine.dispose(close=False)
+
+
+class _Ticket:
+    """The turn of the one call opening a connection (``Pool.opening`` refers to it weakly)."""
+
+    __slots__ = ("__weakref__",)
 
 
 class Stmt:

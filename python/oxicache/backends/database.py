@@ -462,13 +462,19 @@ class DatabaseCache(BaseCache):
         if self._down_until:
             self._refuse_while_down()
         pool = self._pool
-        holder = self._take()
-        watch = WATCHDOG.arm(holder.fd, self._deadline) if holder.fd >= 0 else None
+        holder: Checkout | None = None
+        watch = None
         try:
+            # Inside the try: an interrupt right after the connection is taken still hands it back.
+            holder = self._take()
+            if holder.fd >= 0:
+                watch = WATCHDOG.arm(holder.fd, self._deadline)
             cur = holder.cursor
             cur.execute(stmt.sql, args)
             result = cur.fetchone() if fetch == 1 else cur.fetchall() if fetch else cur.rowcount
         except BaseException as err:
+            if holder is None:
+                raise  # no connection taken: nothing to hand back
             shut = watch is not None and WATCHDOG.disarm(watch)
             if shut or (self._deadline and timed_out(err)):
                 raise self._gave_up(holder, err, shut) from err  # never rerun: the server did not answer
