@@ -70,7 +70,9 @@ impl Monitor {
     fn __enter__(&self, py: Python<'_>) -> PyResult<()> {
         let me = this_thread();
         if self.owner.load(Ordering::Acquire) == me {
-            return Err(PyRuntimeError::new_err("the Monitor is already held by this thread (it is not reentrant)"));
+            return Err(PyRuntimeError::new_err(
+                "the Monitor is already held by this thread (it is not reentrant)",
+            ));
         }
         match self.mutex.try_lock() {
             Some(guard) => std::mem::forget(guard),
