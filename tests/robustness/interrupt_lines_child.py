@@ -20,6 +20,9 @@ Sweeps:
   new cache (the one that opens its first connection), on the store of ``config["spec"]``: afterwards
   no connection may stay checked out with nobody using it, calls (one that must open a new connection
   too) complete within 1 s, and on a server the statement deadline (the WATCHDOG) still works.
+- ``pool_kept``: the same, with the interrupted call's KeyboardInterrupt kept while the next calls run
+  (as the interactive interpreter keeps the last uncaught exception): no call may wait for state that
+  only frames of the kept traceback hold (a connection they hold is not counted as leaked).
 - ``disk_txn``: DiskCache, a write interrupted inside diskcache's transaction while another thread
   writes: the other thread's write must succeed (deterministic interleaving, see ``disk_txn``).
 """
@@ -205,7 +208,11 @@ def async_flight_case(code: Any, injector: Injector, scenario: str) -> str | Non
 # ---- pool -----------------------------------------------------------------------------------------------
 
 
-def pool(config: dict[str, Any]) -> list[str]:
+def pool(config: dict[str, Any], keep: bool = False) -> list[str]:
+    """``keep``: the interrupted call's KeyboardInterrupt stays referenced while the next calls run, as
+    the interactive interpreter keeps an uncaught one in ``sys.last_value``/``sys.last_traceback`` (and as
+    a logger, a future or a chained exception may): its traceback keeps the interrupted frames, and their
+    locals, alive."""
     spec = tuple(config["spec"])
     funcs = {
         "DatabaseCache._statement": database.DatabaseCache._statement,
@@ -219,7 +226,7 @@ def pool(config: dict[str, Any]) -> list[str]:
     problems = []
     for where, func in funcs.items():
         for point, label in points(func, lambda probe, f=func: pool_case(spec, f.__code__, probe)):
-            problem = pool_case(spec, func.__code__, Injector(func.__code__, point))
+            problem = pool_case(spec, func.__code__, Injector(func.__code__, point), keep)
             if problem:
                 problems.append(f"{where} {label}: {problem}")
     return problems
@@ -267,14 +274,15 @@ def lock_held(cond: Any) -> bool:
     return bool(cond.locked)
 
 
-def pool_case(spec: tuple[Any, ...], code: Any, injector: Injector) -> str | None:
+def pool_case(spec: tuple[Any, ...], code: Any, injector: Injector, keep: bool = False) -> str | None:
     _sql.WATCHDOG.reset()  # as in a new process: the first statement of a server starts its thread
     cache = open_spec(spec)
     injector.start()
     try:
         cache.set("lines.pool", output=value("pool", 0), x=0)
-    except KeyboardInterrupt:
-        pass
+    except KeyboardInterrupt as err:
+        if keep:  # as the interactive interpreter does with an uncaught exception
+            sys.last_type, sys.last_value, sys.last_traceback = type(err), err, err.__traceback__
     finally:
         injector.stop()
     try:
@@ -292,7 +300,7 @@ def pool_case(spec: tuple[Any, ...], code: Any, injector: Injector) -> str | Non
             return f"the next call: {why} (pool: {pool_state(p)}, idle={len(p.idle)}, lock held={lock_held(p.cond)})"
         gc.collect()  # a connection dropped on the floor by the interrupted call leaves the (weak) set
         leaked = len(p.members) - len(p.idle)
-        if leaked:
+        if leaked and not keep:  # (a kept traceback keeps its frames' connection until it is dropped)
             return (f"{leaked} connection(s) stay checked out with no call running: leaked (never reused nor "
                     f"closed until the process exits)")
         p.close(dispose=False)  # as cache.close() does: the next call opens a new connection
@@ -306,6 +314,9 @@ def pool_case(spec: tuple[Any, ...], code: Any, injector: Injector) -> str | Non
                 return f"the statement deadline (the WATCHDOG) no longer works: {why or 'a late statement is not shut down'}"
         return None
     finally:
+        for name in ("last_type", "last_value", "last_traceback"):
+            if hasattr(sys, name):
+                delattr(sys, name)
         bounded(cache.close)  # (a pool whose lock an interrupt left held would block close() too)
 
 
@@ -402,6 +413,8 @@ def main() -> int:
         problems = async_flight()
     elif sweep == "pool":
         problems = pool(config)
+    elif sweep == "pool_kept":
+        problems = pool(config, keep=True)
     else:
         problems = disk_txn()
     print(json.dumps({"problems": problems, "seconds": round(time.monotonic() - started, 1)}), flush=True)
