@@ -227,12 +227,14 @@ class EncodedLater:
     v: float
 
 
+if cv.pydantic is not None:
+    class NeverModel(cv.pydantic.BaseModel):  # at module level: the codec stores only classes it can name
+        n: int = 0
+
+
 def never_encoded_values():
     out = {"dataclass": NeverEncoded(1, [2]), "enum": NeverEnum.ONE, "namedtuple": NeverPair(1, 2)}
     if cv.pydantic is not None:
-        class NeverModel(cv.pydantic.BaseModel):
-            n: int = 0
-
         out["pydantic"] = NeverModel(n=3)
     return out
 

@@ -303,3 +303,44 @@ def test_a_reused_object_the_codec_cannot_copy_is_not_stored(storing):
 
     assert [b.n for b in boxes(3)] == [0, 1, 2]  # the consumer reads each as it comes
     assert len(storing) == 0  # a replay could not show 0, 1, 2: the run is not stored
+
+
+def test_instances_of_factory_classes_are_never_stored_as_each_other(storing):
+    """The value codec revives a stored dataclass, enum, named tuple or pydantic model by its class's name.
+    Two classes made by one factory share that name, so a record of one could come back as the other:
+    the codec refuses instances of classes their module cannot name (the caller still gets its value, with
+    a warning, and nothing is stored)."""
+    import dataclasses
+    import warnings
+
+    from oxicache import CacheWarning, ValueEncodingError
+    from oxicache.codec import allow, encode_binary, encode_json
+
+    def quantity(factor):
+        @dataclasses.dataclass
+        class Q:
+            v: float
+
+            def base(self):
+                return self.v * factor
+
+        return Q
+
+    Meters, Km = quantity(1), quantity(1000)
+    for encode in (encode_binary, encode_json):
+        with pytest.raises(ValueEncodingError, match="module level"):
+            encode(Meters(5))
+    with pytest.raises(ValueError, match="module level"):
+        allow(Km)
+
+    @storing.memoize
+    def measure(which):
+        return Meters(which) if which < 10 else Km(which)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        results = [measure(5).base(), measure(50).base(), measure(5).base(), measure(50).base()]
+    assert results == [5, 50_000, 5, 50_000]
+    if type(storing).__name__ != "InMemCache":  # InMemCache keeps the objects themselves
+        assert any(issubclass(w.category, CacheWarning) for w in caught)
+        assert len(storing) == 0

@@ -356,7 +356,7 @@ pub fn type_name_of(ty: &Bound<'_, PyType>) -> PyResult<String> {
 /// The type name of `obj`'s class, allowing the class for decoding in this process.
 pub fn allow_and_name(obj: &Bound<'_, PyAny>) -> PyResult<String> {
     let ty = obj.get_type();
-    let name = type_name_of(&ty)?;
+    let name = nameable_type_name(&ty)?;
     let registry = allowed(obj.py());
     match registry.get_item(&name)? {
         Some(cls) if cls.is(&ty) => {}
@@ -432,8 +432,24 @@ pub fn _allow_type(cls: &Bound<'_, PyAny>) -> PyResult<String> {
             type_name_of(ty)?
         )));
     }
-    let name = type_name_of(ty)?;
+    let name = nameable_type_name(ty)?;
     allowed(py).set_item(&name, ty)?;
+    Ok(name)
+}
+
+/// The type name a record stores for `ty`, refused for a class its module cannot name (made inside a
+/// function, by a factory, by `type()` or `Enum(...)`): two such classes can share the name while Python
+/// treats them as different, and reviving one as the other would be a wrong value
+/// (key/class_identity.rs draws the same line for keys).
+fn nameable_type_name(ty: &Bound<'_, PyType>) -> PyResult<String> {
+    let name = type_name_of(ty)?;
+    if let crate::key::class_identity::ClassId::Local { .. } = crate::key::class_identity::class_id(ty.as_any())? {
+        return Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "'{name}' is a class its module cannot name (made inside a function, by a factory, by type() or \
+             Enum(...)): another class may share that name, so its instances are not stored; define the class \
+             at module level"
+        )));
+    }
     Ok(name)
 }
 

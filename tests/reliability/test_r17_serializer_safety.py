@@ -13,10 +13,12 @@ is a miss with a warning; so is an exploit pickle signed with another key, or un
 
 Unserialisable results (a lock, an open file) on every persistent backend, and on the pickle
 serializer: the caller gets its value, one ``CacheWarning`` names the type, and nothing is stored
-(no entry, no file, no row). Adapted: a pydantic model of a class defined in a local scope *is*
-encodable by the codec (type name plus fields; no pickle), so it is stored and hits in this process;
-a process that never encoded that class reads it as a miss with a warning naming the type (checked in
-a subprocess). Under ``serializer="pickle"`` the local class cannot be pickled: the unserialisable case.
+(no entry, no file, no row). A pydantic model of a class defined in a local scope is the same case for
+the codec (issue 11: two local classes can share a name, so reviving one by name could give the other):
+returned, one warning naming the type and the fix, nothing stored; under ``serializer="pickle"`` the
+local class cannot be pickled either. A module-level model is stored and hits in this process; a process
+that never encoded that class reads it as a miss with a warning naming the type (checked in a
+subprocess).
 """
 
 from __future__ import annotations
@@ -287,24 +289,34 @@ def test_local_pydantic_model_cannot_be_pickled() -> None:
 
 
 @pytest.mark.parametrize("name", ["disk", "json", "sqlite"])
-def test_local_pydantic_model_is_stored_by_the_codec(name: str) -> None:
+def test_local_pydantic_model_is_returned_not_stored_by_the_codec(name: str) -> None:
+    cache = make(name)
+    unstorable_is_returned_not_stored(cache, name, _local_model(), "Local")
+
+
+class ModuleModel(pydantic.BaseModel):
+    a: int
+
+
+@pytest.mark.parametrize("name", ["disk", "json", "sqlite"])
+def test_module_level_pydantic_model_is_stored_by_the_codec(name: str) -> None:
     cache = make(name)
 
     @cache.memoize
     def f(x: int) -> Any:
-        return _local_model()
+        return ModuleModel(a=x)
 
     assert f(1) == f(1)
     assert f.cache_info().hits == 1
-    assert type(cache.get(f, x=1)).__qualname__ == "_local_model.<locals>.Local"
+    assert type(cache.get(f, x=1)) is ModuleModel
 
 
-def test_another_process_reads_a_local_model_as_a_miss_naming_the_type() -> None:
+def test_another_process_reads_a_model_it_never_encoded_as_a_miss_naming_the_type() -> None:
     cache = make("json")
 
     @cache.memoize(name="f")
     def f(x: int) -> Any:
-        return _local_model()
+        return ModuleModel(a=1)
 
     f(1)
     code = (
@@ -317,7 +329,7 @@ def test_another_process_reads_a_local_model_as_a_miss_naming_the_type() -> None
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     miss, count, message = out.stdout.strip().split(" ", 2)
     assert (miss, count) == ("True", "1")
-    assert "_local_model.<locals>.Local" in message
+    assert "ModuleModel" in message
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert cache.get("f", x=1).model_dump() == {"a": 1}  # this process encoded it: allowed here
