@@ -4,8 +4,8 @@ flight in daemon threads.
 ``python shutdown_child.py exit '<json config>'``: starts daemon threads that lead and wait on
 single-flight keys (a leader sleeping inside the memoized function, several waiters on the same key),
 daemon threads running asyncio loops with memoized coroutines (several tasks on one key), a thread
-running generators, ``cache_clear()`` and the direct API, a second open store of the same backend used by
-another thread, then returns from the main thread after ``delay`` seconds (0 to 0.2), so that
+running generators, ``cache_clear()`` and the direct API, a second open store of the backend (on the same
+data, but for SQLite files) used by another thread, then returns from the main thread after ``delay`` seconds (0 to 0.2), so that
 interpreter shutdown catches the threads in every state: starting, looking up, leading, waiting,
 storing, between calls. The test asserts exit status 0 and a clean stderr.
 
@@ -121,8 +121,10 @@ def exit_run(config: dict[str, Any]) -> int:
         cache.get("shutdown.direct", i=(i + 1) % 5)
 
     start(misc, "misc")
-    if config["spec"] is not None:  # a second open store on the same data, used by its own thread
-        other = open_spec(tuple(config["spec"]))
+    if config["spec"] is not None:  # a second open store of the backend, used by its own thread
+        # The same data, except on SQLite files, where a second instance opened while other processes
+        # use the file corrupts it (test_second_instance_on_a_sqlite_store_in_use): another store there.
+        other = open_spec(tuple(config.get("second_spec") or config["spec"]))
 
         def second(i: int) -> None:
             other.set("shutdown.other", output=value("other", i), i=i % 3)
@@ -167,10 +169,61 @@ def pthread_exit_run(config: dict[str, Any]) -> int:
     return 0
 
 
+def reopen_writer(config: dict[str, Any]) -> int:
+    """Writes to the store from a thread for ``seconds`` while the main thread constructs a second cache
+    object on the same store every 5 ms (``reopen``; without it, only the writes)."""
+    cache = open_spec(tuple(config["spec"]))
+    stop = time.monotonic() + config["seconds"]
+    failures: list[str] = []
+
+    def write() -> None:
+        i = 0
+        try:
+            while time.monotonic() < stop:
+                cache.set("reopen.w", output=value("w", i) * (1 + i % 40), i=i % 500)
+                i += 1
+        except Exception as err:  # noqa: BLE001 - reported
+            failures.append(f"{type(err).__name__}: {err}")
+
+    t = threading.Thread(target=write)
+    t.start()
+    try:
+        while time.monotonic() < stop and t.is_alive():
+            if config["reopen"]:
+                open_spec(tuple(config["spec"]))  # a second instance on the store, in this process
+            time.sleep(0.005)
+    except Exception as err:  # noqa: BLE001 - reported
+        failures.append(f"{type(err).__name__}: {err}")
+    t.join()
+    print("\n".join(failures) or "OK", flush=True)
+    return 1 if failures else 0
+
+
+def reopen_other(config: dict[str, Any]) -> int:
+    """Another process: opens the store, uses it, closes it, again and again for ``seconds``."""
+    stop = time.monotonic() + config["seconds"]
+    rng = random.Random(0)
+    try:
+        while time.monotonic() < stop:
+            cache = open_spec(tuple(config["spec"]))
+            cache.set("reopen.o", output=1, i=rng.randrange(50))
+            cache.get("reopen.o", i=1)
+            cache.close()
+    except Exception as err:  # noqa: BLE001 - reported
+        print(f"{type(err).__name__}: {err}", flush=True)
+        return 1
+    print("OK", flush=True)
+    return 0
+
+
 def main() -> int:
     mode, config = sys.argv[1], json.loads(sys.argv[2])
     if mode == "exit":
         return exit_run(config)
+    if mode == "reopen_writer":
+        return reopen_writer(config)
+    if mode == "reopen_other":
+        return reopen_other(config)
     return pthread_exit_run(config)
 
 

@@ -28,14 +28,13 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
-import subprocess
 import sys
 import time
 
 import pytest
 
 import backends
+from child_process import run_child
 
 CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "interrupt_storm_child.py")
 BUILT_IN_CHILD = ("inmem", "none", "callback")
@@ -46,21 +45,6 @@ def seed_for(nodeid: str) -> int:
     value = int(os.environ.get("OXICACHE_SEED") or random.SystemRandom().randrange(2**32))
     print(f"\n[{nodeid}] seed={value} (replay with OXICACHE_SEED={value})", file=sys.stderr)
     return value
-
-
-def run_child(args: list[str], timeout: float, child: str = CHILD) -> tuple[int | None, str, str]:
-    """Runs ``child`` with ``args``; returns (exit status or None when it overran, stdout, stderr). An
-    overrunning child gets SIGUSR1 (its thread stacks go to stderr), then SIGKILL."""
-    proc = subprocess.Popen([sys.executable, child, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-        return proc.returncode, out, err
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGUSR1)
-        time.sleep(2)
-        proc.kill()
-        out, err = proc.communicate()
-        return None, out, err
 
 
 def storm(name: str, seconds: float, min_calls: int, nodeid: str) -> None:
@@ -76,7 +60,7 @@ def storm(name: str, seconds: float, min_calls: int, nodeid: str) -> None:
     # interpreter start and imports on a loaded machine.
     timeout = config["max_storm_seconds"] + 150
     started = time.monotonic()
-    code, out, err = run_child([json.dumps(config)], timeout)
+    code, out, err = run_child(CHILD, [json.dumps(config)], timeout)
     took = time.monotonic() - started
     print(out)
     if code is None:

@@ -26,40 +26,21 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
 
 import pytest
 
 import backends
+from child_process import run_child
 
 LINES_CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "interrupt_lines_child.py")
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGUSR1 for the stacks of a hung sweep")
 
 
-def run_child(args: list[str], timeout: float) -> tuple[int | None, str, str]:
-    """(exit status or None when it overran, stdout, stderr) of the sweep child; an overrunning child gets
-    SIGUSR1 (its thread stacks go to stderr), then SIGKILL."""
-    proc = subprocess.Popen([sys.executable, LINES_CHILD, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-        return proc.returncode, out, err
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGUSR1)
-        time.sleep(2)
-        proc.kill()
-        out, err = proc.communicate()
-        return None, out, err
-
-
-
 def sweep(name: str, config: dict | None = None, timeout: float = 600) -> list[str]:
     """The problems ``interrupt_lines_child.py <name>`` found. A child that crashes or hangs raises
     RuntimeError (not an AssertionError: the xfail marks below expect only the defects' assertion)."""
-    code, out, err = run_child([name, json.dumps(config or {})], timeout)
+    code, out, err = run_child(LINES_CHILD, [name, json.dumps(config or {})], timeout)
     lines = [line for line in out.splitlines() if line.startswith("{")]
     if code != 0 or not lines:
         status = "did not finish" if code is None else f"exited {code}"
