@@ -6,7 +6,6 @@ Each case runs in a subprocess, since the failure being guarded against is a seg
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap

@@ -205,12 +205,7 @@ fn plain_key<'a>(k: &'a Bound<'_, PyAny>) -> Option<&'a str> {
 }
 
 fn write_dict(out: &mut Vec<u8>, dict: &Bound<'_, PyDict>, depth: usize) -> EncodeResult {
-    let items = snapshot::dict_items(dict);
-    super::write_checked(
-        dict.as_any(),
-        || write_dict_items(out, dict, &items, depth),
-        || Ok(snapshot::dict_unchanged(dict, &items)),
-    )
+    super::write_dict_with(dict, |items| write_dict_items(out, dict, items, depth))
 }
 
 fn write_dict_items(
@@ -302,12 +297,7 @@ pub fn encode(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> Encode
         ),
         Kind::List => {
             let list = unsafe { obj.cast_unchecked::<PyList>() };
-            let items = snapshot::list_items(list);
-            super::write_checked(
-                obj,
-                || write_items(out, obj, &items, depth),
-                || Ok(snapshot::list_unchanged(list, &items)),
-            )?;
+            super::write_list_with(list, |items| write_items(out, obj, items, depth))?;
         }
         Kind::Dict => write_dict(out, unsafe { obj.cast_unchecked::<PyDict>() }, depth)?,
         Kind::Tuple => {
@@ -315,24 +305,9 @@ pub fn encode(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> Encode
             write_items(out, obj, unsafe { obj.cast_unchecked::<PyTuple>() }.as_slice(), depth)?;
             out.push(b'}');
         }
-        Kind::Set => {
-            open_tag(out, "set");
-            let items = snapshot::set_items(obj)?;
-            super::write_checked(
-                obj,
-                || write_items(out, obj, &items, depth),
-                || snapshot::set_unchanged(obj, &items),
-            )?;
-            out.push(b'}');
-        }
-        Kind::FrozenSet => {
-            open_tag(out, "frozenset");
-            let items = snapshot::set_items(obj)?;
-            super::write_checked(
-                obj,
-                || write_items(out, obj, &items, depth),
-                || snapshot::set_unchanged(obj, &items),
-            )?;
+        kind @ (Kind::Set | Kind::FrozenSet) => {
+            open_tag(out, if kind == Kind::Set { "set" } else { "frozenset" });
+            super::write_set_with(obj, |items| write_items(out, obj, items, depth))?;
             out.push(b'}');
         }
         Kind::Ellipsis => out.extend_from_slice(b"{\"$ellipsis\":null}"),

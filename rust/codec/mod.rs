@@ -160,7 +160,7 @@ pub fn changed(container: &Bound<'_, PyAny>) -> EncodeError {
 
 /// `write()` (which writes a snapshot of `container`'s items), then an error if Python code that ran
 /// meanwhile changed the container (`unchanged` compares it with the snapshot).
-pub fn write_checked(
+fn write_checked(
     container: &Bound<'_, PyAny>,
     write: impl FnOnce() -> EncodeResult,
     unchanged: impl FnOnce() -> PyResult<bool>,
@@ -171,6 +171,44 @@ pub fn write_checked(
         return Err(changed(container));
     }
     Ok(())
+}
+
+// Each container is read in one step (crate::snapshot), its items written by the format's `write`, and
+// the container checked unchanged afterwards: the same for both formats.
+
+/// A list's items, written by `write`.
+pub fn write_list_with<'py>(
+    list: &Bound<'py, PyList>,
+    write: impl FnOnce(&[Bound<'py, PyAny>]) -> EncodeResult,
+) -> EncodeResult {
+    let items = crate::snapshot::list_items(list);
+    write_checked(
+        list.as_any(),
+        || write(&items),
+        || Ok(crate::snapshot::list_unchanged(list, &items)),
+    )
+}
+
+/// A set's or frozenset's items, written by `write`.
+pub fn write_set_with<'py>(
+    set: &Bound<'py, PyAny>,
+    write: impl FnOnce(&[Bound<'py, PyAny>]) -> EncodeResult,
+) -> EncodeResult {
+    let items = crate::snapshot::set_items(set)?;
+    write_checked(set, || write(&items), || crate::snapshot::set_unchanged(set, &items))
+}
+
+/// A dict's (key, value) pairs, written by `write`.
+pub fn write_dict_with<'py>(
+    dict: &Bound<'py, PyDict>,
+    write: impl FnOnce(&crate::snapshot::Pairs<'py>) -> EncodeResult,
+) -> EncodeResult {
+    let items = crate::snapshot::dict_items(dict);
+    write_checked(
+        dict.as_any(),
+        || write(&items),
+        || Ok(crate::snapshot::dict_unchanged(dict, &items)),
+    )
 }
 
 /// Nesting beyond the limit (a cycle always ends here); the containers on the way up complete it.

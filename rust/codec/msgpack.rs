@@ -120,12 +120,7 @@ fn write_items<'py>(
 }
 
 fn write_dict(out: &mut Vec<u8>, dict: &Bound<'_, PyDict>, depth: usize) -> EncodeResult {
-    let items = snapshot::dict_items(dict);
-    super::write_checked(
-        dict.as_any(),
-        || write_dict_items(out, dict, &items, depth),
-        || Ok(snapshot::dict_unchanged(dict, &items)),
-    )
+    super::write_dict_with(dict, |items| write_dict_items(out, dict, items, depth))
 }
 
 fn write_dict_items(
@@ -189,36 +184,17 @@ pub fn encode(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> Encode
         Kind::Bytes => write_bin(out, unsafe { obj.cast_unchecked::<PyBytes>() }.as_bytes()),
         Kind::List => {
             let list = unsafe { obj.cast_unchecked::<PyList>() };
-            let items = snapshot::list_items(list);
-            super::write_checked(
-                obj,
-                || write_items(out, obj, &items, depth),
-                || Ok(snapshot::list_unchanged(list, &items)),
-            )?;
+            super::write_list_with(list, |items| write_items(out, obj, items, depth))?;
         }
         Kind::Dict => write_dict(out, unsafe { obj.cast_unchecked::<PyDict>() }, depth)?,
         Kind::Tuple => {
             let t = unsafe { obj.cast_unchecked::<PyTuple>() };
             write_ext(out, ext::TUPLE, |o| write_items(o, obj, t.as_slice(), depth))?;
         }
-        Kind::Set => {
-            let items = snapshot::set_items(obj)?;
-            write_ext(out, ext::SET, |o| {
-                super::write_checked(
-                    obj,
-                    || write_items(o, obj, &items, depth),
-                    || snapshot::set_unchanged(obj, &items),
-                )
-            })?;
-        }
-        Kind::FrozenSet => {
-            let items = snapshot::set_items(obj)?;
-            write_ext(out, ext::FROZENSET, |o| {
-                super::write_checked(
-                    obj,
-                    || write_items(o, obj, &items, depth),
-                    || snapshot::set_unchanged(obj, &items),
-                )
+        kind @ (Kind::Set | Kind::FrozenSet) => {
+            let code = if kind == Kind::Set { ext::SET } else { ext::FROZENSET };
+            write_ext(out, code, |o| {
+                super::write_set_with(obj, |items| write_items(o, obj, items, depth))
             })?;
         }
         Kind::Ellipsis => write_ext(out, ext::ELLIPSIS, |_| Ok(()))?,
