@@ -6,7 +6,9 @@ import errno
 import os
 import struct
 import sys
+import threading
 import warnings
+import weakref
 from types import FrameType
 
 from oxicache.errors import CacheWarning, CorruptStoreError
@@ -17,6 +19,7 @@ __all__ = [
     "check_sqlite_header",
     "check_writable_file",
     "filesystem_type",
+    "hold_sqlite_file",
     "prepare_folder",
     "risky_filesystem",
     "warn_if_risky_filesystem",
@@ -216,6 +219,38 @@ def check_sqlite_header(path: str, what: str) -> None:
     if pages and change == valid_for and largest_root > pages:
         raise CorruptStoreError(_corrupt(
             path, what, f"its header is damaged (largest root page {largest_root} of {pages} pages)"))
+
+
+# The SQLite files this process's caches have open: real path -> how many live caches use it.
+_HELD: dict[str, int] = {}
+_HELD_LOCK = threading.Lock()
+
+
+def hold_sqlite_file(owner: object, path: str, what: str) -> None:
+    """Check the header of the SQLite file ``path`` (``check_sqlite_header``) unless a live cache of this
+    process uses that file already, and count ``owner`` as one such cache until it is collected.
+
+    Why not always: POSIX record locks belong to the process, and closing *any* descriptor of a file drops
+    all of them. SQLite keeps its own descriptors open until its last lock is released; the header read's
+    ``open()``/``close()`` cannot, so reading it while another cache of this process is in a transaction
+    would drop that transaction's locks, and another process could write under it (a corrupt file). The
+    file was checked when the first cache opened it; later ones skip the read.
+    """
+    key = os.path.realpath(path)
+    with _HELD_LOCK:  # the read happens only while no cache of this process is opening or using the file
+        if not _HELD.get(key):
+            check_sqlite_header(path, what)
+        _HELD[key] = _HELD.get(key, 0) + 1
+    weakref.finalize(owner, _release_sqlite_file, key)
+
+
+def _release_sqlite_file(key: str) -> None:
+    with _HELD_LOCK:
+        left = _HELD.get(key, 0) - 1
+        if left > 0:
+            _HELD[key] = left
+        else:
+            _HELD.pop(key, None)
 
 
 def _corrupt(path: str, what: str, problem: str) -> str:

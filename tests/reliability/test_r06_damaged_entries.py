@@ -25,6 +25,7 @@ oxicache has no ``auto_repair``: the message says to delete the file.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import random
@@ -329,6 +330,10 @@ def _open_damaged(folder: str) -> list[tuple[str, str, str, str]]:
             for i in range(200):
                 cache.set("r06.g", output=expected_value(i, 50), x=i)
             cache.close()
+            # Dropped, not only closed: the header is read when the first cache of the process opens the
+            # file; while one lives, a read (open()/close()) would drop SQLite's locks (hold_sqlite_file)
+            del cache
+            gc.collect()
             damage(db)
             try:
                 with warnings.catch_warnings():

@@ -178,5 +178,5 @@ def test_memoized_methods_run_as_typed(name: str) -> None:
     shop = Shop()
     assert shop.price.cache_key(shop, "a") == Shop.price.cache_key(shop, "a")
     assert shop.price.cache_inputs(shop, "a")["sku"] == "a"
-    with pytest.raises(TypeError, match="missing a required argument"):
+    with pytest.raises(TypeError, match="missing (a|1) required (positional )?argument"):  # the native or the function's own
         shop.price.cache_key("a")

@@ -5,7 +5,7 @@ flight in daemon threads.
 single-flight keys (a leader sleeping inside the memoized function, several waiters on the same key),
 daemon threads running asyncio loops with memoized coroutines (several tasks on one key), a thread
 running generators, ``cache_clear()`` and the direct API, a second open store of the backend (on the same
-data, but for SQLite files) used by another thread, then returns from the main thread after ``delay`` seconds (0 to 0.2), so that
+data) used by another thread, then returns from the main thread after ``delay`` seconds (0 to 0.2), so that
 interpreter shutdown catches the threads in every state: starting, looking up, leading, waiting,
 storing, between calls. The test asserts exit status 0 and a clean stderr.
 
@@ -122,9 +122,7 @@ def exit_run(config: dict[str, Any]) -> int:
 
     start(misc, "misc")
     if config["spec"] is not None:  # a second open store of the backend, used by its own thread
-        # The same data, except on SQLite files, where a second instance opened while other processes
-        # use the file corrupts it (test_second_instance_on_a_sqlite_store_in_use): another store there.
-        other = open_spec(tuple(config.get("second_spec") or config["spec"]))
+        other = open_spec(tuple(config["spec"]))  # the same data
 
         def second(i: int) -> None:
             other.set("shutdown.other", output=value("other", i), i=i % 3)

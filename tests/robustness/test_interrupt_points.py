@@ -15,11 +15,11 @@ eval loop checks for Ctrl-C and asynchronous exceptions on every call, e.g. insi
   interpreter keeps the last uncaught one), SQLite;
 - DiskCache's failed-write clean-up, with a second thread writing (a fixed interleaving).
 
-Each test is ``xfail(strict=True, raises=AssertionError)`` while its defect stands. The first three were,
-and are fixed (the async flights watch their leader's task, the pool and watchdog lock is a native
-``Monitor``, the pool's opening turn is a ticket held weakly, and DiskCache clears diskcache's
-transaction marker before its ROLLBACK); the kept-exception sweep is xfail (the weak ticket lives as long
-as a kept traceback). A sweep that crashes or hangs raises RuntimeError, which the marks do not excuse.
+Each test was ``xfail(strict=True, raises=AssertionError)`` while its defect stood; all are fixed: the
+async flights watch their leader's task, the pool and watchdog lock is a native ``Monitor``, the pool's
+opening turn is a ticket held weakly that also counts only while its ``_wait`` frame runs (a kept
+traceback keeps the frame alive), and DiskCache clears diskcache's transaction marker before its
+ROLLBACK. A sweep that crashes or hangs raises RuntimeError.
 """
 
 from __future__ import annotations
@@ -68,15 +68,6 @@ def test_database_pool_interrupted_at_every_point(name: str) -> None:
                             f"connection:\n" + "\n".join(problems))
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "Pool._wait (python/oxicache/backends/_sql.py) marks a connection being opened with a ticket it holds "
-    "weakly, expecting the ticket to die with the opening call's frame when an interrupt cuts that call "
-    "short. A traceback keeps its frames, and their locals, alive: while the KeyboardInterrupt is kept "
-    "(the interactive interpreter keeps the last uncaught one in sys.last_traceback; a logger, a future or "
-    "a chained exception may keep it for good), an interrupt in _wait's finally before `self.opening = None` "
-    "(e.g. at the entry of the `self._opener()` call there) leaves `opening` set, and every call that needs "
-    "a new connection waits forever. Found by the long PostgreSQL storm (seed 2537630964: every worker "
-    "waiting in Pool._turn, the ticket held by a Pool._wait frame stopped at that line)"))
 @pytest.mark.timeout(300)
 def test_database_pool_interrupted_with_the_exception_kept() -> None:
     cache = backends.make("sqlite")

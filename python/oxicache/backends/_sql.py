@@ -10,10 +10,12 @@ import operator
 import os
 import random
 import socket
+import sys
 import threading
 import time
 import weakref
 from collections import deque
+from types import FrameType
 from typing import TYPE_CHECKING, Any, Callable
 
 from oxicache._core import Monitor  # a lock and condition no interrupt can leave held
@@ -232,11 +234,13 @@ class Pool:
         self.cond = Monitor()
         self.waiters = self.generation = 0
         # The ticket of the call opening a connection, held weakly: if that call is interrupted before it
-        # clears it, the ticket dies with its frame and the next waiter opens instead.
+        # clears it, the ticket dies with its frame (or, when a kept traceback keeps the frame, is seen to
+        # be no longer running) and the next waiter opens instead.
         self.opening: weakref.ref[_Ticket] | None = None
 
     def _opener(self) -> _Ticket | None:
-        return None if self.opening is None else self.opening()
+        ticket = None if self.opening is None else self.opening()
+        return ticket if ticket is not None and ticket.running() else None
 
     def _open_count(self) -> int:
         """Connections of this generation, open or being opened (against ``limit``)."""
@@ -265,7 +269,7 @@ class Pool:
         finally:
             if ticket is not None:
                 with self.cond:
-                    if self._opener() is ticket:
+                    if self.opening is not None and self.opening() is ticket:
                         self.opening = None
                     self.cond.notify()  # a waiter may open the next one if the demand lasts
 
@@ -276,7 +280,7 @@ class Pool:
         try:
             while not self.idle:
                 if self._opener() is None and (self.limit is None or self._open_count() < self.limit):
-                    ticket = _Ticket()
+                    ticket = _Ticket(sys._getframe(1))  # the _wait call that opens
                     self.opening = weakref.ref(ticket)
                     return None, ticket
                 self.cond.wait(0.05)
@@ -335,9 +339,27 @@ class Pool:
 
 
 class _Ticket:
-    """The turn of the one call opening a connection (``Pool.opening`` refers to it weakly)."""
+    """The turn of the one call opening a connection (``Pool.opening`` refers to it weakly).
 
-    __slots__ = ("__weakref__",)
+    An interrupt can land in ``Pool._wait`` before it clears ``opening`` (no Python line is safe from
+    one). The ticket then normally dies with that call's frame; but a kept exception (the REPL's
+    ``sys.last_traceback``, a logger, a future, a chained exception) keeps the frame and its locals alive.
+    So a ticket also counts only while its ``_wait`` frame is still on its thread's stack."""
+
+    __slots__ = ("__weakref__", "frame", "thread")
+
+    def __init__(self, frame: FrameType) -> None:
+        self.thread, self.frame = threading.get_ident(), id(frame)  # an id: no frame <-> ticket cycle
+
+    def running(self) -> bool:
+        """Whether the opening call is still executing (its frame is on its thread's stack). The id is
+        sound: while this ticket lives, the frame holding it does too, so no other frame has its id."""
+        frame: FrameType | None = sys._current_frames().get(self.thread)
+        while frame is not None:
+            if id(frame) == self.frame:
+                return True
+            frame = frame.f_back
+        return False
 
 
 class Stmt:

@@ -13,7 +13,7 @@ import weakref
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
 from oxicache._core import KEY_SCHEME_VERSION, CacheEntry
-from oxicache._fs import check_sqlite_header, check_writable_file, prepare_folder, warn_if_risky_filesystem
+from oxicache._fs import check_writable_file, hold_sqlite_file, prepare_folder, warn_if_risky_filesystem
 from oxicache.backends._sql import (
     BUSY_TIMEOUT_MS,
     CONFLICT_RETRIES,
@@ -272,8 +272,7 @@ class DatabaseCache(BaseCache):
         return sa.engine.URL.create(drivername, username=user, password=password, host=host,  # type: ignore[no-any-return]
                                     port=port, database=db)
 
-    @staticmethod
-    def _prepare_folder(path: str) -> None:
+    def _prepare_folder(self, path: str) -> None:
         """Checks, before SQLite opens ``path``: its folder can be created and written (SQLite also writes
         -wal and -shm files there), the file is writable, its header is sound (``CorruptStoreError``), and
         a warning when it is on a network or FUSE file system."""
@@ -283,7 +282,7 @@ class DatabaseCache(BaseCache):
         where = f"DatabaseCache cannot use the SQLite cache {path!r}"
         prepare_folder(folder, where)
         check_writable_file(path, where)
-        check_sqlite_header(path, "DatabaseCache")
+        hold_sqlite_file(self, path, "DatabaseCache")  # the header check, unless a cache of ours has it open
         warn_if_risky_filesystem(path, "DatabaseCache")
 
     def _create_engine(self, sa: Any, options: Mapping[str, Any]) -> Engine:

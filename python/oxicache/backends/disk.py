@@ -20,8 +20,8 @@ from typing import Any, Callable, Iterable, Iterator
 from oxicache._core import CacheEntry
 from oxicache._fs import (
     STALE_TEMP_AGE,
-    check_sqlite_header,
     check_writable_file,
+    hold_sqlite_file,
     prepare_folder,
     warn_if_risky_filesystem,
 )
@@ -206,7 +206,7 @@ class DiskCache(BaseCache):
         db = os.path.join(self.path, "cache.db")
         prepare_folder(self.path, where)  # a read-only folder or a symlink loop fails here, clearly
         check_writable_file(db, where)
-        check_sqlite_header(db, "DiskCache")
+        hold_sqlite_file(self, db, "DiskCache")  # the header check, unless a cache of ours has it open
         warn_if_risky_filesystem(db, "DiskCache")
         try:
             self._dc: Any = diskcache.Cache(
