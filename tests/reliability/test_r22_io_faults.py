@@ -525,13 +525,9 @@ def _private_tmpfs(folder: str, size: str, command: list[str]) -> subprocess.Com
                            *command], capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.timeout(300)
-def test_clear_works_on_a_really_full_file_system(tmp_path: Any) -> None:
-    """A SQLite DatabaseCache on a file system with no free byte (a real tmpfs, filled by the cache's own
-    stores, then by another file): ``cache_clear()`` of one function and ``clear()`` work, the table and
-    the file stay sound, and the cache stores again once there is space. ``max_page_count`` (the
-    sqlite-full fault above) cannot show this: it caps the database file, not the -wal file a DELETE
-    writes to, so there clearing always had room."""
+def _on_a_full_tmpfs(tmp_path: Any, worker: str) -> dict[str, Any]:
+    """What ``worker`` (a function of this module) prints as JSON, run in a child on an 8 MiB private
+    tmpfs at ``tmp_path/full``; skips where no such mount can be made."""
     folder = tmp_path / "full"
     folder.mkdir()
     if shutil.which("unshare") is None:
@@ -541,10 +537,20 @@ def test_clear_works_on_a_really_full_file_system(tmp_path: Any) -> None:
         pytest.skip(f"cannot mount a private tmpfs here (user namespaces): {probe.stderr.strip()}")
     here = os.path.dirname(os.path.abspath(__file__))
     code = (f"import sys; sys.path[:0] = {[here, os.path.dirname(here)]!r}; "
-            "from test_r22_io_faults import _full_file_system_worker as w; w(sys.argv[1])")
+            f"from test_r22_io_faults import {worker} as w; w(sys.argv[1])")
     run = _private_tmpfs(str(folder), "8m", [sys.executable, "-c", code, str(folder)])
     assert run.returncode == 0, run.stderr
-    seen = json.loads(run.stdout.strip().splitlines()[-1])
+    return json.loads(run.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+@pytest.mark.timeout(300)
+def test_clear_works_on_a_really_full_file_system(tmp_path: Any) -> None:
+    """A SQLite DatabaseCache on a file system with no free byte (a real tmpfs, filled by the cache's own
+    stores, then by another file): ``cache_clear()`` of one function and ``clear()`` work, the table and
+    the file stay sound, and the cache stores again once there is space. ``max_page_count`` (the
+    sqlite-full fault above) cannot show this: it caps the database file, not the -wal file a DELETE
+    writes to, so there clearing always had room."""
+    seen = _on_a_full_tmpfs(tmp_path, "_full_file_system_worker")
     for case, got in seen.items():
         assert got["reserve"], case  # the cache holds its reserve from the start
         assert got["stored"] > 30 and "database or disk is full" in got["full"], (case, got)
@@ -652,19 +658,7 @@ def test_disk_cache_clears_on_a_really_full_file_system(tmp_path: Any) -> None:
     no value file without its row), and the cache stores again once there is space. Without help a
     DELETE there fails: it needs room in the -wal file (the disk-sqlite-full fault above caps cache.db
     only, so there clearing always had room)."""
-    folder = tmp_path / "full"
-    folder.mkdir()
-    if shutil.which("unshare") is None:
-        pytest.skip("needs unshare(1) to mount a small tmpfs")
-    probe = _private_tmpfs(str(folder), "1m", ["true"])
-    if probe.returncode != 0:
-        pytest.skip(f"cannot mount a private tmpfs here (user namespaces): {probe.stderr.strip()}")
-    here = os.path.dirname(os.path.abspath(__file__))
-    code = (f"import sys; sys.path[:0] = {[here, os.path.dirname(here)]!r}; "
-            "from test_r22_io_faults import _full_disk_cache_worker as w; w(sys.argv[1])")
-    run = _private_tmpfs(str(folder), "8m", [sys.executable, "-c", code, str(folder)])
-    assert run.returncode == 0, run.stderr
-    seen = json.loads(run.stdout.strip().splitlines()[-1])
+    seen = _on_a_full_tmpfs(tmp_path, "_full_disk_cache_worker")
     for case, got in seen.items():
         assert got["reserve"] == 1 << 20, (case, got)  # the cache holds its reserve from the start
         assert got["files"] == 24 and got["still_stores"] == [False, False], (case, got)  # really full
