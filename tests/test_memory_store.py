@@ -3,6 +3,7 @@ re-entrant __del__, and integer-key access."""
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import subprocess
 import sys
@@ -750,13 +751,19 @@ def test_inputs_rebuilt_with_their_types():
     assert cache[entry.key].output == 1
 
 
+@dataclasses.dataclass(frozen=True)
+class P:
+    """Module level: the value codec stores only instances of classes their module can name (issue 11)."""
+
+    x: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+    x: int
+
+
 def test_int_key_access_with_kept_inputs():
-    import dataclasses
-
-    @dataclasses.dataclass(frozen=True)
-    class P:
-        x: int
-
     cache = InMemCache()
 
     @cache.memoize
@@ -786,15 +793,10 @@ def test_an_argument_the_codec_cannot_store_is_kept_as_its_key_bytes():
     persistent backends store it, while a class and a codec-storable value stay objects; the entry still
     recomputes to its key, and the manual API still finds it. A codec-storable value is kept as a copy taken
     at the call (issue 11: an entry never aliases a caller's argument)."""
-    import dataclasses
     import weakref
 
     from oxicache import KeyBytes
     from oxicache.keys import canonical_bytes
-
-    @dataclasses.dataclass(frozen=True)
-    class Point:
-        x: int
 
     class Model:
         def __cache_key__(self):

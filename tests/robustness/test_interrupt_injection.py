@@ -13,8 +13,8 @@ has every thread's stack dumped (SIGUSR1, faulthandler) and is killed.
 The store is made here (``backends.make``) and reopened in the child from its spec; InMemCache, NoCache
 and CallbackCache are built in the child. The seed is printed (replay with ``OXICACHE_SEED=<n>``).
 
-Default: a storm of at least 2.5 s and 2000 calls per backend. ``@pytest.mark.slow``: at least 20 s and
-20000 calls per backend.
+Default: a storm of at least 2.5 s and 2000 calls per backend. ``@pytest.mark.slow``: at least 12 s and
+12000 calls per backend.
 
 The storm hits one defect in most DiskCache runs: an interrupted write makes another thread's write fail.
 It is reproduced deterministically, with the defects of the same kind whose windows are too narrow for a
@@ -81,5 +81,5 @@ def test_interrupt_storm(name: str, request: pytest.FixtureRequest) -> None:
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("name", list(backends.BACKENDS))
 def test_interrupt_storm_long(name: str, request: pytest.FixtureRequest) -> None:
-    storm(name, 20.0, 20000, request.node.nodeid)
+    storm(name, 12.0, 12000, request.node.nodeid)
 

@@ -170,14 +170,31 @@ if hasattr(os, "register_at_fork"):
 
 class Checkout:
     """One connection checked out of the engine's pool for good, in autocommit mode: each statement is
-    its own transaction, so a read never leaves one open, and a write is committed when it returns."""
+    its own transaction, so a read never leaves one open, and a write is committed when it returns.
 
-    __slots__ = ("__weakref__", "cursor", "dbapi", "dialect", "fairy", "fd", "generation", "pid")
+    ``detached``: the connection leaves SQLAlchemy's pool for good, and is closed, never pooled again,
+    when the cache is done with it. An interrupt can land anywhere in the driver (PyMySQL stopped between
+    sending a query and reading its reply is out of step: its next statement reads the previous one's
+    rows); a connection in that state whose checkout is dropped on the floor must never serve another
+    statement. SQLAlchemy's pool would take a dropped connection back after a rollback that can succeed
+    on such a connection, and hand it out again (CI's interrupt storm on MariaDB read another key's
+    record through one). Only the single connection of a ``:memory:`` database stays pooled: it is the
+    database."""
 
-    def __init__(self, engine: Engine, generation: int, watched: bool = False) -> None:
+    __slots__ = ("__weakref__", "closer", "cursor", "dbapi", "dialect", "fairy", "fd", "generation", "pid")
+
+    def __init__(self, engine: Engine, generation: int, watched: bool = False, detached: bool = True) -> None:
         self.pid, self.generation = os.getpid(), generation
+        self.closer: weakref.finalize[Any, Any] | None = None
         fairy: Any = engine.raw_connection()
         dbapi: Any = fairy.dbapi_connection
+        if detached:
+            fairy.detach()  # first: nothing has used it yet, so an interrupt before this line is harmless
+            # Dropped unreleased: closed (quietly, and not from a forked child: it is the parent's session).
+            self.closer = weakref.finalize(self, _close_dropped, dbapi, self.pid)
+            # Not at exit: daemon threads may still run statements on it (closing a sqlite3 connection in
+            # use crashes the interpreter), and the process's end closes it anyway.
+            self.closer.atexit = False
         engine.dialect.set_isolation_level(dbapi, "AUTOCOMMIT")
         self.fairy, self.dbapi, self.dialect = fairy, dbapi, engine.dialect
         self.cursor: Any = dbapi.cursor()
@@ -188,10 +205,13 @@ class Checkout:
         self.fd: int = os.dup(fileno()) if fileno is not None else -1
 
     def release(self, invalidate: BaseException | None = None) -> None:
-        """Back to the engine's pool (or closed, when ``invalidate`` says the connection is broken)."""
+        """Closes the connection (a detached one), or hands it back to the engine's pool (the
+        ``:memory:`` one), unless ``invalidate`` says it is broken."""
         fairy, self.fairy = self.fairy, None
         if fairy is None:
             return
+        if self.closer is not None:
+            self.closer.detach()
         if self.pid != os.getpid():
             # Inherited through fork: the socket or file is the parent's. Closing it, or letting
             # SQLAlchemy finalize it (a rollback), could disturb the parent's session: never touch it.
@@ -205,9 +225,10 @@ class Checkout:
             if invalidate is not None:
                 try:
                     fairy.invalidate(invalidate)
-                except Exception:  # noqa: BLE001
-                    # E.g. a RecursionError with the stack nearly used up, before SQLAlchemy closed it: close
-                    # the driver's connection itself (a few frames), so it never goes back half-read.
+                finally:
+                    # A detached connection has no pool record for invalidate() to close (and a RecursionError
+                    # with the stack nearly used up may stop SQLAlchemy first): close the driver's connection
+                    # itself (a few frames), so it never goes back half-read.
                     with contextlib.suppress(Exception):
                         self.dbapi.close()
                 return
@@ -215,7 +236,17 @@ class Checkout:
             self.dialect.reset_isolation_level(self.dbapi)
             fairy.close()
         except Exception:  # noqa: BLE001 - the connection may be gone already
-            fairy.invalidate()
+            with contextlib.suppress(Exception):
+                fairy.invalidate()
+            with contextlib.suppress(Exception):
+                self.dbapi.close()
+
+
+def _close_dropped(dbapi: Any, pid: int) -> None:
+    """Closes the connection of a checkout collected without being released (see ``Checkout``)."""
+    if os.getpid() == pid:
+        with contextlib.suppress(Exception):
+            dbapi.close()
 
 
 class Pool:
@@ -225,8 +256,8 @@ class Pool:
     connections instead of paying a connect (milliseconds) per thread or holding one per thread.
     ``limit=1`` serializes a ``:memory:`` database's single connection."""
 
-    def __init__(self, engine: Engine, limit: int | None, watched: bool = False) -> None:
-        self.engine, self.limit, self.watched = engine, limit, watched
+    def __init__(self, engine: Engine, limit: int | None, watched: bool = False, detached: bool = True) -> None:
+        self.engine, self.limit, self.watched, self.detached = engine, limit, watched, detached
         self.idle: deque[Checkout] = deque()
         # Every open one, idle or in use (for fork and close), held weakly: a connection an interrupted
         # call dropped on the floor leaves the set (and the count) when it is collected.
@@ -262,7 +293,7 @@ class Pool:
                 idle, ticket = self._turn()
             if idle is not None:
                 return idle
-            holder = Checkout(self.engine, self.generation, self.watched)
+            holder = Checkout(self.engine, self.generation, self.watched, self.detached)
             with self.cond:
                 self.members.add(holder)
             return holder

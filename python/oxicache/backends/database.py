@@ -226,7 +226,7 @@ class DatabaseCache(BaseCache):
         self._engine = self._create_engine(sa, engine_options or {})
         # A :memory: database lives in its one connection, which the threads take in turn. A server's
         # connections are watched (WATCHDOG) when the driver has no read timeout of its own.
-        self._pool = Pool(self._engine, 1 if self._memory else None, watched=server)
+        self._pool = Pool(self._engine, 1 if self._memory else None, watched=server, detached=not self._memory)
         weakref.finalize(self, self._pool.close)  # a cache dropped without close() closes its connections
         # A SQLite file: every statement runs inside the fork gate (oxicache._forkgate), so os.fork()
         # waits for it and a child never inherits a lock taken mid-statement.
@@ -298,7 +298,7 @@ class DatabaseCache(BaseCache):
         else:
             listeners += self._server_timeouts(connect_args)
         if not self._memory and "poolclass" not in opts and "pool" not in opts:
-            # The cache keeps the connections it checks out (see _Pool): SQLAlchemy's pool must not cap them.
+            # The cache detaches the connections it checks out (see Checkout); these serve the schema set-up.
             opts.setdefault("pool_size", 5)
             opts.setdefault("max_overflow", -1)
         extra = _EXTRAS.get(self._url.get_backend_name(), "sqlite")
