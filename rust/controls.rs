@@ -64,12 +64,12 @@ pub fn mode(py: Python<'_>) -> PyResult<Mode> {
 
 /// The context variable the Python context managers set (0 normal, 1 bypass, 2 refresh).
 #[pyfunction]
-pub fn _controls_var(py: Python<'_>) -> PyResult<Py<PyAny>> {
+pub fn controls_var(py: Python<'_>) -> PyResult<Py<PyAny>> {
     Ok(var(py)?.clone_ref(py))
 }
 
 /// Called by the context managers before they first set the variable.
 #[pyfunction]
-pub fn _controls_activated() {
+pub fn controls_activated() {
     USED.store(true, Ordering::Relaxed);
 }

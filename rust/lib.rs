@@ -19,9 +19,9 @@ mod vectorcall;
 #[pyo3::pymodule]
 mod _core {
     #[pymodule_export]
-    use crate::codec::{_allow_type, decode_binary, decode_json, encode_binary, encode_json};
+    use crate::codec::{allow_type, decode_binary, decode_json, encode_binary, encode_json};
     #[pymodule_export]
-    use crate::controls::{_controls_activated, _controls_var};
+    use crate::controls::{controls_activated, controls_var};
     #[pymodule_export]
     use crate::entry::CacheEntry;
     #[pymodule_export]
@@ -39,13 +39,13 @@ mod _core {
     #[pymodule_export]
     use crate::replay::Replay;
     #[pymodule_export]
-    use crate::stack::_check_stack;
+    use crate::stack::check_stack;
     #[pymodule_export]
-    use crate::store::flight::{_after_fork_in_child, SingleFlight};
+    use crate::store::flight::{after_fork_in_child, SingleFlight};
     #[pymodule_export]
     use crate::store::MemoryStore;
     #[pymodule_export]
-    use crate::vectorcall::_install_vectorcall;
+    use crate::vectorcall::install_vectorcall;
 
     use pyo3::prelude::*;
 

@@ -544,7 +544,7 @@ impl Drop for Memoizer {
     }
 }
 
-/// A missed lookup of a memoized coroutine or generator function (`Memoizer._lookup`): the Python
+/// A missed lookup of a memoized coroutine or generator function (`Memoizer.lookup`): the Python
 /// wrapper runs the function and hands the complete result to `store`.
 #[pyclass(module = "oxicache._core", name = "Pending", frozen)]
 pub struct Pending {
@@ -717,7 +717,7 @@ impl Memoizer {
     /// `Pending` to complete after running the function. Arguments that do not fit the signature raise
     /// the signature's TypeError.
     #[pyo3(signature = (args, kwargs=None))]
-    fn _lookup(
+    fn lookup(
         slf: &Bound<'_, Self>,
         args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,

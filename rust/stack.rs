@@ -91,6 +91,6 @@ fn stack_bounds() -> Option<(usize, usize)> {
 /// `check()` for the Python wrappers that call the function through `f(*args, **kwargs)`, which uses C
 /// stack on every level too (NoCache's pass-through).
 #[pyo3::pyfunction]
-pub fn _check_stack() -> PyResult<()> {
+pub fn check_stack() -> PyResult<()> {
     check()
 }

@@ -179,7 +179,7 @@ static INSTALLED: AtomicBool = AtomicBool::new(false);
 
 /// Makes the `Memoizer` type vectorcall-capable. Idempotent; `memo` is any instance (all share a layout).
 #[pyfunction]
-pub fn _install_vectorcall(memo: &Bound<'_, Memoizer>) {
+pub fn install_vectorcall(memo: &Bound<'_, Memoizer>) {
     if INSTALLED.load(Ordering::Acquire) {
         return;
     }

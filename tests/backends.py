@@ -102,8 +102,10 @@ def make(name: str, **options: Any) -> BaseCache:
 
 
 def is_persistent(cache: BaseCache) -> bool:
-    """True for backends that store values through the codec (a hit returns a copy, not the object)."""
-    return type(cache).__name__ in ("DiskCache", "JsonCache", "DatabaseCache")
+    """True for backends that store values outside the process, through the codec (a hit returns a copy,
+    not the object): what their declared capabilities say (blocking I/O to a store that keeps entries)."""
+    declared = cache.capabilities
+    return declared.blocking_io and not declared.stores_nothing
 
 
 @atexit.register

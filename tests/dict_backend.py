@@ -2,8 +2,9 @@
 
 It exercises the Python engine (``_PythonMemo``) that persistent backends will use, as opposed to
 ``InMemCache``'s native memoizer. TTLs are honoured with an expiry time per entry; expired entries are
-treated as absent (and dropped when seen). ``set_calls`` records every ``_set`` as ``(entry, ttl)`` so
-tests can check the TTL a backend is handed.
+treated as absent (and dropped when seen). ``set_calls`` records every ``_set`` as ``(key, ttl)`` so
+tests can check the TTL a backend is handed (the key, not the entry: a removed value is not kept alive).
+It is the one dict-backed test backend.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ class DictBackend(BaseCache):
         super().__init__(exclude, ttl=ttl, on_backend_error=on_backend_error)
         self.clock = clock
         self.data: dict[int, tuple[CacheEntry, float | None]] = {}
-        self.set_calls: list[tuple[CacheEntry, float | None]] = []
+        self.set_calls: list[tuple[int, float | None]] = []
         self.lock = threading.Lock()
 
     @staticmethod
@@ -46,7 +47,7 @@ class DictBackend(BaseCache):
 
     def _set(self, entry: CacheEntry, ttl: float | None) -> None:
         with self.lock:
-            self.set_calls.append((entry, ttl))
+            self.set_calls.append((entry.key, ttl))
             self.data[entry.key] = (entry, None if ttl is None else self.clock() + ttl)
 
     def _remove(self, ref: Any) -> bool:

@@ -14,31 +14,14 @@ from typing import Any, Callable, Iterator
 import pytest
 
 import backends
+from dict_backend import DictBackend
 
 from oxicache import BaseCache, CacheEntry, InMemCache, NoCache
 
 
-class DictCache(BaseCache):
-    """A minimal custom backend over the five primitives (guide 4.5.2): exercises BaseCache's defaults."""
-
-    def __init__(self, exclude=None, **kw: Any) -> None:
-        super().__init__(exclude, **kw)
-        self.store: dict[int, CacheEntry] = {}
-
-    def _get(self, ref):
-        return self.store.get(ref if isinstance(ref, int) else ref.key)
-
-    def _set(self, entry, ttl):
-        self.store[entry.key] = entry
-
-    def _remove(self, ref):
-        return self.store.pop(ref if isinstance(ref, int) else ref.key, None) is not None
-
-    def _iter(self) -> Iterator[CacheEntry]:
-        return iter(list(self.store.values()))
-
-    def _clear(self):
-        self.store.clear()
+# The one dict-backed test backend (tests/dict_backend.py): the five primitives over a dict, so that
+# BaseCache's defaults and the Python engine are exercised without any storage of their own.
+DictCache = DictBackend
 
 
 BACKENDS: dict[str, Callable[..., BaseCache]] = {

@@ -1,5 +1,6 @@
 """Every ```python block in the README and docs/ runs, and prints exactly what its `# -> ` comments say."""
 
+import os
 import re
 import subprocess
 import sys
@@ -24,7 +25,10 @@ CASES = [
 def test_documented_example_prints_what_it_says(code, tmp_path):
     script = tmp_path / "example.py"
     script.write_text(textwrap.dedent(code))
-    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    # The examples folder is importable, as it is to a reader running a page's example from the repository.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "examples"), os.environ.get("PYTHONPATH")]))}
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                            env=env)
     assert result.returncode == 0, result.stderr
     expected = [m.group(1).rstrip() for m in EXPECTED.finditer(code)]
     assert result.stdout.splitlines() == expected

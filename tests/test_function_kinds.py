@@ -16,6 +16,7 @@ import time
 import pytest
 
 import backends
+from dict_backend import DictBackend
 from threads import run_in_threads
 
 from oxicache import BaseCache, CacheEntry, InMemCache, NoCache
@@ -23,37 +24,7 @@ from oxicache import BaseCache, CacheEntry, InMemCache, NoCache
 TIMEOUT = 5  # seconds: any single wait below; a hang fails fast instead of at pytest-timeout
 
 
-class DictCache(BaseCache):
-    """The smallest custom backend: the five primitives over a dict (so memoize runs the Python engine)."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.data = {}
-        self.lock = threading.Lock()
-
-    @staticmethod
-    def _ref(ref):
-        return ref.key if isinstance(ref, CacheEntry) else ref
-
-    def _get(self, ref):
-        with self.lock:
-            return self.data.get(self._ref(ref))
-
-    def _set(self, entry, ttl):
-        with self.lock:
-            self.data[entry.key] = entry
-
-    def _remove(self, ref):
-        with self.lock:
-            return self.data.pop(self._ref(ref), None) is not None
-
-    def _iter(self):
-        with self.lock:
-            return iter(list(self.data.values()))
-
-    def _clear(self):
-        with self.lock:
-            self.data.clear()
+DictCache = DictBackend  # the one dict-backed test backend (tests/dict_backend.py)
 
 
 class SlowDictCache(DictCache):
@@ -581,7 +552,10 @@ def test_async_leader_exception_reaches_all_waiters(cache):
     @cache.memoize
     async def fetch(key):
         runs.append(key)
-        await asyncio.sleep(0.05)
+        # Long enough for the 19 other calls' lookups to miss and join the flight: on a server backend each
+        # runs in a worker thread (a handful at a time), and a call that looks up after the leader failed
+        # rightly computes again (CI saw one at 0.05 s on a loaded machine).
+        await asyncio.sleep(0.5)
         if len(runs) == 1:
             raise ConnectionError(f"upstream down for {key}")
         return key

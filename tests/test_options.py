@@ -351,7 +351,7 @@ def test_dict_backend_gets_the_ttl_and_expires(level, ttl, seconds):
         return len(calls)
 
     assert f(1) == 1
-    ((entry, passed),) = cache.set_calls
+    ((_key, passed),) = cache.set_calls
     assert passed == seconds
     assert isinstance(passed, float)
     clock.advance(seconds * 0.9)

@@ -17,6 +17,7 @@ from oxicache.backends.callback import CallbackCache
 from oxicache.backends.memory import InMemCache
 from oxicache.backends.none import NoCache
 from oxicache.base import BaseCache
+from oxicache.capabilities import Capabilities
 from oxicache.controls import bypass, refresh
 from oxicache.errors import (
     BackendError,
@@ -41,6 +42,7 @@ __all__ = [
     "CacheInfo",
     "CacheWarning",
     "CallbackCache",
+    "Capabilities",
     "CorruptStoreError",
     "DatabaseCache",
     "DatabaseConnectionError",

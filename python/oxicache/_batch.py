@@ -37,6 +37,7 @@ def make_batch_memoized(cache: BaseCache, func: Callable[..., Any], options: Opt
         msg = f"batch_memoize cannot wrap the generator function {func.__qualname__}: a batch function returns a list of outputs; use memoize for generators"
         raise ValueError(msg)  # ValueError, as ahvn raises
     engine = make_engine(cache, func, options)
+    offload = cache.engine_view().capabilities.blocking_io  # run the cache I/O of async batches in a thread
     name = engine.cache_name
     params = list(inspect.signature(func).parameters.values())
     # Methods: the batch is the parameter after self/cls.
@@ -47,7 +48,7 @@ def make_batch_memoized(cache: BaseCache, func: Callable[..., Any], options: Opt
         raise TypeError(msg)
     batch_param = params[at].name
     sig = inspect.signature(func)
-    lookup, pending_cls = engine._lookup, pending_type(engine)
+    lookup, pending_cls = engine.lookup, pending_type(engine)
 
     def split(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Sequence[Any], Callable[[Any], tuple[Any, ...]], dict[str, Any]]:
         """The batch, a function giving the positional arguments with a given batch in its place, and the
@@ -98,7 +99,7 @@ def make_batch_memoized(cache: BaseCache, func: Callable[..., Any], options: Opt
             batch, with_batch, kw = split(args, kwargs)
             if not batch:
                 return []
-            if cache.blocking_io:
+            if offload:
                 results, missing = await asyncio.to_thread(look_up, batch, with_batch, kw)
             else:
                 results, missing = look_up(batch, with_batch, kw)
@@ -110,7 +111,7 @@ def make_batch_memoized(cache: BaseCache, func: Callable[..., Any], options: Opt
             except Exception:
                 fail(missing)
                 raise
-            if cache.blocking_io:
+            if offload:
                 return await asyncio.to_thread(complete, batch, results, missing, outputs)
             return complete(batch, results, missing, outputs)
 

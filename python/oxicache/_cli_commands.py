@@ -244,7 +244,7 @@ def _cmd_clear(args: argparse.Namespace) -> int:
             counts = Counter({"(all)": len(cache)})
             cache.clear()
         elif filters.only_funcs():
-            counts = Counter({f: cache._clear_func(f) for f in dict.fromkeys(filters.funcs)})
+            counts = Counter({f: cache.clear_function(f) for f in dict.fromkeys(filters.funcs)})
         else:
             targets = list(entries(cache, filters))
             counts = Counter()
@@ -282,7 +282,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     count = 0
     try:
         with cache, capture_damage() as damage, Progress("exporting", len(cache)) as bar:
-            for entry in cache._iter():
+            for entry in cache.iter_entries():
                 bar.advance()
                 if filters.match(entry):
                     tmp.write(_json_text(entry.to_dict()))

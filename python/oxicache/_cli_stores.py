@@ -398,7 +398,7 @@ class capture_damage:
 
 def entries(cache: BaseCache, filters: Filters) -> Iterator[CacheEntry]:
     """The entries that pass ``filters``, streamed in the backend's order."""
-    for entry in cache._iter():
+    for entry in cache.iter_entries():
         if filters.match(entry):
             yield entry
 
@@ -421,7 +421,7 @@ def resolve_keys(cache: BaseCache, texts: list[str]) -> tuple[list[int], list[st
             msg = f"not a key: {text!r} (give the 32 hex digits of `oxicache ls --json`, a prefix of 4 or more, or entry.key in decimal)"
             raise CliError(msg)
     if prefixes:
-        all_keys = [key_hex(e.key) for e in cache._iter()]
+        all_keys = [key_hex(e.key) for e in cache.iter_entries()]
         for prefix in prefixes:
             hits = [k for k in all_keys if k.startswith(prefix)]
             if len(hits) > 1:

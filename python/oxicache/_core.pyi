@@ -18,12 +18,12 @@ __all__ = [
     "Replay",
     "SingleFlight",
     "__version__",
-    "_after_fork_in_child",
-    "_check_stack",
-    "_allow_type",
-    "_controls_activated",
-    "_controls_var",
-    "_install_vectorcall",
+    "after_fork_in_child",
+    "check_stack",
+    "allow_type",
+    "controls_activated",
+    "controls_var",
+    "install_vectorcall",
     "canonical_bytes",
     "decode_binary",
     "decode_json",
@@ -38,7 +38,7 @@ DEFAULT_WAIT_TIMEOUT: float
 KEY_SCHEME_VERSION: int
 MAX_DEPTH: int
 
-def _check_stack() -> None:
+def check_stack() -> None:
     """Raise RecursionError when the thread's C stack is nearly used up."""
 
 def canonical_bytes(value: Any, shared: bool = False) -> bytes:
@@ -54,10 +54,10 @@ def key_of(func: str, inputs: dict[str, Any]) -> int:
 def register_key_encoder(cls: type, encoder: Callable[[Any], Any] | None) -> None:
     """Key instances of ``cls`` (and subclasses) by ``encoder(obj)``; ``None`` removes the registration."""
 
-def _install_vectorcall(memo: Memoizer) -> None: ...
-def _after_fork_in_child() -> None: ...
-def _controls_var() -> Any: ...
-def _allow_type(cls: Any) -> str: ...
+def install_vectorcall(memo: Memoizer) -> None: ...
+def after_fork_in_child() -> None: ...
+def controls_var() -> Any: ...
+def allow_type(cls: Any) -> str: ...
 def encode_binary(value: Any) -> bytes:
     """The binary (MessagePack) encoding of a value (docs/value-codec.md)."""
 
@@ -70,7 +70,7 @@ def encode_json(value: Any) -> str:
 def decode_json(text: str | bytes) -> Any:
     """The value of a JSON encoding."""
 
-def _controls_activated() -> None: ...
+def controls_activated() -> None: ...
 
 @final
 class CacheEntry:
@@ -185,7 +185,7 @@ class Memoizer:
     def wait(self) -> float:
         """Seconds a call waits for another computing its key before taking over."""
     def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
-    def _lookup(self, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> Any:
+    def lookup(self, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> Any:
         """The stored value of the call, or a ``Pending`` miss."""
     def __get__(self, obj: Any, owner: type | None = None, /) -> Any: ...
     def __copy__(self) -> Memoizer: ...

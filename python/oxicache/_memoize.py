@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from oxicache import _wrappers
-from oxicache._core import CacheEntry, Memoizer, _install_vectorcall
+from oxicache._core import CacheEntry, Memoizer, install_vectorcall
 from oxicache._signature import (
     ClosureIdentity,
     ParamSpec,
@@ -38,7 +38,7 @@ from oxicache.failures import backend_failed
 from oxicache.info import CacheInfo
 
 if TYPE_CHECKING:
-    from oxicache.base import BaseCache
+    from oxicache.base import BaseCache, EngineView
 
 __all__ = ["Options", "decorate", "make_engine", "make_memoized"]
 
@@ -80,10 +80,11 @@ def versioned(identity: str, version: str | int | None) -> str:
 
 def make_engine(cache: BaseCache, func: Callable[..., Any], options: Options) -> Any:
     """The engine for ``func`` on ``cache``: validates the options and builds a native ``Memoizer`` or a
-    ``_PythonMemo``. Both offer ``_lookup(args, kwargs)`` and the ``cache_*`` helpers."""
+    ``_PythonMemo``. Both offer ``lookup(args, kwargs)`` and the ``cache_*`` helpers."""
+    view = cache.engine_view()
     # A store other processes read (not InMemCache's, not NoCache's nothing) needs identities that do not
     # depend on decoration order: local functions and lambdas are then named by code and closure values.
-    shared = getattr(cache, "_native_store", None) is None and not getattr(cache, "stores_nothing", False)
+    shared = view.capabilities.shared
     base_identity, private = memo_identity(func, options.name, shared=shared)
     identity: str | Callable[[], str]
     if isinstance(base_identity, ClosureIdentity):
@@ -110,13 +111,13 @@ def make_engine(cache: BaseCache, func: Callable[..., Any], options: Options) ->
     seconds = resolve_ttl(options.ttl, annotation)
     exclude = own_exclude | cache.exclude
     wait = parse_ttl(options.wait_timeout, what="wait_timeout") or cache.wait_timeout
-    store = getattr(cache, "_native_store", None)
+    store = view.native_store
     if store is not None:
         assert isinstance(identity, str)  # closures get a ClosureIdentity on shared stores only
         engine = Memoizer(func, store, identity, specs, sorted(exclude), seconds, metadata, options.cache_if, wait, private)
-        _install_vectorcall(engine)  # once per process: calls then skip the argument tuple
+        install_vectorcall(engine)  # once per process: calls then skip the argument tuple
         return engine
-    return _PythonMemo(cache, func, identity, sig, specs, exclude, seconds, metadata, options.cache_if, wait, shared)
+    return _PythonMemo(view, func, identity, sig, specs, exclude, seconds, metadata, options.cache_if, wait, shared)
 
 
 def bound_parts(func: Callable[..., Any]) -> tuple[Callable[..., Any], Any] | None:
@@ -150,8 +151,9 @@ def make_memoized(cache: BaseCache, func: Callable[..., Any], options: Options) 
     kind = function_kind(func)
     if kind == "sync" and isinstance(engine, Memoizer):
         return functools.update_wrapper(engine, func)
-    if getattr(cache, "stores_nothing", False):
-        wrapper = _wrappers.passthrough(engine, func, kind)
+    view = cache.engine_view()
+    if view.capabilities.stores_nothing:
+        wrapper = _wrappers.passthrough(engine, func, kind, view)
     else:
         make = {
             "sync": _wrappers.sync_wrapper,
@@ -159,7 +161,7 @@ def make_memoized(cache: BaseCache, func: Callable[..., Any], options: Options) 
             "gen": _wrappers.gen_wrapper,
             "asyncgen": _wrappers.async_gen_wrapper,
         }[kind]
-        wrapper = make(engine, func, cache)
+        wrapper = make(engine, func, view)
     return decorate(wrapper, engine, func)
 
 
@@ -182,11 +184,12 @@ _NOT_STORAGE_FAILURES = (RecursionError, MemoryError)
 class _PythonMemo:
     """The engine over the backend primitives (every backend without a native store)."""
 
-    def __init__(self, cache: BaseCache, func: Callable[..., Any], identity: str | Callable[[], str],
+    def __init__(self, view: EngineView, func: Callable[..., Any], identity: str | Callable[[], str],
                  sig: inspect.Signature, specs: list[ParamSpec], exclude: frozenset[str], ttl: float | None,
                  metadata: dict[str, Any] | None, cache_if: Callable[[Any], Any] | None, wait: float,
                  shared: bool = True) -> None:
-        self.cache, self.func, self.identity, self.sig = cache, func, identity, sig
+        self.view, self.cache = view, view.cache
+        self.func, self.identity, self.sig = func, identity, sig
         self.shared = shared  # other processes read the store: a key only this process can name is refused
         self.exclude, self.ttl, self.metadata, self.keep = exclude, ttl, metadata, cache_if
         self.wait = wait  # seconds a call waits for another computing its key (wait_timeout)
@@ -247,20 +250,20 @@ class _PythonMemo:
             if callable(close):
                 close()
 
-    def _lookup(self, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> Any:
+    def lookup(self, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> Any:
         """The stored value of the call, or a ``_PythonPending`` to complete."""
         probe = self.probe(args, kwargs or {})
         mode = current_mode()
-        before = self.cache._flights.finished_count()
+        before = self.view.flights.finished_count()
         if mode == BYPASS:
-            self.cache._count("misses")
+            self.view.tally("misses")
             self.count("misses")
             return _PythonPending(self, probe, before, mode)
         failures: list[BaseException] = []
         if mode == REFRESH:
-            self.cache._count("misses")
+            self.view.tally("misses")
         else:
-            lookup = lambda: self.cache._memo_lookup(probe, self.func)  # noqa: E731
+            lookup = lambda: self.view.lookup(probe, self.func)  # noqa: E731
             found = self.read(lookup, f"{self.cache_name} ran without the cache", failures)
             if found is not None:
                 self.count("hits")
@@ -273,14 +276,14 @@ class _PythonMemo:
     def store(self, probe: CacheEntry, output: Any, warned: bool = False) -> None:
         """Stores the call's result. ``warned``: the call's lookup already reported the backend failing
         (one warning per call: a store failing for the same reason is counted, not warned again)."""
-        if getattr(self.cache, "stores_nothing", False) or (self.keep is not None and not self.keep(output)):
+        if self.view.capabilities.stores_nothing or (self.keep is not None and not self.keep(output)):
             return
         entry = probe.clone(output=output)
         try:
-            self.cache._set(entry, self.cache._entry_ttl(entry, self.ttl))
+            self.view.store(entry, self.ttl)  # counts the cache's set
         except ValueEncodingError as err:
             # The caller still gets its value; nothing was written, so any previous entry survives.
-            self.cache._count("backend_errors")
+            self.view.tally("backend_errors")
             if self.cache.on_backend_error == "raise":
                 raise
             if self.cache.on_backend_error == "warn":
@@ -293,11 +296,10 @@ class _PythonMemo:
             # right, so by default the caller gets it, with a warning, rather than losing it to storage.
             self.backend_failed(err, f"the result of {self.cache_name} was not cached", quiet=warned)
             return
-        self.cache._count("sets")
         self.count("sets")
 
     def failed(self) -> None:
-        self.cache._count("errors")
+        self.view.tally("errors")
         self.count("errors")
 
     def read(self, lookup: Callable[[], CacheEntry | None], what: str, failures: list[BaseException] | None = None) -> CacheEntry | None:
@@ -316,18 +318,18 @@ class _PythonMemo:
             return None
 
     def backend_failed(self, err: Exception, what: str, quiet: bool = False) -> None:
-        self.cache._count("backend_errors")
+        self.view.tally("backend_errors")
         policy = self.cache.on_backend_error
         backend_failed("ignore" if quiet and policy == "warn" else policy, what, err, stacklevel=5)
 
     def cache_info(self) -> CacheInfo:
-        size = self.cache._count_func(self.cache_name)
+        size = self.view.count_func(self.cache_name)
         with self.counts_lock:
             c = dict(self.counts)
-        return CacheInfo(c["hits"], c["misses"], getattr(self.cache, "max_size", None), size, c["sets"], c["errors"])
+        return CacheInfo(c["hits"], c["misses"], self.cache.max_size, size, c["sets"], c["errors"])
 
     def cache_clear(self) -> None:
-        self.cache._clear_func(self.cache_name)
+        self.view.clear_func(self.cache_name)
         with self.counts_lock:
             self.counts = dict.fromkeys(self.counts, 0)
 
@@ -367,7 +369,7 @@ class _PythonPending:
         stored value is what is being replaced, so there is none to take."""
         if self.mode == REFRESH:
             return (False, None)
-        found = self.memo.read(lambda: self.memo.cache._get(self.probe), f"{self.memo.cache_name} ran without the cache")
+        found = self.memo.read(lambda: self.memo.view.peek(self.probe), f"{self.memo.cache_name} ran without the cache")
         return (False, None) if found is None else (True, found.value)
 
 

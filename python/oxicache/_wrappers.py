@@ -1,10 +1,10 @@
 """The wrapper of each kind of function, written once over an engine (see ``_memoize.py``).
 
-An engine's ``_lookup(args, kwargs)`` returns the stored value, or a *pending* miss: the wrapper runs the
+An engine's ``lookup(args, kwargs)`` returns the stored value, or a *pending* miss: the wrapper runs the
 function and hands the complete result to ``pending.store`` (or reports ``pending.failed()``). A partial
 stream is never stored: generators store their items only after running to the end.
 
-On backends with blocking I/O (``cache.blocking_io``), coroutine wrappers do the cache I/O in a worker
+On backends with blocking I/O (``capabilities.blocking_io``), coroutine wrappers do the cache I/O in a worker
 thread so the event loop keeps running.
 """
 
@@ -13,25 +13,66 @@ from __future__ import annotations
 import asyncio
 import functools
 import types
-from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Generator, Iterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Generator, Iterator, Protocol, cast
 
-from oxicache._core import Memoizer, Pending, Replay, _check_stack, decode_binary, encode_binary
+from oxicache._core import Memoizer, Pending, Replay, check_stack, decode_binary, encode_binary
 from oxicache.errors import ValueEncodingError
 
 if TYPE_CHECKING:
-    from oxicache.base import BaseCache
+    from oxicache.base import EngineView
 
 __all__ = ["async_gen_wrapper", "async_wrapper", "gen_wrapper", "passthrough", "pending_type", "sync_wrapper"]
 
 Func = Callable[..., Any]
 
 
-def pending_type(engine: Any) -> Any:
-    """The type of ``engine._lookup``'s misses (no stored value is ever of this type)."""
-    return Pending if isinstance(engine, Memoizer) else engine.pending_type
+class Miss(Protocol):
+    """A missed lookup to complete: the native ``Pending`` or ``_memoize._PythonPending``."""
+
+    @property
+    def key(self) -> bytes: ...
+    @property
+    def bypass(self) -> bool: ...
+    def store(self, output: Any) -> None: ...
+    def recheck(self) -> tuple[bool, Any]: ...
+    def failed(self) -> None: ...
 
 
-def _run(pending: Any, func: Func, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+class PythonMiss(Miss, Protocol):
+    """``_PythonPending``: also carries the flights' finished count read before its lookup."""
+
+    @property
+    def before(self) -> int: ...
+
+
+class Engine(Protocol):
+    """What the wrappers use of an engine: the native ``Memoizer`` or ``_memoize._PythonMemo``.
+    ``lookup`` returns the stored value (any object) or a ``Miss`` (of type ``pending_type(engine)``)."""
+
+    @property
+    def wait(self) -> float: ...
+    def lookup(self, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> Any: ...
+
+
+class CountingEngine(Engine, Protocol):
+    """An engine whose wrapper counts calls itself (``passthrough``: the Python engine)."""
+
+    def count(self, name: str) -> None: ...
+    def failed(self) -> None: ...
+
+
+class PythonEngine(CountingEngine, Protocol):
+    """``_memoize._PythonMemo`` (imported by name only: it imports this module)."""
+
+    pending_type: type[PythonMiss]
+
+
+def pending_type(engine: Engine) -> type[Miss]:
+    """The type of ``engine.lookup``'s misses (no stored value is ever of this type)."""
+    return Pending if isinstance(engine, Memoizer) else cast("PythonEngine", engine).pending_type
+
+
+def _run(pending: Miss, func: Func, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     try:
         output = func(*args, **kwargs)
     except Exception:
@@ -41,14 +82,12 @@ def _run(pending: Any, func: Func, args: tuple[Any, ...], kwargs: dict[str, Any]
     return output
 
 
-def passthrough(engine: Any, func: Func, kind: str) -> Any:
+def passthrough(engine: CountingEngine, func: Func, kind: str, view: EngineView) -> Any:
     """For backends that store nothing (NoCache): every call runs the function (no single-flight, no
     recording), counted as a miss; exceptions count as errors."""
-    cache = engine.cache
-
     def miss() -> None:
-        _check_stack()  # `func(*args, **kwargs)` uses C stack per level: RecursionError, not a segfault
-        cache._count("misses")
+        check_stack()  # `func(*args, **kwargs)` uses C stack per level: RecursionError, not a segfault
+        view.tally("misses")
         engine.count("misses")
 
     if kind == "async":
@@ -99,9 +138,9 @@ def passthrough(engine: Any, func: Func, kind: str) -> Any:
     return wrapper
 
 
-def sync_wrapper(engine: Any, func: Func, cache: BaseCache) -> Func:
+def sync_wrapper(engine: PythonEngine, func: Func, view: EngineView) -> Func:
     """Plain functions on backends without a native store; concurrent misses of a key run it once."""
-    lookup, pending_cls, flights, wait = engine._lookup, pending_type(engine), cache._flights, engine.wait
+    lookup, pending_cls, flights, wait = engine.lookup, engine.pending_type, view.flights, engine.wait
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         found: Any = lookup(args, kwargs)
@@ -114,7 +153,7 @@ def sync_wrapper(engine: Any, func: Func, cache: BaseCache) -> Func:
     return wrapper
 
 
-async def _arun(pending: Any, func: Func, args: tuple[Any, ...], kwargs: dict[str, Any], offload: bool) -> Any:
+async def _arun(pending: Miss, func: Func, args: tuple[Any, ...], kwargs: dict[str, Any], offload: bool) -> Any:
     try:
         output = await func(*args, **kwargs)
     except Exception:
@@ -127,12 +166,12 @@ async def _arun(pending: Any, func: Func, args: tuple[Any, ...], kwargs: dict[st
     return output
 
 
-def async_wrapper(engine: Any, func: Func, cache: BaseCache) -> Func:
+def async_wrapper(engine: Engine, func: Func, view: EngineView) -> Func:
     """Coroutine functions: the wrapper is a coroutine function; concurrent misses of a key in one event
     loop await one computation; the stored value is the awaited result, never a coroutine."""
-    lookup, pending_cls, flights, wait = engine._lookup, pending_type(engine), cache._async_flights, engine.wait
+    lookup, pending_cls, flights, wait = engine.lookup, pending_type(engine), view.async_flights, engine.wait
 
-    if not cache.blocking_io:
+    if not view.capabilities.blocking_io:
 
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
             before = flights.finished
@@ -143,7 +182,7 @@ def async_wrapper(engine: Any, func: Func, cache: BaseCache) -> Func:
                 return await _arun(found, func, args, kwargs, False)
 
             async def recheck() -> tuple[bool, Any]:
-                return found.recheck()  # type: ignore[no-any-return]
+                return found.recheck()
 
             return await flights.run(found.key, lambda: _arun(found, func, args, kwargs, False), before, recheck, wait)
 
@@ -167,12 +206,12 @@ def async_wrapper(engine: Any, func: Func, cache: BaseCache) -> Func:
     return offloaded
 
 
-def gen_wrapper(engine: Any, func: Func, cache: BaseCache) -> Func:
+def gen_wrapper(engine: Engine, func: Func, view: EngineView) -> Func:
     """Generator functions. The lookup happens at the call (as argument binding does for a generator
     function). A hit returns a ``Replay`` of the stored items, a generator-like iterator as fast as a
     list's; a miss returns a generator that records what it yields and stores it once it has run to the
     end."""
-    lookup, pending_cls = engine._lookup, pending_type(engine)
+    lookup, pending_cls = engine.lookup, pending_type(engine)
 
     def wrapper(*args: Any, **kwargs: Any) -> Iterator[Any]:
         found: Any = lookup(args, kwargs)
@@ -258,7 +297,7 @@ class _Copy:
         self.data = data
 
 
-def _record(pending: Any, gen: Generator[Any, Any, Any]) -> Generator[Any, Any, None]:
+def _record(pending: Miss, gen: Generator[Any, Any, Any]) -> Generator[Any, Any, None]:
     """Yields what ``gen`` yields (forwarding ``send`` and ``throw``, like ``yield from``) and stores the
     items after a complete run. A run the consumer steered (a value sent, an exception thrown in) is not
     a function of the inputs alone, so it is not stored."""
@@ -289,11 +328,11 @@ def _record(pending: Any, gen: Generator[Any, Any, Any]) -> Generator[Any, Any, 
         pending.store(items.result())
 
 
-def async_gen_wrapper(engine: Any, func: Func, cache: BaseCache) -> Func:
+def async_gen_wrapper(engine: Engine, func: Func, view: EngineView) -> Func:
     """Async generator functions: the lookup happens at the first step; a hit yields the stored items,
     a miss records and stores after a complete run (as ``_record``)."""
-    lookup, pending_cls = engine._lookup, pending_type(engine)
-    offload = cache.blocking_io
+    lookup, pending_cls = engine.lookup, pending_type(engine)
+    offload = view.capabilities.blocking_io
 
     async def in_thread_if(offload: bool, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.to_thread(fn, *args) if offload else fn(*args)

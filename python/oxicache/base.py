@@ -1,27 +1,32 @@
-"""``BaseCache``: the public cache surface, built on five backend primitives.
+"""``BaseCache``: the public cache surface, built on five backend primitives (the storage contract).
 
-A backend implements ``_get``, ``_set``, ``_remove``, ``_iter`` and ``_clear``. ``_get`` and ``_remove``
-take a *reference*: either an ``int`` key or a ``CacheEntry`` probe carrying ``func`` and ``inputs`` (its
-``.key`` is computed on access, so a backend that indexes by something else never pays for the digest).
-Everything else (the several spellings of get/set/remove, annotation, exclusion, TTL parsing, memoize) is
-written once here.
+A backend implements ``_get``, ``_set``, ``_remove``, ``_iter`` and ``_clear``, may override the
+optional ones (``_has``, ``_len``, ``_count_func``, ``_clear_func``, ``verify``, ``close``), and declares
+its ``capabilities``. ``_get`` and ``_remove`` take a *reference*: either an ``int`` key or a
+``CacheEntry`` probe carrying ``func`` and ``inputs`` (its ``.key`` is computed on access, so a backend
+that indexes by something else never pays for the digest). Everything else (the several spellings of
+get/set/remove, annotation, exclusion, TTL parsing, statistics, memoize) is written once here, and only
+this module calls the primitives: the memoize layer goes through ``EngineView``, every other layer
+through the public methods. docs/backends/writing-a-backend.md is the contract in prose.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Iterable, Iterator, Mapping, ParamSpec, TypeVar, Union, overload
+from dataclasses import replace
+from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping, ParamSpec, TypeVar, Union, overload
 
-from oxicache._core import DEFAULT_WAIT_TIMEOUT, CacheEntry, SingleFlight
+from oxicache._core import DEFAULT_WAIT_TIMEOUT, CacheEntry, MemoryStore, SingleFlight
 from oxicache._async_flight import AsyncFlights
 from oxicache._batch import make_batch_memoized
 from oxicache._memoize import Options, make_memoized
 from oxicache._protocols import BatchMemoized, Memoized
 from oxicache._signature import validate_exclude
+from oxicache.capabilities import Capabilities
 from oxicache.durations import TTL, parse_ttl, resolve_ttl
 from oxicache.failures import check_policy, damaged_record
 
-__all__ = ["BaseCache", "Ref"]
+__all__ = ["BaseCache", "Capabilities", "EngineView", "Ref"]
 
 Ref = Union[int, CacheEntry]
 
@@ -50,18 +55,63 @@ def _as_key(key: Any) -> int:
     raise TypeError(msg)
 
 
-class BaseCache:
-    """A cache of function calls. Subclasses provide storage through the five primitives below."""
+def _identity(func: Any) -> str:
+    """The stored identity (``CacheEntry.func``) of a memoized function or of a name."""
+    name = getattr(func, "cache_name", func)
+    if not isinstance(name, str):
+        msg = f"expected a memoized function or a function identity (a str, as in CacheEntry.func), got {func!r}"
+        raise TypeError(msg)
+    return name
 
-    #: True for backends whose primitives block on I/O (disk, network): memoized coroutine functions then
-    #: run the cache I/O in a worker thread instead of blocking the event loop.
-    blocking_io = False
+
+class _Declared:
+    """A capability read as an attribute, on the class as on an instance (``DatabaseCache.blocking_io``)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: object, cls: type[BaseCache]) -> bool:
+        return bool(getattr(cls.capabilities, self.name))
+
+
+class BaseCache:
+    """A cache of function calls. Subclasses provide storage through the five primitives below and
+    declare what they do in ``capabilities``."""
+
+    #: What this backend declares about itself (see ``Capabilities``); the layers above read nothing else.
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    #: A native in-memory store (InMemCache's): memoized functions then run the native engine on it,
+    #: binding, keying and looking up in one call into Rust. None: the engine over the primitives.
+    _native_store: MemoryStore | None = None
 
     #: Seconds a memoized call waits for another call computing the same key (single-flight) before it
     #: takes the key over and computes itself; ``memoize(wait_timeout=...)`` overrides it per function.
     #: The default (600 s) outlasts the LLM SDKs' own request timeout, so a slow call still in progress
     #: is not run twice; the bound only matters when a computation is stuck, e.g. in a wait cycle.
     wait_timeout: float = DEFAULT_WAIT_TIMEOUT
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Backends written before ``capabilities`` declared ``blocking_io = True`` or ``stores_nothing =
+        True`` as class attributes: those still count, folded into the class's ``capabilities``."""
+        super().__init_subclass__(**kwargs)
+        legacy = {name: cls.__dict__[name] for name in ("blocking_io", "stores_nothing")
+                  if isinstance(cls.__dict__.get(name), bool)}
+        if legacy:
+            for name in legacy:
+                delattr(cls, name)
+            cls.capabilities = replace(cls.capabilities, **legacy)
+
+    #: Whether the primitives block on I/O (``capabilities.blocking_io``): memoized coroutine functions
+    #: then run the cache I/O in a worker thread instead of blocking the event loop.
+    blocking_io = _Declared()
+    #: Whether the backend keeps nothing (``capabilities.stores_nothing``).
+    stores_nothing = _Declared()
+
+    @property
+    def max_size(self) -> int | None:
+        """The bound on the number of entries (``cache_info().maxsize``), or None."""
+        return None
 
     def __init__(self, exclude: Iterable[str] | None = None, *, ttl: TTL = None, on_backend_error: str = "warn") -> None:
         self._exclude = validate_exclude(exclude)
@@ -104,8 +154,16 @@ class BaseCache:
         return sum(1 for e in list(self._iter()) if e.func == func and self._remove(e))
 
     def _count(self, name: str, n: int = 1) -> None:
+        """Adds to a ``stats()`` counter (hits, misses, sets, errors, backend_errors)."""
         with self._counts_lock:
             self._counts[name] += n
+
+    def engine_view(self) -> EngineView:
+        """What the memoize layer (engines, wrappers, batches) uses of this cache; made once per cache."""
+        view: EngineView | None = self.__dict__.get("_engine_view")
+        if view is None:
+            view = self.__dict__.setdefault("_engine_view", EngineView(self))
+        return view
 
     def _damaged(self, where: str, err: BaseException) -> None:
         """A stored record at ``where`` cannot be read: counted, then handled by ``on_backend_error`` (the
@@ -155,8 +213,12 @@ class BaseCache:
 
     # ---- reading ------------------------------------------------------------------------------
     def retrieve(self, func: Any = _MISSING, inputs: Any = _MISSING, /, **kwargs: Any) -> CacheEntry | Any:
-        """The stored entry for the call, or ``...`` when there is none."""
-        entry = self._lookup(self._probe(func, inputs, kwargs, "retrieve"))
+        """The stored entry for the call, or ``...`` when there is none: ``retrieve("f", x=5)``,
+        ``retrieve("f", {"x": 5})``, or ``retrieve(entry)`` for the call a ``CacheEntry`` describes."""
+        if isinstance(func, CacheEntry) and inputs is _MISSING and not kwargs:
+            entry = self._lookup(func)
+        else:
+            entry = self._lookup(self._probe(func, inputs, kwargs, "retrieve"))
         return ... if entry is None else entry
 
     def get(self, func: Any = _MISSING, inputs: Any = _MISSING, /, **kwargs: Any) -> Any:
@@ -199,6 +261,22 @@ class BaseCache:
     def __iter__(self) -> Iterator[CacheEntry]:
         """The entries, as a snapshot: removing entries while iterating is safe."""
         return iter(list(self._iter()))
+
+    def iter_entries(self) -> Iterator[CacheEntry]:
+        """The entries, streamed from the store without a snapshot (for stores too large to list at
+        once: export, inspection). Entries stored or removed meanwhile may or may not be seen."""
+        return self._iter()
+
+    def count_function(self, func: Any) -> int:
+        """How many live entries one function has (a memoized function, or its identity as stored in
+        ``CacheEntry.func``)."""
+        return self._count_func(_identity(func))
+
+    def clear_function(self, func: Any) -> int:
+        """Remove every entry of one function (a memoized function, or its identity as stored in
+        ``CacheEntry.func``); returns how many were removed. ``fn.cache_clear()`` does this too and also
+        resets ``fn``'s ``cache_info()`` counters."""
+        return self._clear_func(_identity(func))
 
     # ---- writing ------------------------------------------------------------------------------
     def set(
@@ -317,17 +395,10 @@ class BaseCache:
         """Check the store, read-only; returns its problems, one human-readable line each ([]: sound).
 
         Every stored entry must read back, decode, and recompute from its ``func`` and ``inputs`` to the
-        key it is stored under (a record under another key's name never answers for that key). The
-        persistent backends check more:
-
-        - ``DiskCache``: every blob decodes, plus diskcache's own ``Cache.check()`` (SQLite
-          ``integrity_check``, files against rows, the size and count counters);
-        - ``DatabaseCache``: SQLite's ``PRAGMA integrity_check``, and on every dialect every row, expired
-          ones included (its key column is 32 hex digits, its columns decode, its key recomputes);
-        - ``JsonCache``: every entry file is a regular file that parses, validates and recomputes to its
-          own file name; files that are the cache's own leftovers are reported (a temporary file old
-          enough to be a crashed writer's, a name shaped like an entry's that is not one). Other files
-          in the folder are not the cache's business and are not reported.
+        key it is stored under (a record under another key's name never answers for that key). A backend
+        overrides this to check what its store can show besides (each says what in its own ``verify``:
+        file and table integrity, leftovers of crashed writers); this default checks the entries through
+        the primitives.
 
         Nothing is repaired, removed or rewritten, no warning is emitted and no statistic is counted: a
         damaged record is reported here whatever ``on_backend_error`` says. An entry that expires or is
@@ -463,3 +534,30 @@ class BaseCache:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+class EngineView:
+    """What the memoize layer (engines, wrappers, batches) may use of a cache, built by the cache itself
+    (``BaseCache.engine_view()``), so that layer never reaches into a backend's members."""
+
+    __slots__ = ("async_flights", "cache", "capabilities", "clear_func", "count_func", "flights", "lookup",
+                 "native_store", "peek", "store", "tally")
+
+    def __init__(self, cache: BaseCache) -> None:
+        self.cache = cache  # its public surface: on_backend_error, exclude, wait_timeout, max_size
+        self.capabilities = cache.capabilities
+        self.native_store = cache._native_store
+        #: ``lookup(probe, func)``: a memoized call's lookup, counted as a hit or a miss (CallbackCache
+        #: hands ``func`` to its feeds).
+        self.lookup: Callable[[CacheEntry, Callable[..., Any]], CacheEntry | None] = cache._memo_lookup
+        #: ``peek(ref)``: a lookup not counted (single-flight's recheck).
+        self.peek: Callable[[Ref], CacheEntry | None] = cache._get
+        #: ``store(entry, ttl)``: stores with the entry's time to live (the function's ``ttl``, else its
+        #: annotation's, else the cache's), counted as a set.
+        self.store: Callable[[CacheEntry, TTL], None] = cache._store
+        #: ``tally(name)``: adds one to a ``stats()`` counter.
+        self.tally: Callable[[str], None] = cache._count
+        self.count_func: Callable[[str], int] = cache._count_func
+        self.clear_func: Callable[[str], int] = cache._clear_func
+        self.flights: SingleFlight = cache._flights
+        self.async_flights: AsyncFlights = cache._async_flights

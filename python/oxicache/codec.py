@@ -18,7 +18,7 @@ import hmac
 import pickle
 from typing import Any
 
-from oxicache._core import _allow_type, decode_binary, decode_json, encode_binary, encode_json
+from oxicache._core import allow_type, decode_binary, decode_json, encode_binary, encode_json
 from oxicache.errors import ValueDecodingError, ValueEncodingError
 
 __all__ = [
@@ -40,7 +40,7 @@ def allow(*classes: type) -> None:
     """Lets decoding revive instances of these Enum, dataclass, pydantic model or named tuple classes
     (needed in a process that reads values of a class before it has stored any)."""
     for cls in classes:
-        _allow_type(cls)
+        allow_type(cls)
 
 
 class Serializer:

@@ -14,7 +14,7 @@ import inspect
 from contextvars import Token
 from typing import Any, Callable, TypeVar
 
-from oxicache._core import _controls_activated, _controls_var
+from oxicache._core import controls_activated, controls_var
 
 __all__ = ["bypass", "refresh"]
 
@@ -22,7 +22,7 @@ NORMAL, BYPASS, REFRESH = 0, 1, 2
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_mode: Any = _controls_var()
+_mode: Any = controls_var()
 
 
 def current_mode() -> int:
@@ -61,7 +61,7 @@ class _Control(contextlib.ContextDecorator):
         if self._token is not None:
             msg = "this control is already entered; call oxicache.bypass() / refresh() again for a new one"
             raise RuntimeError(msg)
-        _controls_activated()
+        controls_activated()
         self._token = _mode.set(self._mode)
         return self
 

@@ -161,7 +161,7 @@ class CacheKLStore:
         The check and the write are two operations: two writers racing on one id may both store.
         """
         entry = self._entry(obj)
-        if self.cache._has(entry):
+        if entry in self.cache:
             return False
         self.cache.add(entry)
         return True
@@ -183,7 +183,7 @@ class CacheKLStore:
         entries = [self._entry(obj) for obj in objs]
         stored = 0
         for entry in entries:
-            if not self.cache._has(entry):
+            if entry not in self.cache:
                 self.cache.add(entry)
                 stored += 1
         return stored
@@ -192,8 +192,8 @@ class CacheKLStore:
     # Every ``kid`` below is an id or a knowledge object standing for its id (``given_id``).
     def get(self, kid: Any, default: Any = None) -> Any:
         """The object stored under ``kid``, or ``default`` when there is none."""
-        entry = self.cache._lookup(self._probe(kid))
-        return default if entry is None else entry.output
+        entry = self.cache.retrieve(self._probe(kid))
+        return default if entry is ... else entry.output
 
     def retrieve(self, kid: Any) -> Any:
         """The object stored under ``kid``.
@@ -203,8 +203,8 @@ class CacheKLStore:
             TypeError: ``kid`` is neither a keyable id nor an object with an id.
         """
         resolved = given_id(kid)
-        entry = self.cache._lookup(self._probe_id(resolved, kid))
-        if entry is None:
+        entry = self.cache.retrieve(self._probe_id(resolved, kid))
+        if entry is ...:
             raise KeyError(resolved)
         return entry.output
 
@@ -225,18 +225,18 @@ class CacheKLStore:
 
     def exists(self, kid: Any) -> bool:
         """True when an object with this id is stored."""
-        return self.cache._has(self._probe(kid))
+        return self._probe(kid) in self.cache
 
     def __contains__(self, kid: object) -> bool:
         resolved = given_id(kid)
         if resolved is None:  # `None in store`, or an object without an id yet
             return False
-        return self.cache._has(self._probe_id(resolved, kid))
+        return self._probe_id(resolved, kid) in self.cache
 
     # ---- removing -------------------------------------------------------------------------------
     def remove(self, kid: Any) -> bool:
         """Remove the object with this id; True when there was one."""
-        return self.cache._remove(self._probe(kid))
+        return self.cache.remove(self._probe(kid))
 
     def __delitem__(self, kid: Any) -> None:
         if not self.remove(kid):
@@ -246,15 +246,15 @@ class CacheKLStore:
         """Remove each id (or object); returns how many objects were removed. Every one is checked before
         anything is removed."""
         probes = [self._probe(kid) for kid in kids]
-        return sum(1 for probe in probes if self.cache._remove(probe))
+        return sum(1 for probe in probes if self.cache.remove(probe))
 
     def clear(self) -> int:
         """Remove every object of this store (and nothing else in the cache); returns how many."""
-        return self.cache._clear_func(self.func)
+        return self.cache.clear_function(self.func)
 
     # ---- the whole store ------------------------------------------------------------------------
     def _entries(self) -> list[CacheEntry]:
-        return [entry for entry in self.cache if entry.func == self.func]
+        return [entry for entry in self.cache.iter_entries() if entry.func == self.func]
 
     def __iter__(self) -> Iterator[Any]:
         """The stored objects (a snapshot, in the backend's order)."""
@@ -274,7 +274,7 @@ class CacheKLStore:
 
     def __len__(self) -> int:
         """How many objects this store holds (other entries in the cache are not counted)."""
-        return self.cache._count_func(self.func)
+        return self.cache.count_function(self.func)
 
     # ahvn's BaseKLStore spellings.
     batch_upsert = upsert_many

@@ -456,7 +456,7 @@ fn allowed_class_any<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, Py
 /// `oxicache.codec.allow(cls)`: lets decoding revive instances of `cls` (an Enum, dataclass, pydantic
 /// model or named tuple class).
 #[pyfunction]
-pub fn _allow_type(cls: &Bound<'_, PyAny>) -> PyResult<String> {
+pub fn allow_type(cls: &Bound<'_, PyAny>) -> PyResult<String> {
     let py = cls.py();
     let Ok(ty) = cls.cast::<PyType>() else {
         return Err(PyTypeError::new_err(format!(

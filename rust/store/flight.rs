@@ -39,7 +39,7 @@ static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
 
 /// Registered by the package with `os.register_at_fork(after_in_child=...)`.
 #[pyfunction]
-pub fn _after_fork_in_child() {
+pub fn after_fork_in_child() {
     FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
 }
 

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable
 
 from oxicache._core import CacheEntry
 from oxicache.backends.none import NoStorage
-from oxicache.base import Ref
+from oxicache.base import Capabilities, Ref
 from oxicache.durations import TTL
 
 __all__ = ["CallbackCache"]
@@ -58,6 +58,9 @@ class CallbackCache(NoStorage):
         exclude: parameter names left out of every key (and of the inputs callbacks and feeds see).
         ttl: accepted for symmetry with the other backends (nothing is stored).
     """
+
+    # Stores nothing, so no TTL; its callbacks may hand entries to other processes, so keys are portable.
+    capabilities = Capabilities(ttl=False)
 
     def __init__(
         self,

@@ -32,7 +32,7 @@ from oxicache.backends._sql import (
 )
 from oxicache.backends._records import from_columns, key_hex, ref_key, to_columns, verify
 from oxicache.backends._reserve import Reserve, is_full, reserve_path
-from oxicache.base import BaseCache, Ref
+from oxicache.base import BaseCache, Capabilities, Ref
 from oxicache._forkgate import SQLITE_GATE
 from oxicache.durations import TTL, parse_ttl
 from oxicache.errors import DatabaseConnectionError, ValueDecodingError, ValueEncodingError
@@ -158,7 +158,7 @@ class DatabaseCache(BaseCache):
     See docs/backends/database.md for the table layout, guarantees and queries.
     """
 
-    blocking_io = True
+    capabilities = Capabilities(blocking_io=True)
 
     def __init__(
         self,

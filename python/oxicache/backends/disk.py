@@ -27,7 +27,7 @@ from oxicache._fs import (
 )
 from oxicache.backends._records import entry_of, of_this_scheme, record_of, ref_key, verify
 from oxicache.backends._reserve import Reserve, is_full, reserve_path
-from oxicache.base import BaseCache, Ref
+from oxicache.base import BaseCache, Capabilities, Ref
 from oxicache.codec import Serializer
 from oxicache._forkgate import SQLITE_GATE
 from oxicache.durations import TTL
@@ -173,7 +173,7 @@ class DiskCache(BaseCache):
     Safe across threads and processes (SQLite in WAL mode underneath). See docs/backends/disk.md.
     """
 
-    blocking_io = True
+    capabilities = Capabilities(blocking_io=True, bounded=True)  # size_limit
 
     def __init__(
         self,

@@ -12,7 +12,7 @@ from typing import Callable, Iterable, Iterator
 from oxicache import _fs
 from oxicache._core import CacheEntry
 from oxicache.backends._records import from_json_record, key_hex, ref_key, to_json_record, verify
-from oxicache.base import BaseCache, Ref
+from oxicache.base import BaseCache, Capabilities, Ref
 from oxicache.durations import TTL
 from oxicache.errors import ValueDecodingError
 
@@ -54,7 +54,7 @@ class JsonCache(BaseCache):
     ``expire()``) or are removed. See docs/backends/json.md.
     """
 
-    blocking_io = True
+    capabilities = Capabilities(blocking_io=True)
 
     #: Wall-clock time used for ``created_at``/``expires_at`` (tests replace it on an instance).
     _clock: Callable[[], float] = staticmethod(time.time)

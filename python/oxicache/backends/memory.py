@@ -6,15 +6,19 @@ from typing import Any, Iterable, Iterator
 
 import os
 
-from oxicache._core import CacheEntry, MemoryStore, _after_fork_in_child
-from oxicache.base import BaseCache, Ref
+from oxicache._core import CacheEntry, MemoryStore, after_fork_in_child
+from oxicache.base import BaseCache, Capabilities, Ref
 from oxicache.durations import TTL
 
 __all__ = ["InMemCache"]
 
 if hasattr(os, "register_at_fork"):
     # A forked child must not wait for computations that were in flight in its parent's other threads.
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(after_in_child=after_fork_in_child)
+
+
+# The stats the native store keeps itself, exactly, across threads.
+_STORE_COUNTED = frozenset(("hits", "misses", "sets", "errors"))
 
 
 class InMemCache(BaseCache):
@@ -29,6 +33,10 @@ class InMemCache(BaseCache):
     mutates the cached one. Memoized plain functions run through a native wrapper; see docs/backends/memory.md.
     """
 
+    # Private to the process: keys may use process-local identities (local classes, closures' objects).
+    capabilities = Capabilities(shared=False, bounded=True)  # max_size
+    _native_store: MemoryStore
+
     def __init__(self, exclude: Iterable[str] | None = None, *args: Any, max_size: int | None = None, ttl: TTL = None, on_backend_error: str = "warn", **kwargs: Any) -> None:
         if args or kwargs:
             msg = f"InMemCache takes exclude, max_size, ttl and on_backend_error; got unexpected arguments {args or ''}{sorted(kwargs) or ''}"
@@ -41,6 +49,7 @@ class InMemCache(BaseCache):
 
     @property
     def max_size(self) -> int | None:
+        """The bound on the number of entries (the least recently used are evicted), or None."""
         return self._native_store.max_size
 
     def _get(self, ref: Ref) -> CacheEntry | None:
@@ -52,7 +61,8 @@ class InMemCache(BaseCache):
         return self._get(ref)  # the store counts hits and misses itself
 
     def _count(self, name: str, n: int = 1) -> None:
-        pass  # the store counts sets itself
+        if name not in _STORE_COUNTED:  # backend_errors: counted here
+            super()._count(name, n)
 
     def _has(self, ref: Ref) -> bool:
         if isinstance(ref, CacheEntry):
@@ -82,7 +92,9 @@ class InMemCache(BaseCache):
 
     def stats(self) -> dict[str, Any]:
         """hits, misses, sets, evictions, expirations, size, max_size: exact, across threads."""
-        return {**self._native_store.stats(), "backend_errors": self._counts["backend_errors"]}
+        with self._counts_lock:
+            backend_errors = self._counts["backend_errors"]
+        return {**self._native_store.stats(), "backend_errors": backend_errors}
 
     def close(self) -> None:
         """Drop every entry. The cache stays usable."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from oxicache._core import CacheEntry
-from oxicache.base import BaseCache, Ref
+from oxicache.base import BaseCache, Capabilities, Ref
 
 __all__ = ["NoCache"]
 
@@ -39,4 +39,4 @@ class NoCache(NoStorage):
     Memoized functions of every kind call straight through (counted as misses in ``cache_info()``).
     """
 
-    stores_nothing = True
+    capabilities = Capabilities(shared=False, stores_nothing=True, ttl=False)

@@ -1,0 +1,54 @@
+"""The backend contract suite (``oxicache.testing.BackendContract``) on every backend of tests/backends.py
+and on the example backend of docs/backends/writing-a-backend.md (examples/dbm_backend.py)."""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+from typing import Any
+
+import backends
+
+from oxicache import BaseCache
+from oxicache.testing import BackendContract
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "examples"))
+from dbm_backend import DbmCache  # noqa: E402
+
+
+class TestDbmCache(BackendContract):
+    def make_cache(self, tmp_path: pathlib.Path, **options: Any) -> BaseCache:
+        return DbmCache(tmp_path / "store", **options)
+
+
+def _registry_case(name: str) -> type[BackendContract]:
+    def make_cache(self: BackendContract, tmp_path: pathlib.Path, **options: Any) -> BaseCache:
+        return backends.make(name, **options)
+
+    def reopen(self: BackendContract, cache: BaseCache, tmp_path: pathlib.Path) -> BaseCache | None:
+        if not backends.BACKENDS[name].persistent:
+            return None
+        cls_name, args, kwargs = backends.SPECS[id(cache)]
+        return getattr(sys.modules["oxicache"], cls_name)(*args, **kwargs)
+
+    attributes = {"make_cache": make_cache, "reopen": reopen, "reads_back": backends.BACKENDS[name].stores}
+    return type(f"TestContract_{name}", (BackendContract,), attributes)
+
+
+for _name in backends.BACKENDS:
+    _case = _registry_case(_name)
+    globals()[_case.__name__] = _case
+
+
+def test_every_registered_backend_runs_the_contract() -> None:
+    cases = {n for n in globals() if n.startswith("TestContract_")}
+    assert cases == {f"TestContract_{n}" for n in backends.BACKENDS}
+
+
+def test_the_guide_shows_the_example_backend_as_tested() -> None:
+    """docs/backends/writing-a-backend.md shows examples/dbm_backend.py verbatim: the code a reader copies
+    is the code this suite runs."""
+    root = pathlib.Path(__file__).resolve().parents[2]
+    guide = (root / "docs" / "backends" / "writing-a-backend.md").read_text(encoding="utf-8")
+    example = (root / "examples" / "dbm_backend.py").read_text(encoding="utf-8")
+    assert f"```python\n{example}```" in guide
