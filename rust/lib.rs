@@ -6,6 +6,7 @@ mod entry;
 mod errors;
 mod forkgate;
 mod key;
+mod limits;
 mod memo;
 mod monitor;
 mod replay;

@@ -1,6 +1,6 @@
 """A small dict-backed custom backend: the five ``BaseCache`` primitives and nothing else.
 
-It exercises the Python engine (``_PythonMemo``) that persistent backends will use, as opposed to
+It exercises the Python engine (``PythonMemo``) that persistent backends will use, as opposed to
 ``InMemCache``'s native memoizer. TTLs are honoured with an expiry time per entry; expired entries are
 treated as absent (and dropped when seen). ``set_calls`` records every ``_set`` as ``(key, ttl)`` so
 tests can check the TTL a backend is handed (the key, not the entry: a removed value is not kept alive).

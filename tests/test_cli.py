@@ -572,7 +572,7 @@ def test_bench_chart_without_matplotlib_names_the_install(tmp_path: Path) -> Non
 
 def test_chart_drawing_writes_a_png(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
-    from oxicache.cli import Result, _write_chart
+    from oxicache.cli.bench import Result, _write_chart
 
     results = [Result("reference", "empty loop", median_ns=18.0),
                Result("hit f(1)", "lru_cache", median_ns=150.0),

@@ -42,6 +42,9 @@ CTRL_C_CHILD = textwrap.dedent(
     """
     import json, os, signal, sys, threading, time
     import oxicache
+    # Python leaves SIGINT ignored when it starts with it ignored (a job run in the background by a shell):
+    # install the handler that raises KeyboardInterrupt, as an interactive session has.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     name, args, kwargs = json.loads(sys.argv[1])
     cache = getattr(oxicache, name)(*args, **kwargs)
     started = threading.Event()

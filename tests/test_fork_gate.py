@@ -1,4 +1,4 @@
-"""The SQLite fork gate (oxicache._forkgate): os.fork() waits for gated operations in other threads,
+"""The SQLite fork gate (oxicache.backends._forkgate): os.fork() waits for gated operations in other threads,
 holds new ones until it returns, and does not wait for the forking thread's own."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from oxicache._forkgate import SQLITE_GATE
+from oxicache.backends._forkgate import SQLITE_GATE
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 

@@ -16,7 +16,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "python" / "oxicache"
 
 # (module, attribute): why it may be read there though the module does not define it.
 ALLOWED = {
-    ("_fs.py", "_getframe"): "the standard library's sys._getframe",
+    ("backends/_fs.py", "_getframe"): "the standard library's sys._getframe",
     ("backends/_sql.py", "_getframe"): "the standard library's sys._getframe",
     ("backends/_sql.py", "_current_frames"): "the standard library's sys._current_frames",
     # DiskCache runs its statements inside diskcache's own transaction and SQLite connection, which diskcache
@@ -26,8 +26,8 @@ ALLOWED = {
     ("backends/disk.py", "_disk"): "diskcache.Cache's Disk (value encoding)",
     ("backends/disk.py", "_transact"): "diskcache.Cache's transaction",
     # CacheEntry's hooks for the engines (rust/entry.rs): not part of CacheEntry's user-facing API.
-    ("_memoize.py", "_pin_key"): "CacheEntry's key pinned for a store's sharing rule",
-    ("_memoize.py", "_call_snapshot"): "CacheEntry's copy of a call's arguments taken before it runs",
+    ("memo/engine.py", "_pin_key"): "CacheEntry's key pinned for a store's sharing rule",
+    ("memo/engine.py", "_call_snapshot"): "CacheEntry's copy of a call's arguments taken before it runs",
 }
 
 

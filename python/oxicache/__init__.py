@@ -12,7 +12,7 @@
 from typing import TYPE_CHECKING, Any
 
 from oxicache._core import CacheEntry, KeyBytes, __version__
-from oxicache._protocols import BatchMemoized, Memoized, MemoizedMethod
+from oxicache.memo.protocols import BatchMemoized, Memoized, MemoizedMethod
 from oxicache.backends.callback import CallbackCache
 from oxicache.backends.memory import InMemCache
 from oxicache.backends.none import NoCache

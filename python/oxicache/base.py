@@ -17,11 +17,11 @@ from dataclasses import replace
 from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping, ParamSpec, TypeVar, Union, overload
 
 from oxicache._core import DEFAULT_WAIT_TIMEOUT, CacheEntry, MemoryStore, SingleFlight
-from oxicache._async_flight import AsyncFlights
-from oxicache._batch import make_batch_memoized
-from oxicache._memoize import Options, make_memoized
-from oxicache._protocols import BatchMemoized, Memoized
-from oxicache._signature import validate_exclude
+from oxicache.memo.async_flight import AsyncFlights
+from oxicache.memo.batch import make_batch_memoized
+from oxicache.memo.engine import Options, make_memoized
+from oxicache.memo.protocols import BatchMemoized, Memoized
+from oxicache.memo.signature import validate_exclude
 from oxicache.capabilities import Capabilities
 from oxicache.durations import TTL, parse_ttl, resolve_ttl
 from oxicache.failures import check_policy, damaged_record

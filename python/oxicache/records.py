@@ -13,7 +13,7 @@ import time
 from typing import Union
 
 from oxicache._core import CacheEntry
-from oxicache.backends._records import from_json_record, key_hex, ref_key, to_json_record, verify
+from oxicache.backends._records import check_key, from_json_record, key_hex, ref_key, to_json_record
 
 __all__ = ["Ref", "dump_record", "is_expired", "key_hex", "load_record", "record_key"]
 
@@ -43,7 +43,7 @@ def load_record(text: str | bytes, key: int, where: str) -> tuple[CacheEntry, fl
     if found is None:
         return None
     entry, expires_at = found
-    return verify(entry, key, where), expires_at
+    return check_key(entry, key, where), expires_at
 
 
 def is_expired(expires_at: float | None, now: float | None = None) -> bool:

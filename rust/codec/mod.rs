@@ -21,8 +21,7 @@ use crate::errors::codec_error;
 use crate::key::encode::with_scratch;
 use crate::key::known_types;
 
-/// Containers nested deeper than this are refused (a cycle always is).
-pub const MAX_DEPTH: usize = 200;
+pub use crate::limits::MAX_DEPTH;
 
 /// Extension type codes of the binary encoding (and the order of JSON tags).
 pub mod ext {

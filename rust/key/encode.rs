@@ -12,8 +12,7 @@ use super::known_types;
 use crate::errors::CoreError;
 use crate::snapshot;
 
-/// Deeper nesting than this is refused (a guard against reference cycles and stack exhaustion).
-pub const MAX_DEPTH: usize = 200;
+pub use crate::limits::MAX_DEPTH;
 
 pub mod tag {
     pub const NONE: u8 = b'N';

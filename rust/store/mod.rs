@@ -6,7 +6,7 @@
 //! a decref can run `__del__`, which may call back into the cache.
 
 pub mod flight;
-pub mod policy;
+pub mod lru;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +20,7 @@ use pyo3::{PyTraverseError, PyVisit};
 
 use crate::entry::CacheEntry;
 use crate::key::{decode, digest, encode_inputs_flagged};
-use policy::{Lookup, Lru};
+use lru::{Lookup, Lru};
 
 /// What a hit returns plus what `CacheEntry` needs; the rare parts are boxed so a plain memoized call
 /// costs two pointers.
@@ -132,7 +132,7 @@ impl Inner {
 
     /// The function identity of a stored key (every live key's id is interned).
     fn name_of(&self, key: &[u8]) -> &str {
-        self.names.get(&policy::group_of(key)).map_or("", |n| n)
+        self.names.get(&lru::group_of(key)).map_or("", |n| n)
     }
 
     fn index(&mut self, key: &[u8]) {

@@ -123,7 +123,7 @@ EQUAL_VALUE_CONFLATIONS |= set(filter(None, os.environ.get("ORACLE_CONFLATIONS",
 MACHINE_BACKENDS = [*backends.BACKENDS, "callback-fed"]
 STORING = {*backends.STORING, "callback-fed"}  # a memoized call can hit
 ITERABLE = set(backends.STORING)  # entries can be listed (CallbackCache keeps none)
-PYTHON_ENGINE = {n for n in MACHINE_BACKENDS if n not in ("inmem", "none")}  # _PythonMemo stores
+PYTHON_ENGINE = {n for n in MACHINE_BACKENDS if n not in ("inmem", "none")}  # PythonMemo stores
 SHARED = PYTHON_ENGINE  # stores other processes read: they refuse process-local keys (key scheme 2)
 
 

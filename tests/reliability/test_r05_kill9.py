@@ -36,7 +36,7 @@ from crash_worker import KEYS, Version, _final_child, _round
 from reliability_support import watchdog
 from store_support import integrity_problems, open_spec, sqlite_file
 
-from oxicache._fs import STALE_TEMP_AGE
+from oxicache.backends._fs import STALE_TEMP_AGE
 
 
 def _recv(conn: Any, proc: Any, what: str, timeout: float = 90) -> Any:

@@ -40,7 +40,7 @@ from store_support import integrity_problems, open_spec, sqlite_file
 
 import oxicache
 from oxicache import KEY_SCHEME_VERSION
-from oxicache._fs import STALE_TEMP_AGE
+from oxicache.backends._fs import STALE_TEMP_AGE
 
 OLD = time.time() - STALE_TEMP_AGE - 3600
 

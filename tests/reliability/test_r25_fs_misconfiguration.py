@@ -1,9 +1,9 @@
 """R25: network file systems and misconfigured cache folders are reported when the cache is created.
 
 - Network / FUSE file system: the matrix fakes ``statfs``; on Linux the file system type of a path comes
-  from the mount table, so ``oxicache._fs.filesystem_type(path)`` parses ``/proc/self/mountinfo`` (the
+  from the mount table, so ``oxicache.backends._fs.filesystem_type(path)`` parses ``/proc/self/mountinfo`` (the
   longest mount point holding the resolved path; a later mount on the same point hides an earlier one;
-  octal escapes in mount points), and the tests point ``oxicache._fs.MOUNTINFO`` at a fake mount table
+  octal escapes in mount points), and the tests point ``oxicache.backends._fs.MOUNTINFO`` at a fake mount table
   that mounts the cache folder as NFS, SMB/CIFS or a FUSE file system. The SQLite-based backends
   (DiskCache, DatabaseCache on SQLite) then warn once at construction with a ``CacheWarning`` naming the
   file system and the risk (SQLite's locks and WAL shared memory over a network file system); they do not
@@ -31,7 +31,8 @@ from reliability_support import watchdog
 from store_support import run_unprivileged, shared_tempdir, warm_backends
 
 import oxicache
-from oxicache import CacheWarning, _fs
+from oxicache import CacheWarning
+from oxicache.backends import _fs
 
 BUILD: dict[str, Callable[[str], Any]] = {
     "disk": lambda folder: oxicache.DiskCache(folder),

@@ -47,7 +47,7 @@ from robustness_support import value  # (first: it puts tests/reliability on sys
 from store_support import open_spec
 
 import oxicache
-from oxicache import _async_flight
+from oxicache.memo import async_flight as _async_flight
 from oxicache.backends import _sql, database
 
 BOUND = 1.0  # seconds a call after the interrupt may take (each takes milliseconds)

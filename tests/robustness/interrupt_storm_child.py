@@ -54,8 +54,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 from robustness_support import build_cache, named, pause, value  # (first: it puts tests/reliability on sys.path)
-from oxicache._async_flight import _RETRY
-from oxicache._forkgate import SQLITE_GATE
+from oxicache.memo.async_flight import _RETRY
+from oxicache.backends._forkgate import SQLITE_GATE
 from store_support import integrity_problems
 
 faulthandler.enable()

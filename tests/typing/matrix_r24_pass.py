@@ -50,14 +50,14 @@ class Shop:
 
 
 # The memoized objects: the original signature inside Memoized[...].
-reveal_type(area)  # mypy: oxicache._protocols.Memoized[[width: int, height: int =], float] | pyright: Memoized[(width: int, height: int = 1), float]
-reveal_type(total)  # mypy: oxicache._protocols.Memoized[[values: list[int], *, verbose: bool =], int] | pyright: Memoized[(values: list[int], *, verbose: bool = False), int]
-reveal_type(fetch)  # mypy: oxicache._protocols.Memoized[[url: str, timeout: float =], typing.Coroutine[Any, Any, bytes]] | pyright: Memoized[(url: str, timeout: float = 1), CoroutineType[Any, Any, bytes]]
-reveal_type(rows)  # mypy: oxicache._protocols.Memoized[[n: int], typing.Iterator[int]] | pyright: Memoized[(n: int), Iterator[int]]
-reveal_type(stream)  # mypy: oxicache._protocols.Memoized[[n: int], typing.AsyncIterator[str]] | pyright: Memoized[(n: int), AsyncIterator[str]]
-reveal_type(Shop.price)  # mypy: oxicache._protocols.Memoized[[self: matrix_r24_pass.Shop, sku: str, qty: int =], float] | pyright: Memoized[(self: Shop, sku: str, qty: int = 1), float]
-reveal_type(Shop().price)  # mypy: oxicache._protocols.MemoizedMethod[[sku: str, qty: int =], float, [matrix_r24_pass.Shop, sku: str, qty: int =]] | pyright: MemoizedMethod[(sku: str, qty: int = 1), float, (Shop, sku: str, qty: int = 1)]
-reveal_type(Shop.tax)  # mypy: oxicache._protocols.Memoized[[amount: float], float] | pyright: Memoized[(amount: float), float]
+reveal_type(area)  # mypy: oxicache.memo.protocols.Memoized[[width: int, height: int =], float] | pyright: Memoized[(width: int, height: int = 1), float]
+reveal_type(total)  # mypy: oxicache.memo.protocols.Memoized[[values: list[int], *, verbose: bool =], int] | pyright: Memoized[(values: list[int], *, verbose: bool = False), int]
+reveal_type(fetch)  # mypy: oxicache.memo.protocols.Memoized[[url: str, timeout: float =], typing.Coroutine[Any, Any, bytes]] | pyright: Memoized[(url: str, timeout: float = 1), CoroutineType[Any, Any, bytes]]
+reveal_type(rows)  # mypy: oxicache.memo.protocols.Memoized[[n: int], typing.Iterator[int]] | pyright: Memoized[(n: int), Iterator[int]]
+reveal_type(stream)  # mypy: oxicache.memo.protocols.Memoized[[n: int], typing.AsyncIterator[str]] | pyright: Memoized[(n: int), AsyncIterator[str]]
+reveal_type(Shop.price)  # mypy: oxicache.memo.protocols.Memoized[[self: matrix_r24_pass.Shop, sku: str, qty: int =], float] | pyright: Memoized[(self: Shop, sku: str, qty: int = 1), float]
+reveal_type(Shop().price)  # mypy: oxicache.memo.protocols.MemoizedMethod[[sku: str, qty: int =], float, [matrix_r24_pass.Shop, sku: str, qty: int =]] | pyright: MemoizedMethod[(sku: str, qty: int = 1), float, (Shop, sku: str, qty: int = 1)]
+reveal_type(Shop.tax)  # mypy: oxicache.memo.protocols.Memoized[[amount: float], float] | pyright: Memoized[(amount: float), float]
 
 # Calls return what the original returns.
 reveal_type(area(2, height=3))  # mypy: float | pyright: float

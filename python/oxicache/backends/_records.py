@@ -21,6 +21,7 @@ from oxicache.errors import ValueDecodingError, ValueEncodingError
 
 __all__ = [
     "KEY_SCHEME_VERSION",
+    "check_key",
     "entry_of",
     "from_columns",
     "from_json_record",
@@ -30,7 +31,6 @@ __all__ = [
     "ref_key",
     "to_columns",
     "to_json_record",
-    "verify",
 ]
 
 Ref = Any  # int key or CacheEntry probe (see base.py)
@@ -139,7 +139,7 @@ def entry_of(record: Any, where: str) -> CacheEntry:
     return _entry(record["f"], record["i"], record.get("o", ...), record.get("e", ...), record.get("m", {}), where)
 
 
-def verify(entry: CacheEntry, key: int, where: str) -> CacheEntry:
+def check_key(entry: CacheEntry, key: int, where: str) -> CacheEntry:
     """``entry`` if it is the entry of ``key``: a record moved under another key (by hand, or by a hostile
     writer) must not answer for it."""
     if entry.key != key:

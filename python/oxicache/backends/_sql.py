@@ -19,6 +19,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, Callable
 
 from oxicache._core import Monitor  # a lock and condition no interrupt can leave held
+from oxicache.backends._fork import in_child
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -164,8 +165,7 @@ class Watchdog:
 
 
 WATCHDOG = Watchdog()
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=WATCHDOG.reset)
+in_child(WATCHDOG.reset)
 
 
 class Checkout:

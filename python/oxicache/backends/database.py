@@ -13,7 +13,11 @@ import weakref
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
 from oxicache._core import KEY_SCHEME_VERSION, CacheEntry
-from oxicache._fs import check_writable_file, hold_sqlite_file, prepare_folder, warn_if_risky_filesystem
+from oxicache.backends._fork import in_child_of
+from oxicache.backends._forkgate import SQLITE_GATE
+from oxicache.backends._fs import check_writable_file, hold_sqlite_file, prepare_folder, warn_if_risky_filesystem
+from oxicache.backends._records import check_key, from_columns, key_hex, ref_key, to_columns
+from oxicache.backends._reserve import Reserve, is_full, reserve_path
 from oxicache.backends._sql import (
     BUSY_TIMEOUT_MS,
     CONFLICT_RETRIES,
@@ -30,10 +34,7 @@ from oxicache.backends._sql import (
     timed_out,
     upsert,
 )
-from oxicache.backends._records import from_columns, key_hex, ref_key, to_columns, verify
-from oxicache.backends._reserve import Reserve, is_full, reserve_path
 from oxicache.base import BaseCache, Capabilities, Ref
-from oxicache._forkgate import SQLITE_GATE
 from oxicache.durations import TTL, parse_ttl
 from oxicache.errors import DatabaseConnectionError, ValueDecodingError, ValueEncodingError
 
@@ -106,17 +107,7 @@ def _libpq_version(driver: str) -> int:
         return 0
 
 
-_LIVE: weakref.WeakSet[DatabaseCache] = weakref.WeakSet()
 _UNGATED = contextlib.nullcontext()
-
-
-def _after_fork_in_child() -> None:
-    for cache in list(_LIVE):
-        cache._forked()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class DatabaseCache(BaseCache):
@@ -228,7 +219,7 @@ class DatabaseCache(BaseCache):
         # connections are watched (WATCHDOG) when the driver has no read timeout of its own.
         self._pool = Pool(self._engine, 1 if self._memory else None, watched=server, detached=not self._memory)
         weakref.finalize(self, self._pool.close)  # a cache dropped without close() closes its connections
-        # A SQLite file: every statement runs inside the fork gate (oxicache._forkgate), so os.fork()
+        # A SQLite file: every statement runs inside the fork gate (oxicache.backends._forkgate), so os.fork()
         # waits for it and a child never inherits a lock taken mid-statement.
         self._gated = self._dialect_name == "sqlite" and not self._memory
         with SQLITE_GATE if self._gated else _UNGATED:
@@ -240,7 +231,7 @@ class DatabaseCache(BaseCache):
         self._reserve = Reserve(reserve_path(str(self._url.database))) if file else None
         self._compile(sa)
         self._dbapi_error: type[BaseException] = self._engine.dialect.loaded_dbapi.Error
-        _LIVE.add(self)
+        in_child_of(self, DatabaseCache._forked)
 
     # ---- construction ---------------------------------------------------------------------------
     @staticmethod
@@ -568,7 +559,7 @@ class DatabaseCache(BaseCache):
             return None
         where = self._where(key)
         try:
-            return verify(from_columns(dict(zip(_DATA_COLUMNS, row)), where), number, where)
+            return check_key(from_columns(dict(zip(_DATA_COLUMNS, row)), where), number, where)
         except ValueDecodingError as err:
             self._damaged(where, err)
             return None
@@ -602,7 +593,7 @@ class DatabaseCache(BaseCache):
             for row in rows:
                 where = self._where(row[0])
                 try:
-                    entry = verify(from_columns(dict(zip(_DATA_COLUMNS, row[1:])), where), int(row[0], 16), where)
+                    entry = check_key(from_columns(dict(zip(_DATA_COLUMNS, row[1:])), where), int(row[0], 16), where)
                 except ValueError as err:  # ValueDecodingError, or a key that is not hex
                     self._damaged(where, err)
                     continue
@@ -715,7 +706,7 @@ class DatabaseCache(BaseCache):
                 if scheme != KEY_SCHEME_VERSION:
                     continue  # another key scheme's row: no entry of this version (reads skip it), not damage
                 try:
-                    verify(from_columns(dict(zip(_DATA_COLUMNS, row[2:])), where), int(key, 16), where)
+                    check_key(from_columns(dict(zip(_DATA_COLUMNS, row[2:])), where), int(key, 16), where)
                 except Exception as err:  # noqa: BLE001 - ValueDecodingError, or whatever bad data raises
                     problems.append(str(err) if str(err).startswith(where) else f"{where}: {err}")
             if len(rows) < _PAGE:

@@ -14,22 +14,22 @@ import shutil
 import sqlite3
 import threading
 import time
-import weakref
 from typing import Any, Callable, Iterable, Iterator
 
 from oxicache._core import CacheEntry
-from oxicache._fs import (
+from oxicache.backends._fork import in_child_of
+from oxicache.backends._forkgate import SQLITE_GATE
+from oxicache.backends._fs import (
     STALE_TEMP_AGE,
     check_writable_file,
     hold_sqlite_file,
     prepare_folder,
     warn_if_risky_filesystem,
 )
-from oxicache.backends._records import entry_of, of_this_scheme, record_of, ref_key, verify
+from oxicache.backends._records import check_key, entry_of, of_this_scheme, record_of, ref_key
 from oxicache.backends._reserve import Reserve, is_full, reserve_path
 from oxicache.base import BaseCache, Capabilities, Ref
 from oxicache.codec import Serializer
-from oxicache._forkgate import SQLITE_GATE
 from oxicache.durations import TTL
 from oxicache.errors import CorruptStoreError, ValueDecodingError, ValueEncodingError
 
@@ -145,12 +145,6 @@ def _pick_keys(keys: list[bytes]) -> Pick:
     return pick
 
 
-def _reopen_after_fork(ref: weakref.ref[DiskCache]) -> None:
-    cache = ref()
-    if cache is not None and cache._dc is not None:
-        cache._dc.close()  # the parent's SQLite connection must not be used here; reopened on demand
-
-
 class DiskCache(BaseCache):
     """A persistent cache in a local folder, on diskcache.
 
@@ -226,8 +220,11 @@ class DiskCache(BaseCache):
         # disk space held beside cache.db that clearing frees on a full disk (_delete); diskcache's own
         # check() leaves files named cache.db* alone
         self._reserve = Reserve(reserve_path(db))
-        if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=lambda ref=weakref.ref(self): _reopen_after_fork(ref))
+        in_child_of(self, DiskCache._reopen_after_fork)
+
+    def _reopen_after_fork(self) -> None:
+        if self._dc is not None:
+            self._dc.close()  # the parent's SQLite connection must not be used here; reopened on demand
 
     def _sweep_leftovers(self) -> None:
         """Remove what writers that crashed left behind: value files no item refers to (diskcache writes
@@ -287,7 +284,7 @@ class DiskCache(BaseCache):
             record = self._serializer.loads(blob)
             if not of_this_scheme(record, "s"):
                 return None  # written under another key scheme: not an entry of this version (no warning)
-            return verify(entry_of(record, where), key, where)
+            return check_key(entry_of(record, where), key, where)
         except ValueDecodingError as err:
             self._damaged(where, err)
             return None
@@ -544,7 +541,7 @@ class DiskCache(BaseCache):
                         raise ValueDecodingError(msg)
                     record = self._serializer.loads(blob)
                     if of_this_scheme(record, "s"):  # another scheme's record is no entry of this version
-                        verify(entry_of(record, where), int.from_bytes(key, "big"), where)
+                        check_key(entry_of(record, where), int.from_bytes(key, "big"), where)
                 except OSError as err:
                     if sql("SELECT 1 FROM Cache WHERE rowid = ?", (rowid,)).fetchall():  # not removed meanwhile
                         problems.append(f"{where}: its value file cannot be read ({err})")
@@ -614,7 +611,7 @@ def _gated(method: Any) -> Any:
 
 
 # Every method that runs SQLite statements (diskcache's) runs inside the fork gate: os.fork() waits for
-# them, so a forked child never inherits a lock taken mid-statement (see oxicache._forkgate). _iter gates
+# them, so a forked child never inherits a lock taken mid-statement (see oxicache.backends._forkgate). _iter gates
 # its listing itself (a generator must not hold the gate while its consumer runs).
 # _remove, _clear, _clear_func and popall gate each of their transactions (_delete).
 for _name in ("__init__", "_read", "_set", "_len", "expire", "volume", "cull", "close", "verify"):

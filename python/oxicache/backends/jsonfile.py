@@ -9,9 +9,9 @@ import stat
 import time
 from typing import Callable, Iterable, Iterator
 
-from oxicache import _fs
 from oxicache._core import CacheEntry
-from oxicache.backends._records import from_json_record, key_hex, ref_key, to_json_record, verify
+from oxicache.backends import _fs
+from oxicache.backends._records import check_key, from_json_record, key_hex, ref_key, to_json_record
 from oxicache.base import BaseCache, Capabilities, Ref
 from oxicache.durations import TTL
 from oxicache.errors import ValueDecodingError
@@ -180,7 +180,7 @@ class JsonCache(BaseCache):
         if found is None:
             return None  # written under another key scheme: not an entry of this version (no warning)
         entry, expires_at = found
-        return verify(entry, key, where), expires_at, st
+        return check_key(entry, key, where), expires_at, st
 
     def _expired(self, expires_at: float | None, now: float | None = None) -> bool:
         return expires_at is not None and expires_at < (self._clock() if now is None else now)

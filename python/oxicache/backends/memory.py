@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Iterator
 
-import os
 
 from oxicache._core import CacheEntry, MemoryStore, after_fork_in_child
+from oxicache.backends._fork import in_child
 from oxicache.base import BaseCache, Capabilities, Ref
 from oxicache.durations import TTL
 
 __all__ = ["InMemCache"]
 
-if hasattr(os, "register_at_fork"):
-    # A forked child must not wait for computations that were in flight in its parent's other threads.
-    os.register_at_fork(after_in_child=after_fork_in_child)
+# A forked child must not wait for computations that were in flight in its parent's other threads.
+in_child(after_fork_in_child)
 
 
 # The stats the native store keeps itself, exactly, across threads.

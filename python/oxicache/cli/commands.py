@@ -11,7 +11,7 @@ import tempfile
 from collections import Counter
 from typing import IO, Any, Callable
 
-from oxicache._cli_stores import (
+from oxicache.cli.stores import (
     CliError,
     Filters,
     StoreSpec,
@@ -26,7 +26,7 @@ from oxicache._cli_stores import (
     resolve_keys,
 )
 from oxicache._core import CacheEntry
-from oxicache._progress import Progress, run_with_spinner
+from oxicache.cli.progress import Progress, run_with_spinner
 from oxicache.base import BaseCache
 from oxicache.codec import decode_json, encode_json
 from oxicache.errors import ValueDecodingError

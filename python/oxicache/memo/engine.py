@@ -4,10 +4,10 @@ Two *engines* turn a call into "the stored value, or a pending miss to complete"
 
 - the native ``Memoizer`` on backends with a native store (``InMemCache``): binding, key building and
   lookup in one call into Rust. For plain functions the Memoizer itself is the wrapper;
-- ``_PythonMemo`` over the five backend primitives, for every other backend.
+- ``PythonMemo`` over the five backend primitives, for every other backend.
 
 The wrappers for each kind of function (plain, coroutine, generator, async generator) are written once
-over that interface, in ``_wrappers.py``; batch functions in ``_batch.py``.
+over that interface, in ``wrappers.py``; batch functions in ``batch.py``.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ import types
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from oxicache import _wrappers
+from oxicache.memo import wrappers as _wrappers
 from oxicache._core import CacheEntry, Memoizer, install_vectorcall
-from oxicache._signature import (
+from oxicache.memo.signature import (
     ClosureIdentity,
     ParamSpec,
     bind_inputs,
@@ -80,7 +80,7 @@ def versioned(identity: str, version: str | int | None) -> str:
 
 def make_engine(cache: BaseCache, func: Callable[..., Any], options: Options) -> Any:
     """The engine for ``func`` on ``cache``: validates the options and builds a native ``Memoizer`` or a
-    ``_PythonMemo``. Both offer ``lookup(args, kwargs)`` and the ``cache_*`` helpers."""
+    ``PythonMemo``. Both offer ``lookup(args, kwargs)`` and the ``cache_*`` helpers."""
     view = cache.engine_view()
     # A store other processes read (not InMemCache's, not NoCache's nothing) needs identities that do not
     # depend on decoration order: local functions and lambdas are then named by code and closure values.
@@ -117,7 +117,7 @@ def make_engine(cache: BaseCache, func: Callable[..., Any], options: Options) ->
         engine = Memoizer(func, store, identity, specs, sorted(exclude), seconds, metadata, options.cache_if, wait, private)
         install_vectorcall(engine)  # once per process: calls then skip the argument tuple
         return engine
-    return _PythonMemo(view, func, identity, sig, specs, exclude, seconds, metadata, options.cache_if, wait, shared)
+    return PythonMemo(view, func, identity, sig, specs, exclude, seconds, metadata, options.cache_if, wait, shared)
 
 
 def bound_parts(func: Callable[..., Any]) -> tuple[Callable[..., Any], Any] | None:
@@ -181,8 +181,11 @@ def decorate(wrapper: Any, engine: Any, func: Callable[..., Any]) -> Any:
 _NOT_STORAGE_FAILURES = (RecursionError, MemoryError)
 
 
-class _PythonMemo:
+class PythonMemo:
     """The engine over the backend primitives (every backend without a native store)."""
+
+    #: The type of ``lookup``'s misses (set below, once ``PythonPending`` exists).
+    pending_type: ClassVar[type[PythonPending]]
 
     def __init__(self, view: EngineView, func: Callable[..., Any], identity: str | Callable[[], str],
                  sig: inspect.Signature, specs: list[ParamSpec], exclude: frozenset[str], ttl: float | None,
@@ -251,14 +254,14 @@ class _PythonMemo:
                 close()
 
     def lookup(self, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> Any:
-        """The stored value of the call, or a ``_PythonPending`` to complete."""
+        """The stored value of the call, or a ``PythonPending`` to complete."""
         probe = self.probe(args, kwargs or {})
         mode = current_mode()
         before = self.view.flights.finished_count()
         if mode == BYPASS:
             self.view.tally("misses")
             self.count("misses")
-            return _PythonPending(self, probe, before, mode)
+            return PythonPending(self, probe, before, mode)
         failures: list[BaseException] = []
         if mode == REFRESH:
             self.view.tally("misses")
@@ -271,7 +274,7 @@ class _PythonMemo:
         self.count("misses")
         # The entry to store is the call as it is now, before the function runs (which may change its
         # arguments, as may the caller afterwards): copies of the arguments, the key already computed.
-        return _PythonPending(self, probe._call_snapshot(), before, mode, warned=bool(failures))
+        return PythonPending(self, probe._call_snapshot(), before, mode, warned=bool(failures))
 
     def store(self, probe: CacheEntry, output: Any, warned: bool = False) -> None:
         """Stores the call's result. ``warned``: the call's lookup already reported the backend failing
@@ -340,12 +343,12 @@ class _PythonMemo:
         return self.probe(args, kwargs).inputs
 
 
-class _PythonPending:
-    """A missed lookup of ``_PythonMemo``: the wrapper runs the function, then calls ``store``."""
+class PythonPending:
+    """A missed lookup of ``PythonMemo``: the wrapper runs the function, then calls ``store``."""
 
     __slots__ = ("before", "memo", "mode", "probe", "warned")
 
-    def __init__(self, memo: _PythonMemo, probe: CacheEntry, before: int, mode: int, warned: bool = False) -> None:
+    def __init__(self, memo: PythonMemo, probe: CacheEntry, before: int, mode: int, warned: bool = False) -> None:
         self.memo, self.probe, self.before, self.mode = memo, probe, before, mode
         self.warned = warned  # the lookup already reported the backend failing
 
@@ -373,4 +376,4 @@ class _PythonPending:
         return (False, None) if found is None else (True, found.value)
 
 
-_PythonMemo.pending_type = _PythonPending  # type: ignore[attr-defined]
+PythonMemo.pending_type = PythonPending

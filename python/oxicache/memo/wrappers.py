@@ -1,4 +1,4 @@
-"""The wrapper of each kind of function, written once over an engine (see ``_memoize.py``).
+"""The wrapper of each kind of function, written once over an engine (see ``engine.py``).
 
 An engine's ``lookup(args, kwargs)`` returns the stored value, or a *pending* miss: the wrapper runs the
 function and hands the complete result to ``pending.store`` (or reports ``pending.failed()``). A partial
@@ -27,7 +27,7 @@ Func = Callable[..., Any]
 
 
 class Miss(Protocol):
-    """A missed lookup to complete: the native ``Pending`` or ``_memoize._PythonPending``."""
+    """A missed lookup to complete: the native ``Pending`` or ``engine.PythonPending``."""
 
     @property
     def key(self) -> bytes: ...
@@ -39,14 +39,14 @@ class Miss(Protocol):
 
 
 class PythonMiss(Miss, Protocol):
-    """``_PythonPending``: also carries the flights' finished count read before its lookup."""
+    """``PythonPending``: also carries the flights' finished count read before its lookup."""
 
     @property
     def before(self) -> int: ...
 
 
 class Engine(Protocol):
-    """What the wrappers use of an engine: the native ``Memoizer`` or ``_memoize._PythonMemo``.
+    """What the wrappers use of an engine: the native ``Memoizer`` or ``engine.PythonMemo``.
     ``lookup`` returns the stored value (any object) or a ``Miss`` (of type ``pending_type(engine)``)."""
 
     @property
@@ -62,7 +62,7 @@ class CountingEngine(Engine, Protocol):
 
 
 class PythonEngine(CountingEngine, Protocol):
-    """``_memoize._PythonMemo`` (imported by name only: it imports this module)."""
+    """``engine.PythonMemo`` (imported by name only: it imports this module)."""
 
     pending_type: type[PythonMiss]
 

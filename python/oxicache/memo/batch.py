@@ -15,8 +15,8 @@ import types
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Callable
 
-from oxicache._memoize import Options, bound_parts, decorate, function_kind, make_engine
-from oxicache._wrappers import pending_type
+from oxicache.memo.engine import Options, bound_parts, decorate, function_kind, make_engine
+from oxicache.memo.wrappers import pending_type
 
 if TYPE_CHECKING:
     from oxicache.base import BaseCache

@@ -1,17 +1,11 @@
-"""Command line: ``oxicache bench`` (also ``python -m oxicache bench``).
-
-``bench`` times the memoized-call hot path of every backend against ``functools.lru_cache`` measured in
-the same process and the same run, plus key-hashing throughput against the stdlib ``json`` + ``md5``
-recipe. Every number is the median of several repeats taken after a warm-up; the loops that call the
-oxicache wrappers and the ``lru_cache`` wrappers are the same functions, so the loop overhead (included
+"""``oxicache bench``: times the memoized-call hot path of every backend against ``functools.lru_cache``
+measured in the same process and the same run, plus key-hashing throughput against the stdlib ``json`` +
+``md5`` recipe. Every number is the median of several repeats taken after a warm-up; the loops that call
+the oxicache wrappers and the ``lru_cache`` wrappers are the same functions, so the loop overhead (included
 in every number) is the same on both sides of a ratio.
 
 ``bench --chart out.png`` also draws the table as a bar chart (needs matplotlib: ``pip install
 'oxicache[chart]'``).
-
-The store subcommands (``ls``, ``show``, ``stats``, ``rm``, ``clear``, ``export``, ``import``, ``verify``)
-live in ``_cli_commands.py``; every subcommand plugs in through ``_SUBCOMMANDS``: a function that adds its
-arguments to a subparser and returns the function to run. docs/cli.md is the reference.
 """
 
 from __future__ import annotations
@@ -32,10 +26,9 @@ from pathlib import Path
 from time import perf_counter_ns
 from typing import Any, Callable, Sequence
 
-from oxicache._cli_commands import SUBCOMMANDS as STORE_SUBCOMMANDS
-from oxicache._cli_stores import CliError, printable
+from oxicache.cli.stores import CliError
 
-__all__ = ["main"]
+__all__ = ["add_bench"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -486,47 +479,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_bench(sub: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+def add_bench(sub: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
     sub.add_argument("--quick", action="store_true", help="about 3 s instead of about 20 s (fewer, shorter repeats)")
     sub.add_argument("--json", action="store_true", help="print machine-readable JSON instead of the table")
     sub.add_argument("--repeats", type=int, default=None, metavar="N", help="timed repeats per row (default 7, or 3 with --quick)")
     sub.add_argument("-v", "--verbose", action="store_true", help="show progress on stderr")
     sub.add_argument("--chart", metavar="FILE.png", help="also draw the table as a PNG bar chart (needs matplotlib)")
     return _cmd_bench
-
-
-# name -> (help, function that adds the subcommand's arguments and returns its handler)
-_SUBCOMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], Callable[[argparse.Namespace], int]]]] = {
-    "bench": ("time memoized calls and key hashing against functools.lru_cache", _add_bench),
-    **STORE_SUBCOMMANDS,
-}
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="oxicache", description="oxicache command line tools")
-    subs = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, (help_text, add) in _SUBCOMMANDS.items():
-        sub = subs.add_parser(name, help=help_text, description=help_text)
-        sub.set_defaults(handler=add(sub))
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``oxicache`` console script and of ``python -m oxicache``."""
-    parser = _parser()
-    args, extra = parser.parse_known_args(argv)
-    # Keys after an option (`show STORE --table T KEY`): argparse leaves them over; they are more keys.
-    if extra and isinstance(getattr(args, "keys", None), list) and not any(a.startswith("-") for a in extra):
-        args.keys += extra
-    elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    try:
-        return int(args.handler(args) or 0)
-    except CliError as exc:  # bad input: one line, no traceback, nothing written
-        # the message may quote stored text or a server's reply: escaped (a password is masked where it is built)
-        print(f"oxicache {args.command}: error: {printable(str(exc))}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:  # `oxicache ls ... | head`
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 1
