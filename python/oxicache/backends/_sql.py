@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import faulthandler
 import hashlib
 import math
 import operator
 import os
 import random
 import socket
-import sys
+import tempfile
 import threading
 import time
 import weakref
 from collections import deque
-from types import FrameType
 from typing import TYPE_CHECKING, Any, Callable
 
 from oxicache._core import Monitor  # a lock and condition no interrupt can leave held
@@ -311,7 +311,7 @@ class Pool:
         try:
             while not self.idle:
                 if self._opener() is None and (self.limit is None or self._open_count() < self.limit):
-                    ticket = _Ticket(sys._getframe(1))  # the _wait call that opens
+                    ticket = _Ticket()  # for the _wait call that opens
                     self.opening = weakref.ref(ticket)
                     return None, ticket
                 self.cond.wait(0.05)
@@ -375,22 +375,37 @@ class _Ticket:
     An interrupt can land in ``Pool._wait`` before it clears ``opening`` (no Python line is safe from
     one). The ticket then normally dies with that call's frame; but a kept exception (the REPL's
     ``sys.last_traceback``, a logger, a future, a chained exception) keeps the frame and its locals alive.
-    So a ticket also counts only while its ``_wait`` frame is still on its thread's stack."""
+    So a ticket also counts only while its thread is still in ``Pool._wait``: never when the asking thread
+    is its own (a thread is in one ``_wait`` at a time), and for another thread, while that thread's stack
+    holds a ``_wait`` frame of this module."""
 
-    __slots__ = ("__weakref__", "frame", "thread")
+    __slots__ = ("__weakref__", "thread")
 
-    def __init__(self, frame: FrameType) -> None:
-        self.thread, self.frame = threading.get_ident(), id(frame)  # an id: no frame <-> ticket cycle
+    def __init__(self) -> None:
+        self.thread = threading.get_ident()
 
     def running(self) -> bool:
-        """Whether the opening call is still executing (its frame is on its thread's stack). The id is
-        sound: while this ticket lives, the frame holding it does too, so no other frame has its id."""
-        frame: FrameType | None = sys._current_frames().get(self.thread)
-        while frame is not None:
-            if id(frame) == self.frame:
-                return True
-            frame = frame.f_back
-        return False
+        if self.thread == threading.get_ident():
+            return False  # this thread asks again: its earlier call is over
+        return _in_pool_wait(self.thread)
+
+
+def _in_pool_wait(thread: int) -> bool:
+    """Whether ``thread``'s Python stack holds a ``Pool._wait`` frame, read by faulthandler in one C call.
+    (Not by walking ``sys._current_frames()`` with ``f_back``: CPython 3.11 can switch threads between two
+    ``f_back`` steps and then follow a popped frame's pointer: CI crashed there, SIGSEGV.)"""
+    with tempfile.TemporaryFile() as out:
+        faulthandler.dump_traceback(out, all_threads=True)
+        out.seek(0)
+        text = out.read().decode("utf-8", "replace")
+    wait_frame = f'File "{__file__}", line '
+    in_thread = False
+    for line in text.splitlines():
+        if line.startswith(("Thread 0x", "Current thread 0x")):
+            in_thread = int(line.split("0x", 1)[1].split(" ", 1)[0], 16) == thread
+        elif in_thread and wait_frame in line and line.endswith(" in _wait"):
+            return True
+    return False
 
 
 class Stmt:
