@@ -129,7 +129,7 @@ def warn_if_risky_filesystem(path: str, what: str) -> None:
 def _caller_level() -> int:
     """The ``stacklevel`` of the first frame outside oxicache (the line that created the cache), seen from
     the function calling this one."""
-    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # oxicache/, not backends/
     frame: FrameType | None = sys._getframe(1)
     level = 1
     while frame is not None and frame.f_code.co_filename.startswith(package):

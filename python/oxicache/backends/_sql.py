@@ -398,7 +398,7 @@ def _in_pool_wait(thread: int) -> bool:
         faulthandler.dump_traceback(out, all_threads=True)
         out.seek(0)
         text = out.read().decode("utf-8", "replace")
-    wait_frame = f'File "{__file__}", line '
+    wait_frame = f'File "{Pool._wait.__code__.co_filename}", line '  # as faulthandler prints it
     in_thread = False
     for line in text.splitlines():
         if line.startswith(("Thread 0x", "Current thread 0x")):
