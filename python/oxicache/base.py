@@ -159,11 +159,10 @@ class BaseCache:
             self._counts[name] += n
 
     def engine_view(self) -> EngineView:
-        """What the memoize layer (engines, wrappers, batches) uses of this cache; made once per cache."""
-        view: EngineView | None = self.__dict__.get("_engine_view")
-        if view is None:
-            view = self.__dict__.setdefault("_engine_view", EngineView(self))
-        return view
+        """What the memoize layer (engines, wrappers, batches) uses of this cache: one per decorated
+        function, held by its engine (not kept by the cache: a cache holding its view would be a reference
+        cycle, freed only by the garbage collector instead of when its last user lets it go)."""
+        return EngineView(self)
 
     def _damaged(self, where: str, err: BaseException) -> None:
         """A stored record at ``where`` cannot be read: counted, then handled by ``on_backend_error`` (the

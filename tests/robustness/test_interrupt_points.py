@@ -17,8 +17,8 @@ eval loop checks for Ctrl-C and asynchronous exceptions on every call, e.g. insi
 
 Each test was ``xfail(strict=True, raises=AssertionError)`` while its defect stood; all are fixed: the
 async flights watch their leader's task, the pool and watchdog lock is a native ``Monitor``, the pool's
-opening turn is a ticket held weakly that also counts only while its ``_wait`` frame runs (a kept
-traceback keeps the frame alive), and DiskCache clears diskcache's transaction marker before its
+opening turn is a ticket held weakly that also counts only while its thread is in ``Pool._wait`` (a kept
+traceback keeps the ticket alive; the thread's stack is read by faulthandler), and DiskCache clears diskcache's transaction marker before its
 ROLLBACK. A sweep that crashes or hangs raises RuntimeError.
 """
 
