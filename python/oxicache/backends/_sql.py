@@ -274,8 +274,9 @@ class Pool:
         return ticket if ticket is not None and ticket.running() else None
 
     def _open_count(self) -> int:
-        """Connections of this generation, open or being opened (against ``limit``)."""
-        return sum(1 for h in list(self.members) if h.generation == self.generation) + (self._opener() is not None)
+        """Open connections of this generation (against ``limit``; asked only when no call is opening one,
+        so none is being opened)."""
+        return sum(1 for h in list(self.members) if h.generation == self.generation)
 
     def take(self) -> Checkout:
         try:
