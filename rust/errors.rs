@@ -7,6 +7,8 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyType;
 
+use crate::limits::MAX_DEPTH;
+
 /// Why an argument could not be turned into canonical key bytes.
 #[derive(Debug)]
 pub enum CoreError {
@@ -65,17 +67,9 @@ impl CoreError {
 
     /// Turn into a Python exception. `param` names the argument being encoded, `func` the function.
     pub fn into_pyerr(self, py: Python<'_>, func: Option<&str>, param: Option<&str>) -> PyErr {
-        // Segments were pushed innermost first; a path through a cycle is long, so keep its ends.
         let nested: String = match &self {
-            CoreError::Unsupported { path, .. } | CoreError::TooDeep { path, .. } | CoreError::Changed { path, .. }
-                if path.len() > 8 =>
-            {
-                let outer: String = path.iter().rev().take(4).cloned().collect();
-                let inner: String = path.iter().take(2).rev().cloned().collect();
-                format!("{outer}...{inner}")
-            }
             CoreError::Unsupported { path, .. } | CoreError::TooDeep { path, .. } | CoreError::Changed { path, .. } => {
-                path.iter().rev().cloned().collect()
+                render_path(path)
             }
             CoreError::Python(_) | CoreError::NeedsFullPath => String::new(),
         };
@@ -120,6 +114,128 @@ impl CoreError {
             CoreError::Python(err) => err,
             CoreError::NeedsFullPath => pyo3::exceptions::PySystemError::new_err("oxicache: internal fast-path fallback escaped"),
         }
+    }
+}
+
+/// A failure's place inside a nested value (`[0]['a']`), from segments pushed innermost first on the way
+/// back up. A path through a cycle is long, so only its ends are kept.
+fn render_path(path: &[String]) -> String {
+    if path.len() > 8 {
+        let outer: String = path.iter().rev().take(4).cloned().collect();
+        let inner: String = path.iter().take(2).rev().cloned().collect();
+        format!("{outer}...{inner}")
+    } else {
+        path.iter().rev().cloned().collect()
+    }
+}
+
+// ---- the value codec's encoding failures ---------------------------------------------------------
+
+/// An encoding failure: a message and the path to the value inside the whole (innermost first).
+pub struct EncodeError {
+    message: String,
+    path: Vec<String>,
+    /// For nesting beyond the limit: the innermost container on the way back up (its type names the
+    /// problem), and whether it was met again further up (a reference cycle).
+    too_deep: Option<TooDeep>,
+}
+
+/// See `EncodeError::too_deep`.
+struct TooDeep {
+    container: Option<(usize, String)>,
+    cyclic: bool,
+}
+
+pub type EncodeResult = Result<(), EncodeError>;
+
+impl EncodeError {
+    pub fn new(message: impl Into<String>) -> Self {
+        EncodeError {
+            message: message.into(),
+            path: Vec::new(),
+            too_deep: None,
+        }
+    }
+
+    /// Called by each container on the way back up from a failure: the first records itself, and
+    /// meeting the same container again higher up proves a cycle.
+    pub fn through(mut self, container: &Bound<'_, PyAny>) -> Self {
+        if let Some(deep) = &mut self.too_deep {
+            let addr = container.as_ptr() as usize;
+            match &deep.container {
+                None => {
+                    let name = container
+                        .get_type()
+                        .qualname()
+                        .map(|n| n.to_string())
+                        .unwrap_or_default();
+                    deep.container = Some((addr, name));
+                }
+                Some((first, _)) if *first == addr => deep.cyclic = true,
+                Some(_) => {}
+            }
+        }
+        self
+    }
+
+    /// Records that the failure happened inside `segment` of the enclosing container.
+    pub fn inside(mut self, segment: impl FnOnce() -> String) -> Self {
+        if self.path.len() < 64 {
+            self.path.push(segment());
+        }
+        self
+    }
+
+    /// A container that changed while its items were encoded (Python code run by an item changed it): its
+    /// record would hold neither the state before nor the one after.
+    pub fn changed(container: &Bound<'_, PyAny>) -> Self {
+        let name = container
+            .get_type()
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| "container".into());
+        EncodeError::new(format!(
+            "the {name} changed while it was being encoded (by code that encoding one of its items ran, or by \
+             another thread meanwhile); store a value nobody changes during the call"
+        ))
+    }
+
+    /// Nesting beyond the limit (a cycle always ends here); the containers on the way up complete it.
+    pub fn too_deep() -> Self {
+        let mut err = EncodeError::new(String::new());
+        err.too_deep = Some(TooDeep {
+            container: None,
+            cyclic: false,
+        });
+        err
+    }
+
+    pub fn into_pyerr(mut self, py: Python<'_>) -> PyErr {
+        if let Some(deep) = &self.too_deep {
+            let name = deep.container.as_ref().map(|(_, n)| n.as_str()).unwrap_or("value");
+            self.message = if deep.cyclic {
+                format!("a '{name}' that contains itself (a reference cycle) cannot be stored; store an acyclic value")
+            } else {
+                format!("a '{name}' nested deeper than {MAX_DEPTH} levels cannot be stored; store a flatter value")
+            };
+        }
+        let path = render_path(&self.path);
+        let at = if path.is_empty() {
+            String::new()
+        } else {
+            format!(" at value{path}")
+        };
+        codec_error(
+            py,
+            "ValueEncodingError",
+            format!("cannot store the value{at}: {}", self.message),
+        )
+    }
+}
+
+impl From<PyErr> for EncodeError {
+    fn from(err: PyErr) -> Self {
+        Python::attach(|py| EncodeError::new(format!("{}", err.value(py))))
     }
 }
 

@@ -34,6 +34,8 @@ mod _core {
     #[pymodule_export]
     use crate::key::{canonical_bytes, key_of};
     #[pymodule_export]
+    use crate::memo::binder::Binder;
+    #[pymodule_export]
     use crate::memo::{Memoizer, Pending};
     #[pymodule_export]
     use crate::monitor::Monitor;

@@ -78,14 +78,14 @@ unsafe fn stack_binding(memo: &Memoizer, nargs: usize, kwnames: *mut ffi::PyObje
     } else {
         (unsafe { ffi::PyTuple_GET_SIZE(kwnames) }) as usize
     };
-    if nkw == 0 && memo.binds_positionally(nargs) {
+    if nkw == 0 && memo.sig().binds_positionally(nargs) {
         return Some(StackBinding::Positional(nargs));
     }
     // SAFETY: kwnames holds `nkw` items, alive as long as the tuple.
     let names: SmallVec<[*mut ffi::PyObject; 8]> = (0..nkw)
         .map(|k| unsafe { ffi::PyTuple_GET_ITEM(kwnames, k as ffi::Py_ssize_t) })
         .collect();
-    memo.keyword_slots(nargs, &names).map(StackBinding::Slots)
+    memo.sig().keyword_slots(nargs, &names).map(StackBinding::Slots)
 }
 
 impl StackBinding {
@@ -107,7 +107,7 @@ impl StackBinding {
         };
         match j {
             Some(j) => unsafe { Borrowed::from_ptr(py, *args.add(j)) },
-            None => memo.default_of(py, i),
+            None => memo.sig().default_of(py, i),
         }
     }
 }

@@ -8,6 +8,7 @@ __all__ = [
     "DEFAULT_WAIT_TIMEOUT",
     "KEY_SCHEME_VERSION",
     "MAX_DEPTH",
+    "Binder",
     "CacheEntry",
     "ForkGate",
     "KeyBytes",
@@ -162,6 +163,15 @@ class MemoryStore:
     def stats(self) -> dict[str, int | None]: ...
     def _advance_clock(self, seconds: float) -> None: ...
     def __len__(self) -> int: ...
+
+@final
+class Binder:
+    """The argument binder shared by both memoize engines: a call's inputs by parameter name."""
+
+    def __new__(cls, params: list[tuple[str, int, bool, Any]], exclude: list[str]) -> Binder: ...
+    def inputs(self, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """Signature order, defaults applied, excluded names left out (also from ``**kwargs``); None
+        when the arguments do not fit the signature."""
 
 @final
 class Memoizer:

@@ -5,13 +5,13 @@
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
-use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyDict, PyString};
 
 use crate::snapshot;
 
-use super::{EncodeResult, Kind, MAX_DEPTH};
+use super::encode::{self, Blob, Format, Wrapper};
+use super::{parts, EncodeResult};
 
 // ---- writing ---------------------------------------------------------------------------------------
 
@@ -176,24 +176,6 @@ fn write_b64(out: &mut Vec<u8>, tag: &str, bytes: &[u8]) {
     out.push(b'}');
 }
 
-/// A JSON array of `items`: a snapshot of the container (`crate::snapshot`).
-fn write_items<'py>(
-    out: &mut Vec<u8>,
-    container: &Bound<'py, PyAny>,
-    items: &[Bound<'py, PyAny>],
-    depth: usize,
-) -> EncodeResult {
-    out.push(b'[');
-    for (i, item) in items.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        encode(item, out, depth + 1).map_err(|e| e.inside(|| format!("[{i}]")).through(container))?;
-    }
-    out.push(b']');
-    Ok(())
-}
-
 /// A plain key: an exact str, valid UTF-8, not starting with "$" (so the object can't read as a tag).
 fn plain_key<'a>(k: &'a Bound<'_, PyAny>) -> Option<&'a str> {
     if !k.is_exact_instance_of::<PyString>() {
@@ -204,16 +186,8 @@ fn plain_key<'a>(k: &'a Bound<'_, PyAny>) -> Option<&'a str> {
     (!s.starts_with('$')).then_some(s)
 }
 
-fn write_dict(out: &mut Vec<u8>, dict: &Bound<'_, PyDict>, depth: usize) -> EncodeResult {
-    super::write_dict_with(dict, |items| write_dict_items(out, dict, items, depth))
-}
-
-fn write_dict_items(
-    out: &mut Vec<u8>,
-    dict: &Bound<'_, PyDict>,
-    items: &snapshot::Pairs<'_>,
-    depth: usize,
-) -> EncodeResult {
+/// A plain object when every key can be a plain key, else `{"$dict": [[key, value], ...]}`.
+fn write_dict(out: &mut Vec<u8>, dict: &Bound<'_, PyDict>, items: &snapshot::Pairs<'_>, depth: usize) -> EncodeResult {
     // Written as a plain object in one pass; a key that can't be a plain key rewinds to the tagged form.
     /// Why the plain pass stopped: a key that needs the tagged form, or an encoding error.
     enum Stop {
@@ -231,7 +205,7 @@ fn write_dict_items(
         }
         write_str(out, key);
         out.push(b':');
-        encode(v, out, depth + 1).map_err(|e| Stop::Failed(e.inside(|| format!("[{key:?}]")).through(dict)))
+        encode::dict_value::<Json>(out, dict, v, depth, || format!("{key:?}")).map_err(Stop::Failed)
     });
     match plain {
         Ok(()) => {
@@ -249,12 +223,9 @@ fn write_dict_items(
             out.push(b',');
         }
         out.push(b'[');
-        encode(k, out, depth + 1).map_err(|e| e.inside(|| " (a dict key)".into()).through(dict))?;
+        encode::dict_key::<Json>(out, dict, k, depth)?;
         out.push(b',');
-        encode(v, out, depth + 1).map_err(|e| {
-            e.inside(|| format!("[{}]", k.repr().map(|r| r.to_string()).unwrap_or_default()))
-                .through(dict)
-        })?;
+        encode::dict_value::<Json>(out, dict, v, depth, || encode::key_repr(k))?;
         out.push(b']');
     }
     out.extend_from_slice(b"]}");
@@ -268,155 +239,177 @@ fn write_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
     }
 }
 
+fn write_int(out: &mut Vec<u8>, v: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+}
+
+/// `{"$tag":"text"}`.
+fn write_tagged_str(out: &mut Vec<u8>, tag: &str, text: &str) {
+    open_tag(out, tag);
+    write_str(out, text);
+    out.push(b'}');
+}
+
+/// The tagged-JSON layout of each part.
+pub struct Json;
+
+impl Format for Json {
+    #[inline]
+    fn none(out: &mut Vec<u8>) {
+        out.extend_from_slice(b"null");
+    }
+
+    #[inline]
+    fn boolean(out: &mut Vec<u8>, v: bool) {
+        out.extend_from_slice(if v { b"true" } else { b"false" });
+    }
+
+    #[inline]
+    fn int(out: &mut Vec<u8>, v: i64) {
+        write_int(out, v);
+    }
+
+    #[inline]
+    fn uint(out: &mut Vec<u8>, v: u64) {
+        write_int(out, v);
+    }
+
+    fn bigint(out: &mut Vec<u8>, obj: &Bound<'_, PyAny>) -> EncodeResult {
+        write_tagged_str(out, "int", &obj.str()?.to_string());
+        Ok(())
+    }
+
+    #[inline]
+    fn float(out: &mut Vec<u8>, v: f64) {
+        write_float(out, v);
+    }
+
+    #[inline]
+    fn str(out: &mut Vec<u8>, s: &Bound<'_, PyString>) -> EncodeResult {
+        write_str_value(out, s)
+    }
+
+    fn blob(out: &mut Vec<u8>, kind: Blob, bytes: &[u8]) {
+        let tag = match kind {
+            Blob::Bytes => "bytes",
+            Blob::ByteArray => "bytearray",
+            Blob::KeyBytes => "keybytes",
+        };
+        write_b64(out, tag, bytes);
+    }
+
+    fn ellipsis(out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"$ellipsis\":null}");
+    }
+
+    fn complex(out: &mut Vec<u8>, re: f64, im: f64) {
+        open_tag(out, "complex");
+        out.push(b'[');
+        write_float(out, re);
+        out.push(b',');
+        write_float(out, im);
+        out.extend_from_slice(b"]}");
+    }
+
+    fn time(out: &mut Vec<u8>, datetime: bool, parts: &parts::TimeParts) {
+        open_tag(out, if datetime { "datetime" } else { "time" });
+        write_str(out, &parts.iso);
+        out.extend_from_slice(b",\"zone\":");
+        write_opt_str(out, parts.zone.as_deref());
+        out.extend_from_slice(b",\"fold\":");
+        out.push(b'0' + parts.fold);
+        out.push(b'}');
+    }
+
+    fn date(out: &mut Vec<u8>, iso: &str) {
+        write_tagged_str(out, "date", iso);
+    }
+
+    fn timedelta(out: &mut Vec<u8>, days: i64, seconds: i64, micros: i64) {
+        open_tag(out, "timedelta");
+        out.extend_from_slice(format!("[{days},{seconds},{micros}]}}").as_bytes());
+    }
+
+    fn decimal(out: &mut Vec<u8>, text: &str) {
+        write_tagged_str(out, "decimal", text);
+    }
+
+    fn uuid(out: &mut Vec<u8>, obj: &Bound<'_, PyAny>) -> EncodeResult {
+        write_tagged_str(out, "uuid", &obj.str()?.to_string());
+        Ok(())
+    }
+
+    fn path(out: &mut Vec<u8>, class: &str, text: &Bound<'_, PyString>) -> EncodeResult {
+        open_tag(out, "path");
+        write_str_value(out, text)?;
+        out.extend_from_slice(b",\"class\":");
+        write_str(out, class);
+        out.push(b'}');
+        Ok(())
+    }
+
+    fn ndarray(out: &mut Vec<u8>, dtype: &str, shape: &[usize], data: &[u8]) {
+        open_tag(out, "ndarray");
+        write_str(out, dtype);
+        out.extend_from_slice(b",\"shape\":[");
+        for (i, d) in shape.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_int(out, *d);
+        }
+        out.extend_from_slice(b"],\"data\":");
+        write_str(out, &BASE64.encode(data));
+        out.push(b'}');
+    }
+
+    fn npscalar(out: &mut Vec<u8>, dtype: &str, data: &[u8]) {
+        open_tag(out, "npscalar");
+        write_str(out, dtype);
+        out.extend_from_slice(b",\"data\":");
+        write_str(out, &BASE64.encode(data));
+        out.push(b'}');
+    }
+
+    /// `{"$tag":value}`, or `{"$tag":"name","member":value}` for a named class.
+    fn open(out: &mut Vec<u8>, wrapper: Wrapper, name: Option<&str>) -> usize {
+        open_tag(out, wrapper.tag);
+        if let (Some(name), Some(member)) = (name, wrapper.member) {
+            write_str(out, name);
+            out.extend_from_slice(b",\"");
+            out.extend_from_slice(member.as_bytes());
+            out.extend_from_slice(b"\":");
+        }
+        0
+    }
+
+    fn close(out: &mut Vec<u8>, _mark: usize) {
+        out.push(b'}');
+    }
+
+    #[inline]
+    fn array_start(out: &mut Vec<u8>, _len: usize) {
+        out.push(b'[');
+    }
+
+    #[inline]
+    fn array_next(out: &mut Vec<u8>, index: usize) {
+        if index > 0 {
+            out.push(b',');
+        }
+    }
+
+    #[inline]
+    fn array_end(out: &mut Vec<u8>) {
+        out.push(b']');
+    }
+
+    fn dict(out: &mut Vec<u8>, dict: &Bound<'_, PyDict>, items: &snapshot::Pairs<'_>, depth: usize) -> EncodeResult {
+        write_dict(out, dict, items, depth)
+    }
+}
+
 /// Appends the JSON encoding of `obj` to `out`.
 pub fn encode(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> EncodeResult {
-    if depth > MAX_DEPTH {
-        return Err(super::too_deep());
-    }
-    match super::classify(obj)? {
-        Kind::None => out.extend_from_slice(b"null"),
-        Kind::Bool => out.extend_from_slice(if obj.is_truthy()? { b"true" } else { b"false" }),
-        Kind::Int => {
-            if let Some(v) = super::small_int(obj) {
-                out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
-            } else if let Ok(v) = obj.extract::<u64>() {
-                out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
-            } else {
-                open_tag(out, "int");
-                write_str(out, &obj.str()?.to_string());
-                out.push(b'}');
-            }
-        }
-        Kind::Float => write_float(out, unsafe { ffi::PyFloat_AS_DOUBLE(obj.as_ptr()) }),
-        Kind::Str => write_str_value(out, unsafe { obj.cast_unchecked::<PyString>() })?,
-        Kind::Bytes => write_b64(out, "bytes", unsafe { obj.cast_unchecked::<PyBytes>() }.as_bytes()),
-        Kind::ByteArray => write_b64(
-            out,
-            "bytearray",
-            &unsafe { obj.cast_unchecked::<PyByteArray>() }.to_vec(),
-        ),
-        Kind::List => {
-            let list = unsafe { obj.cast_unchecked::<PyList>() };
-            super::write_list_with(list, |items| write_items(out, obj, items, depth))?;
-        }
-        Kind::Dict => write_dict(out, unsafe { obj.cast_unchecked::<PyDict>() }, depth)?,
-        Kind::Tuple => {
-            open_tag(out, "tuple");
-            write_items(out, obj, unsafe { obj.cast_unchecked::<PyTuple>() }.as_slice(), depth)?;
-            out.push(b'}');
-        }
-        kind @ (Kind::Set | Kind::FrozenSet) => {
-            open_tag(out, if kind == Kind::Set { "set" } else { "frozenset" });
-            super::write_set_with(obj, |items| write_items(out, obj, items, depth))?;
-            out.push(b'}');
-        }
-        Kind::Ellipsis => out.extend_from_slice(b"{\"$ellipsis\":null}"),
-        Kind::Complex => {
-            // SAFETY: exact complex.
-            let (re, im) = unsafe {
-                (
-                    ffi::PyComplex_RealAsDouble(obj.as_ptr()),
-                    ffi::PyComplex_ImagAsDouble(obj.as_ptr()),
-                )
-            };
-            open_tag(out, "complex");
-            out.push(b'[');
-            write_float(out, re);
-            out.push(b',');
-            write_float(out, im);
-            out.extend_from_slice(b"]}");
-        }
-        kind @ (Kind::DateTime | Kind::Time) => {
-            let parts = super::time_parts(obj)?;
-            open_tag(out, if kind == Kind::DateTime { "datetime" } else { "time" });
-            write_str(out, &parts.iso);
-            out.extend_from_slice(b",\"zone\":");
-            write_opt_str(out, parts.zone.as_deref());
-            out.extend_from_slice(b",\"fold\":");
-            out.push(b'0' + parts.fold);
-            out.push(b'}');
-        }
-        Kind::Date => {
-            open_tag(out, "date");
-            write_str(out, &obj.call_method0("isoformat")?.extract::<String>()?);
-            out.push(b'}');
-        }
-        Kind::TimeDelta => {
-            let (d, s, us) = super::timedelta_parts(obj)?;
-            open_tag(out, "timedelta");
-            out.extend_from_slice(format!("[{d},{s},{us}]}}").as_bytes());
-        }
-        Kind::Decimal => {
-            open_tag(out, "decimal");
-            write_str(out, &obj.str()?.to_string());
-            out.push(b'}');
-        }
-        Kind::Uuid => {
-            open_tag(out, "uuid");
-            write_str(out, &obj.str()?.to_string());
-            out.push(b'}');
-        }
-        Kind::Path => {
-            open_tag(out, "path");
-            write_str_value(out, &obj.str()?)?;
-            out.extend_from_slice(b",\"class\":");
-            write_str(out, &obj.get_type().name()?.to_string());
-            out.push(b'}');
-        }
-        Kind::Enum => {
-            let name = super::allow_and_name(obj)?;
-            open_tag(out, "enum");
-            write_str(out, &name);
-            out.extend_from_slice(b",\"value\":");
-            encode(&obj.getattr("value")?, out, depth + 1).map_err(|e| e.inside(|| ".value".into()))?;
-            out.push(b'}');
-        }
-        kind @ (Kind::Dataclass | Kind::Pydantic) => {
-            let name = super::allow_and_name(obj)?;
-            let fields = if kind == Kind::Dataclass {
-                open_tag(out, "dataclass");
-                super::dataclass_fields(obj)?
-            } else {
-                open_tag(out, "pydantic");
-                super::pydantic_fields(obj)?
-            };
-            write_str(out, &name);
-            out.extend_from_slice(b",\"fields\":");
-            write_dict(out, &fields, depth)?;
-            out.push(b'}');
-        }
-        Kind::NamedTuple => {
-            let name = super::allow_and_name(obj)?;
-            open_tag(out, "namedtuple");
-            write_str(out, &name);
-            out.extend_from_slice(b",\"items\":");
-            write_items(out, obj, obj.cast::<PyTuple>().map_err(PyErr::from)?.as_slice(), depth)?;
-            out.push(b'}');
-        }
-        Kind::NdArray => {
-            let (dtype, shape, bytes) = super::ndarray_parts(obj)?;
-            open_tag(out, "ndarray");
-            write_str(out, &dtype);
-            out.extend_from_slice(b",\"shape\":[");
-            for (i, d) in shape.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                out.extend_from_slice(itoa::Buffer::new().format(*d).as_bytes());
-            }
-            out.extend_from_slice(b"],\"data\":");
-            write_str(out, &BASE64.encode(&bytes));
-            out.push(b'}');
-        }
-        Kind::KeyBytes => write_b64(out, "keybytes", &super::keybytes_of(obj)),
-        Kind::NpScalar => {
-            let (dtype, bytes) = super::npscalar_parts(obj)?;
-            open_tag(out, "npscalar");
-            write_str(out, &dtype);
-            out.extend_from_slice(b",\"data\":");
-            write_str(out, &BASE64.encode(&bytes));
-            out.push(b'}');
-        }
-    }
-    Ok(())
+    encode::encode::<Json>(obj, out, depth)
 }

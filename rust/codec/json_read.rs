@@ -11,7 +11,7 @@ use base64::Engine;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyFrozenSet, PyList, PySet, PyTuple};
 
-use super::{decode_error, MAX_DEPTH};
+use super::{decode_error, revive, MAX_DEPTH};
 
 /// How deep a member of a tagged object sits: `fields` and `items` hold the tagged value's own contents
 /// (their entries one level deeper, like a container's), an enum's `value` is one level deeper, and the
@@ -516,7 +516,7 @@ fn untag<'py>(
         }
         "bytes" => PyBytes::new(py, &b64(py, tag, &value)?).into_any().unbind(),
         "bytearray" => PyByteArray::new(py, &b64(py, tag, &value)?).into_any().unbind(),
-        "keybytes" => super::revive_keybytes(py, &b64(py, tag, &value)?)?,
+        "keybytes" => revive::revive_keybytes(py, &b64(py, tag, &value)?)?,
         "ellipsis" if value.is_none() => py.Ellipsis(),
         "ellipsis" => return Err(bad(py, tag, "expected null")),
         "complex" => {
@@ -543,21 +543,21 @@ fn untag<'py>(
                 Ok(f @ 0..=1) => f as u8,
                 _ => return Err(bad(py, tag, "fold must be 0 or 1")),
             };
-            super::revive_time(py, tag == "datetime", &text(py, tag, &value)?, zone.as_deref(), fold)
+            revive::revive_time(py, tag == "datetime", &text(py, tag, &value)?, zone.as_deref(), fold)
                 .map_err(|e| bad(py, tag, &e.to_string()))?
         }
-        "date" => super::revive_date(py, &text(py, tag, &value)?).map_err(|e| bad(py, tag, &e.to_string()))?,
+        "date" => revive::revive_date(py, &text(py, tag, &value)?).map_err(|e| bad(py, tag, &e.to_string()))?,
         "timedelta" => {
             let parts = exact_ints(py, tag, &value, Some(3))?;
-            super::revive_timedelta(py, parts[0], parts[1], parts[2]).map_err(|e| bad(py, tag, &e.to_string()))?
+            revive::revive_timedelta(py, parts[0], parts[1], parts[2]).map_err(|e| bad(py, tag, &e.to_string()))?
         }
-        "decimal" => super::revive_decimal(py, &text(py, tag, &value)?).map_err(|e| bad(py, tag, &e.to_string()))?,
-        "uuid" => super::revive_uuid_str(py, &text(py, tag, &value)?).map_err(|e| bad(py, tag, &e.to_string()))?,
+        "decimal" => revive::revive_decimal(py, &text(py, tag, &value)?).map_err(|e| bad(py, tag, &e.to_string()))?,
+        "uuid" => revive::revive_uuid_str(py, &text(py, tag, &value)?).map_err(|e| bad(py, tag, &e.to_string()))?,
         "path" => {
             let class = text(py, tag, &member(py, tag, rest, "class")?)?;
-            super::revive_path(py, &class, &value)?
+            revive::revive_path(py, &class, &value)?
         }
-        "enum" => super::revive_enum(py, &text(py, tag, &value)?, &member(py, tag, rest, "value")?)?,
+        "enum" => revive::revive_enum(py, &text(py, tag, &value)?, &member(py, tag, rest, "value")?)?,
         "dataclass" | "pydantic" => {
             let fields = member(py, tag, rest, "fields")?;
             let fields = fields
@@ -565,14 +565,14 @@ fn untag<'py>(
                 .map_err(|_| bad(py, tag, "expected an object of fields"))?;
             let name = text(py, tag, &value)?;
             if tag == "dataclass" {
-                super::revive_dataclass(py, &name, fields)?
+                revive::revive_dataclass(py, &name, fields)?
             } else {
-                super::revive_pydantic(py, &name, fields)?
+                revive::revive_pydantic(py, &name, fields)?
             }
         }
         "namedtuple" => {
             let items = member(py, tag, rest, "items")?;
-            super::revive_namedtuple(py, &text(py, tag, &value)?, &list(py, tag, &items)?)?
+            revive::revive_namedtuple(py, &text(py, tag, &value)?, &list(py, tag, &items)?)?
         }
         "ndarray" => {
             let shape = exact_ints(py, tag, &member(py, tag, rest, "shape")?, None)?;
@@ -581,12 +581,12 @@ fn untag<'py>(
             }
             let shape: Vec<usize> = shape.into_iter().map(|d| d as usize).collect();
             let data = b64(py, tag, &member(py, tag, rest, "data")?)?;
-            super::revive_ndarray(py, &text(py, tag, &value)?, &shape, &data)
+            revive::revive_ndarray(py, &text(py, tag, &value)?, &shape, &data)
                 .map_err(|e| bad(py, tag, &e.to_string()))?
         }
         "npscalar" => {
             let data = b64(py, tag, &member(py, tag, rest, "data")?)?;
-            super::revive_npscalar(py, &text(py, tag, &value)?, &data).map_err(|e| bad(py, tag, &e.to_string()))?
+            revive::revive_npscalar(py, &text(py, tag, &value)?, &data).map_err(|e| bad(py, tag, &e.to_string()))?
         }
         _ => return Err(bad(py, tag, "an unknown tag")), // members_of knows every tag: not reached
     };

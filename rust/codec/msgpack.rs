@@ -7,7 +7,8 @@ use pyo3::types::{PyByteArray, PyBytes, PyDict, PyFrozenSet, PyList, PySet, PySt
 
 use crate::snapshot;
 
-use super::{decode_error, ext, EncodeResult, Kind, MAX_DEPTH};
+use super::encode::{self, Blob, Format, Wrapper};
+use super::{decode_error, ext, parts, revive, EncodeResult, MAX_DEPTH};
 
 // ---- writing ---------------------------------------------------------------------------------------
 
@@ -87,258 +88,195 @@ fn write_map_header(out: &mut Vec<u8>, len: usize) {
     write_header(out, len, Some((0x80, 16)), [0, 0xde, 0xdf]);
 }
 
-#[inline]
-fn write_f64(out: &mut Vec<u8>, v: f64) {
-    out.push(0xcb);
-    out.extend_from_slice(&v.to_be_bytes());
+/// Writes an ext 32 around what `body` writes (its length is patched in afterwards).
+fn write_ext(out: &mut Vec<u8>, code: i8, body: impl FnOnce(&mut Vec<u8>)) {
+    let mark = open_ext(out, code);
+    body(out);
+    close_ext(out, mark);
 }
 
-/// Writes an ext 32 around what `body` writes (its length is patched in afterwards).
-fn write_ext(out: &mut Vec<u8>, code: i8, body: impl FnOnce(&mut Vec<u8>) -> EncodeResult) -> EncodeResult {
+fn open_ext(out: &mut Vec<u8>, code: i8) -> usize {
     out.push(0xc9);
     let at = out.len();
     out.extend_from_slice(&[0, 0, 0, 0, code as u8]);
-    body(out)?;
+    at
+}
+
+fn close_ext(out: &mut [u8], at: usize) {
     let len = (out.len() - at - 5) as u32;
     out[at..at + 4].copy_from_slice(&len.to_be_bytes());
-    Ok(())
 }
 
-/// An array of `items`: a snapshot of the container (`crate::snapshot`), so its header's count and its
-/// items agree even if encoding an item changes the container.
-fn write_items<'py>(
-    out: &mut Vec<u8>,
-    container: &Bound<'py, PyAny>,
-    items: &[Bound<'py, PyAny>],
-    depth: usize,
-) -> EncodeResult {
-    write_array_header(out, items.len());
-    for (i, item) in items.iter().enumerate() {
-        encode(item, out, depth + 1).map_err(|e| e.inside(|| format!("[{i}]")).through(container))?;
+fn write_raw_ext(out: &mut Vec<u8>, code: i8, bytes: &[u8]) {
+    write_ext(out, code, |o| o.extend_from_slice(bytes));
+}
+
+/// The MessagePack layout of each part.
+pub struct MsgPack;
+
+impl Format for MsgPack {
+    #[inline]
+    fn none(out: &mut Vec<u8>) {
+        out.push(0xc0);
     }
-    Ok(())
-}
 
-fn write_dict(out: &mut Vec<u8>, dict: &Bound<'_, PyDict>, depth: usize) -> EncodeResult {
-    super::write_dict_with(dict, |items| write_dict_items(out, dict, items, depth))
-}
-
-fn write_dict_items(
-    out: &mut Vec<u8>,
-    dict: &Bound<'_, PyDict>,
-    items: &snapshot::Pairs<'_>,
-    depth: usize,
-) -> EncodeResult {
-    write_map_header(out, items.len());
-    for (k, v) in items {
-        encode(k, out, depth + 1).map_err(|e| e.inside(|| " (a dict key)".into()).through(dict))?;
-        encode(v, out, depth + 1).map_err(|e| {
-            e.inside(|| format!("[{}]", k.repr().map(|r| r.to_string()).unwrap_or_default()))
-                .through(dict)
-        })?;
+    #[inline]
+    fn boolean(out: &mut Vec<u8>, v: bool) {
+        out.push(if v { 0xc3 } else { 0xc2 });
     }
-    Ok(())
-}
 
-/// A str value: UTF-8, or ext 21 (UTF-8 with surrogatepass) when it holds lone surrogates.
-#[inline]
-fn write_str_value(out: &mut Vec<u8>, s: &Bound<'_, PyString>) -> EncodeResult {
-    match s.to_str() {
-        Ok(text) => write_str(out, text),
-        Err(_) => {
-            let bytes = super::surrogate_bytes(s)?;
-            write_ext(out, ext::SURROGATE_STR, |o| {
-                o.extend_from_slice(&bytes);
-                Ok(())
-            })?;
+    #[inline]
+    fn int(out: &mut Vec<u8>, v: i64) {
+        write_int(out, v);
+    }
+
+    #[inline]
+    fn uint(out: &mut Vec<u8>, v: u64) {
+        write_uint(out, v);
+    }
+
+    fn bigint(out: &mut Vec<u8>, obj: &Bound<'_, PyAny>) -> EncodeResult {
+        write_raw_ext(out, ext::BIGINT, &parts::bigint_bytes(obj)?);
+        Ok(())
+    }
+
+    #[inline]
+    fn float(out: &mut Vec<u8>, v: f64) {
+        out.push(0xcb);
+        out.extend_from_slice(&v.to_be_bytes());
+    }
+
+    /// UTF-8, or ext 21 (UTF-8 with surrogatepass) when the str holds lone surrogates.
+    #[inline]
+    fn str(out: &mut Vec<u8>, s: &Bound<'_, PyString>) -> EncodeResult {
+        match s.to_str() {
+            Ok(text) => write_str(out, text),
+            Err(_) => write_raw_ext(out, ext::SURROGATE_STR, &parts::surrogate_bytes(s)?),
+        }
+        Ok(())
+    }
+
+    fn blob(out: &mut Vec<u8>, kind: Blob, bytes: &[u8]) {
+        match kind {
+            Blob::Bytes => write_bin(out, bytes),
+            Blob::ByteArray => write_raw_ext(out, ext::BYTEARRAY, bytes),
+            Blob::KeyBytes => write_raw_ext(out, ext::KEYBYTES, bytes),
         }
     }
-    Ok(())
+
+    fn ellipsis(out: &mut Vec<u8>) {
+        write_ext(out, ext::ELLIPSIS, |_| {});
+    }
+
+    fn complex(out: &mut Vec<u8>, re: f64, im: f64) {
+        write_ext(out, ext::COMPLEX, |o| {
+            o.extend_from_slice(&re.to_be_bytes());
+            o.extend_from_slice(&im.to_be_bytes());
+        });
+    }
+
+    fn time(out: &mut Vec<u8>, datetime: bool, parts: &parts::TimeParts) {
+        write_ext(out, if datetime { ext::DATETIME } else { ext::TIME }, |o| {
+            write_array_header(o, 3);
+            write_str(o, &parts.iso);
+            match &parts.zone {
+                Some(z) => write_str(o, z),
+                None => o.push(0xc0),
+            }
+            write_uint(o, parts.fold as u64);
+        });
+    }
+
+    fn date(out: &mut Vec<u8>, iso: &str) {
+        write_ext(out, ext::DATE, |o| write_str(o, iso));
+    }
+
+    fn timedelta(out: &mut Vec<u8>, days: i64, seconds: i64, micros: i64) {
+        write_ext(out, ext::TIMEDELTA, |o| {
+            write_array_header(o, 3);
+            write_int(o, days);
+            write_int(o, seconds);
+            write_int(o, micros);
+        });
+    }
+
+    fn decimal(out: &mut Vec<u8>, text: &str) {
+        write_ext(out, ext::DECIMAL, |o| write_str(o, text));
+    }
+
+    fn uuid(out: &mut Vec<u8>, obj: &Bound<'_, PyAny>) -> EncodeResult {
+        let bytes: Vec<u8> = obj.getattr("bytes")?.extract()?;
+        write_raw_ext(out, ext::UUID, &bytes);
+        Ok(())
+    }
+
+    fn path(out: &mut Vec<u8>, class: &str, text: &Bound<'_, PyString>) -> EncodeResult {
+        let mark = open_ext(out, ext::PATH);
+        write_array_header(out, 2);
+        write_str(out, class);
+        Self::str(out, text)?;
+        close_ext(out, mark);
+        Ok(())
+    }
+
+    fn ndarray(out: &mut Vec<u8>, dtype: &str, shape: &[usize], data: &[u8]) {
+        write_ext(out, ext::NDARRAY, |o| {
+            write_array_header(o, 3);
+            write_str(o, dtype);
+            write_array_header(o, shape.len());
+            for d in shape {
+                write_uint(o, *d as u64);
+            }
+            write_bin(o, data);
+        });
+    }
+
+    fn npscalar(out: &mut Vec<u8>, dtype: &str, data: &[u8]) {
+        write_ext(out, ext::NPSCALAR, |o| {
+            write_array_header(o, 2);
+            write_str(o, dtype);
+            write_bin(o, data);
+        });
+    }
+
+    /// ext(code) holding the value, or `[name, value]` for a named class.
+    fn open(out: &mut Vec<u8>, wrapper: Wrapper, name: Option<&str>) -> usize {
+        let mark = open_ext(out, wrapper.code);
+        if let Some(name) = name {
+            write_array_header(out, 2);
+            write_str(out, name);
+        }
+        mark
+    }
+
+    fn close(out: &mut Vec<u8>, mark: usize) {
+        close_ext(out, mark);
+    }
+
+    #[inline]
+    fn array_start(out: &mut Vec<u8>, len: usize) {
+        write_array_header(out, len);
+    }
+
+    #[inline]
+    fn array_next(_out: &mut Vec<u8>, _index: usize) {}
+
+    #[inline]
+    fn array_end(_out: &mut Vec<u8>) {}
+
+    fn dict(out: &mut Vec<u8>, dict: &Bound<'_, PyDict>, items: &snapshot::Pairs<'_>, depth: usize) -> EncodeResult {
+        write_map_header(out, items.len());
+        for (k, v) in items {
+            encode::dict_key::<Self>(out, dict, k, depth)?;
+            encode::dict_value::<Self>(out, dict, v, depth, || encode::key_repr(k))?;
+        }
+        Ok(())
+    }
 }
 
 /// Appends the binary encoding of `obj` to `out`.
 pub fn encode(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> EncodeResult {
-    if depth > MAX_DEPTH {
-        return Err(super::too_deep());
-    }
-    let py = obj.py();
-    match super::classify(obj)? {
-        Kind::None => out.push(0xc0),
-        Kind::Bool => out.push(if obj.is_truthy()? { 0xc3 } else { 0xc2 }),
-        Kind::Int => {
-            if let Some(v) = super::small_int(obj) {
-                write_int(out, v);
-            } else if let Ok(v) = obj.extract::<u64>() {
-                write_uint(out, v);
-            } else {
-                let bytes = super::bigint_bytes(obj)?;
-                write_ext(out, ext::BIGINT, |o| {
-                    o.extend_from_slice(&bytes);
-                    Ok(())
-                })?;
-            }
-        }
-        // SAFETY: exact float.
-        Kind::Float => write_f64(out, unsafe { ffi::PyFloat_AS_DOUBLE(obj.as_ptr()) }),
-        Kind::Str => write_str_value(out, unsafe { obj.cast_unchecked::<PyString>() })?,
-        Kind::Bytes => write_bin(out, unsafe { obj.cast_unchecked::<PyBytes>() }.as_bytes()),
-        Kind::List => {
-            let list = unsafe { obj.cast_unchecked::<PyList>() };
-            super::write_list_with(list, |items| write_items(out, obj, items, depth))?;
-        }
-        Kind::Dict => write_dict(out, unsafe { obj.cast_unchecked::<PyDict>() }, depth)?,
-        Kind::Tuple => {
-            let t = unsafe { obj.cast_unchecked::<PyTuple>() };
-            write_ext(out, ext::TUPLE, |o| write_items(o, obj, t.as_slice(), depth))?;
-        }
-        kind @ (Kind::Set | Kind::FrozenSet) => {
-            let code = if kind == Kind::Set { ext::SET } else { ext::FROZENSET };
-            write_ext(out, code, |o| {
-                super::write_set_with(obj, |items| write_items(o, obj, items, depth))
-            })?;
-        }
-        Kind::Ellipsis => write_ext(out, ext::ELLIPSIS, |_| Ok(()))?,
-        Kind::ByteArray => {
-            let b = unsafe { obj.cast_unchecked::<PyByteArray>() }.to_vec();
-            write_ext(out, ext::BYTEARRAY, |o| {
-                o.extend_from_slice(&b);
-                Ok(())
-            })?;
-        }
-        Kind::Complex => {
-            let (re, im) = unsafe {
-                (
-                    ffi::PyComplex_RealAsDouble(obj.as_ptr()),
-                    ffi::PyComplex_ImagAsDouble(obj.as_ptr()),
-                )
-            };
-            write_ext(out, ext::COMPLEX, |o| {
-                o.extend_from_slice(&re.to_be_bytes());
-                o.extend_from_slice(&im.to_be_bytes());
-                Ok(())
-            })?;
-        }
-        kind @ (Kind::DateTime | Kind::Time) => {
-            let parts = super::time_parts(obj)?;
-            let code = if kind == Kind::DateTime {
-                ext::DATETIME
-            } else {
-                ext::TIME
-            };
-            write_ext(out, code, |o| {
-                write_array_header(o, 3);
-                write_str(o, &parts.iso);
-                match &parts.zone {
-                    Some(z) => write_str(o, z),
-                    None => o.push(0xc0),
-                }
-                write_uint(o, parts.fold as u64);
-                Ok(())
-            })?;
-        }
-        Kind::Date => {
-            let iso: String = obj.call_method0("isoformat")?.extract()?;
-            write_ext(out, ext::DATE, |o| {
-                write_str(o, &iso);
-                Ok(())
-            })?;
-        }
-        Kind::TimeDelta => {
-            let (d, s, us) = super::timedelta_parts(obj)?;
-            write_ext(out, ext::TIMEDELTA, |o| {
-                write_array_header(o, 3);
-                write_int(o, d);
-                write_int(o, s);
-                write_int(o, us);
-                Ok(())
-            })?;
-        }
-        Kind::Decimal => {
-            let text = obj.str()?.to_string();
-            write_ext(out, ext::DECIMAL, |o| {
-                write_str(o, &text);
-                Ok(())
-            })?;
-        }
-        Kind::Uuid => {
-            let bytes: Vec<u8> = obj.getattr("bytes")?.extract()?;
-            write_ext(out, ext::UUID, |o| {
-                o.extend_from_slice(&bytes);
-                Ok(())
-            })?;
-        }
-        Kind::Path => {
-            let class = obj.get_type().name()?.to_string();
-            let text = obj.str()?;
-            write_ext(out, ext::PATH, |o| {
-                write_array_header(o, 2);
-                write_str(o, &class);
-                write_str_value(o, &text)
-            })?;
-        }
-        Kind::Enum => {
-            let name = super::allow_and_name(obj)?;
-            let value = obj.getattr("value")?;
-            write_ext(out, ext::ENUM, |o| {
-                write_array_header(o, 2);
-                write_str(o, &name);
-                encode(&value, o, depth + 1).map_err(|e| e.inside(|| ".value".into()))
-            })?;
-        }
-        kind @ (Kind::Dataclass | Kind::Pydantic) => {
-            let name = super::allow_and_name(obj)?;
-            let (code, fields) = if kind == Kind::Dataclass {
-                (ext::DATACLASS, super::dataclass_fields(obj)?)
-            } else {
-                (ext::PYDANTIC, super::pydantic_fields(obj)?)
-            };
-            write_ext(out, code, |o| {
-                write_array_header(o, 2);
-                write_str(o, &name);
-                write_dict(o, &fields, depth)
-            })?;
-        }
-        Kind::NamedTuple => {
-            let name = super::allow_and_name(obj)?;
-            let t = obj.cast::<PyTuple>().map_err(PyErr::from)?;
-            write_ext(out, ext::NAMEDTUPLE, |o| {
-                write_array_header(o, 2);
-                write_str(o, &name);
-                write_items(o, obj, t.as_slice(), depth)
-            })?;
-        }
-        Kind::NdArray => {
-            let (dtype, shape, bytes) = super::ndarray_parts(obj)?;
-            write_ext(out, ext::NDARRAY, |o| {
-                write_array_header(o, 3);
-                write_str(o, &dtype);
-                write_array_header(o, shape.len());
-                for d in &shape {
-                    write_uint(o, *d as u64);
-                }
-                write_bin(o, &bytes);
-                Ok(())
-            })?;
-        }
-        Kind::KeyBytes => {
-            let bytes = super::keybytes_of(obj);
-            write_ext(out, ext::KEYBYTES, |o| {
-                o.extend_from_slice(&bytes);
-                Ok(())
-            })?;
-        }
-        Kind::NpScalar => {
-            let (dtype, bytes) = super::npscalar_parts(obj)?;
-            write_ext(out, ext::NPSCALAR, |o| {
-                write_array_header(o, 2);
-                write_str(o, &dtype);
-                write_bin(o, &bytes);
-                Ok(())
-            })?;
-        }
-    }
-    let _ = py;
-    Ok(())
+    encode::encode::<MsgPack>(obj, out, depth)
 }
 
 // ---- reading ---------------------------------------------------------------------------------------
@@ -577,7 +515,7 @@ impl<'a, 'py> Reader<'a, 'py> {
         }
         let end = self.pos + n;
         let obj = match code {
-            ext::BIGINT => super::revive_bigint(py, self.take(n)?)?,
+            ext::BIGINT => revive::revive_bigint(py, self.take(n)?)?,
             ext::TUPLE | ext::SET | ext::FROZENSET => {
                 let len = self.array_len()?;
                 let items = self.items(len, depth)?;
@@ -610,37 +548,37 @@ impl<'a, 'py> Reader<'a, 'py> {
                 if !(0..=1).contains(&fold) {
                     return Err(self.fail("fold must be 0 or 1"));
                 }
-                super::revive_time(py, code == ext::DATETIME, iso, zone, fold as u8)
+                revive::revive_time(py, code == ext::DATETIME, iso, zone, fold as u8)
                     .map_err(|e| self.fail(&format!("bad date/time ({e})")))?
             }
             ext::DATE => {
                 let iso = self.string()?;
-                super::revive_date(py, iso).map_err(|e| self.fail(&format!("bad date ({e})")))?
+                revive::revive_date(py, iso).map_err(|e| self.fail(&format!("bad date ({e})")))?
             }
             ext::TIMEDELTA => {
                 self.expect_array(3)?;
                 let (d, s, us) = (self.int()?, self.int()?, self.int()?);
-                super::revive_timedelta(py, d, s, us).map_err(|e| self.fail(&format!("bad timedelta ({e})")))?
+                revive::revive_timedelta(py, d, s, us).map_err(|e| self.fail(&format!("bad timedelta ({e})")))?
             }
             ext::DECIMAL => {
                 let text = self.string()?;
-                super::revive_decimal(py, text).map_err(|e| self.fail(&format!("bad decimal ({e})")))?
+                revive::revive_decimal(py, text).map_err(|e| self.fail(&format!("bad decimal ({e})")))?
             }
             ext::UUID => {
                 let bytes = self.take(n)?;
-                super::revive_uuid_bytes(py, bytes).map_err(|e| self.fail(&format!("bad uuid ({e})")))?
+                revive::revive_uuid_bytes(py, bytes).map_err(|e| self.fail(&format!("bad uuid ({e})")))?
             }
             ext::PATH => {
                 self.expect_array(2)?;
                 let class = self.string()?;
                 let text = self.value(depth)?;
-                super::revive_path(py, class, text.bind(py))?
+                revive::revive_path(py, class, text.bind(py))?
             }
             ext::ENUM => {
                 self.expect_array(2)?;
                 let name = self.string()?;
                 let value = self.value(depth + 1)?;
-                super::revive_enum(py, name, value.bind(py))?
+                revive::revive_enum(py, name, value.bind(py))?
             }
             ext::DATACLASS | ext::PYDANTIC => {
                 self.expect_array(2)?;
@@ -649,9 +587,9 @@ impl<'a, 'py> Reader<'a, 'py> {
                 let fields = self.map(n, depth)?;
                 let fields = &fields;
                 if code == ext::DATACLASS {
-                    super::revive_dataclass(py, name, fields)?
+                    revive::revive_dataclass(py, name, fields)?
                 } else {
-                    super::revive_pydantic(py, name, fields)?
+                    revive::revive_pydantic(py, name, fields)?
                 }
             }
             ext::NAMEDTUPLE => {
@@ -660,7 +598,7 @@ impl<'a, 'py> Reader<'a, 'py> {
                 let n = self.array_len()?;
                 let items = self.list(n, depth)?;
                 let items = items.bind(py).cast::<PyList>()?;
-                super::revive_namedtuple(py, name, items)?
+                revive::revive_namedtuple(py, name, items)?
             }
             ext::NDARRAY => {
                 self.expect_array(3)?;
@@ -670,16 +608,16 @@ impl<'a, 'py> Reader<'a, 'py> {
                     .map(|_| self.int().map(|d| d as usize))
                     .collect::<PyResult<Vec<_>>>()?;
                 let data = self.bin()?;
-                super::revive_ndarray(py, dtype, &shape, data).map_err(|e| self.fail(&format!("bad array ({e})")))?
+                revive::revive_ndarray(py, dtype, &shape, data).map_err(|e| self.fail(&format!("bad array ({e})")))?
             }
             ext::NPSCALAR => {
                 self.expect_array(2)?;
                 let dtype = self.string()?;
                 let data = self.bin()?;
-                super::revive_npscalar(py, dtype, data).map_err(|e| self.fail(&format!("bad numpy scalar ({e})")))?
+                revive::revive_npscalar(py, dtype, data).map_err(|e| self.fail(&format!("bad numpy scalar ({e})")))?
             }
-            ext::SURROGATE_STR => super::str_from_surrogate_bytes(py, self.take(n)?)?,
-            ext::KEYBYTES => super::revive_keybytes(py, self.take(n)?)?,
+            ext::SURROGATE_STR => revive::str_from_surrogate_bytes(py, self.take(n)?)?,
+            ext::KEYBYTES => revive::revive_keybytes(py, self.take(n)?)?,
             _ => return Err(self.fail(&format!("unknown extension type {code}"))),
         };
         if self.pos != end {

@@ -22,11 +22,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from oxicache.memo import wrappers as _wrappers
-from oxicache._core import CacheEntry, Memoizer, install_vectorcall
+from oxicache._core import Binder, CacheEntry, Memoizer, install_vectorcall
 from oxicache.memo.signature import (
     ClosureIdentity,
     ParamSpec,
-    bind_inputs,
     memo_identity,
     param_specs,
     validate_exclude,
@@ -78,7 +77,7 @@ def versioned(identity: str, version: str | int | None) -> str:
     return f"{identity}@{version}"
 
 
-def make_engine(cache: BaseCache, func: Callable[..., Any], options: Options) -> Any:
+def make_engine(cache: BaseCache, func: Callable[..., Any], options: Options) -> Memoizer | PythonMemo:
     """The engine for ``func`` on ``cache``: validates the options and builds a native ``Memoizer`` or a
     ``PythonMemo``. Both offer ``lookup(args, kwargs)`` and the ``cache_*`` helpers."""
     view = cache.engine_view()
@@ -153,10 +152,13 @@ def make_memoized(cache: BaseCache, func: Callable[..., Any], options: Options) 
         return functools.update_wrapper(engine, func)
     view = cache.engine_view()
     if view.capabilities.stores_nothing:
+        assert isinstance(engine, PythonMemo)  # a store of nothing has no native store
         wrapper = _wrappers.passthrough(engine, func, kind, view)
+    elif kind == "sync":
+        assert isinstance(engine, PythonMemo)  # the native memoizer is its own sync wrapper (above)
+        wrapper = _wrappers.sync_wrapper(engine, func, view)
     else:
         make = {
-            "sync": _wrappers.sync_wrapper,
             "async": _wrappers.async_wrapper,
             "gen": _wrappers.gen_wrapper,
             "asyncgen": _wrappers.async_gen_wrapper,
@@ -165,7 +167,7 @@ def make_memoized(cache: BaseCache, func: Callable[..., Any], options: Options) 
     return decorate(wrapper, engine, func)
 
 
-def decorate(wrapper: Any, engine: Any, func: Callable[..., Any]) -> Any:
+def decorate(wrapper: Any, engine: Memoizer | PythonMemo, func: Callable[..., Any]) -> Any:
     """``functools.wraps`` plus the ``cache_*`` helpers of the engine."""
     functools.update_wrapper(wrapper, func)
     wrapper.cache_info = engine.cache_info
@@ -196,14 +198,9 @@ class PythonMemo:
         self.shared = shared  # other processes read the store: a key only this process can name is refused
         self.exclude, self.ttl, self.metadata, self.keep = exclude, ttl, metadata, cache_if
         self.wait = wait  # seconds a call waits for another computing its key (wait_timeout)
-        self.var_kw = next((n for n, kind, _, _ in specs if kind == inspect.Parameter.VAR_KEYWORD), None)
-        # Positional calls of a signature without variadics or keyword-only parameters bind by position
-        # (the common case), without inspect's general binder.
-        positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-        self.plain = all(kind in positional for _, kind, _, _ in specs)
-        self.names = [n for n, *_ in specs]
-        self.defaults = [(n, d) for n, _, has, d in specs if has]
-        self.required = sum(1 for _, _, has, _ in specs if not has)
+        # The native memoizer's binder: every backend binds arguments (defaults, keywords, variadics,
+        # exclude) the same way.
+        self.binder = Binder(specs, sorted(exclude))
         self.counts = dict.fromkeys(("hits", "misses", "sets", "errors"), 0)
         self.counts_lock = threading.Lock()
 
@@ -220,21 +217,12 @@ class PythonMemo:
         """The call as an entry without output, its key computed now (once: hooks run once per call); on a
         store other processes read, a key holding a class only this process can name is refused. Arguments
         that do not fit the signature raise the function's own TypeError, as a plain call would."""
-        if self.plain and not kwargs and self.required <= len(args) <= len(self.names):
-            inputs = dict(zip(self.names, args))
-            if len(args) < len(self.names):
-                for name, default in self.defaults[len(args) - self.required :]:
-                    inputs[name] = default
-            for name in self.exclude:
-                inputs.pop(name, None)
-        else:
-            try:
-                inputs = bind_inputs(self.sig, args, kwargs, self.exclude)
-            except TypeError:
-                self.raise_misfit(args, kwargs)
-                raise
-            if self.var_kw in inputs and self.exclude:
-                inputs[self.var_kw] = {k: v for k, v in inputs[self.var_kw].items() if k not in self.exclude}
+        inputs = self.binder.inputs(args, kwargs)
+        if inputs is None:
+            self.raise_misfit(args, kwargs)
+            self.sig.bind(*args, **kwargs)  # inspect's TypeError, for callables that are not Python functions
+            msg = f"arguments do not match the signature of {self.cache_name}"
+            raise TypeError(msg)
         probe = CacheEntry(self.cache_name, inputs, metadata=self.metadata)
         probe._pin_key(self.shared)
         return probe

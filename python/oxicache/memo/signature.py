@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable
 from oxicache.errors import KeyEncodingError
 from oxicache.keys import canonical_bytes, function_identity
 
-__all__ = ["ParamSpec", "bind_inputs", "memo_identity", "param_specs", "validate_exclude"]
+__all__ = ["ParamSpec", "memo_identity", "param_specs", "validate_exclude"]
 
 # (name, kind as int, has_default, default): the form the native Memoizer takes.
 ParamSpec = tuple[str, int, bool, Any]
@@ -226,10 +226,3 @@ def validate_exclude(exclude: Iterable[str] | None, what: str = "exclude") -> fr
         msg = f"{what} must contain parameter names (str), got {bad[0]!r}"
         raise TypeError(msg)
     return names
-
-
-def bind_inputs(sig: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any], exclude: frozenset[str]) -> dict[str, Any]:
-    """The call's arguments by parameter name, defaults applied, excluded names removed."""
-    bound = sig.bind(*args, **kwargs)
-    bound.apply_defaults()
-    return {k: v for k, v in bound.arguments.items() if k not in exclude}

@@ -64,7 +64,8 @@ class CountingEngine(Engine, Protocol):
 class PythonEngine(CountingEngine, Protocol):
     """``engine.PythonMemo`` (imported by name only: it imports this module)."""
 
-    pending_type: type[PythonMiss]
+    @property
+    def pending_type(self) -> type[PythonMiss]: ...
 
 
 def pending_type(engine: Engine) -> type[Miss]:
