@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs (from Debian packages, if missing) and starts PostgreSQL and MariaDB on loopback for the
-# DatabaseCache tests, creates the database `oxicache_test` and the user `oxicache` (password `oxicache`)
-# on each, and prints `export` lines for OXICACHE_PG_URL and OXICACHE_MYSQL_URL:
+# Installs (from Debian packages, if missing) and starts PostgreSQL, MariaDB and Redis on loopback for the
+# DatabaseCache and RedisCache tests, creates the database `oxicache_test` and the user `oxicache`
+# (password `oxicache`) on each SQL server, and prints `export` lines for OXICACHE_PG_URL,
+# OXICACHE_MYSQL_URL and OXICACHE_REDIS_URL:
 #
 #     eval "$(bash scripts/db-servers.sh)"
 #
@@ -36,7 +37,7 @@ as_root mkdir -p "$LOG_DIR"
 # --- packages -------------------------------------------------------------------------------------
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 missing=()
-for pkg in postgresql mariadb-server; do
+for pkg in postgresql mariadb-server redis-server; do
     installed "$pkg" || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -46,7 +47,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     # would otherwise hold our caller's pipe open.
     if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get update </dev/null >"$log" 2>&1 ||
         ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-            postgresql mariadb-server </dev/null >>"$log" 2>&1; then
+            postgresql mariadb-server redis-server </dev/null >>"$log" 2>&1; then
         tail -n 30 "$log" >&2
         die "apt-get failed installing ${missing[*]} (full log: $log)"
     fi
@@ -153,5 +154,20 @@ MYSQL_PWD=$DB_PASSWORD "$mariadb_cli" --protocol=tcp -h 127.0.0.1 -P "$mysql_por
     die "MariaDB is up, but $DB_USER cannot log in to $DB over 127.0.0.1:$mysql_port"
 say "MariaDB: database $DB, user $DB_USER ready"
 
+# Redis: no persistence (a test server), loopback only, its own port so a system Redis is left alone.
+redis_port=${OXICACHE_REDIS_PORT:-6390}
+if redis-cli -p "$redis_port" ping >/dev/null 2>&1; then
+    say "Redis already running on port $redis_port"
+else
+    log="$LOG_DIR/redis.log"
+    say "starting Redis on 127.0.0.1:$redis_port (log: $log)"
+    detached as_root redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no \
+        --daemonize yes --logfile "$log" --dir "$LOG_DIR" </dev/null >>"$log" 2>&1 ||
+        { tail -n 20 "$log" >&2 || true; die "redis-server failed to start (log: $log)"; }
+fi
+wait_for "Redis" redis-cli -p "$redis_port" ping ||
+    { tail -n 20 "$LOG_DIR/redis.log" >&2 || true; die "Redis did not answer on 127.0.0.1:$redis_port within ${TIMEOUT}s"; }
+
 echo "export OXICACHE_PG_URL=postgresql+psycopg://$DB_USER:$DB_PASSWORD@127.0.0.1:$pg_port/$DB"
 echo "export OXICACHE_MYSQL_URL=mysql+pymysql://$DB_USER:$DB_PASSWORD@127.0.0.1:$mysql_port/$DB"
+echo "export OXICACHE_REDIS_URL=redis://127.0.0.1:$redis_port/0"

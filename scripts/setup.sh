@@ -13,7 +13,7 @@ fi
 python -m pip install --quiet --upgrade pip
 python -m pip install --quiet "maturin>=1.9.4,<2" \
     "pytest>=8" pytest-timeout "hypothesis>=6" numpy "pydantic>=2" blake3 \
-    "sqlalchemy>=2" "psycopg[binary]>=3" pymysql diskcache \
+    "sqlalchemy>=2" "psycopg[binary]>=3" pymysql diskcache "redis>=5" \
     "pytest-benchmark>=4" cachetools cachebox async-lru aiocache cashews orjson mypy openai matplotlib \
     "pyright[nodejs]"
 # One release build; `maturin develop` installs it into .venv in editable form (python/ stays live).

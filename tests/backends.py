@@ -20,11 +20,12 @@ import pytest
 
 import oxicache
 from oxicache import BaseCache, CallbackCache, InMemCache, NoCache
-from servers import MYSQL_URL_ENV, PG_URL_ENV, require_server
+from servers import MYSQL_URL_ENV, PG_URL_ENV, REDIS_URL_ENV, require_server
 
 _ROOT = tempfile.mkdtemp(prefix="oxicache-backends-")
 atexit.register(shutil.rmtree, _ROOT, ignore_errors=True)
 _tables: list[tuple[str, str]] = []  # (url, table) to drop at exit
+_prefixes: list[tuple[str, str]] = []  # (Redis url, key prefix) to delete at exit
 # id(cache) -> (class name, args, kwargs) that open the same store, for tests that use it from another
 # process
 SPECS: dict[int, tuple[str, tuple[Any, ...], dict[str, Any]]] = {}
@@ -80,6 +81,14 @@ def _server(env: str) -> Callable[..., BaseCache]:
     return build
 
 
+def _redis(**options: Any) -> BaseCache:
+    _needs("RedisCache")
+    url = require_server(REDIS_URL_ENV)
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    _prefixes.append((url, prefix))
+    return _built("RedisCache", (url,), {"prefix": prefix}, options)
+
+
 BACKENDS: dict[str, Backend] = {
     b.name: b
     for b in [
@@ -91,6 +100,7 @@ BACKENDS: dict[str, Backend] = {
         Backend("sqlite", _sqlite, persistent=True),
         Backend("postgresql", _server(PG_URL_ENV), persistent=True),
         Backend("mysql", _server(MYSQL_URL_ENV), persistent=True),
+        Backend("redis", _redis, persistent=True),
     ]
 }
 STORING = [n for n, b in BACKENDS.items() if b.stores]
@@ -106,6 +116,23 @@ def is_persistent(cache: BaseCache) -> bool:
     not the object): what their declared capabilities say (blocking I/O to a store that keeps entries)."""
     declared = cache.capabilities
     return declared.blocking_io and not declared.stores_nothing
+
+
+@atexit.register
+def _delete_prefixes() -> None:
+    if not _prefixes:
+        return
+    import redis
+
+    for url, prefix in _prefixes:
+        try:
+            client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=10)
+            names = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+            for start in range(0, len(names), 1000):
+                client.delete(*names[start:start + 1000])
+            client.close()
+        except Exception:  # noqa: BLE001 - best effort at exit
+            pass
 
 
 @atexit.register

@@ -1,7 +1,8 @@
-"""The real database servers the DatabaseCache tests run against.
+"""The real servers the DatabaseCache and RedisCache tests run against.
 
-`eval "$(bash scripts/db-servers.sh)"` starts PostgreSQL and MariaDB on loopback and exports
-OXICACHE_PG_URL and OXICACHE_MYSQL_URL (SQLAlchemy URLs: postgresql+psycopg://..., mysql+pymysql://...).
+`eval "$(bash scripts/db-servers.sh)"` starts PostgreSQL, MariaDB and Redis on loopback and exports
+OXICACHE_PG_URL and OXICACHE_MYSQL_URL (SQLAlchemy URLs: postgresql+psycopg://..., mysql+pymysql://...)
+and OXICACHE_REDIS_URL (redis://127.0.0.1:PORT/0).
 A test that needs a server calls `require_server("OXICACHE_PG_URL")`, which returns the URL, or skips
 the test when the variable is unset or the server unreachable. With OXICACHE_REQUIRE_SERVERS=1 (as in
 .ci/run) it fails the test instead, so CI can never pass by skipping them.
@@ -17,6 +18,7 @@ import pytest
 
 PG_URL_ENV = "OXICACHE_PG_URL"
 MYSQL_URL_ENV = "OXICACHE_MYSQL_URL"
+REDIS_URL_ENV = "OXICACHE_REDIS_URL"
 REQUIRE_ENV = "OXICACHE_REQUIRE_SERVERS"
 CONNECT_TIMEOUT = 3  # seconds; both psycopg and PyMySQL take `connect_timeout`
 
@@ -55,6 +57,8 @@ def _safe(url: str) -> str:
 
 
 def _probe(url: str) -> str | None:
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return _probe_redis(url)
     try:
         import sqlalchemy
     except ImportError as exc:
@@ -69,6 +73,22 @@ def _probe(url: str) -> str | None:
     except Exception as exc:
         lines = str(exc).strip().splitlines()
         return f"{type(exc).__name__}: {lines[0] if lines else ''}"
+    return None
+
+
+def _probe_redis(url: str) -> str | None:
+    try:
+        import redis
+    except ImportError as exc:
+        return f"redis-py is not installed ({exc}); install the `test` extra"
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=CONNECT_TIMEOUT)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
     return None
 
 

@@ -17,6 +17,7 @@ import json
 import os
 import pty
 import select
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -30,10 +31,10 @@ import pytest
 import oxicache
 from oxicache import CacheEntry
 from oxicache.codec import encode_json
-from servers import MYSQL_URL_ENV, PG_URL_ENV, require_server
+from servers import MYSQL_URL_ENV, PG_URL_ENV, REDIS_URL_ENV, require_server
 
 TESTS = Path(__file__).resolve().parent
-KINDS = ["disk", "json", "sqlite", "postgresql", "mysql"]
+KINDS = ["disk", "json", "sqlite", "postgresql", "mysql", "redis"]
 TIMEOUT = 180  # generous: the machine is shared
 
 
@@ -78,6 +79,17 @@ def _server_table(url: str, table: str) -> bool:
         engine.dispose()
 
 
+def _redis_keys(url: str, prefix: str) -> bool:
+    """Whether any key of the prefix exists (a Redis store has no existence of its own)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        return any(True for _ in client.scan_iter(match=f"{prefix}:*"))
+    finally:
+        client.close()
+
+
 def _drop(url: str, table: str) -> None:
     import sqlalchemy
 
@@ -105,6 +117,12 @@ def new_store(tmp_path: Path, request: pytest.FixtureRequest) -> Callable[[str],
         if kind == "sqlite":
             path = tmp_path / f"db{n}.sqlite"
             return Store(kind, [f"sqlite:{path}"], lambda: oxicache.DatabaseCache("sqlite", str(path)), path.exists)
+        if kind == "redis":
+            url = require_server(REDIS_URL_ENV)
+            prefix = f"cli{uuid.uuid4().hex[:12]}"
+            request.addfinalizer(lambda: oxicache.RedisCache(url, prefix=prefix).clear())
+            return Store(kind, [url, "--prefix", prefix], lambda: oxicache.RedisCache(url, prefix=prefix),
+                         lambda: _redis_keys(url, prefix))
         url = require_server(PG_URL_ENV if kind == "postgresql" else MYSQL_URL_ENV)
         table = f"cli_{uuid.uuid4().hex[:12]}"
         request.addfinalizer(lambda: _drop(url, table))
@@ -193,7 +211,7 @@ def test_ls_show_stats(kind: str, new_store: Callable[[str], Store]) -> None:
     assert stats["annotated"] == 1
     assert stats["functions"] == {"classify": {"entries": 2, "annotated": 1}, "fib": {"entries": 7, "annotated": 0},
                                   "types": {"entries": 1, "annotated": 0}}
-    assert stats["backend"] == {"disk": "DiskCache", "json": "JsonCache"}.get(kind, "DatabaseCache")
+    assert stats["backend"] == {"disk": "DiskCache", "json": "JsonCache", "redis": "RedisCache"}.get(kind, "DatabaseCache")
     if kind in ("disk", "json", "sqlite"):
         assert stats["bytes"] > 0
     text = run("stats", *store.args).stdout
@@ -282,7 +300,7 @@ def test_clear(kind: str, new_store: Callable[[str], Store]) -> None:
 # ---- export / import -----------------------------------------------------------------------------
 
 ROUND_TRIPS = [("disk", "sqlite"), ("json", "disk"), ("sqlite", "json"), ("postgresql", "mysql"), ("mysql", "postgresql"),
-               ("sqlite", "postgresql")]
+               ("sqlite", "postgresql"), ("redis", "json"), ("disk", "redis")]
 
 
 @pytest.mark.parametrize(("source_kind", "target_kind"), ROUND_TRIPS, ids=[f"{a}-to-{b}" for a, b in ROUND_TRIPS])
@@ -402,6 +420,12 @@ def test_verify_sound_and_damaged(kind: str, new_store: Callable[[str], Store]) 
         with sqlite3.connect(store.spec.split(":", 1)[1]) as conn:
             conn.execute("UPDATE oxicache_entries SET output = '{broken' WHERE key = ?", (key,))
         conn.close()
+    elif kind == "redis":
+        import redis
+
+        client = redis.Redis.from_url(store.spec)
+        client.set(f"{store.args[2]}:e:{key}", b"\xc1 not a record")
+        client.close()
     else:
         import sqlalchemy
 
@@ -469,11 +493,21 @@ def test_progress_bar_on_a_terminal_only(new_store: Callable[[str], Store], tmp_
 
 # ---- bad input: one line on stderr, exit 2, nothing written --------------------------------------
 
-@pytest.mark.parametrize("spec", ["cache.db", "foo:bar", "disk:", "redis://localhost/0", "C:\\cache"])
+@pytest.mark.parametrize("spec", ["cache.db", "foo:bar", "disk:", "memcached://localhost/0", "C:\\cache"])
 def test_unparsable_store(spec: str, tmp_path: Path) -> None:
     result = run("ls", spec, cwd=tmp_path)
-    assert_bad_input(result, "disk:PATH, json:PATH, sqlite:PATH or a database URL")
+    assert_bad_input(result, "disk:PATH, json:PATH, sqlite:PATH, a database URL", "a Redis URL (redis://HOST:PORT/DB)")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_redis_store_errors(tmp_path: Path) -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert_bad_input(run("ls", f"redis://:pw{port}@127.0.0.1:{port}/0"), "cannot connect to redis://:***@127.0.0.1")
+    assert f"pw{port}" not in run("ls", f"redis://:pw{port}@127.0.0.1:{port}/0").stderr
+    assert_bad_input(run("ls", f"redis://127.0.0.1:{port}/0", "--table", "t"), "a Redis store takes --prefix")
+    assert_bad_input(run("ls", f"disk:{tmp_path / 'd'}", "--prefix", "p"), "--prefix applies to Redis stores")
 
 
 def test_reads_never_create_a_store(tmp_path: Path) -> None:

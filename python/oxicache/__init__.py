@@ -54,6 +54,7 @@ __all__ = [
     "Memoized",
     "MemoizedMethod",
     "NoCache",
+    "RedisCache",
     "ValueDecodingError",
     "ValueEncodingError",
     "__version__",
@@ -62,18 +63,20 @@ __all__ = [
     "register_key_encoder",
 ]
 
-# Persistent backends import their libraries (diskcache, SQLAlchemy) only when first used, so that
+# Persistent backends import their libraries (diskcache, SQLAlchemy, redis) only when first used, so that
 # `import oxicache` stays light.
 _LAZY = {
     "DiskCache": "oxicache.backends.disk",
     "JsonCache": "oxicache.backends.jsonfile",
     "DatabaseCache": "oxicache.backends.database",
+    "RedisCache": "oxicache.backends.rediscache",
 }
 
 if TYPE_CHECKING:
     from oxicache.backends.database import DatabaseCache
     from oxicache.backends.disk import DiskCache
     from oxicache.backends.jsonfile import JsonCache
+    from oxicache.backends.rediscache import RedisCache
 
 
 def __getattr__(name: str) -> Any:

@@ -198,6 +198,12 @@ def _rewrite_scheme(cache: Any, key: int, scheme: int, new_key: int | None = Non
             record["key"] = f"{new_key:032x}"
         with open(dst, "w", encoding="utf-8") as fh:
             json.dump(record, fh)
+    elif name == "RedisCache":
+        from oxicache.codec import decode_binary, encode_binary
+
+        record = decode_binary(cache.client.get(f"{cache.prefix}:e:{key:032x}"))
+        record["s"] = scheme
+        cache.client.set(f"{cache.prefix}:e:{(key if new_key is None else new_key):032x}", encode_binary(record))
     elif name == "DatabaseCache":
         import sqlalchemy as sa
 

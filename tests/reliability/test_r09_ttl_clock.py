@@ -5,7 +5,9 @@ How the clock is injected, per backend (no sleeping):
 - InMemCache: the TTL lives in the Rust store, on a monotonic clock (``Instant``) plus a test offset
   that ``MemoryStore._advance_clock(seconds)`` moves forward: that seam is the injected clock. One test
   also runs a real 0.2 s TTL without it, so the monotonic clock itself is covered.
-- JsonCache: its ``_clock`` attribute (wall-clock seconds) is replaced on the instance.
+- JsonCache and RedisCache: their ``_clock`` attribute (wall-clock seconds) is replaced on the instance.
+  RedisCache also gives the server the TTL (``PX``), which runs on the server's real clock: at the
+  10 s these tests use it never fires within a test, so what is checked is the records' own expiry.
 - DiskCache: diskcache stamps and checks expiry with ``time.time()``; the ``time`` module seen by
   ``diskcache.core`` is replaced by one whose ``time()`` is the fake clock.
 - DatabaseCache (SQLite, and PostgreSQL/MySQL when their servers are up): likewise for
@@ -61,7 +63,7 @@ def fake_clock(name: str, cache: Any, monkeypatch: pytest.MonkeyPatch) -> Advanc
     if name == "inmem":
         return cache._native_store._advance_clock  # type: ignore[no-any-return]
     clock = _Clock()
-    if name == "json":
+    if name in ("json", "redis"):
         cache._clock = clock.time
     elif name == "disk":
         import diskcache
@@ -86,6 +88,8 @@ def stored_count(name: str, cache: Any) -> int:
 
         with diskcache.Cache(cache.path) as raw:
             return len(raw)
+    if name == "redis":
+        return sum(1 for _ in cache.client.scan_iter(match=f"{cache.prefix}:e:*"))
     import sqlalchemy
 
     with cache.engine.connect() as conn:

@@ -65,7 +65,7 @@ def _entry_json(entry: CacheEntry) -> str:
 
 
 def _store(args: argparse.Namespace, *, create: bool = False) -> tuple[StoreSpec, BaseCache]:
-    spec = parse_store(args.store, args.table)
+    spec = parse_store(args.store, args.table, args.prefix)
     allow_classes(args.allow or [])
     return spec, open_store(spec, create=create)
 
@@ -166,11 +166,13 @@ def _cmd_stats(args: argparse.Namespace) -> int:
         print(json.dumps({
             "store": spec.masked(), "backend": backend,
             "table": spec.table if spec.kind in ("sqlite", "url") else None,
+            "prefix": spec.prefix if spec.kind == "redis" else None,
             "entries": total, "annotated": sum(annotated.values()), "unreadable": len(damage.messages),
             "bytes": size, "functions": {f: {"entries": n, "annotated": annotated[f]} for f, n in sorted(per_func.items())},
         }, indent=2))
         return 0
-    where = f"{spec} ({backend}" + (f", table {spec.table})" if spec.kind in ("sqlite", "url") else ")")
+    place = {"sqlite": f", table {spec.table}", "url": f", table {spec.table}", "redis": f", prefix {spec.prefix}"}
+    where = f"{spec} ({backend}{place.get(spec.kind, '')})"
     print(f"store       {where}")
     print(f"entries     {total:,}" + (" (matching the filters)" if filters.active() else ""))
     print(f"annotated   {sum(annotated.values()):,}")
@@ -235,7 +237,7 @@ def _cmd_rm(args: argparse.Namespace) -> int:
 def _cmd_clear(args: argparse.Namespace) -> int:
     filters = Filters.from_args(args)
     if not filters.active() and not args.yes:
-        spec = parse_store(args.store, args.table)  # shown with its password hidden
+        spec = parse_store(args.store, args.table, args.prefix)  # shown with its password hidden
         msg = f"clear without a filter removes every entry of {spec}; pass --yes to do it"
         raise CliError(msg)
     spec, cache = _store(args)
@@ -364,7 +366,7 @@ def _entry_of(record: Any, where: str) -> CacheEntry:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    spec = parse_store(args.store, args.table)
+    spec = parse_store(args.store, args.table, args.prefix)
     allow_classes(args.allow or [])
     new = _read_lines(args.file)  # the whole file is checked before the store is even opened
     if spec.kind in ("sqlite", "url"):
@@ -406,8 +408,10 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 def _common(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("store", metavar="STORE",
-                     help="disk:PATH, json:PATH, sqlite:PATH or a database URL (postgresql://..., mysql://..., sqlite:///...)")
+                     help="disk:PATH, json:PATH, sqlite:PATH, a database URL (postgresql://..., mysql://..., sqlite:///...) "
+                          "or a Redis URL (redis://HOST:PORT/DB, rediss://..., unix:///PATH)")
     sub.add_argument("--table", metavar="NAME", help="DatabaseCache table (default oxicache_entries)")
+    sub.add_argument("--prefix", metavar="PREFIX", help="RedisCache key prefix (default oxicache)")
     sub.add_argument("--allow", action="append", metavar="MODULE:CLASS",
                      help="import this dataclass / pydantic / Enum / named tuple class so stored instances can be read")
 

@@ -29,8 +29,10 @@ _URL_SCHEMES = {
     "postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg2",
     "mysql", "mysql+pymysql", "mariadb", "mariadb+pymysql", "sqlite",
 }
-_SPEC_HELP = ("use disk:PATH, json:PATH, sqlite:PATH or a database URL "
-              "(postgresql://USER:PASSWORD@HOST/DB, mysql://..., sqlite:///PATH)")
+_REDIS_SCHEMES = {"redis", "rediss", "unix"}
+DEFAULT_PREFIX = "oxicache"
+_SPEC_HELP = ("use disk:PATH, json:PATH, sqlite:PATH, a database URL "
+              "(postgresql://USER:PASSWORD@HOST/DB, mysql://..., sqlite:///PATH) or a Redis URL (redis://HOST:PORT/DB)")
 
 
 class CliError(Exception):
@@ -104,13 +106,14 @@ def mask_password(text: str) -> str:
 
 @dataclass(frozen=True)
 class StoreSpec:
-    kind: str  # "disk", "json", "sqlite" (a file path) or "url" (a database server or sqlite:/// URL)
+    kind: str  # "disk", "json", "sqlite" (a file path), "url" (a database server or sqlite:/// URL) or "redis"
     target: str
     table: str
+    prefix: str = DEFAULT_PREFIX  # RedisCache's key prefix
 
     def masked(self) -> str:
         """The store as given, password hidden (not escaped: for JSON output)."""
-        if self.kind == "url":
+        if self.kind in ("url", "redis"):
             return mask_password(self.target)
         return f"{self.kind}:{self.target}"
 
@@ -120,7 +123,7 @@ class StoreSpec:
     def scrub(self, detail: str) -> str:
         """A driver's or SQLAlchemy's message about this store, without anything that could be part of its
         password (they name the host, which holds the rest of a password with an unencoded "@")."""
-        if self.kind != "url":
+        if self.kind not in ("url", "redis"):
             return detail
         secrets = [m.group(2) for m in _SECRET_PARAM.finditer(self.target)]
         span = _password_span(self.target)
@@ -147,10 +150,16 @@ class StoreSpec:
         return None
 
 
-def parse_store(text: str, table: str | None) -> StoreSpec:
-    """``disk:PATH``, ``json:PATH``, ``sqlite:PATH`` or a database URL; ``CliError`` for anything else."""
+def parse_store(text: str, table: str | None, prefix: str | None = None) -> StoreSpec:
+    """``disk:PATH``, ``json:PATH``, ``sqlite:PATH``, a database URL or a Redis URL; ``CliError`` for
+    anything else."""
     if "://" in text:
         scheme = text.split("://", 1)[0].lower()
+        if scheme in _REDIS_SCHEMES:
+            if table is not None:
+                msg = "--table applies to SQLite files and database URLs; a Redis store takes --prefix"
+                raise CliError(msg)
+            return StoreSpec("redis", text, DEFAULT_TABLE, prefix or DEFAULT_PREFIX)
         if scheme not in _URL_SCHEMES:
             msg = f"unknown database URL scheme {scheme!r} in {mask_password(text)!r}; {_SPEC_HELP}"
             raise CliError(msg)
@@ -165,6 +174,9 @@ def parse_store(text: str, table: str | None) -> StoreSpec:
         raise CliError(msg)
     if table is not None and kind != "sqlite":
         msg = f"--table applies to SQLite files and database URLs, not to {kind}:PATH"
+        raise CliError(msg)
+    if prefix is not None:
+        msg = f"--prefix applies to Redis stores, not to {kind}:PATH"
         raise CliError(msg)
     return StoreSpec(kind, os.path.expanduser(path), table or DEFAULT_TABLE)
 
@@ -206,6 +218,26 @@ def _check_exists(spec: StoreSpec) -> None:
         return
     if spec.kind == "url":
         _check_server_table(spec)
+    if spec.kind == "redis":
+        _check_redis(spec)
+
+
+def _check_redis(spec: StoreSpec) -> None:
+    """The server answers (a Redis store exists as soon as its server does: an unused prefix is empty)."""
+    try:
+        import redis
+    except ImportError:
+        msg = f"reading {spec} needs the redis package; pip install 'oxicache[redis]'"
+        raise CliError(msg) from None
+    try:
+        client = redis.Redis.from_url(spec.target, socket_connect_timeout=10, socket_timeout=10)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except (redis.RedisError, ValueError) as err:
+        msg = f"cannot connect to {spec}: {spec.scrub(str(err))}"
+        raise CliError(msg) from None
 
 
 def _check_server_table(spec: StoreSpec) -> None:
@@ -255,6 +287,10 @@ def open_store(spec: StoreSpec, *, create: bool = False) -> BaseCache:
             from oxicache.backends.jsonfile import JsonCache
 
             return JsonCache(spec.target)
+        if spec.kind == "redis":
+            from oxicache.backends.rediscache import RedisCache
+
+            return RedisCache(spec.target, prefix=spec.prefix)
         from oxicache.backends.database import DatabaseCache
 
         if spec.kind == "sqlite":

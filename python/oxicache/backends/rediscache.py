@@ -1,0 +1,319 @@
+"""``RedisCache``: entries on a Redis or Valkey server, shared by every process and host that reaches it.
+
+Layout under the cache's ``prefix`` (default ``"oxicache"``), so several caches share one server:
+
+- ``<prefix>:e:<key hex>``: one entry, a binary record (the codec's MessagePack: func, inputs, output,
+  expected, metadata, creation time, expiry time, key scheme). An entry with a TTL is written with the
+  server's expiry too (``SET ... PX``), so the server frees it on time; a reader also skips a record
+  whose expiry time has passed by its own clock (as every other backend does), so no host is served an
+  entry past its TTL because the server has not yet dropped it.
+- ``<prefix>:f:<function digest>``: the index of one function's entries, a sorted set of key hexes scored
+  by expiry time (``+inf`` for none), written in the same transaction as the entry. It makes
+  ``cache_info().currsize`` and ``cache_clear()`` cost the function's own entries, never a ``KEYS`` or a
+  ``SCAN`` of the whole server. Members of entries that expired more than ``CLOCK_SLACK`` ago are
+  trimmed on every write (the slack covers clocks that disagree between hosts), and a count drops
+  members whose entries are gone (expired, removed by key, evicted by ``maxmemory``) in one atomic
+  step, so the index stays the size of the function's live entries.
+
+Whole-cache operations (iteration, ``len``, ``clear``) ``SCAN`` the prefix: they cost the server's key
+count, and never block the server as ``KEYS`` would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from typing import Any, Callable, Iterator
+
+from oxicache._core import CacheEntry, decode_binary, encode_binary
+from oxicache.backends._records import check_key, entry_of, expires_at, key_hex, of_this_scheme, record_of, ref_key
+from oxicache.base import BaseCache, Capabilities, Ref
+from oxicache.errors import ValueDecodingError
+
+try:
+    import redis
+except ImportError as err:  # pragma: no cover - exercised only without the extra
+    msg = "RedisCache needs the redis package: pip install 'oxicache[redis]'"
+    raise ImportError(msg) from err
+
+__all__ = ["RedisCache"]
+
+#: Keys fetched per ``SCAN`` step and deleted per command.
+_BATCH = 500
+#: Seconds past an index member's expiry score before a write trims it: a host whose clock runs ahead of
+#: the server's must not drop the member of an entry the server still holds (``cache_clear()`` would
+#: then miss it).
+CLOCK_SLACK = 300.0
+
+# Counts the live members of an index, dropping those whose entries are gone, atomically: a set that
+# writes the entry and its member again meanwhile is never undone. KEYS[1]: the index; ARGV[1]: the
+# entry key prefix; ARGV[2...]: members.
+_PRUNE = """
+local live = 0
+for i = 2, #ARGV do
+    if redis.call('EXISTS', ARGV[1] .. ARGV[i]) == 1 then
+        live = live + 1
+    else
+        redis.call('ZREM', KEYS[1], ARGV[i])
+    end
+end
+return live
+"""
+
+# Deletes a key only if it still holds the record that was read (an expired one), so that an entry
+# another process wrote meanwhile is never lost. KEYS[1]: the entry; ARGV[1]: the record read.
+_DELETE_IF_UNCHANGED = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` matched literally by ``SCAN MATCH`` (a prefix may hold ``*``, ``?``, ``[`` or ``\\``)."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def function_digest(func: str) -> str:
+    """The short name of a function identity in index keys (identities can be long and hold any text)."""
+    return hashlib.blake2b(func.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+
+
+class RedisCache(BaseCache):
+    """Entries on a Redis (or Valkey) server: one key per entry, TTL kept by the server.
+
+    Args:
+        url: ``redis://[user:password@]host[:port][/db]``, ``rediss://`` (TLS) or ``unix:///path?db=0``.
+        client: an existing ``redis.Redis`` client instead of a URL (its own timeouts and pool apply; it is
+            not closed by ``close()``). It must not decode responses (``decode_responses=False``).
+        prefix: the namespace of this cache's keys; caches with other prefixes share the server safely.
+        connect_timeout: seconds to wait for a connection before the call fails (then the failure policy
+            applies to memoized calls).
+        timeout: seconds to wait for any one reply.
+        exclude, ttl, on_backend_error: as for every cache (see docs/guarantees.md).
+
+    Raises:
+        ValueError: neither or both of ``url`` and ``client``; a client that decodes responses; a prefix
+            that is empty or holds a space or a newline.
+        redis.RedisError: from the direct API (``get``/``set``/...) when the server fails; memoized calls
+            apply ``on_backend_error`` instead.
+
+    Every process and host that opens the same server and prefix shares the entries. See
+    docs/backends/redis.md.
+    """
+
+    capabilities = Capabilities(blocking_io=True, shared=True, ttl=True)
+
+    #: Wall-clock time for records' creation and expiry times (tests replace it on an instance).
+    _clock: Callable[[], float] = staticmethod(time.time)
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        client: Any = None,
+        prefix: str = "oxicache",
+        connect_timeout: float = 5.0,
+        timeout: float = 5.0,
+        **options: Any,
+    ) -> None:
+        super().__init__(**options)
+        if (url is None) == (client is None):
+            msg = "RedisCache needs exactly one of url= (e.g. 'redis://127.0.0.1:6379/0') or client= (a redis.Redis)"
+            raise ValueError(msg)
+        if not isinstance(prefix, str) or not prefix or any(c.isspace() for c in prefix):
+            msg = f"RedisCache prefix must be a non-empty str without whitespace, got {prefix!r}"
+            raise ValueError(msg)
+        for name, seconds in (("connect_timeout", connect_timeout), ("timeout", timeout)):
+            if not isinstance(seconds, (int, float)) or not seconds > 0 or math.isinf(seconds):
+                msg = f"RedisCache {name} must be a positive number of seconds, got {seconds!r}"
+                raise ValueError(msg)
+        # Any: redis-py types replies as unions over its decode modes; this cache's clients return bytes.
+        self._client: Any
+        if client is None:
+            self._owns_client = True
+            self._client = redis.Redis.from_url(
+                str(url), socket_connect_timeout=connect_timeout, socket_timeout=timeout
+            )
+        else:
+            if client.get_connection_kwargs().get("decode_responses"):
+                msg = "RedisCache needs a client made with decode_responses=False (records are binary)"
+                raise ValueError(msg)
+            self._owns_client = False
+            self._client = client
+        self.url = url
+        self.prefix = prefix
+        self._entry_prefix = f"{prefix}:e:"
+        self._index_prefix = f"{prefix}:f:"
+        self._prune = self._client.register_script(_PRUNE)
+        self._delete_if_unchanged = self._client.register_script(_DELETE_IF_UNCHANGED)
+
+    # ---- names ------------------------------------------------------------------------------------
+    def _name(self, key: int) -> str:
+        return self._entry_prefix + key_hex(key)
+
+    def _index(self, func: str) -> str:
+        return self._index_prefix + function_digest(func)
+
+    def _scan(self, prefix: str) -> Iterator[bytes]:
+        yield from self._client.scan_iter(match=_glob_escape(prefix) + "*", count=_BATCH)
+
+    # ---- reading one record ---------------------------------------------------------------------------
+    def _decode(self, blob: bytes, key: int) -> CacheEntry | None:
+        """The live entry a stored record holds; None when it holds none (expired, of another key scheme,
+        or damaged: then reported through ``on_backend_error``)."""
+        found = self._record(blob, key)
+        if found is None:
+            return None
+        entry, expiry = found
+        return None if expiry is not None and expiry <= self._clock() else entry
+
+    def _record(self, blob: bytes, key: int) -> tuple[CacheEntry, float | None] | None:
+        """The entry and expiry time of a record, expired or not; None as for ``_decode``."""
+        where = f"{self!r}, key {key_hex(key)}"
+        try:
+            record = decode_binary(blob)
+            if not of_this_scheme(record, "s"):
+                return None  # written under another key scheme: not an entry of this version (no warning)
+            entry = check_key(entry_of(record, where), key, where)
+            expiry = record.get("x")
+            if expiry is not None and (isinstance(expiry, bool) or not isinstance(expiry, (int, float))):
+                msg = f"{where}: bad expiry time {expiry!r}"
+                raise ValueDecodingError(msg)
+            return entry, expiry
+        except ValueDecodingError as err:
+            self._damaged(where, err)
+            return None
+
+    # ---- primitives -----------------------------------------------------------------------------------
+    def _get(self, ref: Ref) -> CacheEntry | None:
+        key = ref_key(ref)
+        blob = self._client.get(self._name(key))
+        return None if blob is None else self._decode(blob, key)
+
+    def _set(self, entry: CacheEntry, ttl: float | None) -> None:
+        key = entry.shared_key  # an argument without a key raises here, naming it
+        now = self._clock()
+        record = record_of(entry, now)
+        if ttl is not None:
+            record["x"] = expires_at(ttl, now)
+        blob = encode_binary(record)  # raises before anything is written
+        index = self._index(entry.func)
+        pipe = self._client.pipeline(transaction=True)  # the entry and its index member, both or neither
+        if ttl is None:
+            pipe.set(self._name(key), blob)
+        else:
+            pipe.set(self._name(key), blob, px=max(1, math.ceil(ttl * 1000)))
+        pipe.zadd(index, {key_hex(key): math.inf if ttl is None else now + ttl})
+        pipe.zremrangebyscore(index, "-inf", f"({now - CLOCK_SLACK}")
+        pipe.execute()
+
+    def _remove(self, ref: Ref) -> bool:
+        key = ref_key(ref)
+        if isinstance(ref, CacheEntry):
+            pipe = self._client.pipeline(transaction=True)
+            pipe.delete(self._name(key))
+            pipe.zrem(self._index(ref.func), key_hex(key))
+            return bool(pipe.execute()[0])
+        # An int key does not say its function: its index member goes at the function's next count.
+        return bool(self._client.delete(self._name(key)))
+
+    def _has(self, ref: Ref) -> bool:
+        return self._get(ref) is not None  # a damaged or other-scheme record is not an entry
+
+    def _iter(self) -> Iterator[CacheEntry]:
+        for name, key in self._entry_names():
+            blob = self._client.get(name)
+            if blob is None:
+                continue  # expired or removed since the scan listed it
+            entry = self._decode(blob, key)
+            if entry is not None:
+                yield entry
+
+    def _len(self) -> int:
+        return sum(1 for _ in self._iter())
+
+    def _clear(self) -> None:
+        for prefix in (self._entry_prefix, self._index_prefix):
+            batch: list[bytes] = []
+            for name in self._scan(prefix):
+                batch.append(name)
+                if len(batch) >= _BATCH:
+                    self._client.delete(*batch)
+                    batch.clear()
+            if batch:
+                self._client.delete(*batch)
+
+    def _count_func(self, func: str) -> int:
+        index = self._index(func)
+        members: list[bytes] = self._client.zrange(index, 0, -1)
+        return sum(
+            int(self._prune(keys=[index], args=[self._entry_prefix, *members[start:start + _BATCH]]))
+            for start in range(0, len(members), _BATCH)
+        )
+
+    def _clear_func(self, func: str) -> int:
+        # The members listed now; each batch deletes entries and members in one transaction, so a set of
+        # the same key meanwhile is either removed whole or kept whole, and a later one is left alone.
+        index = self._index(func)
+        members: list[bytes] = self._client.zrange(index, 0, -1)
+        removed = 0
+        for start in range(0, len(members), _BATCH):
+            batch = members[start:start + _BATCH]
+            pipe = self._client.pipeline(transaction=True)
+            pipe.delete(*(self._entry_prefix + m.decode() for m in batch))
+            pipe.zrem(index, *batch)
+            removed += int(pipe.execute()[0])
+        return removed
+
+    def _entry_names(self) -> Iterator[tuple[bytes, int]]:
+        """The names of the entry keys under the prefix, with the key each stands for."""
+        for name in self._scan(self._entry_prefix):
+            try:
+                yield name, int(name[len(self._entry_prefix):], 16)
+            except ValueError:
+                continue  # not one of ours (a key a user put under our prefix)
+
+    def expire(self) -> int:
+        """Delete every entry whose expiry time has passed now (the server also drops them on its own
+        clock, and reads skip them); returns how many. An entry rewritten meanwhile is left alone."""
+        removed = 0
+        for name, key in self._entry_names():
+            blob = self._client.get(name)
+            if blob is None:
+                continue
+            found = self._record(blob, key)
+            if found is not None and found[1] is not None and found[1] <= self._clock():
+                removed += int(self._delete_if_unchanged(keys=[name], args=[blob]))
+        return removed
+
+    # ---- the connection -------------------------------------------------------------------------------
+    @property
+    def client(self) -> Any:
+        """The ``redis.Redis`` client this cache uses."""
+        return self._client
+
+    def ping(self) -> bool:
+        """True when the server answers (raises ``redis.RedisError`` when it cannot be reached)."""
+        return bool(self._client.ping())
+
+    def close(self) -> None:
+        """Closes the connections, when the cache made its client from a URL."""
+        if self._owns_client:
+            self._client.close()
+
+    def __repr__(self) -> str:
+        where = _redacted(self.url) if self.url is not None else "client=..."
+        return f"RedisCache({where!r}, prefix={self.prefix!r})"
+
+
+def _redacted(url: str) -> str:
+    """``url`` without its password (reprs and warnings end up in logs)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.partition(":")[0]
+    return f"{scheme}://{user + ':***' if ':' in credentials else user}@{host}"
