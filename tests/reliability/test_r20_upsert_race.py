@@ -11,8 +11,8 @@ many times: the two processes really wrote at the same time, so the race run was
 Schema-init race: 50 threads construct a cache on the same fresh SQLite file / server table / folder at
 once (released together by a barrier), then each stores and reads one entry; none raises.
 
-Backends: sqlite, postgresql, mysql (the matrix's rows), plus disk and json for the race, the control
-and the init race (one item or file per key is the same promise there).
+Backends: sqlite, postgresql, mysql (the matrix's rows), plus disk, json and redis for the race, the
+control and the init race (one item, file or key per entry is the same promise there).
 
 Adapted: 200 writes of each key by each of the 8 writers is 16,000 commits per backend, too slow for
 the default run on 2 shared cores; the default run writes each key 10 times per writer (800 writes per
@@ -35,7 +35,7 @@ from concurrency_support import Workers, store_problems, upsert_child
 from oxicache import CacheEntry
 from reliability_support import watchdog
 
-BACKENDS = ["sqlite", "postgresql", "mysql", "disk", "json"]
+BACKENDS = ["sqlite", "postgresql", "mysql", "disk", "json", "redis"]
 NKEYS = 10
 
 
@@ -72,6 +72,9 @@ def stored_keys(cache) -> dict[str, int]:
         finally:
             con.close()
         return {bytes(k).hex() if isinstance(k, bytes) else repr(k): int(n) for k, n in rows}
+    if kind == "RedisCache":
+        names = [n.decode().rsplit(":", 1)[1] for n in cache.client.scan_iter(match=f"{cache.prefix}:e:*")]
+        return {n: names.count(n) for n in names}
     names = [n for n in os.listdir(cache.path) if not n.startswith(".")]
     return {n[:-5] if n.endswith(".json") else n: names.count(n) for n in names}
 
@@ -148,13 +151,16 @@ def test_r20_control_matrix_count(workers: Workers, name: str) -> None:
 
 
 def fresh_spec(name: str, tmp_path) -> tuple[str, tuple, dict]:
-    """A store nobody has created yet: a new SQLite file, server table or folder."""
+    """A store nobody has created yet: a new SQLite file, server table, folder or Redis prefix."""
     if name == "sqlite":
         return "DatabaseCache", (), {"database": str(tmp_path / "fresh" / "cache.db")}
     if name == "disk":
         return "DiskCache", (str(tmp_path / "fresh-disk"),), {}
     if name == "json":
         return "JsonCache", (str(tmp_path / "fresh-json"),), {}
+    if name == "redis":
+        template = backends.make(name)  # a fresh prefix, registered for deletion at exit
+        return "RedisCache", (template.url,), {"prefix": template.prefix}
     template = backends.make(name)  # for the URL only; its own table is another one
     url = template.engine.url.render_as_string(hide_password=False)
     template.close()
@@ -204,5 +210,5 @@ def test_r20_schema_init_race(name: str, tmp_path) -> None:
         assert len(cache) == n and store_problems(cache) == []
         cache.close()
     finally:
-        if "url" in spec[2]:
+        if "table" in spec[2]:
             drop_table(spec)

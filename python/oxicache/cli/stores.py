@@ -279,6 +279,8 @@ def open_store(spec: StoreSpec, *, create: bool = False) -> BaseCache:
     try:
         if not create:
             _check_exists(spec)
+        elif spec.kind == "redis":
+            _check_redis(spec)  # nothing to create: the server must answer
         if spec.kind == "disk":
             from oxicache.backends.disk import DiskCache
 
