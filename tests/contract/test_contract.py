@@ -1,5 +1,6 @@
-"""The backend contract suite (``oxicache.testing.BackendContract``) on every backend of tests/backends.py
-and on the example backend of docs/backends/writing-a-backend.md (examples/dbm_backend.py)."""
+"""The backend contract suite (``oxicache.testing.BackendContract``) on every backend of tests/backends.py,
+on the example backend of docs/backends/writing-a-backend.md (examples/dbm_backend.py), and on the dict
+test backend the engine tests use (tests/dict_backend.py: five primitives and nothing else)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 import backends
 
+from dict_backend import DictBackend
 from oxicache import BaseCache
 from oxicache.testing import BackendContract
 
@@ -19,6 +21,11 @@ from dbm_backend import DbmCache  # noqa: E402
 class TestDbmCache(BackendContract):
     def make_cache(self, tmp_path: pathlib.Path, **options: Any) -> BaseCache:
         return DbmCache(tmp_path / "store", **options)
+
+
+class TestDictBackend(BackendContract):
+    def make_cache(self, tmp_path: pathlib.Path, **options: Any) -> BaseCache:
+        return DictBackend(**options)
 
 
 def _registry_case(name: str) -> type[BackendContract]:
