@@ -76,10 +76,19 @@ def test_refuses_a_bad_prefix(url: str, prefix: object) -> None:
 
 
 @pytest.mark.parametrize("option", ["timeout", "connect_timeout"])
-@pytest.mark.parametrize("seconds", [0, -1, float("inf"), "5"])
+@pytest.mark.parametrize("seconds", [0, -1, float("inf"), "soon", None, True])
 def test_refuses_bad_timeouts(url: str, option: str, seconds: object) -> None:
-    with pytest.raises(ValueError, match=f"{option} must be a positive number"):
+    with pytest.raises(ValueError, match=f"{option}=.* is not a positive, finite duration"):
         oxicache.RedisCache(url, **{option: seconds})  # type: ignore[arg-type]
+
+
+def test_timeouts_take_durations(url: str) -> None:
+    import datetime
+
+    cache = oxicache.RedisCache(url, prefix=_prefix(), timeout="2s", connect_timeout=datetime.timedelta(seconds=1))
+    kwargs = cache.client.get_connection_kwargs()
+    assert kwargs["socket_timeout"] == 2 and kwargs["socket_connect_timeout"] == 1
+    cache.close()
 
 
 def test_a_given_client_is_used_and_left_open(url: str) -> None:

@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterator
 from oxicache._core import CacheEntry, decode_binary, encode_binary
 from oxicache.backends._records import check_key, entry_of, expires_at, key_hex, of_this_scheme, record_of, ref_key
 from oxicache.base import BaseCache, Capabilities, Ref
+from oxicache.durations import TTL, parse_ttl
 from oxicache.errors import ValueDecodingError
 
 try:
@@ -71,6 +72,17 @@ return 0
 """
 
 
+def _duration(name: str, value: TTL) -> float:
+    try:
+        seconds = parse_ttl(value, what=name)
+    except ValueError:
+        seconds = None
+    if seconds is None:
+        msg = f"RedisCache {name}={value!r} is not a positive, finite duration; give seconds, a timedelta or a string like '5s'"
+        raise ValueError(msg)
+    return seconds
+
+
 def _glob_escape(text: str) -> str:
     """``text`` matched literally by ``SCAN MATCH`` (a prefix may hold ``*``, ``?``, ``[`` or ``\\``)."""
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
@@ -89,9 +101,9 @@ class RedisCache(BaseCache):
         client: an existing ``redis.Redis`` client instead of a URL (its own timeouts and pool apply; it is
             not closed by ``close()``). It must not decode responses (``decode_responses=False``).
         prefix: the namespace of this cache's keys; caches with other prefixes share the server safely.
-        connect_timeout: seconds to wait for a connection before the call fails (then the failure policy
-            applies to memoized calls).
-        timeout: seconds to wait for any one reply.
+        connect_timeout: how long to wait for a connection before the call fails (then the failure policy
+            applies to memoized calls): seconds, a timedelta or a string like ``"5s"``.
+        timeout: how long to wait for any one reply (the same forms).
         exclude, ttl, on_backend_error: as for every cache (see docs/guarantees.md).
 
     Raises:
@@ -115,8 +127,8 @@ class RedisCache(BaseCache):
         *,
         client: Any = None,
         prefix: str = "oxicache",
-        connect_timeout: float = 5.0,
-        timeout: float = 5.0,
+        connect_timeout: TTL = 5.0,
+        timeout: TTL = 5.0,
         **options: Any,
     ) -> None:
         super().__init__(**options)
@@ -126,16 +138,13 @@ class RedisCache(BaseCache):
         if not isinstance(prefix, str) or not prefix or any(c.isspace() for c in prefix):
             msg = f"RedisCache prefix must be a non-empty str without whitespace, got {prefix!r}"
             raise ValueError(msg)
-        for name, seconds in (("connect_timeout", connect_timeout), ("timeout", timeout)):
-            if not isinstance(seconds, (int, float)) or not seconds > 0 or math.isinf(seconds):
-                msg = f"RedisCache {name} must be a positive number of seconds, got {seconds!r}"
-                raise ValueError(msg)
+        connect_seconds, reply_seconds = _duration("connect_timeout", connect_timeout), _duration("timeout", timeout)
         # Any: redis-py types replies as unions over its decode modes; this cache's clients return bytes.
         self._client: Any
         if client is None:
             self._owns_client = True
             self._client = redis.Redis.from_url(
-                str(url), socket_connect_timeout=connect_timeout, socket_timeout=timeout
+                str(url), socket_connect_timeout=connect_seconds, socket_timeout=reply_seconds
             )
         else:
             if client.get_connection_kwargs().get("decode_responses"):
