@@ -26,6 +26,12 @@ Groups (compare rows within a group; the target ratios printed at the end come f
   server-side prepared statements, so it interpolates the parameter client-side. Both tables get unique
   names and are dropped at the end of the test.
 
+* ``redis hit f(1)`` and ``redis miss f(new int) x100`` (skipped when ``OXICACHE_REDIS_URL`` is unset): a
+  Redis server on loopback. ``oxicache.RedisCache(url, prefix=<unique>)`` memoize hit against redis-py's
+  own ``GET`` of the very record the cache stored for ``f(1)`` plus the codec's ``decode_binary`` of it
+  (the least a cache that keeps entries as codec records can do); the miss against ``GET`` (a miss) +
+  ``encode_binary`` of a record + ``SET``, with the same client settings, 100 new keys a round.
+
 A row that raises (for example while ``DatabaseCache`` is under construction) fails its test; its error is
 also printed in the summary, in place of its ratio.
 """
@@ -63,6 +69,11 @@ BARE_WRITE = "bare atomic write (mkstemp+write+close+os.replace)"
 DB_SERVER = "oxicache.DatabaseCache"
 DRIVER = {"postgresql": "psycopg SELECT by primary key", "mysql": "pymysql SELECT by primary key"}
 SERVER_ENV = {"postgresql": "OXICACHE_PG_URL", "mysql": "OXICACHE_MYSQL_URL"}
+G_REDIS_HIT = "redis hit f(1)"
+G_REDIS_MISS = f"redis miss f(new int) x{MISS_BATCH}"
+REDIS = "oxicache.RedisCache"
+REDIS_GET = "redis-py GET + decode_binary"
+REDIS_GET_SET = "redis-py GET + encode_binary + SET"
 
 TARGETS: list[tuple[str, str, str, str, float]] = [
     # (what, group, row, reference row, the most the ratio may be)
@@ -74,6 +85,8 @@ TARGETS: list[tuple[str, str, str, str, float]] = [
     ("JsonCache miss vs bare atomic write", G_MISS, JSON, BARE_WRITE, 1.5),
     ("DatabaseCache(postgresql) hit vs psycopg SELECT", G_SERVER["postgresql"], DB_SERVER, DRIVER["postgresql"], 2.0),
     ("DatabaseCache(mysql) hit vs pymysql SELECT", G_SERVER["mysql"], DB_SERVER, DRIVER["mysql"], 2.0),
+    ("RedisCache hit vs GET + decode", G_REDIS_HIT, REDIS, REDIS_GET, 1.3),
+    ("RedisCache miss vs GET + encode + SET", G_REDIS_MISS, REDIS, REDIS_GET_SET, 1.5),
 ]
 
 Closer = Callable[[], None]
@@ -354,3 +367,97 @@ def test_server_hit_database_cache(benchmark: Any, results: dict[str, dict[str, 
         finally:
             conn.close()
     _record(benchmark, results, group, DB_SERVER)
+
+
+# --- Redis on loopback: hit and miss against redis-py's own commands -----------------------------------
+
+
+def _redis_url() -> str:
+    url = os.environ.get("OXICACHE_REDIS_URL")
+    if not url:
+        pytest.skip('OXICACHE_REDIS_URL is unset (eval "$(bash scripts/db-servers.sh)" exports it)')
+    pytest.importorskip("redis")
+    return url
+
+
+@pytest.fixture
+def redis_cache() -> Iterator[Any]:
+    cache = oxicache.RedisCache(_redis_url(), prefix=f"oxibench{uuid.uuid4().hex[:12]}")
+    yield cache
+    cache.clear()
+    cache.close()
+
+
+@pytest.mark.benchmark(group=G_REDIS_HIT)
+def test_redis_hit(benchmark: Any, results: dict[str, dict[str, Any]], redis_cache: Any) -> None:
+    counted = Counted()
+    with _failure_noted(results, G_REDIS_HIT, REDIS):
+        wrapped = redis_cache.memoize(counted.f)
+        assert wrapped(1) == 2 and wrapped(1) == 2 and counted.calls == 1
+        benchmark.extra_info["peer"] = REDIS
+        assert benchmark(wrapped, 1) == 2
+        assert counted.calls == 1  # every timed call was a hit
+    _record(benchmark, results, G_REDIS_HIT, REDIS)
+
+
+@pytest.mark.benchmark(group=G_REDIS_HIT)
+def test_redis_hit_get_and_decode(benchmark: Any, results: dict[str, dict[str, Any]], redis_cache: Any) -> None:
+    counted = Counted()
+    wrapped = redis_cache.memoize(counted.f)
+    wrapped(1)
+    client = redis_cache.client
+    (name,) = list(client.scan_iter(match=f"{redis_cache.prefix}:e:*"))  # the record f(1) is stored as
+
+    def get_and_decode() -> Any:
+        return oxicache.codec.decode_binary(client.get(name))["o"]
+
+    benchmark.extra_info.update(peer=REDIS_GET, record_bytes=len(client.get(name)))
+    assert benchmark(get_and_decode) == 2
+    _record(benchmark, results, G_REDIS_HIT, REDIS_GET)
+
+
+@pytest.mark.benchmark(group=G_REDIS_MISS)
+def test_redis_miss(benchmark: Any, results: dict[str, dict[str, Any]], redis_cache: Any) -> None:
+    counted = Counted()
+    fresh = itertools.count(10**6, MISS_BATCH)
+
+    def setup() -> tuple[tuple[range], dict[str, Any]]:
+        start = next(fresh)
+        return (range(start, start + MISS_BATCH),), {}
+
+    with _failure_noted(results, G_REDIS_MISS, REDIS):
+        wrapped = redis_cache.memoize(counted.f)
+        assert wrapped(1) == 2
+        counted.calls = 0
+
+        def run(ints: range) -> None:
+            for i in ints:
+                wrapped(i)
+
+        benchmark.extra_info["peer"] = REDIS
+        _miss_rounds(benchmark, run, setup)
+        assert counted.calls == (MISS_ROUNDS + MISS_WARMUP) * MISS_BATCH  # every timed call was a miss
+    _record(benchmark, results, G_REDIS_MISS, REDIS, per=MISS_BATCH)
+
+
+@pytest.mark.benchmark(group=G_REDIS_MISS)
+def test_redis_miss_get_encode_set(benchmark: Any, results: dict[str, dict[str, Any]], redis_cache: Any) -> None:
+    client = redis_cache.client
+    prefix = f"{redis_cache.prefix}:e:"
+    record = {"f": "f", "i": {"x": 0}, "o": 0, "m": {}, "c": 0.0, "s": 2}  # an entry record's shape
+    fresh = itertools.count(10**6, MISS_BATCH)
+
+    def setup() -> tuple[tuple[range], dict[str, Any]]:
+        start = next(fresh)
+        return (range(start, start + MISS_BATCH),), {}
+
+    def run(ints: range) -> None:
+        for i in ints:
+            name = f"{prefix}{i:032x}"
+            assert client.get(name) is None
+            record["i"]["x"], record["o"] = i, 2 * i
+            client.set(name, oxicache.codec.encode_binary(record))
+
+    benchmark.extra_info["peer"] = REDIS_GET_SET
+    _miss_rounds(benchmark, run, setup)
+    _record(benchmark, results, G_REDIS_MISS, REDIS_GET_SET, per=MISS_BATCH)
