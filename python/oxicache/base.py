@@ -91,6 +91,14 @@ class BaseCache:
     #: is not run twice; the bound only matters when a computation is stuck, e.g. in a wait cycle.
     wait_timeout: float = DEFAULT_WAIT_TIMEOUT
 
+    #: Whether memoized functions compute a miss once across processes and hosts (a lease per key on
+    #: the store) rather than once per process; ``memoize(shared_flight=...)`` overrides it per function.
+    #: Only for backends that declare ``leases`` (RedisCache takes ``shared_flight=`` when constructed).
+    shared_flight: bool = False
+    #: Seconds a shared-flight lease lasts without renewal: how soon another process takes over the key
+    #: from a leader that died (a live leader renews it every third of this).
+    lease_seconds: float = 30.0
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Backends written before ``capabilities`` declared ``blocking_io = True`` or ``stores_nothing =
         True`` as class attributes: those still count, folded into the class's ``capabilities``."""
@@ -152,6 +160,31 @@ class BaseCache:
     def _clear_func(self, func: str) -> int:
         """Removes the entries of one function identity (``fn.cache_clear()``); returns how many."""
         return sum(1 for e in list(self._iter()) if e.func == func and self._remove(e))
+
+    # Optional: leases on keys, for single-flight across processes and hosts. A backend that implements
+    # all five declares ``Capabilities(leases=True)``; nothing calls them otherwise.
+    def _lease_acquire(self, key: int, seconds: float) -> str | None:
+        """Takes the lease on ``key`` for ``seconds`` if nobody holds it: its token, else None."""
+        raise NotImplementedError
+
+    def _lease_renew(self, key: int, token: str, seconds: float) -> bool:
+        """Extends the lease to ``seconds`` from now if ``token`` still holds it; False if it was lost."""
+        raise NotImplementedError
+
+    def _lease_release(self, key: int, token: str) -> None:
+        """Gives up the lease if ``token`` still holds it, and wakes the callers waiting on it."""
+        raise NotImplementedError
+
+    def _lease_wait(self, key: int, seconds: float) -> None:
+        """Returns when the lease on ``key`` may have been released (or was never held), or after
+        ``seconds``; must not busy-wait where the store can notify."""
+        raise NotImplementedError
+
+    def _set_leased(self, entry: CacheEntry, ttl: float | None, token: str) -> bool:
+        """``_set`` and ``_lease_release`` in one step, done only if ``token`` still holds the entry's
+        lease: False (nothing stored) when it was lost, so a leader whose lease expired never overwrites
+        what a newer leader stored."""
+        raise NotImplementedError
 
     def _count(self, name: str, n: int = 1) -> None:
         """Adds to a ``stats()`` counter (hits, misses, sets, errors, backend_errors)."""
@@ -318,6 +351,13 @@ class BaseCache:
         self._set(entry, self._entry_ttl(entry, ttl))
         self._count("sets")
 
+    def _store_leased(self, entry: CacheEntry, ttl: TTL, token: str) -> bool:
+        """``_store`` under a lease (``_set_leased``): False, nothing stored or counted, if it was lost."""
+        if not self._set_leased(entry, self._entry_ttl(entry, ttl), token):
+            return False
+        self._count("sets")
+        return True
+
     def _entry_ttl(self, entry: CacheEntry, ttl: TTL) -> float | None:
         """Explicit ``ttl=``, else ``metadata["annotation"]["ttl"]``, else the cache's default."""
         seconds = resolve_ttl(ttl, entry.metadata.get("annotation"))
@@ -458,6 +498,7 @@ class BaseCache:
         version: str | int | None = None,
         cache_if: Callable[[Any], Any] | None = None,
         wait_timeout: TTL = None,
+        shared_flight: bool | None = None,
     ) -> Callable[[Callable[P, R]], Memoized[P, R]]: ...
     def memoize(
         self,
@@ -470,6 +511,7 @@ class BaseCache:
         version: str | int | None = None,
         cache_if: Callable[[Any], Any] | None = None,
         wait_timeout: TTL = None,
+        shared_flight: bool | None = None,
     ) -> Any:
         """Cache a function's results: ``@cache.memoize`` or ``@cache.memoize(name=..., exclude=[...], ...)``.
 
@@ -485,10 +527,13 @@ class BaseCache:
             cache_if: ``cache_if(result)`` true to store the result; rejected results are returned, not stored.
             wait_timeout: how long a call waits for another call computing the same key before computing
                 itself (default ``cache.wait_timeout``, 600 s; seconds, timedelta or ``"30s"``).
+            shared_flight: compute a miss once across every process and host sharing the store, not once
+                per process (default ``cache.shared_flight``, off): a lease per key, for plain functions on
+                a backend that grants leases (RedisCache). See docs/scale-out.md.
 
         Type checkers see a ``Memoized[P, R]``: the original signature plus the ``cache_*`` helpers.
         """
-        options = Options(name, exclude, annotation, ttl, version, cache_if, wait_timeout)
+        options = Options(name, exclude, annotation, ttl, version, cache_if, wait_timeout, shared_flight)
         if func is None:
             return lambda f: make_memoized(self, f, options)
         return make_memoized(self, func, options)
@@ -539,8 +584,9 @@ class EngineView:
     """What the memoize layer (engines, wrappers, batches) may use of a cache, built by the cache itself
     (``BaseCache.engine_view()``), so that layer never reaches into a backend's members."""
 
-    __slots__ = ("async_flights", "cache", "capabilities", "clear_func", "count_func", "flights", "lookup",
-                 "native_store", "peek", "store", "tally")
+    __slots__ = ("async_flights", "cache", "capabilities", "clear_func", "count_func", "flights", "lease_acquire",
+                 "lease_release", "lease_renew", "lease_wait", "lookup", "native_store", "peek", "store",
+                 "store_leased", "tally")
 
     def __init__(self, cache: BaseCache) -> None:
         self.cache = cache  # its public surface: on_backend_error, exclude, wait_timeout, max_size
@@ -556,6 +602,13 @@ class EngineView:
         self.store: Callable[[CacheEntry, TTL], None] = cache._store
         #: ``tally(name)``: adds one to a ``stats()`` counter.
         self.tally: Callable[[str], None] = cache._count
+        #: ``store_leased(entry, ttl, token)``: ``store`` only while the lease is held (shared flight).
+        self.store_leased: Callable[[CacheEntry, TTL, str], bool] = cache._store_leased
+        #: The lease primitives (shared flight); called only when ``capabilities.leases``.
+        self.lease_acquire: Callable[[int, float], str | None] = cache._lease_acquire
+        self.lease_renew: Callable[[int, str, float], bool] = cache._lease_renew
+        self.lease_release: Callable[[int, str], None] = cache._lease_release
+        self.lease_wait: Callable[[int, float], None] = cache._lease_wait
         self.count_func: Callable[[str], int] = cache._count_func
         self.clear_func: Callable[[str], int] = cache._clear_func
         self.flights: SingleFlight = cache._flights

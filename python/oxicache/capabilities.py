@@ -34,3 +34,6 @@ class Capabilities:
     ttl: bool = True
     #: The store can be given a size bound and then evicts entries to keep under it.
     bounded: bool = False
+    #: The backend grants leases on keys (``_lease_acquire`` and the other lease primitives), so a miss
+    #: can be computed once across processes and hosts: ``memoize(shared_flight=True)``.
+    leases: bool = False

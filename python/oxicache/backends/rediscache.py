@@ -15,6 +15,9 @@ Layout under the cache's ``prefix`` (default ``"oxicache"``), so several caches 
   members whose entries are gone (expired, removed by key, evicted by ``maxmemory``) in one atomic
   step, so the index stays the size of the function's live entries.
 
+- ``<prefix>:l:<key hex>``: the lease of a key being computed under ``shared_flight`` (a random token,
+  with the lease's expiry), and ``<prefix>:n:<key hex>``, the channel its release is published on.
+
 Whole-cache operations (iteration, ``len``, ``clear``) ``SCAN`` the prefix: they cost the server's key
 count, and never block the server as ``KEYS`` would.
 """
@@ -23,8 +26,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+import secrets
 import time
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, NamedTuple
 
 from oxicache._core import CacheEntry, decode_binary, encode_binary
 from oxicache.backends._records import check_key, entry_of, expires_at, key_hex, of_this_scheme, record_of, ref_key
@@ -71,6 +75,48 @@ end
 return 0
 """
 
+# A lease's holder extends it. KEYS[1]: the lease; ARGV[1]: the token; ARGV[2]: milliseconds.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+# A lease's holder gives it up and wakes the waiters. KEYS[1]: the lease; ARGV[1]: the token; ARGV[2]: the
+# channel.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    redis.call('DEL', KEYS[1])
+    redis.call('PUBLISH', ARGV[2], '1')
+    return 1
+end
+return 0
+"""
+
+# Stores an entry (as ``_set`` does) and releases the lease, only while the token holds it. KEYS: the
+# entry, its function's index, the lease; ARGV: token, record, milliseconds to live ('' for none), index
+# member, its score, the trim bound, the release channel.
+_SET_LEASED = """
+if redis.call('GET', KEYS[3]) ~= ARGV[1] then
+    return 0
+end
+if ARGV[3] == '' then
+    redis.call('SET', KEYS[1], ARGV[2])
+else
+    redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+end
+redis.call('ZADD', KEYS[2], ARGV[5], ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[6])
+redis.call('DEL', KEYS[3])
+redis.call('PUBLISH', ARGV[7], '1')
+return 1
+"""
+
+#: How often a caller waiting on a lease checks that it still exists (a leader that died publishes
+#: nothing: its lease just expires).
+_LEASE_CHECK = 0.5
+
 
 def _duration(name: str, value: TTL) -> float:
     try:
@@ -104,6 +150,11 @@ class RedisCache(BaseCache):
         connect_timeout: how long to wait for a connection before the call fails (then the failure policy
             applies to memoized calls): seconds, a timedelta or a string like ``"5s"``.
         timeout: how long to wait for any one reply (the same forms).
+        shared_flight: memoized plain functions compute a miss once across every process and host using
+            this server and prefix, rather than once per process (``memoize(shared_flight=...)`` overrides
+            it per function). Off by default: it adds a round trip to every miss.
+        lease: how long a shared-flight lease lasts without renewal (default 30 s): a process that dies
+            while computing holds the key that long at most before another one takes over.
         exclude, ttl, on_backend_error: as for every cache (see docs/guarantees.md).
 
     Raises:
@@ -116,7 +167,7 @@ class RedisCache(BaseCache):
     docs/backends/redis.md.
     """
 
-    capabilities = Capabilities(blocking_io=True, shared=True, ttl=True)
+    capabilities = Capabilities(blocking_io=True, shared=True, ttl=True, leases=True)
 
     #: Wall-clock time for records' creation and expiry times (tests replace it on an instance).
     _clock: Callable[[], float] = staticmethod(time.time)
@@ -129,6 +180,8 @@ class RedisCache(BaseCache):
         prefix: str = "oxicache",
         connect_timeout: TTL = 5.0,
         timeout: TTL = 5.0,
+        shared_flight: bool = False,
+        lease: TTL = 30.0,
         **options: Any,
     ) -> None:
         super().__init__(**options)
@@ -139,6 +192,11 @@ class RedisCache(BaseCache):
             msg = f"RedisCache prefix must be a non-empty str without whitespace, got {prefix!r}"
             raise ValueError(msg)
         connect_seconds, reply_seconds = _duration("connect_timeout", connect_timeout), _duration("timeout", timeout)
+        if not isinstance(shared_flight, bool):
+            msg = f"RedisCache shared_flight must be True or False, got {shared_flight!r}"
+            raise TypeError(msg)
+        self.shared_flight = shared_flight
+        self.lease_seconds = _duration("lease", lease)
         # Any: redis-py types replies as unions over its decode modes; this cache's clients return bytes.
         self._client: Any
         if client is None:
@@ -156,8 +214,13 @@ class RedisCache(BaseCache):
         self.prefix = prefix
         self._entry_prefix = f"{prefix}:e:"
         self._index_prefix = f"{prefix}:f:"
+        self._lease_prefix = f"{prefix}:l:"
+        self._channel_prefix = f"{prefix}:n:"
         self._prune = self._client.register_script(_PRUNE)
         self._delete_if_unchanged = self._client.register_script(_DELETE_IF_UNCHANGED)
+        self._renew = self._client.register_script(_RENEW)
+        self._release = self._client.register_script(_RELEASE)
+        self._set_leased_script = self._client.register_script(_SET_LEASED)
 
     # ---- names ------------------------------------------------------------------------------------
     def _name(self, key: int) -> str:
@@ -203,21 +266,31 @@ class RedisCache(BaseCache):
         return None if blob is None else self._decode(blob, key)
 
     def _set(self, entry: CacheEntry, ttl: float | None) -> None:
+        write = self._write_parts(entry, ttl)  # raises before anything is written
+        pipe = self._client.pipeline(transaction=True)  # the entry and its index member, both or neither
+        if write.milliseconds is None:
+            pipe.set(write.name, write.blob)
+        else:
+            pipe.set(write.name, write.blob, px=write.milliseconds)
+        pipe.zadd(write.func_index, {write.member: write.score})
+        pipe.zremrangebyscore(write.func_index, "-inf", f"({write.trim_below}")
+        pipe.execute()
+
+    def _write_parts(self, entry: CacheEntry, ttl: float | None) -> _Write:
         key = entry.shared_key  # an argument without a key raises here, naming it
         now = self._clock()
         record = record_of(entry, now)
         if ttl is not None:
             record["x"] = expires_at(ttl, now)
-        blob = encode_binary(record)  # raises before anything is written
-        index = self._index(entry.func)
-        pipe = self._client.pipeline(transaction=True)  # the entry and its index member, both or neither
-        if ttl is None:
-            pipe.set(self._name(key), blob)
-        else:
-            pipe.set(self._name(key), blob, px=max(1, math.ceil(ttl * 1000)))
-        pipe.zadd(index, {key_hex(key): math.inf if ttl is None else now + ttl})
-        pipe.zremrangebyscore(index, "-inf", f"({now - CLOCK_SLACK}")
-        pipe.execute()
+        return _Write(
+            name=self._name(key),
+            blob=encode_binary(record),  # a value the codec cannot store raises here
+            milliseconds=None if ttl is None else _milliseconds(ttl),
+            func_index=self._index(entry.func),
+            member=key_hex(key),
+            score=math.inf if ttl is None else now + ttl,
+            trim_below=now - CLOCK_SLACK,
+        )
 
     def _remove(self, ref: Ref) -> bool:
         key = ref_key(ref)
@@ -298,6 +371,39 @@ class RedisCache(BaseCache):
                 removed += int(self._delete_if_unchanged(keys=[name], args=[blob]))
         return removed
 
+    # ---- leases (shared flight) --------------------------------------------------------------------------
+    def _lease_acquire(self, key: int, seconds: float) -> str | None:
+        token = secrets.token_hex(16)
+        taken = self._client.set(self._lease_prefix + key_hex(key), token, nx=True, px=_milliseconds(seconds))
+        return token if taken else None
+
+    def _lease_renew(self, key: int, token: str, seconds: float) -> bool:
+        return bool(self._renew(keys=[self._lease_prefix + key_hex(key)], args=[token, _milliseconds(seconds)]))
+
+    def _lease_release(self, key: int, token: str) -> None:
+        self._release(keys=[self._lease_prefix + key_hex(key)], args=[token, self._channel_prefix + key_hex(key)])
+
+    def _lease_wait(self, key: int, seconds: float) -> None:
+        # Subscribed before looking: a release published after the look is then not missed.
+        lease_name, deadline = self._lease_prefix + key_hex(key), time.monotonic() + seconds
+        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        try:
+            pubsub.subscribe(self._channel_prefix + key_hex(key))
+            while self._client.exists(lease_name):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or pubsub.get_message(timeout=min(remaining, _LEASE_CHECK)) is not None:
+                    return
+        finally:
+            pubsub.close()
+
+    def _set_leased(self, entry: CacheEntry, ttl: float | None, token: str) -> bool:
+        write = self._write_parts(entry, ttl)
+        key = key_hex(entry.shared_key)
+        keys = [write.name, write.func_index, self._lease_prefix + key]
+        args = [token, write.blob, "" if write.milliseconds is None else write.milliseconds, write.member,
+                "+inf" if write.score == math.inf else repr(write.score), repr(write.trim_below), self._channel_prefix + key]
+        return bool(self._set_leased_script(keys=keys, args=args))
+
     # ---- the connection -------------------------------------------------------------------------------
     @property
     def client(self) -> Any:
@@ -316,6 +422,22 @@ class RedisCache(BaseCache):
     def __repr__(self) -> str:
         where = _redacted(self.url) if self.url is not None else "client=..."
         return f"RedisCache({where!r}, prefix={self.prefix!r})"
+
+
+class _Write(NamedTuple):
+    """What storing one entry writes: the entry's key and record, and its member in the function index."""
+
+    name: str
+    blob: bytes
+    milliseconds: int | None
+    func_index: str
+    member: str
+    score: float
+    trim_below: float
+
+
+def _milliseconds(seconds: float) -> int:
+    return max(1, math.ceil(seconds * 1000))
 
 
 def _redacted(url: str) -> str:

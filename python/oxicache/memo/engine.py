@@ -19,7 +19,7 @@ import types
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from oxicache.memo import wrappers as _wrappers
 from oxicache._core import Binder, CacheEntry, Memoizer, install_vectorcall
@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Options", "decorate", "make_engine", "make_memoized"]
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
 class Options:
@@ -53,6 +55,7 @@ class Options:
     version: str | int | None = None
     cache_if: Callable[[Any], Any] | None = None
     wait_timeout: TTL = None
+    shared_flight: bool | None = None
 
 
 def function_kind(func: Callable[..., Any]) -> str:
@@ -110,13 +113,36 @@ def make_engine(cache: BaseCache, func: Callable[..., Any], options: Options) ->
     seconds = resolve_ttl(options.ttl, annotation)
     exclude = own_exclude | cache.exclude
     wait = parse_ttl(options.wait_timeout, what="wait_timeout") or cache.wait_timeout
+    lease = _lease_seconds(cache, view, options.shared_flight, function_kind(func))
     store = view.native_store
     if store is not None:
         assert isinstance(identity, str)  # closures get a ClosureIdentity on shared stores only
         engine = Memoizer(func, store, identity, specs, sorted(exclude), seconds, metadata, options.cache_if, wait, private)
         install_vectorcall(engine)  # once per process: calls then skip the argument tuple
         return engine
-    return PythonMemo(view, func, identity, sig, specs, exclude, seconds, metadata, options.cache_if, wait, shared)
+    return PythonMemo(view, func, identity, sig, specs, exclude, seconds, metadata, options.cache_if, wait, shared,
+                      lease)
+
+
+def _lease_seconds(cache: BaseCache, view: EngineView, asked: bool | None, kind: str) -> float | None:
+    """How long a shared-flight lease lasts for this function, or None when its misses are computed once
+    per process (the default): ``memoize(shared_flight=...)``, else the cache's ``shared_flight``."""
+    if asked is not None and not isinstance(asked, bool):
+        msg = f"shared_flight must be True or False, got {asked!r}"
+        raise TypeError(msg)
+    shared_flight = cache.shared_flight if asked is None else asked
+    if not shared_flight:
+        return None
+    if not view.capabilities.leases:
+        msg = (f"shared_flight=True needs a backend that grants leases across processes (RedisCache); "
+               f"{type(cache).__name__} computes a miss once per process: drop shared_flight")
+        raise ValueError(msg)
+    if kind != "sync":
+        msg = ("shared_flight=True is for plain functions so far; a coroutine or generator function's misses "
+               "are computed once per process (an event loop or a stream cannot wait on a lease yet): drop "
+               "shared_flight for this function")
+        raise ValueError(msg)
+    return cache.lease_seconds
 
 
 def bound_parts(func: Callable[..., Any]) -> tuple[Callable[..., Any], Any] | None:
@@ -192,12 +218,13 @@ class PythonMemo:
     def __init__(self, view: EngineView, func: Callable[..., Any], identity: str | Callable[[], str],
                  sig: inspect.Signature, specs: list[ParamSpec], exclude: frozenset[str], ttl: float | None,
                  metadata: dict[str, Any] | None, cache_if: Callable[[Any], Any] | None, wait: float,
-                 shared: bool = True) -> None:
+                 shared: bool = True, lease: float | None = None) -> None:
         self.view, self.cache = view, view.cache
         self.func, self.identity, self.sig = func, identity, sig
         self.shared = shared  # other processes read the store: a key only this process can name is refused
         self.exclude, self.ttl, self.metadata, self.keep = exclude, ttl, metadata, cache_if
         self.wait = wait  # seconds a call waits for another computing its key (wait_timeout)
+        self.lease = lease  # seconds of a shared-flight lease, or None: misses computed once per process
         # The native memoizer's binder: every backend binds arguments (defaults, keywords, variadics,
         # exclude) the same way.
         self.binder = Binder(specs, sorted(exclude))
@@ -264,14 +291,19 @@ class PythonMemo:
         # arguments, as may the caller afterwards): copies of the arguments, the key already computed.
         return PythonPending(self, probe._call_snapshot(), before, mode, warned=bool(failures))
 
-    def store(self, probe: CacheEntry, output: Any, warned: bool = False) -> None:
-        """Stores the call's result. ``warned``: the call's lookup already reported the backend failing
-        (one warning per call: a store failing for the same reason is counted, not warned again)."""
+    def store(self, probe: CacheEntry, output: Any, warned: bool = False, token: str | None = None) -> bool:
+        """Stores the call's result; False when nothing was stored. ``warned``: the call's lookup already
+        reported the backend failing (one warning per call: a store failing for the same reason is
+        counted, not warned again). ``token``: the shared-flight lease the call holds; the store then
+        also releases it, and stores nothing if the lease was lost meanwhile."""
         if self.view.capabilities.stores_nothing or (self.keep is not None and not self.keep(output)):
-            return
+            return False
         entry = probe.clone(output=output)
         try:
-            self.view.store(entry, self.ttl)  # counts the cache's set
+            if token is None:
+                self.view.store(entry, self.ttl)  # counts the cache's set
+            elif not self.view.store_leased(entry, self.ttl, token):
+                return False  # another process leads this key now: what it stores stands
         except ValueEncodingError as err:
             # The caller still gets its value; nothing was written, so any previous entry survives.
             self.view.tally("backend_errors")
@@ -279,21 +311,22 @@ class PythonMemo:
                 raise
             if self.cache.on_backend_error == "warn":
                 warnings.warn(f"oxicache: the result of {self.cache_name} was not cached: {err}", CacheWarning, stacklevel=4)
-            return
+            return False
         except _NOT_STORAGE_FAILURES:
             raise
         except Exception as err:
             # The backend failed (disk full, permissions, a lost connection): the computed value is still
             # right, so by default the caller gets it, with a warning, rather than losing it to storage.
             self.backend_failed(err, f"the result of {self.cache_name} was not cached", quiet=warned)
-            return
+            return False
         self.count("sets")
+        return True
 
     def failed(self) -> None:
         self.view.tally("errors")
         self.count("errors")
 
-    def read(self, lookup: Callable[[], CacheEntry | None], what: str, failures: list[BaseException] | None = None) -> CacheEntry | None:
+    def read(self, lookup: Callable[[], T], what: str, failures: list[BaseException] | None = None) -> T | None:
         """``lookup()``, with a storage failure handled by the cache's ``on_backend_error`` as a miss. A
         damaged record under the "raise" policy (a ValueDecodingError) propagates as it is, and so does an
         argument without a key (KeyEncodingError, raised while the key is built): that is the caller's
@@ -334,11 +367,12 @@ class PythonMemo:
 class PythonPending:
     """A missed lookup of ``PythonMemo``: the wrapper runs the function, then calls ``store``."""
 
-    __slots__ = ("before", "memo", "mode", "probe", "warned")
+    __slots__ = ("before", "memo", "mode", "probe", "token", "warned")
 
     def __init__(self, memo: PythonMemo, probe: CacheEntry, before: int, mode: int, warned: bool = False) -> None:
         self.memo, self.probe, self.before, self.mode = memo, probe, before, mode
         self.warned = warned  # the lookup already reported the backend failing
+        self.token: str | None = None  # the shared-flight lease this call holds (memo/shared_flight.py)
 
     @property
     def bypass(self) -> bool:
@@ -349,8 +383,12 @@ class PythonPending:
         return self.probe.key.to_bytes(16, "big")
 
     def store(self, output: Any) -> None:
-        if not self.bypass:
-            self.memo.store(self.probe, output, self.warned)
+        if self.bypass:
+            return
+        token, self.token = self.token, None
+        stored = self.memo.store(self.probe, output, self.warned, token)
+        if token is not None and not stored:
+            self.token = token  # not released by a store: the leader gives it up itself
 
     def failed(self) -> None:
         self.memo.failed()

@@ -20,6 +20,7 @@ from oxicache.errors import ValueEncodingError
 
 if TYPE_CHECKING:
     from oxicache.base import EngineView
+    from oxicache.memo.engine import PythonPending
 
 __all__ = ["async_gen_wrapper", "async_wrapper", "gen_wrapper", "passthrough", "pending_type", "sync_wrapper"]
 
@@ -63,6 +64,9 @@ class CountingEngine(Engine, Protocol):
 
 class PythonEngine(CountingEngine, Protocol):
     """``engine.PythonMemo`` (imported by name only: it imports this module)."""
+
+    #: Seconds of a shared-flight lease, or None: misses computed once per process.
+    lease: float | None
 
     @property
     def pending_type(self) -> type[PythonMiss]: ...
@@ -140,8 +144,24 @@ def passthrough(engine: CountingEngine, func: Func, kind: str, view: EngineView)
 
 
 def sync_wrapper(engine: PythonEngine, func: Func, view: EngineView) -> Func:
-    """Plain functions on backends without a native store; concurrent misses of a key run it once."""
-    lookup, pending_cls, flights, wait = engine.lookup, engine.pending_type, view.flights, engine.wait
+    """Plain functions on backends without a native store; concurrent misses of a key run it once (in
+    this process, or across processes under ``shared_flight``)."""
+    lookup, pending_cls, flights, wait, lease = engine.lookup, engine.pending_type, view.flights, engine.wait, engine.lease
+
+    if lease is not None:
+        from oxicache.memo import shared_flight
+
+        def shared_wrapper(*args: Any, **kwargs: Any) -> Any:
+            found: Any = lookup(args, kwargs)
+            if type(found) is not pending_cls:
+                return found
+            if found.bypass:
+                return _run(found, func, args, kwargs)
+            compute = lambda: _run(found, func, args, kwargs)  # noqa: E731
+            lead = lambda: shared_flight.lead(view, cast("PythonPending", found), compute, wait, lease)  # noqa: E731
+            return flights.run(found.key, found.before, lead, found.recheck, wait)
+
+        return shared_wrapper
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         found: Any = lookup(args, kwargs)

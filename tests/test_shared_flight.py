@@ -1,0 +1,310 @@
+"""Single-flight across processes (``memoize(shared_flight=True)``) on a real Redis server.
+
+Processes are real subprocesses; where the behaviour under test is the lease protocol between two
+callers, two ``RedisCache`` instances in one process stand for two processes (each instance has its own
+in-process single-flight, so only the server's lease can make them agree).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import uuid
+
+import pytest
+
+import oxicache
+from servers import REDIS_URL_ENV, require_server
+
+redis = pytest.importorskip("redis")
+
+
+@pytest.fixture
+def url() -> str:
+    return require_server(REDIS_URL_ENV)
+
+
+@pytest.fixture
+def prefix(url: str):
+    p = f"sf{uuid.uuid4().hex[:12]}"
+    yield p
+    client = redis.Redis.from_url(url)
+    names = list(client.scan_iter(match=f"{p}:*"))
+    if names:
+        client.delete(*names)
+    client.close()
+
+
+def _child(url: str, prefix: str, body: str, **options: object) -> str:
+    """A child script: a RedisCache on ``prefix`` with ``options``, a counter, then ``body``."""
+    return textwrap.dedent(
+        f"""
+        import signal, sys, time
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a background shell may ignore SIGINT
+        import oxicache, redis
+        raw = redis.Redis.from_url({url!r})
+        cache = oxicache.RedisCache({url!r}, prefix={prefix!r}, **{options!r})
+        """
+    ) + textwrap.dedent(body)
+
+
+STAMPEDE = """
+import threading
+
+@cache.memoize(name="expensive")
+def expensive(x):
+    raw.incr("{prefix}:runs")
+    time.sleep(0.4)
+    return {{"x": x, "pid": "leader"}}
+
+raw.incr("{prefix}:ready")
+while not raw.exists("{prefix}:go"):
+    time.sleep(0.005)
+results = []
+threads = [threading.Thread(target=lambda: results.append(expensive(1))) for _ in range(3)]
+for t in threads: t.start()
+for t in threads: t.join()
+assert results == [{{"x": 1, "pid": "leader"}}] * 3, results
+print("ok")
+"""
+
+
+def _stampede(url: str, prefix: str, processes: int, **options: object) -> int:
+    raw = redis.Redis.from_url(url)
+    script = _child(url, prefix, STAMPEDE.format(prefix=prefix), **options)
+    children = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for _ in range(processes)]
+    try:
+        deadline = time.monotonic() + 60
+        while int(raw.get(f"{prefix}:ready") or 0) < processes:
+            assert time.monotonic() < deadline, "children did not start"
+            assert all(c.poll() is None for c in children), [c.communicate() for c in children if c.poll() is not None]
+            time.sleep(0.01)
+        raw.set(f"{prefix}:go", 1)
+        for c in children:
+            out, err = c.communicate(timeout=60)
+            assert c.returncode == 0 and out.strip() == "ok", err
+        return int(raw.get(f"{prefix}:runs") or 0)
+    finally:
+        for c in children:
+            if c.poll() is None:
+                c.kill()
+        raw.close()
+
+
+def test_a_stampede_runs_once_across_processes(url: str, prefix: str) -> None:
+    # 4 processes x 3 threads miss the same key at once: one execution in all
+    assert _stampede(url, prefix, 4, shared_flight=True) == 1
+
+
+def test_without_shared_flight_each_process_computes(url: str, prefix: str) -> None:
+    # the same stampede without the option: once per process (the in-process single-flight only)
+    assert _stampede(url, prefix, 3) == 3
+
+
+def test_a_killed_leader_is_taken_over_within_its_lease(url: str, prefix: str) -> None:
+    raw = redis.Redis.from_url(url)
+    body = f"""
+    @cache.memoize(name="slow")
+    def slow(x):
+        raw.rpush("{prefix}:started", sys.argv[1])
+        time.sleep(float(sys.argv[2]))
+        return x * 10
+
+    print(slow(4))
+    """
+    script = _child(url, prefix, body, shared_flight=True, lease=1.0)
+    leader = subprocess.Popen([sys.executable, "-c", script, "leader", "60"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert raw.blpop(f"{prefix}:started", timeout=60) == (f"{prefix}:started".encode(), b"leader")
+        follower = subprocess.Popen([sys.executable, "-c", script, "follower", "0"], stdout=subprocess.PIPE, text=True)
+        time.sleep(1.5)  # the follower is waiting on the leader's lease, renewed every 1/3 s
+        assert follower.poll() is None and raw.llen(f"{prefix}:started") == 0, "the follower must wait for a live leader"
+        leader.kill()  # kill -9 mid-call: nothing is released, the lease just stops being renewed
+        killed = time.monotonic()
+        out, _ = follower.communicate(timeout=30)
+        took = time.monotonic() - killed
+        assert out.strip() == "40"
+        assert raw.lrange(f"{prefix}:started", 0, -1) == [b"follower"]  # the follower computed it itself
+        assert took < 1.0 + 3.0, f"took over {took:.1f}s after the kill with a 1 s lease"
+    finally:
+        for p in (leader, locals().get("follower")):
+            if p is not None:
+                if p.poll() is None:
+                    p.kill()
+                p.communicate()
+        raw.close()
+
+
+def _two(url: str, prefix: str, **options: object) -> tuple[oxicache.RedisCache, oxicache.RedisCache]:
+    return (oxicache.RedisCache(url, prefix=prefix, shared_flight=True, **options),
+            oxicache.RedisCache(url, prefix=prefix, shared_flight=True, **options))
+
+
+def test_a_leader_that_raises_releases_the_lease_at_once(url: str, prefix: str) -> None:
+    first, second = _two(url, prefix)  # a 30 s lease: only a release can let the second go on early
+    entered = threading.Event()
+
+    @first.memoize(name="flaky")
+    def flaky_first(x: int) -> int:
+        entered.set()
+        time.sleep(0.3)
+        raise RuntimeError("boom")
+
+    @second.memoize(name="flaky")
+    def flaky_second(x: int) -> int:
+        return x + 1
+
+    errors: list[BaseException] = []
+
+    def run_first() -> None:
+        try:
+            flaky_first(1)
+        except RuntimeError as err:
+            errors.append(err)
+
+    t = threading.Thread(target=run_first)
+    t.start()
+    assert entered.wait(10)
+    start = time.monotonic()
+    assert flaky_second(1) == 2
+    assert time.monotonic() - start < 5
+    t.join(10)
+    assert len(errors) == 1
+
+
+def test_a_waiter_takes_the_stored_value(url: str, prefix: str) -> None:
+    first, second = _two(url, prefix)
+    runs: list[str] = []
+    entered = threading.Event()
+
+    @first.memoize(name="value")
+    def value_first(x: int) -> str:
+        entered.set()
+        runs.append("first")
+        time.sleep(0.4)
+        return f"value {x}"
+
+    @second.memoize(name="value")
+    def value_second(x: int) -> str:
+        runs.append("second")
+        return f"value {x}"
+
+    t = threading.Thread(target=value_first, args=(1,))
+    t.start()
+    assert entered.wait(10)
+    assert value_second(1) == "value 1"
+    t.join(10)
+    assert runs == ["first"]
+    info = value_second.cache_info()
+    assert (info.misses, info.sets) == (1, 0)  # a miss answered by the leader's value, stored only once
+
+
+def test_wait_timeout_bounds_the_wait_for_another_process(url: str, prefix: str) -> None:
+    first, second = _two(url, prefix)
+    entered, runs = threading.Event(), []
+
+    @first.memoize(name="stuck")
+    def stuck_first(x: int) -> str:
+        entered.set()
+        runs.append("first")
+        time.sleep(3)
+        return "first"
+
+    @second.memoize(name="stuck", wait_timeout=0.5)
+    def stuck_second(x: int) -> str:
+        runs.append("second")
+        return "second"
+
+    t = threading.Thread(target=stuck_first, args=(1,))
+    t.start()
+    assert entered.wait(10)
+    start = time.monotonic()
+    assert stuck_second(1) == "second"
+    assert time.monotonic() - start < 2.5
+    t.join(10)
+    assert sorted(runs) == ["first", "second"]
+
+
+def test_a_lost_lease_never_overwrites_a_newer_value(url: str, prefix: str) -> None:
+    cache = oxicache.RedisCache(url, prefix=prefix)
+    old, new = (oxicache.CacheEntry("f", {"x": 1}, output=v) for v in ("old", "new"))
+    key = old.key
+    stale = cache._lease_acquire(key, 0.2)
+    assert stale is not None and cache._lease_acquire(key, 5) is None  # held
+    time.sleep(0.35)  # the first leader's lease expires unrenewed (a pause, a partition)
+    fresh = cache._lease_acquire(key, 5)
+    assert fresh is not None
+    assert cache._set_leased(new, None, fresh) is True
+    assert cache._set_leased(old, None, stale) is False  # the first leader comes back: nothing written
+    assert cache.get("f", x=1) == "new"
+    assert cache._lease_acquire(key, 5) is not None  # the store released the fresh lease
+
+
+def test_shared_flight_needs_a_backend_with_leases(tmp_path) -> None:
+    disk = oxicache.DiskCache(tmp_path / "d")
+    with pytest.raises(ValueError, match="needs a backend that grants leases"):
+        disk.memoize(shared_flight=True)(lambda x: x)
+    with pytest.raises(ValueError, match="needs a backend that grants leases"):
+        oxicache.InMemCache().memoize(shared_flight=True)(lambda x: x)
+    disk.close()
+
+
+def test_shared_flight_is_for_plain_functions_so_far(url: str, prefix: str) -> None:
+    cache = oxicache.RedisCache(url, prefix=prefix)
+
+    async def coro(x: int) -> int:
+        return x
+
+    def gen(x: int):
+        yield x
+
+    for func in (coro, gen):
+        with pytest.raises(ValueError, match="for plain functions so far"):
+            cache.memoize(shared_flight=True)(func)
+    shared = oxicache.RedisCache(url, prefix=prefix, shared_flight=True)
+    shared.memoize(shared_flight=False)(coro)  # the cache's default turned off for one function: fine
+    with pytest.raises(ValueError, match="for plain functions so far"):
+        shared.memoize(coro)
+
+
+def test_bad_shared_flight_values(url: str, prefix: str) -> None:
+    with pytest.raises(TypeError, match="shared_flight must be True or False"):
+        oxicache.RedisCache(url, prefix=prefix, shared_flight=1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="shared_flight must be True or False"):
+        oxicache.RedisCache(url, prefix=prefix).memoize(shared_flight="yes")(lambda x: x)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="lease=.* is not a positive, finite duration"):
+        oxicache.RedisCache(url, prefix=prefix, lease=0)
+
+
+def test_ctrl_c_interrupts_a_waiter(url: str, prefix: str) -> None:
+    holder = oxicache.RedisCache(url, prefix=prefix)
+    key = oxicache.CacheEntry("held", {"x": 1}).key
+    assert holder._lease_acquire(key, 60) is not None  # another "process" leads, and stays alive
+    body = """
+    @cache.memoize(name="held")
+    def held(x):
+        return x
+
+    print("waiting", flush=True)
+    try:
+        held(1)
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+    """
+    child = subprocess.Popen([sys.executable, "-c", _child(url, prefix, body, shared_flight=True)],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "waiting"
+        time.sleep(0.5)
+        os.kill(child.pid, signal.SIGINT)
+        out, _ = child.communicate(timeout=10)
+        assert out.strip() == "interrupted"
+    finally:
+        if child.poll() is None:
+            child.kill()
