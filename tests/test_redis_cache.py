@@ -323,3 +323,38 @@ def test_entries_are_shared_between_processes(url: str) -> None:
     assert first.stdout.count("ran 7") == 1
     assert "ran" not in second.stdout and "{'x': 7, 't': (7, 7)}" in second.stdout
     oxicache.RedisCache(url, prefix=prefix).clear()
+
+
+# ---- connections ------------------------------------------------------------------------------------
+
+
+def test_connections_cannot_run_out(cache) -> None:
+    """redis-py's pool refuses a 101st connection, and loses a slot for good to a thread interrupted
+    between taking a connection and giving it back (the interrupt storm found it). RedisCache's threads
+    keep their own connections: 150 taken and never given back, then every thread still works."""
+    cache.set("f", output="v", x=1)
+    pool = cache.client.connection_pool
+    results: list[object] = []
+
+    def leak_then_use() -> None:
+        pool.get_connection()  # taken and never released, as by an interrupted command
+        results.append(cache.get("f", x=1))
+
+    threads = [threading.Thread(target=leak_then_use) for _ in range(150)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert results == ["v"] * 150
+
+
+def test_an_unread_reply_never_answers_the_next_command(cache, raw) -> None:
+    """A command interrupted after it was sent leaves its reply unread on the connection: the next
+    command must not take that reply for its own."""
+    cache.set("f", output="mine", x=1)
+    cache.set("f", output="other", x=2)
+    connection = cache.client.connection_pool.get_connection()
+    other = f"{cache.prefix}:e:{oxicache.CacheEntry('f', {'x': 2}).key:032x}"
+    connection.send_command("GET", other)  # sent, its reply never read
+    assert cache.get("f", x=1) == "mine"
+    assert cache.get("f", x=2) == "other"

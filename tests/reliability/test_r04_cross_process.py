@@ -97,12 +97,17 @@ def test_two_processes_same_slow_key(name: str, workers: list[SpawnWorker], tmp_
 
 def test_documented_as_per_process() -> None:
     """The docs of each persistent backend say what the test above checks: single-flight is per process
-    (no lease), so two processes may both compute. If a backend gains a lease, its page changes and so
-    must R4 (exactly one marker)."""
+    (no lease), so two processes may both compute. RedisCache has leases, off by default: its page says
+    both, and tests/test_shared_flight.py checks the option (exactly one marker: a backend that gains a
+    lease changes its page and so must R4)."""
     docs = Path(__file__).resolve().parents[2] / "docs" / "backends"
     pages = {"disk": "disk.md", "json": "json.md", "sqlite": "database.md", "postgresql": "database.md", "mysql": "database.md"}
-    assert set(pages) == set(PERSISTENT)
+    leased = {"redis": "redis.md"}
+    assert set(pages) | set(leased) == set(PERSISTENT)
     for page in set(pages.values()):
         text = " ".join((docs / page).read_text().split())
         assert "once per process" in text or "No cross-process single-flight" in text, page
         assert not re.search(r"\bleases?\b", text, re.I), page
+    for page in leased.values():
+        text = " ".join((docs / page).read_text().split())
+        assert "Off by default: a miss is computed once per process" in text and "shared_flight" in text, page

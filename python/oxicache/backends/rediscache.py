@@ -26,8 +26,12 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import secrets
+import sys
+import threading
 import time
+import weakref
 from typing import Any, Callable, Iterator, NamedTuple
 
 from oxicache._core import CacheEntry, decode_binary, encode_binary
@@ -199,17 +203,20 @@ class RedisCache(BaseCache):
         self.lease_seconds = _duration("lease", lease)
         # Any: redis-py types replies as unions over its decode modes; this cache's clients return bytes.
         self._client: Any
+        self._waiters: Any
         if client is None:
             self._owns_client = True
-            self._client = redis.Redis.from_url(
-                str(url), socket_connect_timeout=connect_seconds, socket_timeout=reply_seconds
-            )
+            timeouts = {"socket_connect_timeout": connect_seconds, "socket_timeout": reply_seconds}
+            self._client = redis.Redis(connection_pool=_ThreadConnections.from_url(str(url), **timeouts))
+            # Waiting on a lease holds a subscribed connection: from a pool of their own.
+            self._waiters = redis.Redis(connection_pool=redis.ConnectionPool.from_url(
+                str(url), max_connections=_MAX_WAITERS, **timeouts))
         else:
             if client.get_connection_kwargs().get("decode_responses"):
                 msg = "RedisCache needs a client made with decode_responses=False (records are binary)"
                 raise ValueError(msg)
             self._owns_client = False
-            self._client = client
+            self._client = self._waiters = client
         self.url = url
         self.prefix = prefix
         self._entry_prefix = f"{prefix}:e:"
@@ -386,7 +393,7 @@ class RedisCache(BaseCache):
     def _lease_wait(self, key: int, seconds: float) -> None:
         # Subscribed before looking: a release published after the look is then not missed.
         lease_name, deadline = self._lease_prefix + key_hex(key), time.monotonic() + seconds
-        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        pubsub = self._waiters.pubsub(ignore_subscribe_messages=True)
         try:
             pubsub.subscribe(self._channel_prefix + key_hex(key))
             while self._client.exists(lease_name):
@@ -417,11 +424,61 @@ class RedisCache(BaseCache):
     def close(self) -> None:
         """Closes the connections, when the cache made its client from a URL."""
         if self._owns_client:
-            self._client.close()
+            self._client.connection_pool.disconnect()
+            self._waiters.close()
+            self._waiters.connection_pool.disconnect()
 
     def __repr__(self) -> str:
         where = _redacted(self.url) if self.url is not None else "client=..."
         return f"RedisCache({where!r}, prefix={self.prefix!r})"
+
+
+#: Connections for callers waiting on leases at once (redis-py's default pool stops at 100).
+_MAX_WAITERS = 10_000
+
+
+class _ThreadConnections(redis.ConnectionPool):
+    """A connection per thread, kept by that thread, in place of redis-py's shared pool.
+
+    redis-py's pool counts the connections it hands out and refuses more than ``max_connections`` (100
+    by default): a thread interrupted (Ctrl-C, an asynchronous exception) between taking a connection
+    and giving it back loses that slot for good, and enough interrupts leave every call failing with "Too
+    many connections" (the interrupt storm of tests/robustness found it). Here nothing is counted or
+    handed between threads: each thread reuses its own connection, made on first use and made again in a
+    forked child (the parent's socket is never used by the child).
+
+    A command that did not end normally (an exception or an interrupt between sending it and reading
+    its reply, or a connection taken and never given back) may have left its reply unread, which the
+    next command would take for its own: such a connection is reconnected before its next command.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._mine = threading.local()
+        self._made: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        mine = self._mine
+        connection = getattr(mine, "connection", None)
+        if connection is None or connection.pid != os.getpid():
+            connection = self.connection_class(**self.connection_kwargs)
+            mine.connection, mine.clean = connection, True
+            self._made.add(connection)
+        if not mine.clean or connection.can_read():
+            connection.disconnect()
+        mine.clean = False  # until the command ends normally (``release`` outside an exception)
+        connection.connect()
+        return connection
+
+    def release(self, connection: Any) -> None:
+        """Kept by its thread; marked clean when the command ended normally (redis-py releases in a
+        ``finally``: an exception on its way out means the reply may not have been read)."""
+        if sys.exc_info()[1] is None and getattr(self._mine, "connection", None) is connection:
+            self._mine.clean = True
+
+    def disconnect(self, inuse_connections: bool = True) -> None:
+        for connection in list(self._made):
+            connection.disconnect()
 
 
 class _Write(NamedTuple):
