@@ -463,6 +463,7 @@ class _ThreadConnections(redis.ConnectionPool):
         if connection is None or connection.pid != os.getpid():
             connection = self.connection_class(**self.connection_kwargs)
             mine.connection, mine.clean = connection, True
+            mine.closer = _ClosedWithThread(connection)
             self._made.add(connection)
         if not mine.clean or connection.can_read():
             connection.disconnect()
@@ -479,6 +480,24 @@ class _ThreadConnections(redis.ConnectionPool):
     def disconnect(self, inuse_connections: bool = True) -> None:
         for connection in list(self._made):
             connection.disconnect()
+
+
+class _ClosedWithThread:
+    """Held in a thread's locals beside its connection: when the thread ends (a worker of
+    ``asyncio.to_thread``, say), its locals go and this closes the connection, rather than leaving the
+    socket to the collector."""
+
+    __slots__ = ("connection",)
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+
+    def __del__(self) -> None:
+        try:
+            if self.connection.pid == os.getpid():  # never the parent's socket, in a forked child
+                self.connection.disconnect()
+        except Exception:  # noqa: BLE001, S110 - at thread exit there is no one to tell
+            pass
 
 
 class _Write(NamedTuple):
