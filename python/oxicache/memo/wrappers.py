@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Gener
 
 from oxicache._core import Memoizer, Pending, Replay, check_stack, decode_binary, encode_binary
 from oxicache.errors import ValueEncodingError
+from oxicache.memo import shared_flight
 
 if TYPE_CHECKING:
     from oxicache.base import EngineView
@@ -148,28 +149,18 @@ def sync_wrapper(engine: PythonEngine, func: Func, view: EngineView) -> Func:
     this process, or across processes under ``shared_flight``)."""
     lookup, pending_cls, flights, wait, lease = engine.lookup, engine.pending_type, view.flights, engine.wait, engine.lease
 
-    if lease is not None:
-        from oxicache.memo import shared_flight
-
-        def shared_wrapper(*args: Any, **kwargs: Any) -> Any:
-            found: Any = lookup(args, kwargs)
-            if type(found) is not pending_cls:
-                return found
-            if found.bypass:
-                return _run(found, func, args, kwargs)
-            compute = lambda: _run(found, func, args, kwargs)  # noqa: E731
-            lead = lambda: shared_flight.lead(view, cast("PythonPending", found), compute, wait, lease)  # noqa: E731
-            return flights.run(found.key, found.before, lead, found.recheck, wait)
-
-        return shared_wrapper
-
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         found: Any = lookup(args, kwargs)
         if type(found) is not pending_cls:
             return found
         if found.bypass:
             return _run(found, func, args, kwargs)
-        return flights.run(found.key, found.before, lambda: _run(found, func, args, kwargs), found.recheck, wait)
+        run = lambda: _run(found, func, args, kwargs)  # noqa: E731
+        if lease is not None:  # the process's leader leads for every process sharing the store
+            pending = cast("PythonPending", found)
+            return flights.run(found.key, found.before, lambda: shared_flight.lead(view, pending, run, wait, lease),
+                               found.recheck, wait)
+        return flights.run(found.key, found.before, run, found.recheck, wait)
 
     return wrapper
 
