@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
 import threading
 import time
 import uuid
+import warnings
 
 import pytest
 
@@ -205,6 +207,35 @@ def test_a_waiter_takes_the_stored_value(url: str, prefix: str) -> None:
     assert (info.misses, info.sets) == (1, 0)  # a miss answered by the leader's value, stored only once
 
 
+def test_a_value_stored_just_before_the_lease_is_granted_is_taken(url: str, prefix: str) -> None:
+    """The race the multi-host stampede found (tests/multihost): this call's lookup misses, then the
+    leader in another process stores the value and releases its lease, then this call is granted the
+    lease, free again. It must look again and take the value, not run the function a second time."""
+    leader, late = _two(url, prefix)
+    runs: list[str] = []
+    acquire = late._lease_acquire
+
+    def acquire_after_the_leader_stored(key: int, seconds: float) -> str | None:
+        assert raced_leader(5) == 10  # another process leads, stores and releases between lookup and lease
+        return acquire(key, seconds)
+
+    late._lease_acquire = acquire_after_the_leader_stored  # type: ignore[method-assign]
+
+    @leader.memoize(name="raced")
+    def raced_leader(x: int) -> int:
+        runs.append("leader")
+        return x * 2
+
+    @late.memoize(name="raced")
+    def raced_late(x: int) -> int:
+        runs.append("late")
+        return x * 2
+
+    assert raced_late(5) == 10
+    assert runs == ["leader"]
+    assert acquire(oxicache.CacheEntry("raced", {"x": 5}).key, 5) is not None  # the lease it took was released
+
+
 def test_wait_timeout_bounds_the_wait_for_another_process(url: str, prefix: str) -> None:
     first, second = _two(url, prefix)
     entered, runs = threading.Event(), []
@@ -244,6 +275,25 @@ def test_a_lost_lease_never_overwrites_a_newer_value(url: str, prefix: str) -> N
     assert cache._set_leased(old, None, stale) is False  # the first leader comes back: nothing written
     assert cache.get("f", x=1) == "new"
     assert cache._lease_acquire(key, 5) is not None  # the store released the fresh lease
+
+
+def test_an_unreachable_server_warns_once_per_call() -> None:
+    """A lookup that fails under "warn" computes at once, without trying for a lease (which would wait
+    out the same failure, a second ``timeout`` on a silent server, and warn a second time)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: connections are refused
+    cache = oxicache.RedisCache(f"redis://127.0.0.1:{port}/0", connect_timeout=1, shared_flight=True)
+
+    @cache.memoize(name="unreachable")
+    def unreachable(x: int) -> int:
+        return x * 3
+
+    for _ in range(2):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert unreachable(2) == 6
+        assert [w.category for w in caught] == [oxicache.CacheWarning], [str(w.message) for w in caught]
 
 
 def test_shared_flight_needs_a_backend_with_leases(tmp_path) -> None:
