@@ -89,6 +89,15 @@ def _redis(**options: Any) -> BaseCache:
     return _built("RedisCache", (url,), {"prefix": prefix}, options)
 
 
+def _tiered(**options: Any) -> BaseCache:
+    """A memory tier over a RedisCache; another process opens the back (what the front holds is this
+    process's own)."""
+    back = _redis()
+    cache: BaseCache = _needs("TieredCache")(InMemCache(max_size=10_000, ttl="30s"), back, **options)
+    SPECS[id(cache)] = SPECS[id(back)]
+    return cache
+
+
 BACKENDS: dict[str, Backend] = {
     b.name: b
     for b in [
@@ -101,6 +110,7 @@ BACKENDS: dict[str, Backend] = {
         Backend("postgresql", _server(PG_URL_ENV), persistent=True),
         Backend("mysql", _server(MYSQL_URL_ENV), persistent=True),
         Backend("redis", _redis, persistent=True),
+        Backend("tiered", _tiered, persistent=True),
     ]
 }
 STORING = [n for n, b in BACKENDS.items() if b.stores]

@@ -55,6 +55,7 @@ __all__ = [
     "MemoizedMethod",
     "NoCache",
     "RedisCache",
+    "TieredCache",
     "ValueDecodingError",
     "ValueEncodingError",
     "__version__",
@@ -70,6 +71,7 @@ _LAZY = {
     "JsonCache": "oxicache.backends.jsonfile",
     "DatabaseCache": "oxicache.backends.database",
     "RedisCache": "oxicache.backends.rediscache",
+    "TieredCache": "oxicache.backends.tiered",
 }
 
 if TYPE_CHECKING:
@@ -77,6 +79,7 @@ if TYPE_CHECKING:
     from oxicache.backends.disk import DiskCache
     from oxicache.backends.jsonfile import JsonCache
     from oxicache.backends.rediscache import RedisCache
+    from oxicache.backends.tiered import TieredCache
 
 
 def __getattr__(name: str) -> Any:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import replace
-from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping, ParamSpec, TypeVar, Union, overload
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Iterator, Mapping, ParamSpec, TypeVar, Union, overload
 
 from oxicache._core import DEFAULT_WAIT_TIMEOUT, CacheEntry, MemoryStore, SingleFlight
 from oxicache.memo.async_flight import AsyncFlights
@@ -25,6 +25,9 @@ from oxicache.memo.signature import validate_exclude
 from oxicache.capabilities import Capabilities
 from oxicache.durations import TTL, parse_ttl, resolve_ttl
 from oxicache.failures import check_policy, damaged_record
+
+if TYPE_CHECKING:
+    from oxicache.backends.tiered import FrontTier
 
 __all__ = ["BaseCache", "Capabilities", "EngineView", "Ref"]
 
@@ -70,8 +73,9 @@ class _Declared:
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
 
-    def __get__(self, obj: object, cls: type[BaseCache]) -> bool:
-        return bool(getattr(cls.capabilities, self.name))
+    def __get__(self, obj: BaseCache | None, cls: type[BaseCache]) -> bool:
+        # An instance may declare its own (a TieredCache can do what its back can).
+        return bool(getattr((cls if obj is None else obj).capabilities, self.name))
 
 
 class BaseCache:
@@ -120,6 +124,11 @@ class BaseCache:
     def max_size(self) -> int | None:
         """The bound on the number of entries (``cache_info().maxsize``), or None."""
         return None
+
+    @property
+    def ttl(self) -> float | None:
+        """The default time to live of entries, in seconds (``ttl=`` when constructed), or None."""
+        return self._ttl
 
     def __init__(self, exclude: Iterable[str] | None = None, *, ttl: TTL = None, on_backend_error: str = "warn") -> None:
         self._exclude = validate_exclude(exclude)
@@ -184,6 +193,19 @@ class BaseCache:
         """``_set`` and ``_lease_release`` in one step, done only if ``token`` still holds the entry's
         lease: False (nothing stored) when it was lost, so a leader whose lease expired never overwrites
         what a newer leader stored."""
+        raise NotImplementedError
+
+    # Optional: messages to every process using the store (a TieredCache's invalidations). A backend that
+    # implements both declares ``Capabilities(notifies=True)``.
+    def _notify(self, message: str) -> None:
+        """Sends ``message`` to every ``_listen`` on this store, in this process and in others."""
+        raise NotImplementedError
+
+    def _listen(self, deliver: Callable[[str | None], None], stop: threading.Event) -> None:
+        """Calls ``deliver(message)`` for each message sent after listening started, until ``stop`` is set
+        (then returns within a second). Calls ``deliver(None)`` whenever messages may have been missed: once
+        listening starts, and after a lost connection is made again. Must not raise for a failing store:
+        it keeps trying to listen until stopped."""
         raise NotImplementedError
 
     def _count(self, name: str, n: int = 1) -> None:
@@ -584,8 +606,8 @@ class EngineView:
     """What the memoize layer (engines, wrappers, batches) may use of a cache, built by the cache itself
     (``BaseCache.engine_view()``), so that layer never reaches into a backend's members."""
 
-    __slots__ = ("async_flights", "cache", "capabilities", "clear_func", "count_func", "flights", "lease_acquire",
-                 "lease_release", "lease_renew", "lease_wait", "lookup", "native_store", "peek", "store",
+    __slots__ = ("async_flights", "cache", "capabilities", "clear_func", "count_func", "flights", "front",
+                 "lease_acquire", "lease_release", "lease_renew", "lease_wait", "lookup", "native_store", "peek", "store",
                  "store_leased", "tally")
 
     def __init__(self, cache: BaseCache) -> None:
@@ -612,4 +634,6 @@ class EngineView:
         self.count_func: Callable[[str], int] = cache._count_func
         self.clear_func: Callable[[str], int] = cache._clear_func
         self.flights: SingleFlight = cache._flights
+        #: A native memory tier in front of the primitives (TieredCache's), or None.
+        self.front: FrontTier | None = None
         self.async_flights: AsyncFlights = cache._async_flights

@@ -37,3 +37,6 @@ class Capabilities:
     #: The backend grants leases on keys (``_lease_acquire`` and the other lease primitives), so a miss
     #: can be computed once across processes and hosts: ``memoize(shared_flight=True)``.
     leases: bool = False
+    #: The backend sends messages to every process using the store (``_notify`` and ``_listen``), so a
+    #: ``TieredCache`` in front of it drops entries changed elsewhere at once rather than after its ttl.
+    notifies: bool = False

@@ -46,6 +46,9 @@ class BackendContract:
     #: False for a backend that accepts entries but never gives them back (CallbackCache without feeds: a
     #: log of calls); such a backend is checked to behave as one that stores nothing.
     reads_back: bool = True
+    #: Seconds a change made through another instance may take to be seen through this one (0: at once;
+    #: a TieredCache's front hears of it by a message from the back).
+    sees_changes_within: float = 0.0
 
     def make_cache(self, tmp_path: pathlib.Path, **options: Any) -> BaseCache:
         raise NotImplementedError("BackendContract needs make_cache(tmp_path, **options): an empty cache")
@@ -258,6 +261,9 @@ class BackendContract:
             cache.set("f", output=[1, "two"], x=1)
             assert other.get("f", x=1) == [1, "two"]
             other.remove("f", x=1)
+            deadline = time.monotonic() + self.sees_changes_within
+            while cache.get("f", x=1) is not ... and time.monotonic() < deadline:
+                time.sleep(0.01)
             assert cache.get("f", x=1) is ...
         finally:
             other.close()

@@ -11,7 +11,7 @@ from typing import Any
 import backends
 
 from dict_backend import DictBackend
-from oxicache import BaseCache
+from oxicache import BaseCache, InMemCache, TieredCache
 from oxicache.testing import BackendContract
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "examples"))
@@ -36,9 +36,13 @@ def _registry_case(name: str) -> type[BackendContract]:
         if not backends.BACKENDS[name].persistent:
             return None
         cls_name, args, kwargs = backends.SPECS[id(cache)]
-        return getattr(sys.modules["oxicache"], cls_name)(*args, **kwargs)
+        other = getattr(sys.modules["oxicache"], cls_name)(*args, **kwargs)
+        if isinstance(cache, TieredCache):  # another process's tiered cache, over the same back
+            return TieredCache(InMemCache(ttl=cache.front.ttl), other)
+        return other
 
-    attributes = {"make_cache": make_cache, "reopen": reopen, "reads_back": backends.BACKENDS[name].stores}
+    attributes = {"make_cache": make_cache, "reopen": reopen, "reads_back": backends.BACKENDS[name].stores,
+                  "sees_changes_within": 5.0 if name == "tiered" else 0.0}
     return type(f"TestContract_{name}", (BackendContract,), attributes)
 
 

@@ -28,7 +28,7 @@ import pytest
 import backends
 from concurrency_support import Workers, hammer_child, store_problems, value_of
 
-BACKENDS = ["disk", "json", "sqlite", "postgresql", "mysql", "redis"]
+BACKENDS = ["disk", "json", "sqlite", "postgresql", "mysql", "redis", "tiered"]
 
 
 @pytest.fixture(scope="module")

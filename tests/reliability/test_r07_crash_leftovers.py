@@ -186,7 +186,10 @@ def _rewrite_scheme(cache: Any, key: int, scheme: int, new_key: int | None = Non
     """Rewrite the stored record of ``key`` as written under ``scheme`` (and, with ``new_key``, stored
     under that key, as an older scheme would have keyed the same call)."""
     name = type(cache).__name__
-    if name == "JsonCache":
+    if name == "TieredCache":  # the back's record; the front's copy as if its ttl had passed
+        _rewrite_scheme(cache.back, key, scheme, new_key)
+        cache.front.clear()
+    elif name == "JsonCache":
         import json
 
         src = os.path.join(cache.path, f"{key:032x}.json")

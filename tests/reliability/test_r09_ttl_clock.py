@@ -62,6 +62,9 @@ def fake_clock(name: str, cache: Any, monkeypatch: pytest.MonkeyPatch) -> Advanc
     """Puts ``cache`` on a clock the test moves; returns ``advance(seconds)``."""
     if name == "inmem":
         return cache._native_store._advance_clock  # type: ignore[no-any-return]
+    if name == "tiered":  # both tiers' clocks (the back is a RedisCache)
+        front, back = fake_clock("inmem", cache.front, monkeypatch), fake_clock("redis", cache.back, monkeypatch)
+        return lambda seconds: (front(seconds), back(seconds)) and None
     clock = _Clock()
     if name in ("json", "redis"):
         cache._clock = clock.time
@@ -81,6 +84,8 @@ def stored_count(name: str, cache: Any) -> int:
     """Entries physically in the store, expired or not (not through the cache's own filters)."""
     if name == "inmem":
         return int(cache.stats()["size"])  # this one purges expired entries first
+    if name == "tiered":
+        return stored_count("redis", cache.back)
     if name == "json":
         return sum(n.endswith(".json") for n in os.listdir(cache.path))
     if name == "disk":

@@ -35,7 +35,7 @@ from concurrency_support import Workers, store_problems, upsert_child
 from oxicache import CacheEntry
 from reliability_support import watchdog
 
-BACKENDS = ["sqlite", "postgresql", "mysql", "disk", "json", "redis"]
+BACKENDS = ["sqlite", "postgresql", "mysql", "disk", "json", "redis", "tiered"]
 NKEYS = 10
 
 
@@ -53,6 +53,8 @@ def key_hex(k: object) -> str:
 def stored_keys(cache) -> dict[str, int]:
     """key (32 hex digits) -> how many rows/items/files the store holds for it, read underneath the cache."""
     kind = type(cache).__name__
+    if kind == "TieredCache":
+        return stored_keys(cache.back)
     if kind == "DatabaseCache":
         import sqlalchemy as sa
         from sqlalchemy.pool import NullPool
@@ -158,8 +160,8 @@ def fresh_spec(name: str, tmp_path) -> tuple[str, tuple, dict]:
         return "DiskCache", (str(tmp_path / "fresh-disk"),), {}
     if name == "json":
         return "JsonCache", (str(tmp_path / "fresh-json"),), {}
-    if name == "redis":
-        template = backends.make(name)  # a fresh prefix, registered for deletion at exit
+    if name in ("redis", "tiered"):  # a TieredCache's other processes open its back
+        template = backends.make("redis")  # a fresh prefix, registered for deletion at exit
         return "RedisCache", (template.url,), {"prefix": template.prefix}
     template = backends.make(name)  # for the URL only; its own table is another one
     url = template.engine.url.render_as_string(hide_password=False)

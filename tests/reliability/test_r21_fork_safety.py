@@ -35,7 +35,7 @@ import backends
 from concurrency_support import store_problems
 from reliability_support import expected_value, watchdog
 
-BACKENDS = ["inmem", "disk", "json", "sqlite", "postgresql", "mysql", "redis"]
+BACKENDS = ["inmem", "disk", "json", "sqlite", "postgresql", "mysql", "redis", "tiered"]
 CHILD_TIMEOUT = 10.0
 pytestmark = [
     pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork"),

@@ -85,6 +85,12 @@ class InMemCache(BaseCache):
     def _len(self) -> int:
         return len(self._native_store)
 
+    def _count_func(self, func: str) -> int:
+        return self._native_store.count(func)
+
+    def _clear_func(self, func: str) -> int:
+        return self._native_store.clear_func(func)
+
     def expire(self) -> int:
         """Remove expired entries now (they are also dropped lazily); returns how many."""
         return self._native_store.expire()

@@ -171,7 +171,7 @@ class RedisCache(BaseCache):
     docs/backends/redis.md.
     """
 
-    capabilities = Capabilities(blocking_io=True, shared=True, ttl=True, leases=True)
+    capabilities = Capabilities(blocking_io=True, shared=True, ttl=True, leases=True, notifies=True)
 
     #: Wall-clock time for records' creation and expiry times (tests replace it on an instance).
     _clock: Callable[[], float] = staticmethod(time.time)
@@ -223,6 +223,7 @@ class RedisCache(BaseCache):
         self._index_prefix = f"{prefix}:f:"
         self._lease_prefix = f"{prefix}:l:"
         self._channel_prefix = f"{prefix}:n:"
+        self._messages = f"{prefix}:m"  # the channel of _notify (TieredCache invalidations)
         self._prune = self._client.register_script(_PRUNE)
         self._delete_if_unchanged = self._client.register_script(_DELETE_IF_UNCHANGED)
         self._renew = self._client.register_script(_RENEW)
@@ -410,6 +411,31 @@ class RedisCache(BaseCache):
         args = [token, write.blob, "" if write.milliseconds is None else write.milliseconds, write.member,
                 "+inf" if write.score == math.inf else repr(write.score), repr(write.trim_below), self._channel_prefix + key]
         return bool(self._set_leased_script(keys=keys, args=args))
+
+    # ---- messages (TieredCache invalidations) ---------------------------------------------------------
+    def _notify(self, message: str) -> None:
+        self._client.publish(self._messages, message)
+
+    def _listen(self, deliver: Callable[[str | None], None], stop: threading.Event) -> None:
+        # Pub/sub delivers to whoever is subscribed when a message is published, at most once: a
+        # subscription made again after a lost connection may have missed some, which deliver(None) says.
+        while not stop.is_set():
+            pubsub = self._waiters.pubsub(ignore_subscribe_messages=True)
+            try:
+                pubsub.subscribe(self._messages)
+                pubsub.get_message(timeout=_LEASE_CHECK)  # the subscription's confirmation
+                deliver(None)
+                while not stop.is_set():
+                    message = pubsub.get_message(timeout=_LEASE_CHECK)
+                    if message is not None and message.get("type") == "message":
+                        deliver(message["data"].decode("utf-8", "replace"))
+            except Exception:  # noqa: BLE001 - the server is away, or the cache was closed: try again
+                stop.wait(_LEASE_CHECK)
+            finally:
+                try:
+                    pubsub.close()
+                except Exception:  # noqa: BLE001 - a connection already gone
+                    pass
 
     # ---- the connection -------------------------------------------------------------------------------
     @property

@@ -244,8 +244,6 @@ def _check_server_table(spec: StoreSpec) -> None:
     import sqlalchemy
     from sqlalchemy.pool import NullPool
 
-    from oxicache.backends.database import DatabaseCache
-
     url = sqlalchemy.engine.make_url(spec.target)
     driver = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg", "mysql": "mysql+pymysql",
               "mariadb": "mariadb+pymysql"}.get(url.drivername)

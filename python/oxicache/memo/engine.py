@@ -37,6 +37,7 @@ from oxicache.failures import backend_failed
 from oxicache.info import CacheInfo
 
 if TYPE_CHECKING:
+    from oxicache.backends.tiered import FrontTier
     from oxicache.base import BaseCache, EngineView
 
 __all__ = ["Options", "decorate", "make_engine", "make_memoized"]
@@ -80,10 +81,13 @@ def versioned(identity: str, version: str | int | None) -> str:
     return f"{identity}@{version}"
 
 
-def make_engine(cache: BaseCache, func: Callable[..., Any], options: Options) -> Memoizer | PythonMemo:
-    """The engine for ``func`` on ``cache``: validates the options and builds a native ``Memoizer`` or a
-    ``PythonMemo``. Both offer ``lookup(args, kwargs)`` and the ``cache_*`` helpers."""
-    view = cache.engine_view()
+def make_engine(cache: BaseCache, func: Callable[..., Any], options: Options,
+                view: EngineView | None = None) -> Memoizer | PythonMemo:
+    """The engine for ``func`` on ``cache`` (through ``view``, by default the cache's own): validates the
+    options and builds a native ``Memoizer`` or a ``PythonMemo``. Both offer ``lookup(args, kwargs)`` and
+    the ``cache_*`` helpers."""
+    if view is None:
+        view = cache.engine_view()
     # A store other processes read (not InMemCache's, not NoCache's nothing) needs identities that do not
     # depend on decoration order: local functions and lambdas are then named by code and closure values.
     shared = view.capabilities.shared
@@ -172,11 +176,15 @@ def make_memoized(cache: BaseCache, func: Callable[..., Any], options: Options) 
     if bound is not None:
         function, owner = bound
         return types.MethodType(make_memoized(cache, function, options), owner)
-    engine = make_engine(cache, func, options)
     kind = function_kind(func)
+    view = cache.engine_view()
+    if kind == "sync" and view.front is not None:
+        fronted = _fronted(cache, func, options, view.front)
+        if fronted is not None:
+            return fronted
+    engine = make_engine(cache, func, options, view)
     if kind == "sync" and isinstance(engine, Memoizer):
         return functools.update_wrapper(engine, func)
-    view = cache.engine_view()
     if view.capabilities.stores_nothing:
         assert isinstance(engine, PythonMemo)  # a store of nothing has no native store
         wrapper = _wrappers.passthrough(engine, func, kind, view)
@@ -191,6 +199,42 @@ def make_memoized(cache: BaseCache, func: Callable[..., Any], options: Options) 
         }[kind]
         wrapper = make(engine, func, view)
     return decorate(wrapper, engine, func)
+
+
+def _fronted(cache: BaseCache, func: Callable[..., Any], options: Options, front: FrontTier) -> Memoizer | None:
+    """A plain function on a cache with a native memory tier in front (TieredCache): the wrapper is a
+    ``Memoizer`` on the front's store, so a front hit costs an InMemCache hit. Its misses call the Python
+    engine's wrapper over the tiers behind (lookup, single-flight, shared flight, store), and the Memoizer
+    keeps the value in the front for the front's ttl (at most the entry's). None for a function whose
+    identity changes with its closure's values: it then takes the Python engine, front included."""
+    behind = make_engine(cache, func, options, front.back_view)
+    assert isinstance(behind, PythonMemo)  # the view behind a front has no native store
+    if not isinstance(behind.identity, str):
+        return None
+    inner = _wrappers.sync_wrapper(behind, func, front.back_view)
+    functools.update_wrapper(inner, func)
+    entry_ttl = cache.ttl if behind.ttl is None else behind.ttl
+    ttl = front.ttl if entry_ttl is None else min(front.ttl, entry_ttl)
+    _, specs = param_specs(func)
+    outer = Memoizer(inner, front.store, behind.identity, specs, sorted(behind.exclude), ttl, behind.metadata,
+                     behind.keep, behind.wait, False)
+    install_vectorcall(outer)
+    functools.update_wrapper(outer, func)
+    front_info, front_clear = outer.cache_info, outer.cache_clear  # the Memoizer's own, of the front
+
+    def cache_info() -> CacheInfo:
+        """Every call counted once, as the front saw it, except that a front miss the back answered is a
+        hit; sets and errors as the engine behind the front counted them."""
+        front, info = front_info(), behind.cache_info()
+        return CacheInfo(front.hits + info.hits, front.misses - info.hits, info.maxsize, info.currsize,
+                         info.sets, info.errors)
+
+    def cache_clear() -> None:
+        front_clear()
+        behind.cache_clear()  # the function's entries in every tier, announced to other processes
+
+    outer.cache_info, outer.cache_clear = cache_info, cache_clear  # type: ignore[method-assign]
+    return outer
 
 
 def decorate(wrapper: Any, engine: Memoizer | PythonMemo, func: Callable[..., Any]) -> Any:
