@@ -98,13 +98,11 @@ end
 return 0
 """
 
-# Stores an entry (as ``_set`` does) and releases the lease, only while the token holds it. KEYS: the
-# entry, its function's index, the lease; ARGV: token, record, milliseconds to live ('' for none), index
-# member, its score, the trim bound, the release channel.
-_SET_LEASED = """
-if redis.call('GET', KEYS[3]) ~= ARGV[1] then
-    return 0
-end
+# Writes an entry and its index member, and trims the index. KEYS: the entry, its function's index; ARGV:
+# (a token, for _SET_LEASED), record, milliseconds to live ('' for none), index member, its score, the trim
+# bound. A script rather than MULTI/EXEC: one command and one reply (redis-py reads MULTI's five replies
+# in Python, which doubled a miss's cost).
+_WRITE = """
 if ARGV[3] == '' then
     redis.call('SET', KEYS[1], ARGV[2])
 else
@@ -112,6 +110,16 @@ else
 end
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[4])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[6])
+"""
+_SET = _WRITE + "return 1\n"
+
+# _WRITE and the release of the lease (KEYS[3]; ARGV[7]: the release channel), only while the token
+# (ARGV[1]) holds it.
+_SET_LEASED = """
+if redis.call('GET', KEYS[3]) ~= ARGV[1] then
+    return 0
+end
+""" + _WRITE + """
 redis.call('DEL', KEYS[3])
 redis.call('PUBLISH', ARGV[7], '1')
 return 1
@@ -228,6 +236,7 @@ class RedisCache(BaseCache):
         self._delete_if_unchanged = self._client.register_script(_DELETE_IF_UNCHANGED)
         self._renew = self._client.register_script(_RENEW)
         self._release = self._client.register_script(_RELEASE)
+        self._set_script = self._client.register_script(_SET)
         self._set_leased_script = self._client.register_script(_SET_LEASED)
 
     # ---- names ------------------------------------------------------------------------------------
@@ -275,14 +284,7 @@ class RedisCache(BaseCache):
 
     def _set(self, entry: CacheEntry, ttl: float | None) -> None:
         write = self._write_parts(entry, ttl)  # raises before anything is written
-        pipe = self._client.pipeline(transaction=True)  # the entry and its index member, both or neither
-        if write.milliseconds is None:
-            pipe.set(write.name, write.blob)
-        else:
-            pipe.set(write.name, write.blob, px=write.milliseconds)
-        pipe.zadd(write.func_index, {write.member: write.score})
-        pipe.zremrangebyscore(write.func_index, "-inf", f"({write.trim_below}")
-        pipe.execute()
+        self._set_script(keys=[write.name, write.func_index], args=write.args(""))  # both or neither
 
     def _write_parts(self, entry: CacheEntry, ttl: float | None) -> _Write:
         key = entry.shared_key  # an argument without a key raises here, naming it
@@ -406,11 +408,8 @@ class RedisCache(BaseCache):
 
     def _set_leased(self, entry: CacheEntry, ttl: float | None, token: str) -> bool:
         write = self._write_parts(entry, ttl)
-        key = key_hex(entry.shared_key)
-        keys = [write.name, write.func_index, self._lease_prefix + key]
-        args = [token, write.blob, "" if write.milliseconds is None else write.milliseconds, write.member,
-                "+inf" if write.score == math.inf else repr(write.score), repr(write.trim_below), self._channel_prefix + key]
-        return bool(self._set_leased_script(keys=keys, args=args))
+        keys = [write.name, write.func_index, self._lease_prefix + write.member]
+        return bool(self._set_leased_script(keys=keys, args=[*write.args(token), self._channel_prefix + write.member]))
 
     # ---- messages (TieredCache invalidations) ---------------------------------------------------------
     def _notify(self, message: str) -> None:
@@ -536,6 +535,12 @@ class _Write(NamedTuple):
     member: str
     score: float
     trim_below: float
+
+    def args(self, token: str) -> list[Any]:
+        """The arguments of the ``_WRITE`` scripts, after the lease ``token`` ("" for none)."""
+        score = "+inf" if self.score == math.inf else repr(self.score)
+        return [token, self.blob, "" if self.milliseconds is None else self.milliseconds, self.member, score,
+                repr(self.trim_below)]
 
 
 def _milliseconds(seconds: float) -> int:
