@@ -4,19 +4,18 @@ Two "spawn" processes (started once per module, see spawn_worker.py) reopen the 
 together by a file barrier, call one slow memoized function (0.5 s) on the same key. Every execution
 appends a marker (its pid) to a file.
 
-oxicache promises single-flight within a process only: no backend takes a cross-process lease
-(ARCHITECTURE.md, "computed once per process"; docs/backends/json.md "No cross-process single-flight";
-docs/backends/database.md and disk.md "once per process"; the last store wins). So this is the matrix's
-"otherwise" branch: at most 2 markers, each process gets a correct value (``f(key)`` from the oracle,
-tagged with the pid that computed it), a process that did not compute got the other's stored value, and
-the final stored value, read by the test process, is one of the computed ones. Were a backend ever to
-promise a lease, this row must become "exactly 1 marker".
+By default oxicache promises single-flight within a process only: a backend takes a cross-process lease
+only under ``shared_flight=True``, off by default (each backend's page: "Off by default: a miss is
+computed once per process"; the last store wins). So this is the matrix's "otherwise" branch: at most 2
+markers, each process gets a correct value (``f(key)`` from the oracle, tagged with the pid that computed
+it), a process that did not compute got the other's stored value, and the final stored value, read by the
+test process, is one of the computed ones. "Exactly 1 marker" under ``shared_flight=True`` is
+tests/test_shared_flight.py's (Redis) and tests/test_shared_flight_backends.py's (the others).
 """
 
 from __future__ import annotations
 
 import os
-import re
 import time
 import uuid
 from pathlib import Path
@@ -96,18 +95,15 @@ def test_two_processes_same_slow_key(name: str, workers: list[SpawnWorker], tmp_
 
 
 def test_documented_as_per_process() -> None:
-    """The docs of each persistent backend say what the test above checks: single-flight is per process
-    (no lease), so two processes may both compute. RedisCache has leases, off by default: its page says
-    both, and tests/test_shared_flight.py checks the option (exactly one marker: a backend that gains a
-    lease changes its page and so must R4)."""
+    """The docs of each persistent backend say what the test above checks: by default single-flight is
+    per process, so two processes may both compute. Every persistent backend has leases, off by default:
+    its page says both, and tests/test_shared_flight.py (Redis) and tests/test_shared_flight_backends.py
+    (the others) check the option (exactly one marker: a backend without leases would need a page that
+    says so, and R4 would list it apart)."""
     docs = Path(__file__).resolve().parents[2] / "docs" / "backends"
-    pages = {"disk": "disk.md", "json": "json.md", "sqlite": "database.md", "postgresql": "database.md", "mysql": "database.md"}
-    leased = {"redis": "redis.md", "tiered": "tiered.md"}
-    assert set(pages) | set(leased) == set(PERSISTENT)
-    for page in set(pages.values()):
-        text = " ".join((docs / page).read_text().split())
-        assert "once per process" in text or "No cross-process single-flight" in text, page
-        assert not re.search(r"\bleases?\b", text, re.I), page
-    for page in leased.values():
+    leased = {"redis": "redis.md", "tiered": "tiered.md", "disk": "disk.md", "json": "json.md",
+              "sqlite": "database.md", "postgresql": "database.md", "mysql": "database.md"}
+    assert set(leased) == set(PERSISTENT)
+    for page in set(leased.values()):
         text = " ".join((docs / page).read_text().split())
         assert "Off by default: a miss is computed once per process" in text and "shared_flight" in text, page

@@ -17,11 +17,14 @@ Pre-seeded in real stores, then the store is opened and used:
   by DiskCache's ``len()``, diskcache's item count) or reported by ``verify()``, and the next store
   overwrites it.
 
-Adapted: oxicache has no leases and takes no cross-process lock (two processes missing one key may both
-compute it, R4; SQLite's own locks are released by the kernel when a process dies). So there is no lease
-to expire: the row's "dead lease" becomes lock-like files owned by a dead PID in the store's folder
-(``*.lock``, ``*.lease``, a ``.pid`` file), which must not block a call (under a watchdog) and are not the
-cache's files (left alone, not counted).
+Adapted: by default oxicache takes no cross-process lock (two processes missing one key may both compute
+it, R4; SQLite's own locks are released by the kernel when a process dies). So the row's "dead lease"
+becomes lock-like files owned by a dead PID in the store's folder (``*.lock``, ``*.lease``, a ``.pid``
+file), which must not block a call (under a watchdog) and are not the cache's files (left alone, not
+counted). Under ``shared_flight=True`` a lease is a lock that goes with its holder, and the lock file a
+killed leader leaves (``leases/``) neither blocks the next leader nor stays: tests/test_shared_flight_backends.py
+(``test_a_killed_leader_is_taken_over_at_once``, ``test_lock_files_do_not_pile_up``,
+``test_a_lock_file_no_one_holds_is_taken_and_removed``).
 """
 
 from __future__ import annotations

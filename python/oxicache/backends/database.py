@@ -16,6 +16,7 @@ from oxicache._core import KEY_SCHEME_VERSION, CacheEntry
 from oxicache.backends._fork import in_child_of
 from oxicache.backends._forkgate import SQLITE_GATE
 from oxicache.backends._fs import check_writable_file, hold_sqlite_file, prepare_folder, warn_if_risky_filesystem
+from oxicache.backends._leases import FILE_LOCKS, FileLeases, LocalLeases, lease_options
 from oxicache.backends._records import check_key, from_columns, key_hex, ref_key, to_columns
 from oxicache.backends._reserve import Reserve, is_full, reserve_path
 from oxicache.backends._sql import (
@@ -34,6 +35,7 @@ from oxicache.backends._sql import (
     timed_out,
     upsert,
 )
+from oxicache.backends._sqlleases import ServerLeases
 from oxicache.base import BaseCache, Capabilities, Ref
 from oxicache.durations import TTL, parse_ttl
 from oxicache.errors import DatabaseConnectionError, ValueDecodingError, ValueEncodingError
@@ -110,6 +112,22 @@ def _libpq_version(driver: str) -> int:
 _UNGATED = contextlib.nullcontext()
 
 
+def _sqlite_path(database: str | None) -> str | None:
+    """The file of a SQLite database (a path, or a ``file:`` URI's), or None for an in-memory one."""
+    if database in (None, "", ":memory:"):
+        return None
+    assert database is not None
+    if not database.startswith("file:"):
+        return database  # made absolute when the URL was resolved
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    parts = urlsplit(database)
+    path = unquote(parts.path)
+    if path in ("", ":memory:") or "memory" in parse_qs(parts.query).get("mode", []):
+        return None
+    return os.path.abspath(path)
+
+
 class DatabaseCache(BaseCache):
     """Entries as rows of one SQL table: SQLite (embedded, the default), PostgreSQL or MySQL/MariaDB.
 
@@ -136,6 +154,14 @@ class DatabaseCache(BaseCache):
             connecting gives up after ``min(10 s, timeout)``. SQLite (default 30 s): how long a
             statement waits for another connection's lock. A timeout given in the URL or
             ``engine_options["connect_args"]`` wins over the one derived from this.
+        shared_flight: memoized plain functions compute a miss once across every process using this
+            table (and host, on a server), rather than once per process (``memoize(shared_flight=...)``
+            overrides it per function). Off by default. A lease is a lock: a PostgreSQL advisory lock or
+            a MySQL ``GET_LOCK`` held by a connection of the leader's, or a file lock beside a SQLite file
+            (one host). A leader that dies lets go of it at once. See docs/scale-out.md.
+        lease: on a server, how long a leader that stopped answering (stopped, cut off) keeps its lock
+            (the idle timeout of its lock connection; default 30 s); for SQLite only how often the leader
+            checks its lock. Seconds, a timedelta or ``"30s"``.
 
     Raises:
         ValueError: an unknown provider, a table name that is not a plain identifier, or a timeout that is
@@ -149,7 +175,7 @@ class DatabaseCache(BaseCache):
     See docs/backends/database.md for the table layout, guarantees and queries.
     """
 
-    capabilities = Capabilities(blocking_io=True)
+    capabilities = Capabilities(blocking_io=True, leases=True)
 
     def __init__(
         self,
@@ -168,8 +194,11 @@ class DatabaseCache(BaseCache):
         engine_options: Mapping[str, Any] | None = None,
         on_backend_error: str = "warn",
         timeout: float | str | datetime.timedelta | None = None,
+        shared_flight: bool = False,
+        lease: TTL = 30.0,
     ) -> None:
         super().__init__(exclude, ttl=ttl, on_backend_error=on_backend_error)
+        self.shared_flight, self.lease_seconds = lease_options("DatabaseCache", shared_flight, lease)
         if username is not None:  # ahvn's spelling
             if user is not None:
                 msg = "pass user= or username= (the same setting), not both"
@@ -231,6 +260,9 @@ class DatabaseCache(BaseCache):
         self._reserve = Reserve(reserve_path(str(self._url.database))) if file else None
         self._compile(sa)
         self._dbapi_error: type[BaseException] = self._engine.dialect.loaded_dbapi.Error
+        self._leases = self._make_leases(sa)
+        if isinstance(self._leases, ServerLeases):
+            weakref.finalize(self, self._leases.close)
         in_child_of(self, DatabaseCache._forked)
 
     # ---- construction ---------------------------------------------------------------------------
@@ -570,14 +602,18 @@ class DatabaseCache(BaseCache):
         return row is not None and (row[0] is None or row[0] > time.time())
 
     def _set(self, entry: CacheEntry, ttl: float | None) -> None:
-        columns = to_columns(entry, ttl)  # ValueEncodingError here: nothing is written
+        self._run(self._q_upsert, self._upsert_args(entry, ttl), 0)
+        if self._reserve is not None:
+            self._reserve.after_store()  # remakes a reserve that clear() used, once stores fit again
+
+    def _upsert_args(self, entry: CacheEntry, ttl: float | None) -> Any:
+        """The upsert's parameters for ``entry``; ``ValueEncodingError`` before anything is written."""
+        columns = to_columns(entry, ttl)
         if len(columns["func"]) > MAX_FUNC:
             msg = (f"the function name {columns['func'][:60]!r}... is longer than {MAX_FUNC} characters, the "
                    "size of DatabaseCache's func column; give it a shorter name= in memoize")
             raise ValueEncodingError(msg)
-        self._run(self._q_upsert, self._q_upsert.args(columns), 0)
-        if self._reserve is not None:
-            self._reserve.after_store()  # remakes a reserve that clear() used, once stores fit again
+        return self._q_upsert.args(columns)
 
     def _remove(self, ref: Ref) -> bool:
         args = {"key": key_hex(ref_key(ref)), "now": time.time()}
@@ -663,6 +699,46 @@ class DatabaseCache(BaseCache):
             self._reserve.restore()  # remade if there is room, else by the next store that fits
         return count
 
+    # ---- leases (shared flight) ----------------------------------------------------------------
+    def _make_leases(self, sa: Any) -> FileLeases | LocalLeases | ServerLeases:
+        """A server's locks (``_sqlleases``), file locks beside a SQLite file (``_leases``), or, for a
+        database no other process opens (``:memory:``), a table in this process."""
+        if self._dialect_name != "sqlite":
+            return ServerLeases(sa, self._engine, self._dialect_name, str(self._url.database or ""),
+                                self._table_name, self._seconds, self._deadline)
+        path = _sqlite_path(self._url.database)
+        if path is None or not FILE_LOCKS:
+            return LocalLeases()
+        # SQLite folds table names: one lock per key of the table however its name is spelled.
+        return FileLeases(f"{path}-leases", prefix=f"{self._table_name.lower()}.")
+
+    def _lease_acquire(self, key: int, seconds: float) -> str | None:
+        if self._down_until:
+            self._refuse_while_down()
+        return self._leases.acquire(key, seconds)
+
+    def _lease_renew(self, key: int, token: str, seconds: float) -> bool:
+        return self._leases.renew(key, token, seconds)
+
+    def _lease_release(self, key: int, token: str) -> None:
+        self._leases.release(key, token)
+
+    def _lease_wait(self, key: int, seconds: float) -> None:
+        if self._down_until:
+            self._refuse_while_down()
+        self._leases.wait(key, seconds)
+
+    def _set_leased(self, entry: CacheEntry, ttl: float | None, token: str) -> bool:
+        key, args = entry.shared_key, self._upsert_args(entry, ttl)
+        leases = self._leases
+        if isinstance(leases, ServerLeases):
+            stored = leases.store_then_release(key, token, self._q_upsert.sql, args)
+        else:
+            stored = leases.store_then_release(key, token, lambda: self._run(self._q_upsert, args, 0))
+        if stored and self._reserve is not None:
+            self._reserve.after_store()
+        return stored
+
     # ---- public extras --------------------------------------------------------------------------
     def expire(self) -> int:
         """Delete every expired row now (reads also skip and delete them lazily); returns how many."""
@@ -729,6 +805,8 @@ class DatabaseCache(BaseCache):
         """Return every connection and dispose of the engine. Using the cache afterwards reconnects."""
         with SQLITE_GATE if self._gated else _UNGATED:  # closing the last connection may checkpoint
             self._pool.close(dispose=not self._memory)  # a :memory: database lives in its connection
+        if isinstance(self._leases, ServerLeases):
+            self._leases.close()
 
     def _where(self, key: str) -> str:
         return f"table {self._table_name!r} key {key}"

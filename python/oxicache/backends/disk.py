@@ -26,6 +26,7 @@ from oxicache.backends._fs import (
     prepare_folder,
     warn_if_risky_filesystem,
 )
+from oxicache.backends._leases import FILE_LOCKS, FileLeases, lease_options
 from oxicache.backends._records import check_key, entry_of, of_this_scheme, record_of, ref_key
 from oxicache.backends._reserve import Reserve, is_full, reserve_path
 from oxicache.base import BaseCache, Capabilities, Ref
@@ -93,6 +94,8 @@ def _safe_disk_class() -> type:
 
 
 _FOREIGN: Any = object()
+#: The folder of the lease lock files, inside the cache's folder (not diskcache's: its check() lists it).
+LEASES = "leases"
 _MODES = (1, 2, 3)  # diskcache's MODE_RAW, MODE_BINARY, MODE_TEXT (MODE_PICKLE, 4, is refused above)
 #: diskcache's value files: ``<2 hex>/<2 hex>/<28 hex>.val`` (``Disk.filename``).
 _VALUE_DIR = re.compile(r"[0-9a-f]{2}")
@@ -162,12 +165,18 @@ class DiskCache(BaseCache):
             fails or a record is damaged (see docs/guarantees.md).
         serializer: ``"codec"`` (default, safe) or ``"pickle"`` (any picklable value; only for folders no
             one else can write). ``signing_key`` signs pickles with HMAC-SHA256; a bad signature is a miss.
+        shared_flight: memoized plain functions compute a miss once across every process using this
+            folder, rather than once per process (``memoize(shared_flight=...)`` overrides it per
+            function). Off by default. A lease is a file lock in ``<path>/leases/``, which the system lets
+            go of when its holder dies: one host only. See docs/scale-out.md.
+        lease: how often a leader checks that it still holds its key's lock (every third of it; default
+            30 s). A lock lasts as long as its holder: nothing expires.
         **diskcache_options: passed to ``diskcache.Cache`` (``eviction_policy``, ``cull_limit``, ...).
 
     Safe across threads and processes (SQLite in WAL mode underneath). See docs/backends/disk.md.
     """
 
-    capabilities = Capabilities(blocking_io=True, bounded=True)  # size_limit
+    capabilities = Capabilities(blocking_io=True, bounded=True, leases=FILE_LOCKS)  # size_limit; flock
 
     def __init__(
         self,
@@ -179,9 +188,12 @@ class DiskCache(BaseCache):
         serializer: str = "codec",
         signing_key: bytes | None = None,
         on_backend_error: str = "warn",
+        shared_flight: bool = False,
+        lease: TTL = 30.0,
         **diskcache_options: Any,
     ) -> None:
         super().__init__(exclude, ttl=ttl, on_backend_error=on_backend_error)
+        self.shared_flight, self.lease_seconds = lease_options("DiskCache", shared_flight, lease)
         try:
             import diskcache  # noqa: F401  (checked here so the error names the extra)
         except ImportError as err:
@@ -220,6 +232,7 @@ class DiskCache(BaseCache):
         # disk space held beside cache.db that clearing frees on a full disk (_delete); diskcache's own
         # check() leaves files named cache.db* alone
         self._reserve = Reserve(reserve_path(db))
+        self._leases = FileLeases(os.path.join(self.path, LEASES))  # removes the lock files of dead leaders
         in_child_of(self, DiskCache._reopen_after_fork)
 
     def _reopen_after_fork(self) -> None:
@@ -479,6 +492,22 @@ class DiskCache(BaseCache):
         self._write(lambda: self._dc.expire(retry=True))
         return len(self._dc)
 
+    # ---- leases (shared flight): file locks in leases/ (oxicache.backends._leases) -------------------
+    def _lease_acquire(self, key: int, seconds: float) -> str | None:
+        return self._leases.acquire(key, seconds)
+
+    def _lease_renew(self, key: int, token: str, seconds: float) -> bool:
+        return self._leases.renew(key, token, seconds)
+
+    def _lease_release(self, key: int, token: str) -> None:
+        self._leases.release(key, token)
+
+    def _lease_wait(self, key: int, seconds: float) -> None:
+        self._leases.wait(key, seconds)
+
+    def _set_leased(self, entry: CacheEntry, ttl: float | None, token: str) -> bool:
+        return self._leases.store_then_release(entry.shared_key, token, lambda: self._set(entry, ttl))
+
     # ---- the rest -----------------------------------------------------------------------------------
     def expire(self) -> int:
         """Remove expired entries now (they are also skipped and culled lazily); returns how many."""
@@ -522,6 +551,8 @@ class DiskCache(BaseCache):
         # diskcache reports every file it does not know; only value-file-shaped ones are the store's (other
         # files in the folder are not its business, as for JsonCache: a user's notes, a lock file)
         found = [line for line in found if not line.startswith("unknown file: ") or _is_value_file(line[14:], self.path)]
+        leases = os.path.join(self.path, LEASES)  # the lease lock files' folder is the cache's own, empty or not
+        found = [line for line in found if line != f"empty directory: {leases}"]
         problems += [f"{self.path}: diskcache check: {line}" for line in found]
         disk, sql, after = self._dc._disk, self._dc._sql, -1
         select = ("SELECT rowid, key, raw, mode, filename, value FROM Cache WHERE rowid > ?"

@@ -11,6 +11,7 @@ from typing import Callable, Iterable, Iterator
 
 from oxicache._core import CacheEntry
 from oxicache.backends import _fs
+from oxicache.backends._leases import FILE_LOCKS, FileLeases, lease_options
 from oxicache.backends._records import check_key, from_json_record, key_hex, ref_key, to_json_record
 from oxicache.base import BaseCache, Capabilities, Ref
 from oxicache.durations import TTL
@@ -26,6 +27,8 @@ TEMP_NAME = re.compile(r"\.[0-9a-f]{32}\.[0-9]+\.[0-9a-f]+\.tmp")
 #: Temporary files older than this (seconds) are left over by a crashed writer and are removed on open
 #: (younger ones may be writes in progress in another process).
 STALE_TEMP_AGE = _fs.STALE_TEMP_AGE
+#: The folder of the lease lock files (``shared_flight``), inside the cache's folder.
+LEASES = "leases"
 
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
@@ -45,6 +48,12 @@ class JsonCache(BaseCache):
             fails or a record is damaged (see docs/guarantees.md).
         fsync: flush each write to the disk (the file, then the folder) before it counts as done; slower,
             and only needed to survive a power loss or an OS crash, not a process crash.
+        shared_flight: memoized plain functions compute a miss once across every process using this
+            folder, rather than once per process (``memoize(shared_flight=...)`` overrides it per
+            function). Off by default. A lease is a file lock in ``<path>/leases/``, which the system lets
+            go of when its holder dies: one host only. See docs/scale-out.md.
+        lease: how often a leader checks that it still holds its key's lock (every third of it; default
+            30 s). A lock lasts as long as its holder: nothing expires.
 
     Raises:
         OSError: the folder cannot be created or a file cannot be written in it.
@@ -54,14 +63,16 @@ class JsonCache(BaseCache):
     ``expire()``) or are removed. See docs/backends/json.md.
     """
 
-    capabilities = Capabilities(blocking_io=True)
+    capabilities = Capabilities(blocking_io=True, leases=FILE_LOCKS)  # flock
 
     #: Wall-clock time used for ``created_at``/``expires_at`` (tests replace it on an instance).
     _clock: Callable[[], float] = staticmethod(time.time)
 
     def __init__(self, path: str | os.PathLike[str], exclude: Iterable[str] | None = None, *, ttl: TTL = None,
-                 fsync: bool = False, on_backend_error: str = "warn") -> None:
+                 fsync: bool = False, on_backend_error: str = "warn", shared_flight: bool = False,
+                 lease: TTL = 30.0) -> None:
         super().__init__(exclude, ttl=ttl, on_backend_error=on_backend_error)
+        self.shared_flight, self.lease_seconds = lease_options("JsonCache", shared_flight, lease)
         folder = os.fspath(path)
         if not isinstance(folder, str):
             msg = f"JsonCache path must be a str or a pathlib.Path, got {type(folder).__name__}"
@@ -76,6 +87,7 @@ class JsonCache(BaseCache):
             msg = f"JsonCache cannot use the folder {self._dir!r}: {err.strerror or err}; pass a path where a folder can be created and written"
             raise type(err)(err.errno, msg) from err
         self._sweep_temp()
+        self._leases = FileLeases(os.path.join(self._dir, LEASES))  # removes the lock files of dead leaders
 
     @property
     def path(self) -> str:
@@ -319,6 +331,22 @@ class JsonCache(BaseCache):
                         os.unlink(d.path)
                 except OSError:
                     continue  # gone already, or not ours to remove
+
+    # ---- leases (shared flight): file locks in leases/ (oxicache.backends._leases) -------------------
+    def _lease_acquire(self, key: int, seconds: float) -> str | None:
+        return self._leases.acquire(key, seconds)
+
+    def _lease_renew(self, key: int, token: str, seconds: float) -> bool:
+        return self._leases.renew(key, token, seconds)
+
+    def _lease_release(self, key: int, token: str) -> None:
+        self._leases.release(key, token)
+
+    def _lease_wait(self, key: int, seconds: float) -> None:
+        self._leases.wait(key, seconds)
+
+    def _set_leased(self, entry: CacheEntry, ttl: float | None, token: str) -> bool:
+        return self._leases.store_then_release(entry.shared_key, token, lambda: self._set(entry, ttl))
 
     def __repr__(self) -> str:
         return f"JsonCache({self._dir!r}{', fsync=True' if self._fsync else ''})"

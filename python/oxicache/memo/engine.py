@@ -138,8 +138,8 @@ def _lease_seconds(cache: BaseCache, view: EngineView, asked: bool | None, kind:
     if not shared_flight:
         return None
     if not view.capabilities.leases:
-        msg = (f"shared_flight=True needs a backend that grants leases across processes (RedisCache); "
-               f"{type(cache).__name__} computes a miss once per process: drop shared_flight")
+        msg = (f"shared_flight=True needs a backend that grants leases across processes (RedisCache, DatabaseCache, "
+               f"DiskCache, JsonCache); {type(cache).__name__} computes a miss once per process: drop shared_flight")
         raise ValueError(msg)
     if kind != "sync":
         msg = ("shared_flight=True is for plain functions so far; a coroutine or generator function's misses "
