@@ -3,11 +3,15 @@
 The contract suite (tests/contract) and the reliability matrix run on RedisCache through the backend
 registry; these tests cover what is Redis's own: construction errors, prefixes that share one server,
 the server-side TTL and the per-function index, damaged and foreign keys, unreachable and silent
-servers under the failure policy, and entries shared between processes.
+servers under the failure policy, entries shared between processes, and coroutine functions on
+redis.asyncio.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import gc
 import socket
 import subprocess
 import sys
@@ -358,3 +362,87 @@ def test_an_unread_reply_never_answers_the_next_command(cache, raw) -> None:
     connection.send_command("GET", other)  # sent, its reply never read
     assert cache.get("f", x=1) == "mine"
     assert cache.get("f", x=2) == "other"
+
+
+# ---- coroutine functions: redis.asyncio on the event loop -------------------------------------------
+
+
+class _NoWorkerThreads(concurrent.futures.ThreadPoolExecutor):
+    """An event loop's default executor that refuses work: a cache call offloaded to a thread fails."""
+
+    def submit(self, *args: object, **kwargs: object) -> concurrent.futures.Future:  # type: ignore[override]
+        raise AssertionError("a cache call ran in a worker thread")
+
+
+def _on_the_loop_only(main):  # noqa: ANN001, ANN202 - a coroutine function
+    async def run():  # noqa: ANN202
+        asyncio.get_running_loop().set_default_executor(_NoWorkerThreads())
+        return await main()
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize("tiered", [False, True], ids=["redis", "tiered"])
+def test_coroutine_functions_await_the_server_without_threads(url: str, tiered: bool) -> None:
+    """redis.asyncio, one client per event loop, closed when asyncio.run ends (no ResourceWarning);
+    concurrent misses of one key in the loop compute it once."""
+    cache: oxicache.BaseCache = oxicache.RedisCache(url, prefix=_prefix())
+    if tiered:
+        cache = oxicache.TieredCache(oxicache.InMemCache(ttl=30), cache)
+    assert cache.capabilities.async_io
+    runs: list[int] = []
+
+    @cache.memoize(name="co")
+    async def co(x: int) -> int:
+        runs.append(x)
+        await asyncio.sleep(0.05)
+        return x * 2
+
+    async def main() -> list[int]:
+        return [*await asyncio.gather(*(co(1) for _ in range(20))), await co(1), await co(2)]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        assert _on_the_loop_only(main) == [2] * 21 + [4]
+        assert _on_the_loop_only(main) == [2] * 21 + [4]  # a second loop: its own client, all hits
+        gc.collect()  # the first loop's client was closed with it, not left to the collector
+    assert runs == [1, 2]
+    assert cache.get("co", x=1) == 2
+    cache.clear()
+    cache.close()
+
+
+def test_a_coroutine_function_on_an_unreachable_server_computes_with_a_warning() -> None:
+    cache = oxicache.RedisCache(f"redis://127.0.0.1:{_closed_port()}/0", connect_timeout=1)
+
+    @cache.memoize
+    async def co(x: int) -> int:
+        return x + 1
+
+    with pytest.warns(CacheWarning) as caught:
+        assert _on_the_loop_only(lambda: co(1)) == 2
+    assert len(caught) == 1  # the lookup's failure; the store's is counted, not warned again
+    raising = oxicache.RedisCache(f"redis://127.0.0.1:{_closed_port()}/0", connect_timeout=1, on_backend_error="raise")
+
+    @raising.memoize
+    async def co2(x: int) -> int:
+        return x
+
+    with pytest.raises(BackendError):
+        _on_the_loop_only(lambda: co2(1))
+
+
+def test_a_given_client_offloads_coroutine_functions_to_a_thread(url: str) -> None:
+    """A sync client given as client= has no asyncio twin: coroutine functions still work, their cache
+    I/O in a worker thread."""
+    client = redis.Redis.from_url(url)
+    cache = oxicache.RedisCache(client=client, prefix=_prefix())
+    assert not cache.capabilities.async_io and oxicache.RedisCache.capabilities.async_io
+
+    @cache.memoize
+    async def co(x: int) -> int:
+        return x * 5
+
+    assert asyncio.run(co(1)) == asyncio.run(co(1)) == 5
+    cache.clear()
+    client.close()

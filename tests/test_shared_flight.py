@@ -76,9 +76,9 @@ print("ok")
 """
 
 
-def _stampede(url: str, prefix: str, processes: int, **options: object) -> int:
+def _stampede(url: str, prefix: str, processes: int, body: str | None = None, **options: object) -> int:
     raw = redis.Redis.from_url(url)
-    script = _child(url, prefix, STAMPEDE.format(prefix=prefix), **options)
+    script = _child(url, prefix, STAMPEDE.format(prefix=prefix) if body is None else body, **options)
     children = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                 for _ in range(processes)]
     try:
@@ -302,22 +302,57 @@ def test_shared_flight_needs_a_backend_with_leases() -> None:
             cache.memoize(shared_flight=True)(lambda x: x)
 
 
-def test_shared_flight_is_for_plain_functions_so_far(url: str, prefix: str) -> None:
+def test_shared_flight_is_for_plain_and_coroutine_functions_so_far(url: str, prefix: str) -> None:
     cache = oxicache.RedisCache(url, prefix=prefix)
-
-    async def coro(x: int) -> int:
-        return x
 
     def gen(x: int):
         yield x
 
-    for func in (coro, gen):
-        with pytest.raises(ValueError, match="for plain functions so far"):
+    async def agen(x: int):
+        yield x
+
+    for func in (gen, agen):
+        with pytest.raises(ValueError, match="for plain and coroutine functions so far"):
             cache.memoize(shared_flight=True)(func)
     shared = oxicache.RedisCache(url, prefix=prefix, shared_flight=True)
-    shared.memoize(shared_flight=False)(coro)  # the cache's default turned off for one function: fine
-    with pytest.raises(ValueError, match="for plain functions so far"):
-        shared.memoize(coro)
+    shared.memoize(shared_flight=False)(gen)  # the cache's default turned off for one function: fine
+    with pytest.raises(ValueError, match="for plain and coroutine functions so far"):
+        shared.memoize(gen)
+
+
+ASYNC_STAMPEDE = """
+import asyncio
+
+@cache.memoize(name="expensive")
+async def expensive(x):
+    raw.incr("{prefix}:runs")
+    await asyncio.sleep(0.4)
+    return {{"x": x}}
+
+raw.incr("{prefix}:ready")
+while not raw.exists("{prefix}:go"):
+    time.sleep(0.005)
+
+async def main():
+    return await asyncio.gather(*(expensive(1) for _ in range(3)))
+
+assert asyncio.run(main()) == [{{"x": 1}}] * 3
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("tiered", [False, True], ids=["redis", "tiered"])
+def test_a_coroutine_functions_stampede_runs_once_across_processes(url: str, prefix: str, tiered: bool) -> None:
+    """4 processes x 3 tasks; the coroutine function awaits on the loop while the lease is held, and the
+    waiters' lease calls run in worker threads (a RedisCache, or a TieredCache over it)."""
+    body = ASYNC_STAMPEDE.format(prefix=prefix)
+    if tiered:
+        body = "cache = oxicache.TieredCache(oxicache.InMemCache(ttl=30), cache)\n" + body
+    assert _stampede(url, prefix, 4, body=body, shared_flight=True) == 1
+    raw = redis.Redis.from_url(url)
+    raw.delete(f"{prefix}:runs", f"{prefix}:ready", f"{prefix}:go", *raw.scan_iter(match=f"{prefix}:e:*"))
+    raw.close()
+    assert _stampede(url, prefix, 3, body=body) == 3  # without shared_flight: once per process
 
 
 def test_bad_shared_flight_values(url: str, prefix: str) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Iterator, Mapping, ParamSpec, TypeVar, Union, overload
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, ClassVar, Iterable, Iterator, Mapping, ParamSpec, TypeVar, Union, overload
 
 from oxicache._core import DEFAULT_WAIT_TIMEOUT, CacheEntry, MemoryStore, SingleFlight
 from oxicache.memo.async_flight import AsyncFlights
@@ -195,6 +195,16 @@ class BaseCache:
         what a newer leader stored."""
         raise NotImplementedError
 
+    # Optional: coroutine primitives, awaited by memoized coroutine functions on the event loop. A backend
+    # that implements both declares ``Capabilities(async_io=True)``.
+    async def _aget(self, ref: Ref) -> CacheEntry | None:
+        """``_get`` as a coroutine."""
+        raise NotImplementedError
+
+    async def _aset(self, entry: CacheEntry, ttl: float | None) -> None:
+        """``_set`` as a coroutine."""
+        raise NotImplementedError
+
     # Optional: messages to every process using the store (a TieredCache's invalidations). A backend that
     # implements both declares ``Capabilities(notifies=True)``.
     def _notify(self, message: str) -> None:
@@ -288,6 +298,11 @@ class BaseCache:
         self._count("misses" if entry is None else "hits")
         return entry
 
+    async def _alookup(self, ref: Ref) -> CacheEntry | None:
+        entry = await self._aget(ref)
+        self._count("misses" if entry is None else "hits")
+        return entry
+
     def _memo_lookup(self, probe: CacheEntry, func: Callable[..., Any]) -> CacheEntry | None:
         """A memoized call's lookup (``func`` is the decorated function; CallbackCache passes it to feeds)."""
         return self._lookup(probe)
@@ -371,6 +386,10 @@ class BaseCache:
 
     def _store(self, entry: CacheEntry, ttl: TTL) -> None:
         self._set(entry, self._entry_ttl(entry, ttl))
+        self._count("sets")
+
+    async def _astore(self, entry: CacheEntry, ttl: TTL) -> None:
+        await self._aset(entry, self._entry_ttl(entry, ttl))
         self._count("sets")
 
     def _store_leased(self, entry: CacheEntry, ttl: TTL, token: str) -> bool:
@@ -550,8 +569,9 @@ class BaseCache:
             wait_timeout: how long a call waits for another call computing the same key before computing
                 itself (default ``cache.wait_timeout``, 600 s; seconds, timedelta or ``"30s"``).
             shared_flight: compute a miss once across every process and host sharing the store, not once
-                per process (default ``cache.shared_flight``, off): a lease per key, for plain functions on
-                a backend that grants leases (RedisCache). See docs/scale-out.md.
+                per process (default ``cache.shared_flight``, off): a lease per key, for plain and coroutine
+                functions on a backend that grants leases (RedisCache, DatabaseCache, DiskCache, JsonCache).
+                See docs/scale-out.md.
 
         Type checkers see a ``Memoized[P, R]``: the original signature plus the ``cache_*`` helpers.
         """
@@ -606,7 +626,7 @@ class EngineView:
     """What the memoize layer (engines, wrappers, batches) may use of a cache, built by the cache itself
     (``BaseCache.engine_view()``), so that layer never reaches into a backend's members."""
 
-    __slots__ = ("async_flights", "cache", "capabilities", "clear_func", "count_func", "flights", "front",
+    __slots__ = ("alookup", "apeek", "astore", "async_flights", "cache", "capabilities", "clear_func", "count_func", "flights", "front",
                  "lease_acquire", "lease_release", "lease_renew", "lease_wait", "lookup", "native_store", "peek", "store",
                  "store_leased", "tally")
 
@@ -624,6 +644,11 @@ class EngineView:
         self.store: Callable[[CacheEntry, TTL], None] = cache._store
         #: ``tally(name)``: adds one to a ``stats()`` counter.
         self.tally: Callable[[str], None] = cache._count
+        #: ``alookup``, ``apeek``, ``astore``: ``lookup``, ``peek`` and ``store`` as coroutines; called only
+        #: when ``capabilities.async_io``.
+        self.alookup: Callable[[CacheEntry], Awaitable[CacheEntry | None]] = cache._alookup
+        self.apeek: Callable[[Ref], Awaitable[CacheEntry | None]] = cache._aget
+        self.astore: Callable[[CacheEntry, TTL], Awaitable[None]] = cache._astore
         #: ``store_leased(entry, ttl, token)``: ``store`` only while the lease is held (shared flight).
         self.store_leased: Callable[[CacheEntry, TTL, str], bool] = cache._store_leased
         #: The lease primitives (shared flight); called only when ``capabilities.leases``.

@@ -40,3 +40,6 @@ class Capabilities:
     #: The backend sends messages to every process using the store (``_notify`` and ``_listen``), so a
     #: ``TieredCache`` in front of it drops entries changed elsewhere at once rather than after its ttl.
     notifies: bool = False
+    #: The backend has coroutine primitives (``_aget``, ``_aset``): memoized coroutine functions await
+    #: them on the event loop instead of running the blocking primitives in a worker thread.
+    async_io: bool = False

@@ -24,6 +24,7 @@ count, and never block the server as ``KEYS`` would.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import os
@@ -32,7 +33,8 @@ import sys
 import threading
 import time
 import weakref
-from typing import Any, Callable, Iterator, NamedTuple
+from dataclasses import replace
+from typing import Any, AsyncIterator, Callable, Iterator, NamedTuple
 
 from oxicache._core import CacheEntry, decode_binary, encode_binary
 from oxicache.backends._records import check_key, entry_of, expires_at, key_hex, of_this_scheme, record_of, ref_key
@@ -42,6 +44,7 @@ from oxicache.errors import ValueDecodingError
 
 try:
     import redis
+    import redis.asyncio
 except ImportError as err:  # pragma: no cover - exercised only without the extra
     msg = "RedisCache needs the redis package: pip install 'oxicache[redis]'"
     raise ImportError(msg) from err
@@ -162,9 +165,9 @@ class RedisCache(BaseCache):
         connect_timeout: how long to wait for a connection before the call fails (then the failure policy
             applies to memoized calls): seconds, a timedelta or a string like ``"5s"``.
         timeout: how long to wait for any one reply (the same forms).
-        shared_flight: memoized plain functions compute a miss once across every process and host using
+        shared_flight: memoized plain and coroutine functions compute a miss once across every process and host using
             this server and prefix, rather than once per process (``memoize(shared_flight=...)`` overrides
-            it per function). Off by default: it adds a round trip to every miss.
+            it per function). Off by default: it adds two round trips to every miss.
         lease: how long a shared-flight lease lasts without renewal (default 30 s): a process that dies
             while computing holds the key that long at most before another one takes over.
         exclude, ttl, on_backend_error: as for every cache (see docs/guarantees.md).
@@ -179,7 +182,7 @@ class RedisCache(BaseCache):
     docs/backends/redis.md.
     """
 
-    capabilities = Capabilities(blocking_io=True, shared=True, ttl=True, leases=True, notifies=True)
+    capabilities = Capabilities(blocking_io=True, shared=True, ttl=True, leases=True, notifies=True, async_io=True)
 
     #: Wall-clock time for records' creation and expiry times (tests replace it on an instance).
     _clock: Callable[[], float] = staticmethod(time.time)
@@ -225,6 +228,11 @@ class RedisCache(BaseCache):
                 raise ValueError(msg)
             self._owns_client = False
             self._client = self._waiters = client
+            # A given client has no asyncio twin: coroutine functions' cache I/O runs in a worker thread.
+            self.capabilities = replace(type(self).capabilities, async_io=False)  # type: ignore[misc]
+        self._timeouts: dict[str, Any] = {"socket_connect_timeout": connect_seconds, "socket_timeout": reply_seconds}
+        self._loop_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient] = weakref.WeakKeyDictionary()
+        self._loop_clients_lock = threading.Lock()
         self.url = url
         self.prefix = prefix
         self._entry_prefix = f"{prefix}:e:"
@@ -381,6 +389,32 @@ class RedisCache(BaseCache):
                 removed += int(self._delete_if_unchanged(keys=[name], args=[blob]))
         return removed
 
+    # ---- coroutine primitives (redis.asyncio, one client per event loop) --------------------------------
+    async def _loop_client(self) -> _LoopClient:
+        """This event loop's asyncio client (redis.asyncio connections belong to the loop that made them),
+        closed when the loop shuts its async generators down (as ``asyncio.run`` does at its end)."""
+        loop = asyncio.get_running_loop()
+        with self._loop_clients_lock:
+            made = self._loop_clients.get(loop)
+        if made is not None:
+            return made
+        assert self.url is not None  # async_io is declared only for a cache made from a URL
+        client = redis.asyncio.Redis.from_url(self.url, **self._timeouts)  # owns its pool: aclose() closes it
+        made = _LoopClient(client, client.register_script(_SET), _closed_with_loop(client))
+        await made.closer.__anext__()  # started: the loop now closes it at shutdown
+        with self._loop_clients_lock:
+            self._loop_clients.setdefault(loop, made)
+            return self._loop_clients[loop]
+
+    async def _aget(self, ref: Ref) -> CacheEntry | None:
+        key = ref_key(ref)
+        blob = await (await self._loop_client()).client.get(self._name(key))
+        return None if blob is None else self._decode(blob, key)
+
+    async def _aset(self, entry: CacheEntry, ttl: float | None) -> None:
+        write = self._write_parts(entry, ttl)  # raises before anything is written
+        await (await self._loop_client()).set_script(keys=[write.name, write.func_index], args=write.args(""))
+
     # ---- leases (shared flight) --------------------------------------------------------------------------
     def _lease_acquire(self, key: int, seconds: float) -> str | None:
         token = secrets.token_hex(16)
@@ -523,6 +557,23 @@ class _ClosedWithThread:
                 self.connection.disconnect()
         except Exception:  # noqa: BLE001, S110 - at thread exit there is no one to tell
             pass
+
+
+class _LoopClient(NamedTuple):
+    """One event loop's asyncio client, its write script, and the async generator that closes it."""
+
+    client: Any
+    set_script: Any
+    closer: AsyncIterator[None]
+
+
+async def _closed_with_loop(client: Any) -> AsyncIterator[None]:
+    """Yields once; its ``finally`` runs when the loop finalizes its async generators (``asyncio.run`` does
+    at its end), closing the client's connections there rather than leaving them to the collector."""
+    try:
+        yield
+    finally:
+        await client.aclose()
 
 
 class _Write(NamedTuple):

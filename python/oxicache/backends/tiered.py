@@ -13,6 +13,7 @@ entries at once. See docs/backends/tiered.md.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import threading
 import weakref
@@ -136,6 +137,23 @@ class TieredCache(BaseCache):
 
     def _back_peek(self, ref: Ref) -> CacheEntry | None:
         return self.back._get(ref)
+
+    async def _aget(self, ref: Ref) -> CacheEntry | None:
+        entry = self._front_get(ref)
+        if entry is not None:
+            return entry
+        entry = await self.back._aget(ref)
+        if entry is not None:
+            self.front._set(entry, self._front_ttl(None))
+        return entry
+
+    async def _aset(self, entry: CacheEntry, ttl: float | None) -> None:
+        """A memoized coroutine function's store (the only caller): announced under ``refresh()`` only, as
+        ``_memo_store``."""
+        await self.back._aset(entry, ttl)
+        self.front._set(entry, self._front_ttl(ttl))
+        if current_mode() == REFRESH and self._listener is not None:
+            await asyncio.to_thread(self._announce, _KEY, f"{entry.key:032x}")
 
     def _has(self, ref: Ref) -> bool:
         return self.front._has(ref) or self.back._has(ref)

@@ -12,12 +12,13 @@ over that interface, in ``wrappers.py``; batch functions in ``batch.py``.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import threading
 import types
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -30,7 +31,7 @@ from oxicache.memo.signature import (
     param_specs,
     validate_exclude,
 )
-from oxicache.controls import BYPASS, REFRESH, current_mode
+from oxicache.controls import BYPASS, NORMAL, REFRESH, current_mode
 from oxicache.durations import TTL, parse_ttl, resolve_ttl
 from oxicache.errors import CacheWarning, KeyEncodingError, ValueDecodingError, ValueEncodingError
 from oxicache.failures import backend_failed
@@ -141,10 +142,10 @@ def _lease_seconds(cache: BaseCache, view: EngineView, asked: bool | None, kind:
         msg = (f"shared_flight=True needs a backend that grants leases across processes (RedisCache, DatabaseCache, "
                f"DiskCache, JsonCache); {type(cache).__name__} computes a miss once per process: drop shared_flight")
         raise ValueError(msg)
-    if kind != "sync":
-        msg = ("shared_flight=True is for plain functions so far; a coroutine or generator function's misses "
-               "are computed once per process (an event loop or a stream cannot wait on a lease yet): drop "
-               "shared_flight for this function")
+    if kind not in ("sync", "async"):
+        msg = ("shared_flight=True is for plain and coroutine functions so far; a generator function's misses "
+               "are computed once per process (a stream cannot wait on a lease yet): drop shared_flight for "
+               "this function")
         raise ValueError(msg)
     return cache.lease_seconds
 
@@ -314,22 +315,44 @@ class PythonMemo:
 
     def lookup(self, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> Any:
         """The stored value of the call, or a ``PythonPending`` to complete."""
-        probe = self.probe(args, kwargs or {})
-        mode = current_mode()
-        before = self.view.flights.finished_count()
-        if mode == BYPASS:
-            self.view.tally("misses")
-            self.count("misses")
-            return PythonPending(self, probe, before, mode)
+        probe, mode, before = self.begin(args, kwargs)
+        if mode != NORMAL:
+            return self.skip(probe, mode, before)
         failures: list[BaseException] = []
-        if mode == REFRESH:
-            self.view.tally("misses")
-        else:
-            lookup = lambda: self.view.lookup(probe, self.func)  # noqa: E731
-            found = self.read(lookup, f"{self.cache_name} ran without the cache", failures)
-            if found is not None:
-                self.count("hits")
-                return found.value
+        found = self.read(lambda: self.view.lookup(probe, self.func), self.without_cache, failures)
+        return self.answer(probe, mode, before, found, failures)
+
+    async def alookup(self, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> Any:
+        """``lookup`` through the backend's coroutine primitives (``capabilities.async_io``)."""
+        probe, mode, before = self.begin(args, kwargs)
+        if mode != NORMAL:
+            return self.skip(probe, mode, before)
+        failures: list[BaseException] = []
+        found = await self.aread(lambda: self.view.alookup(probe), self.without_cache, failures)
+        return self.answer(probe, mode, before, found, failures)
+
+    @property
+    def without_cache(self) -> str:
+        return f"{self.cache_name} ran without the cache"
+
+    def begin(self, args: tuple[Any, ...], kwargs: dict[str, Any] | None) -> tuple[CacheEntry, int, int]:
+        """A lookup's start: the probe, the per-call mode, the flights' finished count."""
+        return self.probe(args, kwargs or {}), current_mode(), self.view.flights.finished_count()
+
+    def skip(self, probe: CacheEntry, mode: int, before: int) -> PythonPending:
+        """A call under bypass() or refresh(): a miss without looking."""
+        self.view.tally("misses")
+        self.count("misses")
+        if mode == BYPASS:
+            return PythonPending(self, probe, before, mode)
+        return PythonPending(self, probe._call_snapshot(), before, mode)
+
+    def answer(self, probe: CacheEntry, mode: int, before: int, found: CacheEntry | None,
+               failures: list[BaseException]) -> Any:
+        """A lookup's end: the stored value, or the miss to complete."""
+        if found is not None:
+            self.count("hits")
+            return found.value
         self.count("misses")
         # The entry to store is the call as it is now, before the function runs (which may change its
         # arguments, as may the caller afterwards): copies of the arguments, the key already computed.
@@ -340,31 +363,56 @@ class PythonMemo:
         reported the backend failing (one warning per call: a store failing for the same reason is
         counted, not warned again). ``token``: the shared-flight lease the call holds; the store then
         also releases it, and stores nothing if the lease was lost meanwhile."""
-        if self.view.capabilities.stores_nothing or (self.keep is not None and not self.keep(output)):
+        entry = self.kept(probe, output)
+        if entry is None:
             return False
-        entry = probe.clone(output=output)
         try:
             if token is None:
                 self.view.store(entry, self.ttl)  # counts the cache's set
             elif not self.view.store_leased(entry, self.ttl, token):
                 return False  # another process leads this key now: what it stores stands
-        except ValueEncodingError as err:
-            # The caller still gets its value; nothing was written, so any previous entry survives.
-            self.view.tally("backend_errors")
-            if self.cache.on_backend_error == "raise":
-                raise
-            if self.cache.on_backend_error == "warn":
-                warnings.warn(f"oxicache: the result of {self.cache_name} was not cached: {err}", CacheWarning, stacklevel=4)
-            return False
         except _NOT_STORAGE_FAILURES:
             raise
         except Exception as err:
-            # The backend failed (disk full, permissions, a lost connection): the computed value is still
-            # right, so by default the caller gets it, with a warning, rather than losing it to storage.
-            self.backend_failed(err, f"the result of {self.cache_name} was not cached", quiet=warned)
-            return False
+            return self.not_stored(err, warned)
         self.count("sets")
         return True
+
+    async def astore(self, probe: CacheEntry, output: Any, warned: bool = False) -> bool:
+        """``store`` through the backend's coroutine primitives (no lease: shared flight is for plain
+        functions)."""
+        entry = self.kept(probe, output)
+        if entry is None:
+            return False
+        try:
+            await self.view.astore(entry, self.ttl)
+        except _NOT_STORAGE_FAILURES:
+            raise
+        except Exception as err:
+            return self.not_stored(err, warned)
+        self.count("sets")
+        return True
+
+    def kept(self, probe: CacheEntry, output: Any) -> CacheEntry | None:
+        """The entry to store, or None when nothing is (a store of nothing, ``cache_if`` said no)."""
+        if self.view.capabilities.stores_nothing or (self.keep is not None and not self.keep(output)):
+            return None
+        return probe.clone(output=output)
+
+    def not_stored(self, err: Exception, warned: bool) -> bool:
+        """A store that failed: the caller still gets its value; nothing was written, so any previous
+        entry survives. Returns False."""
+        if isinstance(err, ValueEncodingError):
+            self.view.tally("backend_errors")
+            if self.cache.on_backend_error == "raise":
+                raise err
+            if self.cache.on_backend_error == "warn":
+                warnings.warn(f"oxicache: the result of {self.cache_name} was not cached: {err}", CacheWarning, stacklevel=5)
+            return False
+        # The backend failed (disk full, permissions, a lost connection): the computed value is still
+        # right, so by default the caller gets it, with a warning, rather than losing it to storage.
+        self.backend_failed(err, f"the result of {self.cache_name} was not cached", quiet=warned)
+        return False
 
     def failed(self) -> None:
         self.view.tally("errors")
@@ -377,6 +425,19 @@ class PythonMemo:
         error, not the backend's, and the function must not run."""
         try:
             return lookup()
+        except (ValueDecodingError, KeyEncodingError, *_NOT_STORAGE_FAILURES):
+            raise
+        except Exception as err:
+            self.backend_failed(err, what)
+            if failures is not None:
+                failures.append(err)
+            return None
+
+    async def aread(self, lookup: Callable[[], Awaitable[T]], what: str,
+                    failures: list[BaseException] | None = None) -> T | None:
+        """``read`` of a coroutine lookup."""
+        try:
+            return await lookup()
         except (ValueDecodingError, KeyEncodingError, *_NOT_STORAGE_FAILURES):
             raise
         except Exception as err:
@@ -434,15 +495,30 @@ class PythonPending:
         if token is not None and not stored:
             self.token = token  # not released by a store: the leader gives it up itself
 
+    async def astore(self, output: Any) -> None:
+        if self.bypass:
+            return
+        if self.token is not None:  # a shared-flight leader's store also releases its lease: one blocking step
+            await asyncio.to_thread(self.store, output)
+            return
+        await self.memo.astore(self.probe, output, self.warned)
+
     def failed(self) -> None:
         self.memo.failed()
+
+    async def arecheck(self) -> tuple[bool, Any]:
+        """``recheck`` through the backend's coroutine primitives."""
+        if self.mode == REFRESH:
+            return (False, None)
+        found = await self.memo.aread(lambda: self.memo.view.apeek(self.probe), self.memo.without_cache)
+        return (False, None) if found is None else (True, found.value)
 
     def recheck(self) -> tuple[bool, Any]:
         """For single-flight: a value stored since the lookup missed (not counted). Under refresh() the
         stored value is what is being replaced, so there is none to take."""
         if self.mode == REFRESH:
             return (False, None)
-        found = self.memo.read(lambda: self.memo.view.peek(self.probe), f"{self.memo.cache_name} ran without the cache")
+        found = self.memo.read(lambda: self.memo.view.peek(self.probe), self.memo.without_cache)
         return (False, None) if found is None else (True, found.value)
 
 

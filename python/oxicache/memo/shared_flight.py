@@ -18,6 +18,10 @@ that runs it calls ``lead`` here, which extends that to every process sharing th
 3. Waits are bounded by the function's ``wait_timeout`` (after it, the call computes without a lease)
    and are made of short blocking calls, so Ctrl-C interrupts them.
 
+The protocol is written once, as a generator of steps (``_protocol``); ``lead`` runs its steps for a plain
+function, ``alead`` for a coroutine function (the store's calls in a worker thread, the function awaited
+on the loop).
+
 A backend that fails (a lost connection) is handled by the cache's ``on_backend_error`` as on any
 lookup: under "warn" the call computes at once, without a lease, and warns once (a lookup that failed
 already skips the lease; a failed lease step makes the failing store quiet).
@@ -25,71 +29,112 @@ already skips the lease; a failed lease step makes the failing store quiet).
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Generator, Optional
 
 if TYPE_CHECKING:
     from oxicache.base import EngineView
     from oxicache.memo.engine import PythonPending
 
-__all__ = ["lead"]
+__all__ = ["alead", "lead"]
+
+#: A step of the protocol: a blocking call to the store to make (its result is sent back), or None: run
+#: the function (its value is sent back, its exception thrown in).
+Step = Optional[Callable[[], Any]]
 
 
 def lead(view: EngineView, pending: PythonPending, compute: Callable[[], Any], wait: float, lease: float) -> Any:
     """The value of the call ``pending`` stands for: computed here under the key's lease, or read from the
     store once the process holding the lease has stored it."""
+    steps = _protocol(view, pending, wait, lease)
+    step = next(steps)
+    while True:
+        try:
+            result = compute() if step is None else step()
+        except BaseException as err:  # into the protocol, which releases the lease and re-raises
+            try:
+                step = steps.throw(err)
+            except StopIteration as done:
+                return done.value
+            continue
+        try:
+            step = steps.send(result)
+        except StopIteration as done:
+            return done.value
+
+
+async def alead(view: EngineView, pending: PythonPending, compute: Callable[[], Awaitable[Any]], wait: float,
+                lease: float) -> Any:
+    """``lead`` for a coroutine function: the store's blocking calls run in a worker thread, each wait on a
+    lease at most one second long, so a cancelled call leaves no thread waiting for long."""
+    steps = _protocol(view, pending, wait, lease, slice_seconds=1.0)
+    step = next(steps)
+    while True:
+        try:
+            result = await (compute() if step is None else asyncio.to_thread(step))
+        except BaseException as err:
+            try:
+                step = steps.throw(err)
+            except StopIteration as done:
+                return done.value
+            continue
+        try:
+            step = steps.send(result)
+        except StopIteration as done:
+            return done.value
+
+
+def _protocol(view: EngineView, pending: PythonPending, wait: float, lease: float,
+              slice_seconds: float = float("inf")) -> Generator[Step, Any, Any]:
+    """The protocol (see the module's docstring), written once as steps for both drivers."""
     if pending.warned:  # the lookup failed and its policy was applied: compute at once, without a lease
-        return compute()
+        return (yield None)
     key = pending.probe.key
     memo = pending.memo
     what = f"{memo.cache_name} ran without a shared-flight lease"
     deadline = time.monotonic() + wait
     while True:
-        taken = memo.read(lambda: [view.lease_acquire(key, lease)], what)
+        taken = yield lambda: memo.read(lambda: [view.lease_acquire(key, lease)], what)
         if taken is None:  # the backend failed: its policy was applied, so compute without a lease
-            return _without_lease(pending, compute)
+            pending.warned = True  # and the store, failing for the same reason, is counted, not warned
+            return (yield None)
         token = taken[0]
         if token is not None:
             # A free lease may mean the last leader has just stored the value and released it, after this
             # call's lookup missed: look again before computing it a second time.
-            found, value = pending.recheck()
+            found, value = yield pending.recheck
             if found:
-                _release(view, key, token)
+                yield lambda: _release(view, key, token)
                 return value
-            return _compute_leased(view, pending, compute, key, token, lease)
-        found, value = pending.recheck()
+            return (yield from _compute_leased(view, pending, key, token, lease))
+        found, value = yield pending.recheck
         if found:
             return value
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            return compute()  # waited wait_timeout for another process: compute here
-        if memo.read(lambda: [view.lease_wait(key, min(remaining, lease))], what) is None:
-            return _without_lease(pending, compute)
-        found, value = pending.recheck()
+            return (yield None)  # waited wait_timeout for another process: compute here
+        seconds = min(remaining, lease, slice_seconds)
+        if (yield lambda: memo.read(lambda: [view.lease_wait(key, seconds)], what)) is None:
+            pending.warned = True
+            return (yield None)
+        found, value = yield pending.recheck
         if found:
             return value
 
 
-def _without_lease(pending: PythonPending, compute: Callable[[], Any]) -> Any:
-    """The backend failed and its policy was applied (one warning under "warn"): compute now, without a
-    lease. The call's store, failing for the same reason, is then counted without a second warning, as
-    when the lookup fails (one warning per call), and no further round trip waits out the failure again."""
-    pending.warned = True
-    return compute()
-
-
-def _compute_leased(view: EngineView, pending: PythonPending, compute: Callable[[], Any], key: int, token: str,
-                    lease: float) -> Any:
+def _compute_leased(view: EngineView, pending: PythonPending, key: int, token: str,
+                    lease: float) -> Generator[Step, Any, Any]:
     pending.token = token  # the store releases it along with storing (``PythonPending.store``)
     renewal = _Renewal(view, key, token, lease)
     try:
-        return compute()
+        return (yield None)
     finally:
         renewal.stop()
         if pending.token is not None:  # not released by a store: the function raised, or nothing was stored
             pending.token = None
-            _release(view, key, token)
+            yield lambda: _release(view, key, token)
 
 
 def _release(view: EngineView, key: int, token: str) -> None:

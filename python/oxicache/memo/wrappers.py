@@ -45,6 +45,8 @@ class PythonMiss(Miss, Protocol):
 
     @property
     def before(self) -> int: ...
+    async def astore(self, output: Any) -> None: ...
+    async def arecheck(self) -> tuple[bool, Any]: ...
 
 
 class Engine(Protocol):
@@ -68,6 +70,8 @@ class PythonEngine(CountingEngine, Protocol):
 
     #: Seconds of a shared-flight lease, or None: misses computed once per process.
     lease: float | None
+
+    async def alookup(self, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> Any: ...
 
     @property
     def pending_type(self) -> type[PythonMiss]: ...
@@ -165,14 +169,21 @@ def sync_wrapper(engine: PythonEngine, func: Func, view: EngineView) -> Func:
     return wrapper
 
 
-async def _arun(pending: Miss, func: Func, args: tuple[Any, ...], kwargs: dict[str, Any], offload: bool) -> Any:
+# How a coroutine wrapper stores a result: in the loop's thread, in a worker thread (a blocking backend),
+# or by awaiting the backend's coroutine primitives.
+INLINE, OFFLOAD, AWAIT = 0, 1, 2
+
+
+async def _arun(pending: Miss, func: Func, args: tuple[Any, ...], kwargs: dict[str, Any], how: int) -> Any:
     try:
         output = await func(*args, **kwargs)
     except Exception:
         pending.failed()
         raise
-    if offload:
+    if how == OFFLOAD:
         await asyncio.to_thread(pending.store, output)
+    elif how == AWAIT:
+        await cast("PythonMiss", pending).astore(output)
     else:
         pending.store(output)
     return output
@@ -182,6 +193,14 @@ def async_wrapper(engine: Engine, func: Func, view: EngineView) -> Func:
     """Coroutine functions: the wrapper is a coroutine function; concurrent misses of a key in one event
     loop await one computation; the stored value is the awaited result, never a coroutine."""
     lookup, pending_cls, flights, wait = engine.lookup, pending_type(engine), view.async_flights, engine.wait
+    lease: float | None = getattr(engine, "lease", None)  # the Python engine's shared flight
+
+    def leading(found: Any, args: tuple[Any, ...], kwargs: dict[str, Any], how: int) -> Callable[[], Awaitable[Any]]:
+        """What a miss runs: the function, under the key's lease across processes when shared."""
+        run = lambda: _arun(found, func, args, kwargs, how)  # noqa: E731
+        if lease is None:
+            return run
+        return lambda: shared_flight.alead(view, found, run, wait, lease)
 
     if not view.capabilities.blocking_io:
 
@@ -191,14 +210,29 @@ def async_wrapper(engine: Engine, func: Func, view: EngineView) -> Func:
             if type(found) is not pending_cls:
                 return found
             if found.bypass:
-                return await _arun(found, func, args, kwargs, False)
+                return await _arun(found, func, args, kwargs, INLINE)
 
             async def recheck() -> tuple[bool, Any]:
                 return found.recheck()
 
-            return await flights.run(found.key, lambda: _arun(found, func, args, kwargs, False), before, recheck, wait)
+            return await flights.run(found.key, lambda: _arun(found, func, args, kwargs, INLINE), before, recheck, wait)
 
         return wrapper
+
+    if view.capabilities.async_io:  # only the Python engine runs on a view with coroutine primitives
+        python_engine = cast("PythonEngine", engine)
+        alookup, python_pending = python_engine.alookup, python_engine.pending_type
+
+        async def awaited(*args: Any, **kwargs: Any) -> Any:
+            before = flights.finished
+            found: Any = await alookup(args, kwargs)
+            if type(found) is not python_pending:
+                return found
+            if found.bypass:
+                return await _arun(found, func, args, kwargs, AWAIT)
+            return await flights.run(found.key, leading(found, args, kwargs, AWAIT), before, found.arecheck, wait)
+
+        return awaited
 
     async def offloaded(*args: Any, **kwargs: Any) -> Any:
         before = flights.finished
@@ -206,10 +240,10 @@ def async_wrapper(engine: Engine, func: Func, view: EngineView) -> Func:
         if type(found) is not pending_cls:
             return found
         if found.bypass:
-            return await _arun(found, func, args, kwargs, True)
+            return await _arun(found, func, args, kwargs, OFFLOAD)
         return await flights.run(
             found.key,
-            lambda: _arun(found, func, args, kwargs, True),
+            leading(found, args, kwargs, OFFLOAD),
             before,
             lambda: asyncio.to_thread(found.recheck),
             wait,
