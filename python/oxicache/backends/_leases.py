@@ -37,10 +37,11 @@ import re
 import secrets
 import threading
 import time
-from typing import Callable
+from typing import Callable, Protocol
 
 from oxicache._core import Monitor
 from oxicache.backends._fork import in_child_of
+from oxicache.base import BaseCache
 from oxicache.durations import TTL, parse_ttl
 
 try:
@@ -48,13 +49,41 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["FILE_LOCKS", "FileLeases", "LocalLeases", "lease_options"]
+__all__ = ["FILE_LOCKS", "FileLeases", "LockLeasedCache", "Locks", "LocalLeases", "lease_options"]
 
 #: Whether this platform has ``flock`` (POSIX): the file backends grant leases only then.
 FILE_LOCKS = fcntl is not None
 
 _OPEN = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
 _ATTEMPTS = 8  # a name whose file keeps being replaced under us: give up (a miss computed without a lease)
+
+
+class Locks(Protocol):
+    """What ``LockLeasedCache`` needs of its locks (``FileLeases``, ``LocalLeases``, ``_sqlleases.ServerLeases``)."""
+
+    def acquire(self, key: int, seconds: float) -> str | None: ...
+    def renew(self, key: int, token: str, seconds: float) -> bool: ...
+    def release(self, key: int, token: str) -> None: ...
+    def wait(self, key: int, seconds: float) -> None: ...
+
+
+class LockLeasedCache(BaseCache):
+    """A backend whose leases are locks held by the leader (``self._leases``): the lease primitives but
+    ``_set_leased``, which each backend writes with its own way of storing."""
+
+    _leases: Locks
+
+    def _lease_acquire(self, key: int, seconds: float) -> str | None:
+        return self._leases.acquire(key, seconds)
+
+    def _lease_renew(self, key: int, token: str, seconds: float) -> bool:
+        return self._leases.renew(key, token, seconds)
+
+    def _lease_release(self, key: int, token: str) -> None:
+        self._leases.release(key, token)
+
+    def _lease_wait(self, key: int, seconds: float) -> None:
+        self._leases.wait(key, seconds)
 
 
 def lease_options(owner: str, shared_flight: object, lease: TTL) -> tuple[bool, float]:

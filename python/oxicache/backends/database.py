@@ -16,7 +16,7 @@ from oxicache._core import KEY_SCHEME_VERSION, CacheEntry
 from oxicache.backends._fork import in_child_of
 from oxicache.backends._forkgate import SQLITE_GATE
 from oxicache.backends._fs import check_writable_file, hold_sqlite_file, prepare_folder, warn_if_risky_filesystem
-from oxicache.backends._leases import FILE_LOCKS, FileLeases, LocalLeases, lease_options
+from oxicache.backends._leases import FILE_LOCKS, FileLeases, LocalLeases, LockLeasedCache, lease_options
 from oxicache.backends._records import check_key, from_columns, key_hex, ref_key, to_columns
 from oxicache.backends._reserve import Reserve, is_full, reserve_path
 from oxicache.backends._sql import (
@@ -36,7 +36,7 @@ from oxicache.backends._sql import (
     upsert,
 )
 from oxicache.backends._sqlleases import ServerLeases
-from oxicache.base import BaseCache, Capabilities, Ref
+from oxicache.base import Capabilities, Ref
 from oxicache.durations import TTL, parse_ttl
 from oxicache.errors import DatabaseConnectionError, ValueDecodingError, ValueEncodingError
 
@@ -128,7 +128,7 @@ def _sqlite_path(database: str | None) -> str | None:
     return os.path.abspath(path)
 
 
-class DatabaseCache(BaseCache):
+class DatabaseCache(LockLeasedCache):  # leases: server locks, or file locks for SQLite
     """Entries as rows of one SQL table: SQLite (embedded, the default), PostgreSQL or MySQL/MariaDB.
 
     Args:
@@ -260,7 +260,7 @@ class DatabaseCache(BaseCache):
         self._reserve = Reserve(reserve_path(str(self._url.database))) if file else None
         self._compile(sa)
         self._dbapi_error: type[BaseException] = self._engine.dialect.loaded_dbapi.Error
-        self._leases = self._make_leases(sa)
+        self._leases: FileLeases | LocalLeases | ServerLeases = self._make_leases(sa)
         if isinstance(self._leases, ServerLeases):
             weakref.finalize(self, self._leases.close)
         in_child_of(self, DatabaseCache._forked)
@@ -715,18 +715,12 @@ class DatabaseCache(BaseCache):
     def _lease_acquire(self, key: int, seconds: float) -> str | None:
         if self._down_until:
             self._refuse_while_down()
-        return self._leases.acquire(key, seconds)
-
-    def _lease_renew(self, key: int, token: str, seconds: float) -> bool:
-        return self._leases.renew(key, token, seconds)
-
-    def _lease_release(self, key: int, token: str) -> None:
-        self._leases.release(key, token)
+        return super()._lease_acquire(key, seconds)
 
     def _lease_wait(self, key: int, seconds: float) -> None:
         if self._down_until:
             self._refuse_while_down()
-        self._leases.wait(key, seconds)
+        super()._lease_wait(key, seconds)
 
     def _set_leased(self, entry: CacheEntry, ttl: float | None, token: str) -> bool:
         key, args = entry.shared_key, self._upsert_args(entry, ttl)

@@ -26,10 +26,10 @@ from oxicache.backends._fs import (
     prepare_folder,
     warn_if_risky_filesystem,
 )
-from oxicache.backends._leases import FILE_LOCKS, FileLeases, lease_options
+from oxicache.backends._leases import FILE_LOCKS, FileLeases, LockLeasedCache, lease_options
 from oxicache.backends._records import check_key, entry_of, of_this_scheme, record_of, ref_key
 from oxicache.backends._reserve import Reserve, is_full, reserve_path
-from oxicache.base import BaseCache, Capabilities, Ref
+from oxicache.base import Capabilities, Ref
 from oxicache.codec import Serializer
 from oxicache.durations import TTL
 from oxicache.errors import CorruptStoreError, ValueDecodingError, ValueEncodingError
@@ -148,7 +148,7 @@ def _pick_keys(keys: list[bytes]) -> Pick:
     return pick
 
 
-class DiskCache(BaseCache):
+class DiskCache(LockLeasedCache):  # leases: file locks in leases/ (backends/_leases.py)
     """A persistent cache in a local folder, on diskcache.
 
     Args:
@@ -232,7 +232,7 @@ class DiskCache(BaseCache):
         # disk space held beside cache.db that clearing frees on a full disk (_delete); diskcache's own
         # check() leaves files named cache.db* alone
         self._reserve = Reserve(reserve_path(db))
-        self._leases = FileLeases(os.path.join(self.path, LEASES))  # removes the lock files of dead leaders
+        self._leases: FileLeases = FileLeases(os.path.join(self.path, LEASES))  # removes the lock files of dead leaders
         in_child_of(self, DiskCache._reopen_after_fork)
 
     def _reopen_after_fork(self) -> None:
@@ -491,19 +491,6 @@ class DiskCache(BaseCache):
     def _len(self) -> int:
         self._write(lambda: self._dc.expire(retry=True))
         return len(self._dc)
-
-    # ---- leases (shared flight): file locks in leases/ (oxicache.backends._leases) -------------------
-    def _lease_acquire(self, key: int, seconds: float) -> str | None:
-        return self._leases.acquire(key, seconds)
-
-    def _lease_renew(self, key: int, token: str, seconds: float) -> bool:
-        return self._leases.renew(key, token, seconds)
-
-    def _lease_release(self, key: int, token: str) -> None:
-        self._leases.release(key, token)
-
-    def _lease_wait(self, key: int, seconds: float) -> None:
-        self._leases.wait(key, seconds)
 
     def _set_leased(self, entry: CacheEntry, ttl: float | None, token: str) -> bool:
         return self._leases.store_then_release(entry.shared_key, token, lambda: self._set(entry, ttl))

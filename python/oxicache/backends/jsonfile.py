@@ -11,9 +11,9 @@ from typing import Callable, Iterable, Iterator
 
 from oxicache._core import CacheEntry
 from oxicache.backends import _fs
-from oxicache.backends._leases import FILE_LOCKS, FileLeases, lease_options
+from oxicache.backends._leases import FILE_LOCKS, FileLeases, LockLeasedCache, lease_options
 from oxicache.backends._records import check_key, from_json_record, key_hex, ref_key, to_json_record
-from oxicache.base import BaseCache, Capabilities, Ref
+from oxicache.base import Capabilities, Ref
 from oxicache.durations import TTL
 from oxicache.errors import ValueDecodingError
 
@@ -36,7 +36,7 @@ _READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | _O_CLOEXEC | _O_BINAR
 _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC | _O_BINARY
 
 
-class JsonCache(BaseCache):
+class JsonCache(LockLeasedCache):  # leases: file locks in leases/ (backends/_leases.py)
     """Entries as JSON files in one folder: ``<path>/<key hex>.json``, one file per entry.
 
     Args:
@@ -87,7 +87,7 @@ class JsonCache(BaseCache):
             msg = f"JsonCache cannot use the folder {self._dir!r}: {err.strerror or err}; pass a path where a folder can be created and written"
             raise type(err)(err.errno, msg) from err
         self._sweep_temp()
-        self._leases = FileLeases(os.path.join(self._dir, LEASES))  # removes the lock files of dead leaders
+        self._leases: FileLeases = FileLeases(os.path.join(self._dir, LEASES))  # removes the lock files of dead leaders
 
     @property
     def path(self) -> str:
@@ -331,19 +331,6 @@ class JsonCache(BaseCache):
                         os.unlink(d.path)
                 except OSError:
                     continue  # gone already, or not ours to remove
-
-    # ---- leases (shared flight): file locks in leases/ (oxicache.backends._leases) -------------------
-    def _lease_acquire(self, key: int, seconds: float) -> str | None:
-        return self._leases.acquire(key, seconds)
-
-    def _lease_renew(self, key: int, token: str, seconds: float) -> bool:
-        return self._leases.renew(key, token, seconds)
-
-    def _lease_release(self, key: int, token: str) -> None:
-        self._leases.release(key, token)
-
-    def _lease_wait(self, key: int, seconds: float) -> None:
-        self._leases.wait(key, seconds)
 
     def _set_leased(self, entry: CacheEntry, ttl: float | None, token: str) -> bool:
         return self._leases.store_then_release(entry.shared_key, token, lambda: self._set(entry, ttl))
