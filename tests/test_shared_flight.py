@@ -13,7 +13,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 import uuid
 import warnings
@@ -56,7 +55,6 @@ def _child(url: str, prefix: str, body: str, **options: object) -> str:
 
 
 STAMPEDE = """
-import threading
 
 @cache.memoize(name="expensive")
 def expensive(x):
@@ -146,120 +144,6 @@ def test_a_killed_leader_is_taken_over_within_its_lease(url: str, prefix: str) -
 def _two(url: str, prefix: str, **options: object) -> tuple[oxicache.RedisCache, oxicache.RedisCache]:
     return (oxicache.RedisCache(url, prefix=prefix, shared_flight=True, **options),
             oxicache.RedisCache(url, prefix=prefix, shared_flight=True, **options))
-
-
-def test_a_leader_that_raises_releases_the_lease_at_once(url: str, prefix: str) -> None:
-    first, second = _two(url, prefix)  # a 30 s lease: only a release can let the second go on early
-    entered = threading.Event()
-
-    @first.memoize(name="flaky")
-    def flaky_first(x: int) -> int:
-        entered.set()
-        time.sleep(0.3)
-        raise RuntimeError("boom")
-
-    @second.memoize(name="flaky")
-    def flaky_second(x: int) -> int:
-        return x + 1
-
-    errors: list[BaseException] = []
-
-    def run_first() -> None:
-        try:
-            flaky_first(1)
-        except RuntimeError as err:
-            errors.append(err)
-
-    t = threading.Thread(target=run_first)
-    t.start()
-    assert entered.wait(10)
-    start = time.monotonic()
-    assert flaky_second(1) == 2
-    assert time.monotonic() - start < 5
-    t.join(10)
-    assert len(errors) == 1
-
-
-def test_a_waiter_takes_the_stored_value(url: str, prefix: str) -> None:
-    first, second = _two(url, prefix)
-    runs: list[str] = []
-    entered = threading.Event()
-
-    @first.memoize(name="value")
-    def value_first(x: int) -> str:
-        entered.set()
-        runs.append("first")
-        time.sleep(0.4)
-        return f"value {x}"
-
-    @second.memoize(name="value")
-    def value_second(x: int) -> str:
-        runs.append("second")
-        return f"value {x}"
-
-    t = threading.Thread(target=value_first, args=(1,))
-    t.start()
-    assert entered.wait(10)
-    assert value_second(1) == "value 1"
-    t.join(10)
-    assert runs == ["first"]
-    info = value_second.cache_info()
-    assert (info.misses, info.sets) == (1, 0)  # a miss answered by the leader's value, stored only once
-
-
-def test_a_value_stored_just_before_the_lease_is_granted_is_taken(url: str, prefix: str) -> None:
-    """The race the multi-host stampede found (tests/multihost): this call's lookup misses, then the
-    leader in another process stores the value and releases its lease, then this call is granted the
-    lease, free again. It must look again and take the value, not run the function a second time."""
-    leader, late = _two(url, prefix)
-    runs: list[str] = []
-    acquire = late._lease_acquire
-
-    def acquire_after_the_leader_stored(key: int, seconds: float) -> str | None:
-        assert raced_leader(5) == 10  # another process leads, stores and releases between lookup and lease
-        return acquire(key, seconds)
-
-    late._lease_acquire = acquire_after_the_leader_stored  # type: ignore[method-assign]
-
-    @leader.memoize(name="raced")
-    def raced_leader(x: int) -> int:
-        runs.append("leader")
-        return x * 2
-
-    @late.memoize(name="raced")
-    def raced_late(x: int) -> int:
-        runs.append("late")
-        return x * 2
-
-    assert raced_late(5) == 10
-    assert runs == ["leader"]
-    assert acquire(oxicache.CacheEntry("raced", {"x": 5}).key, 5) is not None  # the lease it took was released
-
-
-def test_wait_timeout_bounds_the_wait_for_another_process(url: str, prefix: str) -> None:
-    first, second = _two(url, prefix)
-    entered, runs = threading.Event(), []
-
-    @first.memoize(name="stuck")
-    def stuck_first(x: int) -> str:
-        entered.set()
-        runs.append("first")
-        time.sleep(3)
-        return "first"
-
-    @second.memoize(name="stuck", wait_timeout=0.5)
-    def stuck_second(x: int) -> str:
-        runs.append("second")
-        return "second"
-
-    t = threading.Thread(target=stuck_first, args=(1,))
-    t.start()
-    assert entered.wait(10)
-    start = time.monotonic()
-    assert stuck_second(1) == "second"
-    assert time.monotonic() - start < 2.5
-    t.join(10)
-    assert sorted(runs) == ["first", "second"]
 
 
 def test_a_lost_lease_never_overwrites_a_newer_value(url: str, prefix: str) -> None:

@@ -1,6 +1,7 @@
 """Single-flight across processes (``memoize(shared_flight=True)``) on the lock-based backends: DiskCache,
 JsonCache and DatabaseCache on SQLite (file locks), PostgreSQL (advisory locks) and MySQL/MariaDB
-(``GET_LOCK``). RedisCache's leases are tests/test_shared_flight.py's.
+(``GET_LOCK``), and the protocol's checks that read the same on RedisCache (``EVERY``); what is Redis's
+own is in tests/test_shared_flight.py.
 
 Processes are real subprocesses, coordinated through files in the test's folder. Where the behaviour under
 test is the lease protocol between two callers, two cache instances in one process stand for two processes
@@ -28,6 +29,8 @@ import oxicache
 from oxicache import CacheEntry
 
 LOCKED = ["disk", "json", "sqlite", "postgresql", "mysql"]
+#: The protocol's checks that read the same on every backend with leases (Redis's lease, others' locks).
+EVERY = [*LOCKED, "redis"]
 FILES = ["disk", "json", "sqlite"]
 SERVERS = ["postgresql", "mysql"]
 
@@ -318,6 +321,7 @@ def _two(store: Any, **options: Any) -> tuple[Any, Any]:
     return _open(store, shared_flight=True, **options), _open(store, shared_flight=True, **options)
 
 
+@pytest.mark.parametrize("store", EVERY, indirect=True)
 def test_a_leader_that_raises_releases_the_lease_at_once(store: Any) -> None:
     first, second = _two(store)
     entered = threading.Event()
@@ -350,6 +354,7 @@ def test_a_leader_that_raises_releases_the_lease_at_once(store: Any) -> None:
     assert len(errors) == 1
 
 
+@pytest.mark.parametrize("store", EVERY, indirect=True)
 def test_a_waiter_takes_the_stored_value(store: Any) -> None:
     first, second = _two(store)
     runs: list[str] = []
@@ -379,6 +384,7 @@ def test_a_waiter_takes_the_stored_value(store: Any) -> None:
     assert (info.misses, info.sets) == (1, 0)  # a miss answered by the leader's value, stored only once
 
 
+@pytest.mark.parametrize("store", EVERY, indirect=True)
 def test_a_value_stored_just_before_the_lease_is_granted_is_taken(store: Any) -> None:
     """This call's lookup misses, then another process leads, stores and lets go, then this call takes the
     lock, free again: it must look again and take the value, not run the function a second time."""
@@ -410,6 +416,7 @@ def test_a_value_stored_just_before_the_lease_is_granted_is_taken(store: Any) ->
     late._lease_release(key, token)
 
 
+@pytest.mark.parametrize("store", EVERY, indirect=True)
 def test_wait_timeout_bounds_the_wait_for_another_process(store: Any) -> None:
     first, second = _two(store)
     entered, runs = threading.Event(), []
