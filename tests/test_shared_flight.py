@@ -55,6 +55,7 @@ def _child(url: str, prefix: str, body: str, **options: object) -> str:
 
 
 STAMPEDE = """
+import threading
 
 @cache.memoize(name="expensive")
 def expensive(x):
