@@ -107,7 +107,7 @@ class TieredCache(BaseCache):
     # Counting: the front's store counts the calls of plain functions' native wrappers (hits, and misses
     # which the back may still answer: ``native_back_hits``); this cache counts every other lookup.
     def _front_get(self, ref: Ref) -> CacheEntry | None:
-        """The front's entry, not counted in the front's statistics (looked up by key, which is)."""
+        """The front's entry, not counted in the front's statistics (a lookup by key is not counted)."""
         return self.front._get(ref.key if isinstance(ref, CacheEntry) else ref)
 
     def _get(self, ref: Ref) -> CacheEntry | None:
