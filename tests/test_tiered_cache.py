@@ -329,3 +329,40 @@ def test_shared_flight_through_the_front(url: str, prefix: str, tmp_path: Any) -
     outputs = [c.communicate(timeout=60)[0].split() for c in children]
     assert outputs == [["42", "42"]] * 3
     assert len(list(marks.iterdir())) == 1
+
+
+def test_a_forked_child_listens_on_its_own(tiered: Callable[..., TieredCache]) -> None:
+    """fork() copies the front but not the listener thread: the child starts its own, so the parent's
+    remove still reaches the child's front."""
+    import multiprocessing
+
+    cache = tiered()
+    f = counted(cache, [])
+    assert f(1) == "v1-1"
+    ctx = multiprocessing.get_context("fork")
+    to_child, from_child = ctx.Queue(), ctx.Queue()
+
+    def child() -> None:
+        @cache.memoize(name="tiered.f")
+        def g(x: int) -> str:
+            return "computed in the child"
+
+        from_child.put(g(1))  # the parent's value, from the copied front or the back
+        to_child.get(timeout=30)  # the parent removed it
+        deadline = time.monotonic() + ANNOUNCED
+        while g(1) == "v1-1" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        from_child.put(g(1))
+
+    proc = ctx.Process(target=child)
+    proc.start()
+    try:
+        assert from_child.get(timeout=30) == "v1-1"
+        time.sleep(0.5)  # the child's listener subscribed (it does not wait inside fork())
+        cache.remove("tiered.f", x=1)
+        to_child.put("removed")
+        assert from_child.get(timeout=30) == "computed in the child"
+    finally:
+        proc.join(30)
+        if proc.is_alive():
+            proc.kill()

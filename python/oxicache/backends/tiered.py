@@ -90,7 +90,7 @@ class TieredCache(BaseCache):
         self._listener: _Listener | None = None
         if back.capabilities.notifies:
             self._start_listener()
-            in_child_of(self, TieredCache._start_listener)
+            in_child_of(self, TieredCache._listen_in_child)
 
     # ---- the front ------------------------------------------------------------------------------------
     def _front_ttl(self, ttl: float | None) -> float:
@@ -278,16 +278,21 @@ class TieredCache(BaseCache):
         self.front.close()
         self.back.close()
 
-    def _start_listener(self) -> None:
-        """Starts the listener (again in a forked child, which has no thread of its parent's); it stops
-        when this cache is closed or collected."""
+    def _start_listener(self, wait: bool = True) -> None:
+        """Starts the listener; it stops when this cache is closed or collected."""
         if self._listener is not None:
             self._listener.stop()
         self._listener = _Listener(self.front, self.back, self._origin)
         weakref.finalize(self, self._listener.stop)
-        # Changes announced once this returns reach the front (unless the server is away: then the
-        # listener keeps trying, and empties the front when it is back).
-        self._listener.listening.wait(_FIRST_SUBSCRIPTION)
+        if wait:
+            # Changes announced once this returns reach the front (unless the server is away: then the
+            # listener keeps trying, and empties the front when it is back).
+            self._listener.listening.wait(_FIRST_SUBSCRIPTION)
+
+    def _listen_in_child(self) -> None:
+        """A forked child has none of its parent's threads: a listener of its own, started without waiting
+        inside fork() (the front may hold what the parent read; the first subscription empties it)."""
+        self._start_listener(wait=False)
 
     def __repr__(self) -> str:
         return f"TieredCache({self.front!r}, {self.back!r})"
