@@ -37,7 +37,8 @@ as_root mkdir -p "$LOG_DIR"
 # --- packages -------------------------------------------------------------------------------------
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 missing=()
-for pkg in postgresql mariadb-server redis-server; do
+# iproute2: `ip netns` for the multi-host tests (tests/multihost), which make hosts with network namespaces.
+for pkg in postgresql mariadb-server redis-server iproute2; do
     installed "$pkg" || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
