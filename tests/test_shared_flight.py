@@ -275,3 +275,34 @@ def test_ctrl_c_interrupts_a_waiter(url: str, prefix: str) -> None:
     finally:
         if child.poll() is None:
             child.kill()
+
+
+def test_shared_flight_adds_one_round_trip_to_a_miss_and_none_to_a_hit(url: str, prefix: str,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A miss is lookup + store (2 round trips); under shared flight, lookup + take the lease and read the
+    key in one script + store-and-release (3). A hit is one GET either way."""
+    sent: list[bytes] = []
+    original = redis.connection.AbstractConnection.send_packed_command
+
+    def counting(self: object, command: object, check_health: bool = True) -> None:
+        sent.append(b"")
+        original(self, command, check_health)  # type: ignore[arg-type]
+
+    def round_trips(cache: oxicache.RedisCache, name: str) -> tuple[int, int]:
+        @cache.memoize(name=name)
+        def f(x: int) -> int:
+            return x * 2
+
+        f(0)  # the connection made and the scripts loaded: not what is counted
+        sent.clear()
+        f(1)
+        miss = len(sent)
+        sent.clear()
+        f(1)
+        return miss, len(sent)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
+    plain = round_trips(oxicache.RedisCache(url, prefix=prefix), "plain")
+    shared = round_trips(oxicache.RedisCache(url, prefix=prefix, shared_flight=True), "shared")
+    assert plain == (2, 1)
+    assert shared == (3, 1)

@@ -390,13 +390,13 @@ def test_a_value_stored_just_before_the_lease_is_granted_is_taken(store: Any) ->
     lock, free again: it must look again and take the value, not run the function a second time."""
     leader, late = _two(store)
     runs: list[str] = []
-    acquire = late._lease_acquire
+    take = late._lease_take
 
-    def acquire_after_the_leader_stored(key: int, seconds: float) -> str | None:
+    def take_after_the_leader_stored(key: int, seconds: float) -> tuple[str | None, CacheEntry | None]:
         assert raced_leader(5) == 10  # another process leads, stores and releases between lookup and lease
-        return acquire(key, seconds)
+        return take(key, seconds)
 
-    late._lease_acquire = acquire_after_the_leader_stored
+    late._lease_take = take_after_the_leader_stored
 
     @leader.memoize(name="raced")
     def raced_leader(x: int) -> int:
@@ -411,8 +411,8 @@ def test_a_value_stored_just_before_the_lease_is_granted_is_taken(store: Any) ->
     assert raced_late(5) == 10
     assert runs == ["leader"]
     key = CacheEntry("raced", {"x": 5}).key
-    token = acquire(key, 5)
-    assert token is not None  # the lock it took was let go
+    token = late._lease_acquire(key, 5)
+    assert token is not None  # the lease it took was let go
     late._lease_release(key, token)
 
 

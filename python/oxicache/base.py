@@ -176,6 +176,13 @@ class BaseCache:
         """Takes the lease on ``key`` for ``seconds`` if nobody holds it: its token, else None."""
         raise NotImplementedError
 
+    def _lease_take(self, key: int, seconds: float) -> tuple[str | None, CacheEntry | None]:
+        """``_lease_acquire`` and ``_get`` of the key: the lease's token (or None) and the entry stored now
+        (or None). A store that can do both in one round trip overrides it (RedisCache): shared flight
+        then adds one round trip to a miss."""
+        token = self._lease_acquire(key, seconds)
+        return token, self._get(key)
+
     def _lease_renew(self, key: int, token: str, seconds: float) -> bool:
         """Extends the lease to ``seconds`` from now if ``token`` still holds it; False if it was lost."""
         raise NotImplementedError
@@ -627,7 +634,7 @@ class EngineView:
     (``BaseCache.engine_view()``), so that layer never reaches into a backend's members."""
 
     __slots__ = ("alookup", "apeek", "astore", "async_flights", "cache", "capabilities", "clear_func", "count_func", "flights", "front",
-                 "lease_acquire", "lease_release", "lease_renew", "lease_wait", "lookup", "native_store", "peek", "store",
+                 "lease_acquire", "lease_release", "lease_renew", "lease_take", "lease_wait", "lookup", "native_store", "peek", "store",
                  "store_leased", "tally")
 
     def __init__(self, cache: BaseCache) -> None:
@@ -653,6 +660,7 @@ class EngineView:
         self.store_leased: Callable[[CacheEntry, TTL, str], bool] = cache._store_leased
         #: The lease primitives (shared flight); called only when ``capabilities.leases``.
         self.lease_acquire: Callable[[int, float], str | None] = cache._lease_acquire
+        self.lease_take: Callable[[int, float], tuple[str | None, CacheEntry | None]] = cache._lease_take
         self.lease_renew: Callable[[int, str, float], bool] = cache._lease_renew
         self.lease_release: Callable[[int, str], None] = cache._lease_release
         self.lease_wait: Callable[[int, float], None] = cache._lease_wait

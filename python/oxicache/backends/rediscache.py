@@ -82,6 +82,13 @@ end
 return 0
 """
 
+# Takes a lease if it is free and reads the entry, in one round trip. KEYS: the lease, the entry; ARGV: the
+# token, milliseconds. Returns {1 if taken else 0, the record or nil}.
+_TAKE = """
+local taken = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
+return {taken and 1 or 0, redis.call('GET', KEYS[2])}
+"""
+
 # A lease's holder extends it. KEYS[1]: the lease; ARGV[1]: the token; ARGV[2]: milliseconds.
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -167,7 +174,7 @@ class RedisCache(BaseCache):
         timeout: how long to wait for any one reply (the same forms).
         shared_flight: memoized plain and coroutine functions compute a miss once across every process and host using
             this server and prefix, rather than once per process (``memoize(shared_flight=...)`` overrides
-            it per function). Off by default: it adds two round trips to every miss.
+            it per function). Off by default: it adds a round trip to every miss.
         lease: how long a shared-flight lease lasts without renewal (default 30 s): a process that dies
             while computing holds the key that long at most before another one takes over.
         exclude, ttl, on_backend_error: as for every cache (see docs/guarantees.md).
@@ -242,6 +249,7 @@ class RedisCache(BaseCache):
         self._messages = f"{prefix}:m"  # the channel of _notify (TieredCache invalidations)
         self._prune = self._client.register_script(_PRUNE)
         self._delete_if_unchanged = self._client.register_script(_DELETE_IF_UNCHANGED)
+        self._take = self._client.register_script(_TAKE)
         self._renew = self._client.register_script(_RENEW)
         self._release = self._client.register_script(_RELEASE)
         self._set_script = self._client.register_script(_SET)
@@ -420,6 +428,12 @@ class RedisCache(BaseCache):
         token = secrets.token_hex(16)
         taken = self._client.set(self._lease_prefix + key_hex(key), token, nx=True, px=_milliseconds(seconds))
         return token if taken else None
+
+    def _lease_take(self, key: int, seconds: float) -> tuple[str | None, CacheEntry | None]:
+        token = secrets.token_hex(16)
+        taken, blob = self._take(keys=[self._lease_prefix + key_hex(key), self._name(key)],
+                                 args=[token, _milliseconds(seconds)])
+        return (token if taken else None), (None if blob is None else self._decode(blob, key))
 
     def _lease_renew(self, key: int, token: str, seconds: float) -> bool:
         return bool(self._renew(keys=[self._lease_prefix + key_hex(key)], args=[token, _milliseconds(seconds)]))

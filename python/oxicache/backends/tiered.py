@@ -205,6 +205,9 @@ class TieredCache(BaseCache):
     def _lease_acquire(self, key: int, seconds: float) -> str | None:
         return self.back._lease_acquire(key, seconds)
 
+    def _lease_take(self, key: int, seconds: float) -> tuple[str | None, CacheEntry | None]:
+        return self.back._lease_take(key, seconds)
+
     def _lease_renew(self, key: int, token: str, seconds: float) -> bool:
         return self.back._lease_renew(key, token, seconds)
 

@@ -484,6 +484,10 @@ class PythonPending:
         return self.mode == BYPASS
 
     @property
+    def refresh(self) -> bool:
+        return self.mode == REFRESH
+
+    @property
     def key(self) -> bytes:
         return self.probe.key.to_bytes(16, "big")
 

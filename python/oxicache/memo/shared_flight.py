@@ -4,9 +4,9 @@
 Within a process, the threads missing one key already run the function once (``SingleFlight``); the one
 that runs it calls ``lead`` here, which extends that to every process sharing the store:
 
-1. Take the key's lease (``_lease_acquire``: one round trip). Granted: look the key up again (one more
-   round trip: the previous leader may have stored the value and released its lease between this call's
-   lookup and the grant; then the value is taken and the lease released). Still missing: run the
+1. Take the key's lease and read the key in the same step (``_lease_take``: one round trip on Redis; the
+   previous leader may have stored the value and released its lease between this call's lookup and the
+   grant: then the value is taken and the lease released). Still missing and granted: run the
    function, renewing the lease every third of its length from a helper thread, then store the value
    and release the lease in one step (``_set_leased``), which does nothing if the lease was lost
    meanwhile (a leader taken for dead never overwrites what the next leader stored). A function that
@@ -96,22 +96,19 @@ def _protocol(view: EngineView, pending: PythonPending, wait: float, lease: floa
     what = f"{memo.cache_name} ran without a shared-flight lease"
     deadline = time.monotonic() + wait
     while True:
-        taken = yield lambda: memo.read(lambda: [view.lease_acquire(key, lease)], what)
+        # The lease, and the entry as it is now in the same step: a free lease may mean the last leader
+        # has just stored the value and released it, after this call's lookup missed.
+        taken = yield lambda: memo.read(lambda: [view.lease_take(key, lease)], what)
         if taken is None:  # the backend failed: its policy was applied, so compute without a lease
             pending.warned = True  # and the store, failing for the same reason, is counted, not warned
             return (yield None)
-        token = taken[0]
-        if token is not None:
-            # A free lease may mean the last leader has just stored the value and released it, after this
-            # call's lookup missed: look again before computing it a second time.
-            found, value = yield pending.recheck
-            if found:
+        token, entry = taken[0]
+        if entry is not None and not pending.refresh:  # under refresh() the stored value is being replaced
+            if token is not None:
                 yield lambda: _release(view, key, token)
-                return value
+            return entry.value
+        if token is not None:
             return (yield from _compute_leased(view, pending, key, token, lease))
-        found, value = yield pending.recheck
-        if found:
-            return value
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return (yield None)  # waited wait_timeout for another process: compute here
