@@ -255,6 +255,7 @@ except KeyboardInterrupt:
 """
 
 
+@pytest.mark.parametrize("store", EVERY, indirect=True)
 def test_ctrl_c_interrupts_a_waiter(store: Any, state: Path) -> None:
     holder = _open(store)
     key = CacheEntry("held", {"x": 1}).key

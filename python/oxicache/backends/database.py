@@ -154,7 +154,7 @@ class DatabaseCache(LockLeasedCache):  # leases: server locks, or file locks for
             connecting gives up after ``min(10 s, timeout)``. SQLite (default 30 s): how long a
             statement waits for another connection's lock. A timeout given in the URL or
             ``engine_options["connect_args"]`` wins over the one derived from this.
-        shared_flight: memoized plain functions compute a miss once across every process using this
+        shared_flight: memoized plain and coroutine functions compute a miss once across every process using this
             table (and host, on a server), rather than once per process (``memoize(shared_flight=...)``
             overrides it per function). Off by default. A lease is a lock: a PostgreSQL advisory lock or
             a MySQL ``GET_LOCK`` held by a connection of the leader's, or a file lock beside a SQLite file

@@ -165,7 +165,7 @@ class DiskCache(LockLeasedCache):  # leases: file locks in leases/ (backends/_le
             fails or a record is damaged (see docs/guarantees.md).
         serializer: ``"codec"`` (default, safe) or ``"pickle"`` (any picklable value; only for folders no
             one else can write). ``signing_key`` signs pickles with HMAC-SHA256; a bad signature is a miss.
-        shared_flight: memoized plain functions compute a miss once across every process using this
+        shared_flight: memoized plain and coroutine functions compute a miss once across every process using this
             folder, rather than once per process (``memoize(shared_flight=...)`` overrides it per
             function). Off by default. A lease is a file lock in ``<path>/leases/``, which the system lets
             go of when its holder dies: one host only. See docs/scale-out.md.

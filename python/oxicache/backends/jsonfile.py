@@ -48,7 +48,7 @@ class JsonCache(LockLeasedCache):  # leases: file locks in leases/ (backends/_le
             fails or a record is damaged (see docs/guarantees.md).
         fsync: flush each write to the disk (the file, then the folder) before it counts as done; slower,
             and only needed to survive a power loss or an OS crash, not a process crash.
-        shared_flight: memoized plain functions compute a miss once across every process using this
+        shared_flight: memoized plain and coroutine functions compute a miss once across every process using this
             folder, rather than once per process (``memoize(shared_flight=...)`` overrides it per
             function). Off by default. A lease is a file lock in ``<path>/leases/``, which the system lets
             go of when its holder dies: one host only. See docs/scale-out.md.
