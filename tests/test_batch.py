@@ -246,6 +246,45 @@ def test_tuple_result_is_accepted(cache, kind):
     assert cache.get(f, items=[2]) == (20 if stores(cache) else ...)
 
 
+def test_numpy_array_result_is_accepted_row_per_item(storing, kind):
+    np = pytest.importorskip("numpy")
+    rec = Recorder()
+
+    def body(items):
+        rec(items)
+        return np.array([[i, i * 2.0] for i in items])  # an embedding function's ndarray: one row per item
+
+    f, call = make_batch(storing, kind, body)
+    first = call([1, 2])
+    assert [row.tolist() for row in first] == [[1.0, 2.0], [2.0, 4.0]]
+    again = call([2, 3])
+    assert [row.tolist() for row in again] == [[2.0, 4.0], [3.0, 6.0]]
+    assert rec.batches == [[1, 2], [3]]  # item 2 was a hit
+    assert isinstance(again[0], np.ndarray) and again[0].dtype == np.float64
+
+
+def test_numpy_vector_result_gives_numpy_scalars(storing, kind):
+    np = pytest.importorskip("numpy")
+    f, call = make_batch(storing, kind, lambda items: np.array([float(i) for i in items]))
+    assert call([1, 2]) == [1.0, 2.0]
+    assert type(call([2])[0]) is np.float64  # a hit returns what the array's item was
+
+
+@pytest.mark.parametrize("result", ["zero-d", "generator", "set"])
+def test_result_without_length_and_positions_raises_type_error(cache, kind, result):
+    np = pytest.importorskip("numpy")
+
+    def body(items):
+        return {"zero-d": lambda: np.array(1.0), "generator": lambda: (i for i in items),
+                "set": lambda: set(items)}[result]()
+
+    f, call = make_batch(cache, kind, body)
+    with pytest.raises(TypeError) as info:
+        call([1])
+    assert f.cache_name in str(info.value) and "one output per item" in str(info.value)
+    assert len(cache) == 0
+
+
 def test_none_outputs_are_cached_per_item(cache, kind):
     rec = Recorder(lambda item, mult: None)
     f, call = make_batch(cache, kind, recorder_body(rec))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import types
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Callable
 
 from oxicache.memo.engine import Options, bound_parts, decorate, function_kind, make_engine
@@ -78,12 +78,7 @@ def make_batch_memoized(cache: BaseCache, func: Callable[..., Any], options: Opt
         return results, missing
 
     def complete(batch: Sequence[Any], results: list[Any], missing: dict[Any, tuple[Any, list[int]]], outputs: Any) -> list[Any]:
-        if not isinstance(outputs, Sequence) or isinstance(outputs, (str, bytes, bytearray)):
-            msg = f"{name} must return a list with one output per item, got {type(outputs).__name__}"
-            raise TypeError(msg)
-        if len(outputs) != len(missing):
-            msg = f"{name} returned {len(outputs)} outputs for {len(missing)} inputs; a batch function returns one output per item, in order (nothing was cached)"
-            raise ValueError(msg)
+        outputs = _as_outputs(name, outputs, len(missing))
         for (pending, positions), output in zip(missing.values(), outputs):
             pending.store(output)
             for i in positions:
@@ -133,3 +128,26 @@ def make_batch_memoized(cache: BaseCache, func: Callable[..., Any], options: Opt
         return complete(batch, results, missing, outputs)
 
     return decorate(wrapper, engine, func)
+
+
+def _as_outputs(name: str, outputs: Any, expected: int) -> list[Any]:
+    """A batch function's outputs as a list, one per missed item. Any sequence is taken: anything with
+    ``len()`` and indexing by position (a list, a tuple, a numpy array, whose items are its rows). A str or
+    bytes is one value, a mapping is indexed by key and an iterator has no length: those are refused."""
+    cls = type(outputs)
+    if isinstance(outputs, (str, bytes, bytearray, Mapping)) or not (hasattr(cls, "__len__") and hasattr(cls, "__getitem__")):
+        hint = "; return list(...) of the outputs" if hasattr(cls, "__iter__") else ""
+        msg = (f"{name} must return a sequence with one output per item (a list, tuple or array), "
+               f"got {cls.__name__}{hint} (nothing was cached)")
+        raise TypeError(msg)
+    try:
+        count = len(outputs)
+        if count != expected:
+            msg = (f"{name} returned {count} outputs for {expected} inputs; a batch function returns one output "
+                   "per item, in order (nothing was cached)")
+            raise ValueError(msg)
+        return [outputs[i] for i in range(count)]
+    except (TypeError, IndexError, KeyError) as err:  # a 0-d array has no len(); a labelled index may not take 0..n-1
+        msg = (f"{name} must return a sequence with one output per item, indexed 0..n-1; its {cls.__name__} "
+               f"cannot be read that way ({type(err).__name__}: {err}) (nothing was cached)")
+        raise TypeError(msg) from None
