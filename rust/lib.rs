@@ -32,7 +32,7 @@ mod _core {
     #[pymodule_export]
     use crate::key::known_types::register_key_encoder;
     #[pymodule_export]
-    use crate::key::{canonical_bytes, key_of};
+    use crate::key::{canonical_bytes, key_of, key_of_many};
     #[pymodule_export]
     use crate::memo::binder::Binder;
     #[pymodule_export]

@@ -31,6 +31,7 @@ __all__ = [
     "encode_binary",
     "encode_json",
     "key_of",
+    "key_of_many",
     "register_key_encoder",
 ]
 
@@ -51,6 +52,9 @@ def canonical_bytes(value: Any, shared: bool = False) -> bytes:
 
 def key_of(func: str, inputs: dict[str, Any]) -> int:
     """The 128-bit key of ``(func, inputs)``, equal to ``CacheEntry(func, inputs).key``."""
+
+def key_of_many(func: str, inputs: Iterable[dict[str, Any]]) -> list[int]:
+    """``[key_of(func, d) for d in inputs]`` in one call; large encodings are digested without the GIL."""
 
 def register_key_encoder(cls: type, encoder: Callable[[Any], Any] | None) -> None:
     """Key instances of ``cls`` (and subclasses) by ``encoder(obj)``; ``None`` removes the registration."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from oxicache._core import KEY_SCHEME_VERSION, MAX_DEPTH, canonical_bytes, key_of
+from oxicache._core import KEY_SCHEME_VERSION, MAX_DEPTH, canonical_bytes, key_of, key_of_many
 from oxicache._core import register_key_encoder as _register
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "canonical_bytes",
     "function_identity",
     "key_of",
+    "key_of_many",
     "register_key_encoder",
 ]
 

@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Any, Callable, Iterable, Iterator
 
-from oxicache._core import CacheEntry
+from oxicache._core import KEY_SCHEME_VERSION, CacheEntry
 from oxicache.backends._fork import in_child_of
 from oxicache.backends._forkgate import SQLITE_GATE
 from oxicache.backends._fs import (
@@ -133,6 +133,30 @@ def _pick_rows(files_only: bool) -> Pick:
     return pick
 
 
+def _pick_tag(tag: str) -> Pick:
+    """Every row of one function (``_tag``), expired ones too, highest rowid first (as ``_pick_rows``),
+    through diskcache's tag index: ``(rowid, filename, expire_time)``."""
+    first = "SELECT rowid, filename, expire_time FROM Cache WHERE tag = ? ORDER BY rowid DESC LIMIT ?"
+    then = "SELECT rowid, filename, expire_time FROM Cache WHERE tag = ? AND rowid < ? ORDER BY rowid DESC LIMIT ?"
+
+    def pick(sql: Any, position: Any, n: int) -> tuple[list[Any], Any] | None:
+        rows = (sql(first, (tag, n)) if position is None else sql(then, (tag, position, n))).fetchall()
+        return (rows, rows[-1][0]) if rows else None
+
+    return pick
+
+
+def _tag(func: str) -> str:
+    """The diskcache tag of an entry: its function, under this key scheme (so a row another scheme wrote
+    for the same function is never counted as one of this version's entries)."""
+    return f"oxicache:{KEY_SCHEME_VERSION}:{func}"
+
+
+#: The tag of a row no function of this version claims (a key oxicache did not write, a damaged value,
+#: another key scheme's record): set once, so the migration (``_tag_untagged``) reads such a row once.
+_NO_FUNC = "oxicache:none"
+
+
 def _pick_keys(keys: list[bytes]) -> Pick:
     """The live rows of these keys (as ``Cache.delete``: an expired row is no entry), ``(rowid, filename,
     key)``."""
@@ -216,7 +240,8 @@ class DiskCache(LockLeasedCache):  # leases: file locks in leases/ (backends/_le
         warn_if_risky_filesystem(db, "DiskCache")
         try:
             self._dc: Any = diskcache.Cache(
-                self.path, size_limit=size_limit, disk=_safe_disk_class(), **diskcache_options
+                self.path, size_limit=size_limit, disk=_safe_disk_class(),
+                **{"tag_index": True, **diskcache_options},  # tags index entries by function (_count_func)
             )
         except OSError as err:
             msg = f"{where}: {err}"
@@ -315,7 +340,8 @@ class DiskCache(LockLeasedCache):  # leases: file locks in leases/ (backends/_le
             msg = (f"the entry is {len(blob)} bytes encoded, more than this DiskCache's size_limit of {limit} bytes; "
                    "it was not stored (raise size_limit to cache values this large)")
             raise ValueEncodingError(msg)
-        self._write(lambda: self._dc.set(key, blob, expire=ttl, retry=True))
+        tag = _tag(entry.func)  # the per-function index (cache_info, cache_clear): in the same row, same commit
+        self._write(lambda: self._dc.set(key, blob, expire=ttl, tag=tag, retry=True))
         self._reserve.after_store()  # remakes a reserve that clearing used, once stores fit again
         # diskcache culls at most cull_limit entries per store: when the oldest entries are small, the
         # folder would outgrow the limit store after store. One volume() check (~20 us) keeps it bounded.
@@ -415,9 +441,73 @@ class DiskCache(LockLeasedCache):  # leases: file locks in leases/ (backends/_le
         # A full disk: the rows with value files first (small rows, and their files free space), then the rest
         self._delete([_pick_rows(files_only=True), _pick_rows(files_only=False)], full=True)
 
+    def _count_func(self, func: str) -> int:
+        """One indexed COUNT of the function's tag (no entry is read), once rows without a tag are tagged."""
+        if not self._tag_untagged():
+            return super()._count_func(func)  # the tags cannot be written (a full disk): read every entry
+        count = "SELECT COUNT(*) FROM Cache WHERE tag = ? AND (expire_time IS NULL OR expire_time > ?)"
+        with SQLITE_GATE:
+            ((n,),) = self._dc._sql(count, (_tag(func), time.time())).fetchall()
+        return int(n)
+
     def _clear_func(self, func: str) -> int:
-        keys = [key for key, entry in self._keyed_entries() if entry.func == func]
-        return len(self._delete([_pick_keys(self._newest_first(keys))]))
+        """Deletes the function's rows through the tag index (expired ones too); returns how many were live."""
+        if not self._tag_untagged():  # a full disk: find them by reading every entry
+            keys = [key for key, entry in self._keyed_entries() if entry.func == func]
+            return len(self._delete([_pick_keys(self._newest_first(keys))]))
+        now = time.time()
+        return sum(1 for row in self._delete([_pick_tag(_tag(func))]) if row[2] is None or row[2] > now)
+
+    def _tag_untagged(self) -> bool:
+        """Gives every row without a tag its function's tag (``_tag``): the rows oxicache wrote before it
+        tagged them, or that an older oxicache using the same folder writes still. Each is read once, then
+        found through the tag index: this is the one-time migration of a folder, and a no-op (one indexed
+        look-up) once done. False when the tags cannot be written (a full disk): counting and clearing then
+        read every entry, as before the index."""
+        select = ("SELECT rowid, key, raw, mode, filename, value FROM Cache WHERE tag IS NULL AND rowid > ?"
+                  " ORDER BY rowid LIMIT 100")
+        update = "UPDATE Cache SET tag = ? WHERE rowid = ? AND key = ? AND tag IS NULL"
+        after = -1
+        while True:
+            with SQLITE_GATE:
+                rows = self._dc._sql(select, (after,)).fetchall()
+            if not rows:
+                return True
+            tags = []
+            for rowid, db_key, raw, mode, filename, db_value in rows:
+                after = rowid
+                tag = self._row_tag(db_key, raw, mode, filename, db_value)
+                if tag is not None:
+                    tags.append((tag, rowid, db_key))
+
+            def write(tags: list[tuple[str, int, Any]] = tags) -> None:
+                with self._dc._transact(retry=True) as (sql, _):
+                    for args in tags:
+                        sql(update, args)
+
+            try:
+                with SQLITE_GATE:
+                    self._write(write)
+            except sqlite3.Error:
+                return False
+
+    def _row_tag(self, db_key: Any, raw: Any, mode: int, filename: str | None, db_value: Any) -> str | None:
+        """The tag a row without one gets: its entry's function, else ``_NO_FUNC``; None when its value file
+        is gone (removed meanwhile: diskcache reads the row as a miss)."""
+        disk = self._dc._disk
+        key = disk.get(db_key, raw)
+        if key is _FOREIGN or not isinstance(key, bytes) or len(key) != 16:
+            return _NO_FUNC
+        number = int.from_bytes(key, "big")
+        try:
+            blob = disk.fetch(mode, filename, db_value, False)
+        except OSError:
+            return None
+        except ValueDecodingError as err:
+            self._damaged(f"{self.path}, key {number:032x}", err)
+            return _NO_FUNC
+        entry = self._decode(blob, number)  # a damaged record is reported here, once
+        return _NO_FUNC if entry is None else _tag(entry.func)
 
     def popall(self) -> list[CacheEntry]:
         """Remove and return every entry."""
@@ -624,7 +714,6 @@ def _gated(method: Any) -> Any:
         with SQLITE_GATE:
             return method(self, *args, **kwargs)
 
-    run.__name__, run.__qualname__, run.__doc__ = method.__name__, method.__qualname__, method.__doc__
     return run
 
 

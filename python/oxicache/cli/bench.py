@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import functools
-import gc
 import hashlib
 import json
 import os
@@ -24,9 +23,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from time import perf_counter_ns
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
+from oxicache.cli.bench_keys import cmd_bench_keys
 from oxicache.cli.stores import CliError
+from oxicache.cli.timing import measure
 
 __all__ = ["add_bench"]
 
@@ -192,38 +193,6 @@ class Result:
         return (q3 - q1) / self.median_ns if self.median_ns else None
 
 
-def _median(xs: Sequence[float]) -> float:
-    s = sorted(xs)
-    mid = len(s) // 2
-    return s[mid] if len(s) % 2 else (s[mid - 1] + s[mid]) / 2
-
-
-def _timed(loop: Callable[[Any, int], int], arg: Any, n: int) -> int:
-    gc.collect()
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return loop(arg, n)
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def _measure(loop: Callable[[Any, int], int], arg: Any, *, units_per_n: int, repeats: int, target_ns: float) -> tuple[float, list[float], int]:
-    """Warm up and calibrate ``n`` so that one sample takes about ``target_ns``, then take ``repeats``
-    samples; returns (median ns per unit, samples in ns per unit, units per sample)."""
-    n = 1
-    while True:  # the calibration runs double as the warm-up
-        elapsed = _timed(loop, arg, n)
-        if elapsed >= target_ns / 8 or n >= 1 << 30:
-            break
-        n *= 2
-    n = max(1, int(n * target_ns / max(elapsed, 1)))
-    _timed(loop, arg, max(1, n // 4))  # one more warm-up at the final size
-    samples = [_timed(loop, arg, n) / (n * units_per_n) for _ in range(repeats)]
-    return _median(samples), samples, n * units_per_n
-
-
 def _run_bench(repeats: int, target_ns: float, progress: Callable[[str], None]) -> list[Result]:
     from oxicache import CacheEntry
 
@@ -233,7 +202,7 @@ def _run_bench(repeats: int, target_ns: float, progress: Callable[[str], None]) 
         progress(f"{group}: {impl}")
         res = Result(group, impl, unit=unit, note=note)
         try:
-            res.median_ns, res.samples_ns, res.calls_per_sample = _measure(loop, arg, units_per_n=units_per_n, repeats=repeats, target_ns=target_ns)
+            res.median_ns, res.samples_ns, res.calls_per_sample = measure(loop, arg, units_per_n=units_per_n, repeats=repeats, target_ns=target_ns)
         except Exception as exc:  # a backend that cannot take a call shape is reported, not fatal
             res.error = type(exc).__name__
             res.note = f"{type(exc).__name__}: {exc}"
@@ -427,6 +396,10 @@ def _write_chart(results: list[Result], meta: dict[str, Any], path: str) -> None
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.what == "keys":
+        if args.chart:
+            raise CliError("--chart draws the calls table; bench keys prints its table only")
+        return cmd_bench_keys(args)
     try:
         import oxicache
     except ImportError as exc:  # pragma: no cover - a broken build
@@ -480,6 +453,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def add_bench(sub: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    sub.add_argument(
+        "what", nargs="?", choices=["calls", "keys"], default="calls",
+        help="calls (the default): memoized calls of every backend against lru_cache; keys: key-hashing "
+        "throughput against json+md5, orjson+xxh3_128 and pickle+blake3",
+    )
     sub.add_argument("--quick", action="store_true", help="about 3 s instead of about 20 s (fewer, shorter repeats)")
     sub.add_argument("--json", action="store_true", help="print machine-readable JSON instead of the table")
     sub.add_argument("--repeats", type=int, default=None, metavar="N", help="timed repeats per row (default 7, or 3 with --quick)")
