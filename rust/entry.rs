@@ -9,6 +9,13 @@ use pyo3::types::{PyDict, PyString, PyTuple};
 
 use crate::key::{call_key, entry_key_of, local_class_error};
 
+/// One cached call: the function's name, its bound arguments, its result and optional annotations.
+///
+/// `func` is the function identity (`module.qualname`, or the `name=` given to memoize; a callable is
+/// named for you), `inputs` a dict of argument names to values, `output` the result, `expected` an
+/// annotated ground truth and `metadata` a free-form dict. `...` (Ellipsis) means "unset" for `output`
+/// and `expected`, because `None` is a result worth caching. `key` is the 128-bit key of
+/// `(func, inputs)`; equal entries hash alike. Caches return entries from `retrieve()` and iteration.
 #[pyclass(module = "oxicache._core", name = "CacheEntry")]
 pub struct CacheEntry {
     func: Py<PyString>,
@@ -301,9 +308,11 @@ impl CacheEntry {
 
 #[pymethods]
 impl CacheEntry {
-    /// CacheEntry(func="", inputs=None, output=..., expected=..., metadata=None)
     #[new]
-    #[pyo3(signature = (func=Given::No, inputs=Given::No, output=Given::No, expected=Given::No, metadata=Given::No))]
+    #[pyo3(
+        signature = (func=Given::No, inputs=Given::No, output=Given::No, expected=Given::No, metadata=Given::No),
+        text_signature = "(func='', inputs=None, output=..., expected=..., metadata=None)"
+    )]
     fn py_new<'py>(
         py: Python<'py>,
         func: Given<'py>,
@@ -440,7 +449,10 @@ impl CacheEntry {
 
     /// CacheEntry.from_args(func="", output=..., expected=..., metadata=None, exclude=None, **inputs)
     #[classmethod]
-    #[pyo3(signature = (func=Given::No, output=Given::No, expected=Given::No, metadata=Given::No, exclude=Given::No, **inputs))]
+    #[pyo3(
+        signature = (func=Given::No, output=Given::No, expected=Given::No, metadata=Given::No, exclude=Given::No, **inputs),
+        text_signature = "(func='', output=..., expected=..., metadata=None, exclude=None, **inputs)"
+    )]
     #[allow(clippy::too_many_arguments)]
     fn from_args<'py>(
         _cls: &Bound<'py, pyo3::types::PyType>,
@@ -515,9 +527,13 @@ impl CacheEntry {
         Ok(d)
     }
 
-    /// A copy with some fields replaced: clone(output=..., metadata=..., exclude=[...]).
+    /// A copy with some fields replaced, by keyword: func, inputs, output, expected, metadata, and
+    /// exclude (argument names dropped from the copy's inputs). A field not named keeps its value.
     /// An unknown field name is a TypeError (ahvn ignored it silently).
-    #[pyo3(signature = (*, func=Given::No, inputs=Given::No, output=Given::No, expected=Given::No, metadata=Given::No, exclude=Given::No))]
+    #[pyo3(
+        signature = (*, func=Given::No, inputs=Given::No, output=Given::No, expected=Given::No, metadata=Given::No, exclude=Given::No),
+        text_signature = "(self, /, **changes)"
+    )]
     #[allow(clippy::too_many_arguments)]
     fn clone<'py>(
         &self,
@@ -551,7 +567,7 @@ impl CacheEntry {
 
     /// annotate(expected=..., metadata=None): a copy with `expected` set (to `output` when omitted) and
     /// `metadata` merged over the current metadata. The entry itself is unchanged.
-    #[pyo3(signature = (expected=Given::No, metadata=Given::No))]
+    #[pyo3(signature = (expected=Given::No, metadata=Given::No), text_signature = "(self, /, expected=..., metadata=None)")]
     fn annotate<'py>(&self, py: Python<'py>, expected: Given<'py>, metadata: Given<'py>) -> PyResult<Self> {
         let expected = expected
             .opt()

@@ -59,6 +59,12 @@ mod _core {
         m.add("MAX_DEPTH", crate::key::encode::MAX_DEPTH)?;
         m.add("DEFAULT_WAIT_TIMEOUT", crate::store::flight::DEFAULT_WAIT.as_secs_f64())?;
         crate::replay::install(&m.py().get_type::<crate::replay::Replay>());
+        // `__eq__` gives the type a rich-compare slot, for which CPython lists all six operators; entries
+        // have no order, so help() and dir() must not show `<`/`>` methods that only raise.
+        let entry = m.py().get_type::<crate::entry::CacheEntry>();
+        for op in ["__lt__", "__le__", "__gt__", "__ge__"] {
+            entry.delattr(op)?;
+        }
         Ok(())
     }
 }

@@ -29,7 +29,6 @@ from oxicache.durations import parse_ttl
         ("1.5h", 5400.0),
         ("0.5s", 0.5),
         (" 1h 30m ", 5400.0),
-        ("1H", 3600.0),
         ("30m1h", 5400.0),
     ],
 )
@@ -65,10 +64,31 @@ def test_non_positive_or_infinite(ttl):
 
 
 @pytest.mark.parametrize("ttl", [True, False, [1], {"s": 1}, b"1h", object()])
-def test_wrong_types(ttl):
-    with pytest.raises(ValueError) as info:
+def test_wrong_types_are_a_type_error(ttl):
+    with pytest.raises(TypeError) as info:
         parse_ttl(ttl)
     assert type(ttl).__name__ in str(info.value)
+
+
+def test_true_is_not_a_duration_and_the_error_says_none_means_no_expiry():
+    with pytest.raises(TypeError, match=r"ttl=True: .*None means no expiry"):
+        parse_ttl(True)
+
+
+@pytest.mark.parametrize(("ttl", "lower"), [("1M", "'1m'"), ("1H", "'1h'"), ("2D", "'2d'"), ("90S", "'90s'"), ("5MS", "'5ms'")])
+def test_upper_case_units_are_refused_not_folded(ttl, lower):
+    # "1M" once meant one minute silently; a reader may well mean a month
+    with pytest.raises(ValueError) as info:
+        parse_ttl(ttl)
+    msg = str(info.value)
+    assert repr(ttl) in msg and "lowercase" in msg and lower in msg
+
+
+@pytest.mark.parametrize("ttl", ["1h1h", "1m30m", "5s1h5s", "1ms1ms"])
+def test_a_repeated_unit_is_refused_not_summed(ttl):
+    with pytest.raises(ValueError, match="more than once") as info:
+        parse_ttl(ttl)
+    assert repr(ttl) in str(info.value)
 
 
 def test_what_names_the_option():

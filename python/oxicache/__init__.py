@@ -18,7 +18,8 @@ from oxicache.backends.memory import InMemCache
 from oxicache.backends.none import NoCache
 from oxicache.base import BaseCache
 from oxicache.capabilities import Capabilities
-from oxicache.controls import bypass, refresh
+from oxicache.controls import bypass, max_age, refresh
+from oxicache.default import default_cache, memoize
 from oxicache.errors import (
     BackendError,
     CacheError,
@@ -60,6 +61,9 @@ __all__ = [
     "ValueEncodingError",
     "__version__",
     "bypass",
+    "default_cache",
+    "max_age",
+    "memoize",
     "refresh",
     "register_key_encoder",
 ]
@@ -80,6 +84,10 @@ if TYPE_CHECKING:
     from oxicache.backends.jsonfile import JsonCache
     from oxicache.backends.rediscache import RedisCache
     from oxicache.backends.tiered import TieredCache
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))  # the lazy names too, for completion and help()
 
 
 def __getattr__(name: str) -> Any:

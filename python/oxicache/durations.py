@@ -23,10 +23,17 @@ def resolve_ttl(ttl: TTL, annotation: object) -> float | None:
     return None
 
 
+_FORMS = "use seconds (3600), a timedelta, or a string like '90s', '15m', '1h30m', '2d'"
+
+
 def parse_ttl(ttl: TTL, *, what: str = "ttl") -> float | None:
     """Seconds (a positive float) from a TTL value, or None for "no expiry".
 
+    A string is numbers with lowercase units, each unit at most once: ``ms``, ``s``, ``m`` (minutes), ``h``,
+    ``d``, ``w``. Upper case is refused rather than folded: ``"1M"`` could mean a month.
+
     Raises:
+        TypeError: not a number, timedelta, string or None (``True`` included).
         ValueError: the value is not positive or not a duration; the message lists the accepted forms.
     """
     if ttl is None:
@@ -36,16 +43,30 @@ def parse_ttl(ttl: TTL, *, what: str = "ttl") -> float | None:
     elif isinstance(ttl, (int, float)) and not isinstance(ttl, bool):
         seconds = float(ttl)
     elif isinstance(ttl, str):
-        text = ttl.strip().lower().replace(" ", "")
-        parts = _PART.findall(text)
-        if not text or "".join(n + u for n, u in parts) != text:
-            msg = f"{what}={ttl!r} is not a duration; use seconds (3600), a timedelta, or a string like '90s', '15m', '1h30m', '2d'"
-            raise ValueError(msg)
-        seconds = sum(float(n) * _UNITS[u] for n, u in parts)
+        seconds = _parse_text(ttl, what)
     else:
-        msg = f"{what} must be seconds, a timedelta or a string like '1h', got {type(ttl).__name__}"
-        raise ValueError(msg)
+        hint = "; None means no expiry" if isinstance(ttl, bool) else ""
+        msg = f"{what}={ttl!r}: {what} must be seconds, a timedelta or a string like '1h', got {type(ttl).__name__}{hint}"
+        raise TypeError(msg)
     if not seconds > 0 or seconds == float("inf"):
         msg = f"{what}={ttl!r} must be a positive, finite duration"
         raise ValueError(msg)
     return seconds
+
+
+def _parse_text(ttl: str, what: str) -> float:
+    text = ttl.strip().replace(" ", "")
+    if text != text.lower():
+        msg = (f"{what}={ttl!r}: units are lowercase ('M' could mean a month); write {text.lower()!r} if "
+               f"that is the duration you mean; {_FORMS}")
+        raise ValueError(msg)
+    parts = _PART.findall(text)
+    if not text or "".join(n + u for n, u in parts) != text:
+        msg = f"{what}={ttl!r} is not a duration; {_FORMS}"
+        raise ValueError(msg)
+    units = [u for _, u in parts]
+    repeated = sorted({u for u in units if units.count(u) > 1})
+    if repeated:
+        msg = f"{what}={ttl!r} gives the unit {repeated[0]!r} more than once; write each unit once, e.g. '1h30m'"
+        raise ValueError(msg)
+    return sum(float(n) * _UNITS[u] for n, u in parts)

@@ -8,6 +8,7 @@ never executed, and a planted file name never reads or deletes outside the folde
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import shutil
@@ -176,7 +177,7 @@ class DiskCache(LockLeasedCache):  # leases: file locks in leases/ (backends/_le
     """A persistent cache in a local folder, on diskcache.
 
     Args:
-        path: the folder (created if missing).
+        path: the folder (created if missing); ``directory=`` (diskcache's name) is accepted too.
         size_limit: bound on the folder's size in bytes, as ``volume()`` counts it. After each store,
             entries are evicted (expired ones first, then in diskcache's ``eviction_policy`` order: by
             default the least recently *stored*, so reads do not protect an entry; pass
@@ -204,7 +205,7 @@ class DiskCache(LockLeasedCache):  # leases: file locks in leases/ (backends/_le
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | None = None,
         size_limit: int = DEFAULT_SIZE_LIMIT,
         *,
         exclude: Iterable[str] | None = None,
@@ -226,10 +227,17 @@ class DiskCache(LockLeasedCache):  # leases: file locks in leases/ (backends/_le
         if isinstance(size_limit, bool) or not isinstance(size_limit, int) or size_limit <= 0:
             msg = f"size_limit must be a positive number of bytes, got {size_limit!r}"
             raise ValueError(msg)
-        for forbidden in ("disk", "directory"):
-            if forbidden in diskcache_options:
-                msg = f"DiskCache sets diskcache's {forbidden!r} itself; pass the folder as path"
+        if "directory" in diskcache_options:  # diskcache's own spelling of the folder
+            if path is not None:
+                msg = "DiskCache got both path and directory (diskcache's name for it); pass the folder once, as path"
                 raise TypeError(msg)
+            path = diskcache_options.pop("directory")
+        if path is None:
+            msg = "DiskCache needs the folder to store entries in: DiskCache('path/to/folder') (or path=...)"
+            raise TypeError(msg)
+        if "disk" in diskcache_options:
+            msg = "DiskCache sets diskcache's 'disk' itself (it stores oxicache's records); leave it out"
+            raise TypeError(msg)
         self._serializer = Serializer(serializer, signing_key)
         self.path = os.path.abspath(os.fspath(path))
         where = f"cannot open a DiskCache in {self.path!r}"
@@ -710,6 +718,8 @@ _TIGHT = {"secure_delete": "FAST", "wal_autocheckpoint": 0}
 
 
 def _gated(method: Any) -> Any:
+    # functools.wraps sets __wrapped__, so inspect.signature() and help() show the method's own signature
+    @functools.wraps(method)
     def run(self: DiskCache, *args: Any, **kwargs: Any) -> Any:
         with SQLITE_GATE:
             return method(self, *args, **kwargs)

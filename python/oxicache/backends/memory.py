@@ -40,6 +40,10 @@ class InMemCache(BaseCache):
         if args or kwargs:
             msg = f"InMemCache takes exclude, max_size, ttl and on_backend_error; got unexpected arguments {args or ''}{sorted(kwargs) or ''}"
             raise TypeError(msg)
+        if isinstance(exclude, int) and not isinstance(exclude, bool):  # InMemCache(10), as lru_cache(10)
+            msg = (f"InMemCache's first argument is exclude (parameter names left out of keys), got {exclude!r}; "
+                   f"for a bound on the number of entries write InMemCache(max_size={exclude!r})")
+            raise TypeError(msg)
         super().__init__(exclude, ttl=ttl, on_backend_error=on_backend_error)
         if max_size is not None and (isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 0):
             msg = f"max_size must be None or a non-negative int, got {max_size!r}"

@@ -13,6 +13,7 @@ import os
 import sys
 from typing import Callable, Sequence
 
+from oxicache import __version__
 from oxicache.cli.bench import add_bench
 from oxicache.cli.commands import SUBCOMMANDS as STORE_SUBCOMMANDS
 from oxicache.cli.stores import CliError, printable
@@ -29,6 +30,7 @@ _SUBCOMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], Callable[
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="oxicache", description="oxicache command line tools")
+    parser.add_argument("--version", action="version", version=f"oxicache {__version__}")
     subs = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (help_text, add) in _SUBCOMMANDS.items():
         sub = subs.add_parser(name, help=help_text, description=help_text)

@@ -220,7 +220,11 @@ def validate_exclude(exclude: Iterable[str] | None, what: str = "exclude") -> fr
     if isinstance(exclude, str):
         msg = f"{what} must be a list of parameter names, got the string {exclude!r}; write [{exclude!r}]"
         raise TypeError(msg)
-    names = frozenset(exclude)
+    try:
+        names = frozenset(exclude)
+    except TypeError:
+        msg = f"{what} must be a list of parameter names, got {type(exclude).__name__} {exclude!r}"
+        raise TypeError(msg) from None
     bad = [n for n in names if not isinstance(n, str)]
     if bad:
         msg = f"{what} must contain parameter names (str), got {bad[0]!r}"

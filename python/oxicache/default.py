@@ -1,0 +1,74 @@
+"""``oxicache.memoize``: memoization on one process-wide ``InMemCache``.
+
+``oxicache.memoize`` is to ``InMemCache().memoize`` what ``functools.cache`` is to ``functools.lru_cache``:
+the decorator for the common case, with no cache object to create. Its entries live in this process's
+memory, unbounded, without expiry, until ``f.cache_clear()`` (or ``default_cache().clear()``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Mapping, ParamSpec, TypeVar, overload
+
+from oxicache.backends.memory import InMemCache
+from oxicache.durations import TTL
+from oxicache.memo.protocols import Memoized
+
+__all__ = ["default_cache", "memoize"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_CACHE = InMemCache()  # cheap: an empty native map
+
+
+def default_cache() -> InMemCache:
+    """The process-wide ``InMemCache`` that ``oxicache.memoize`` stores in."""
+    return _CACHE
+
+
+@overload
+def memoize(func: Callable[P, R]) -> Memoized[P, R]: ...
+@overload
+def memoize(
+    func: None = None,
+    *,
+    name: str | None = None,
+    exclude: Iterable[str] | None = None,
+    annotation: Mapping[str, Any] | None = None,
+    ttl: TTL = None,
+    version: str | int | None = None,
+    cache_if: Callable[[Any], Any] | None = None,
+    wait_timeout: TTL = None,
+) -> Callable[[Callable[P, R]], Memoized[P, R]]: ...
+def memoize(
+    func: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    exclude: Iterable[str] | None = None,
+    annotation: Mapping[str, Any] | None = None,
+    ttl: TTL = None,
+    version: str | int | None = None,
+    cache_if: Callable[[Any], Any] | None = None,
+    wait_timeout: TTL = None,
+) -> Any:
+    """Cache a function's results in this process's memory: ``@oxicache.memoize`` or ``@oxicache.memoize(ttl="1h")``.
+
+    The store is one unbounded ``InMemCache`` shared by every function memoized this way
+    (``default_cache()``); for a bound, a persistent store or a cache of your own, use that cache's
+    ``memoize`` (``InMemCache(max_size=1000).memoize``, ``DiskCache("folder").memoize``, ...).
+
+    Works on plain, coroutine, generator and async generator functions. The wrapper has
+    ``cache_info()``, ``cache_clear()`` and ``__wrapped__``, as the wrapper of ``functools.cache`` does.
+
+    Args:
+        name: the identity stored in ``CacheEntry.func`` (default ``module.qualname``).
+        exclude: parameter names left out of the key.
+        annotation: stored in each entry's ``metadata["annotation"]``; its ``"ttl"`` sets the time to live.
+        ttl: time to live of the function's entries (seconds, timedelta or ``"1h"``; default: no expiry).
+        version: part of the function identity (``name@version``).
+        cache_if: ``cache_if(result)`` true to store the result; rejected results are returned, not stored.
+        wait_timeout: how long a call waits for another thread computing the same key (default 600 s).
+    """
+    decorate = _CACHE.memoize(name=name, exclude=exclude, annotation=annotation, ttl=ttl, version=version,
+                              cache_if=cache_if, wait_timeout=wait_timeout)
+    return decorate if func is None else decorate(func)
