@@ -193,7 +193,9 @@ def test_ls_show_stats(kind: str, new_store: Callable[[str], Store]) -> None:
     assert "$tuple" in json.dumps(listed)  # values in the codec's tagged JSON
 
     limited = run("ls", *store.args, "--limit", "3")
-    assert limited.stdout.splitlines()[-1].startswith("10 entries (3 shown)")
+    assert limited.stdout.splitlines()[-1].startswith("3 entries shown (--limit 3, in the store's order); ")
+    assert len(limited.stdout.splitlines()) == 2 + 3 + 1
+    assert "10 entries in " in run("ls", *store.args, "--limit", "10").stdout  # all of them: no "more"
 
     annotated = next(e for e in entries if e.annotated)
     key = f"{annotated.key:032x}"
@@ -641,3 +643,131 @@ def test_import_refuses_a_func_too_long_for_a_sql_store_before_writing(new_store
     folder = new_store("json")  # no such limit in a JSON folder
     assert run("import", *folder.args, str(lines)).returncode == 0
     assert sorted(len(e.func) for e in stored(folder)) == [2, 300]
+
+
+# ---- issue 17: ls --limit streams; import validates first; long ints; export -o's file ------------
+
+def test_ls_with_a_limit_reads_only_what_it_shows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """In-process, so the store's record decodes can be counted: a limit stops reading after one entry
+    past it (to tell whether there are more), instead of reading and sorting the whole store."""
+    from oxicache.backends.disk import DiskCache
+    from oxicache.cli import main
+
+    cache = DiskCache(str(tmp_path / "big"))
+    for i in range(3000):
+        cache.set("f", {"i": i}, output=i)
+    cache.close()
+    decodes = []
+    real = DiskCache._decode
+    monkeypatch.setattr(DiskCache, "_decode", lambda self, blob, key: decodes.append(key) or real(self, blob, key))
+
+    assert main(["ls", f"disk:{tmp_path / 'big'}", "--limit", "5"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 + 5 + 1 and "5 entries shown (--limit 5" in lines[-1]
+    assert len(decodes) == 6
+    decodes.clear()
+    assert main(["ls", f"disk:{tmp_path / 'big'}", "--limit", "5", "--func", "g"]) == 0  # matches nothing
+    assert capsys.readouterr().out.splitlines()[-1].startswith("0 entries in ")
+    assert len(decodes) == 3000  # a filter that matches nothing reads on to the end, as it must
+    decodes.clear()
+    assert main(["ls", f"disk:{tmp_path / 'big'}", "--json", "--limit", "2"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 2 and len(decodes) == 3
+
+
+def test_ls_limit_must_not_be_negative(new_store: Callable[[str], Store]) -> None:
+    store = new_store("disk")
+    seed(store)
+    assert_bad_input(run("ls", *store.args, "--limit", "-1"), "--limit", "-1")
+    zero = run("ls", *store.args, "--limit", "0")
+    assert zero.returncode == 0 and zero.stdout.startswith("0 entries shown (--limit 0")
+
+
+@pytest.mark.parametrize("target_kind", ["disk", "json"])
+def test_import_with_a_bad_annotation_ttl_writes_nothing(target_kind: str, new_store: Callable[[str], Store],
+                                                         tmp_path: Path) -> None:
+    lines = tmp_path / "ttl.jsonl"
+    lines.write_text(json.dumps({"func": "f", "inputs": {"x": 1}, "output": 1}) + "\n"
+                     + json.dumps({"func": "f", "inputs": {"x": 2}, "output": 2,
+                                   "metadata": {"annotation": {"ttl": "5 parsecs"}}}) + "\n")
+    fresh = new_store(target_kind)
+    assert_bad_input(run("import", *fresh.args, str(lines)), "entry 2", "ttl", "5 parsecs")
+    assert not fresh.exists()
+    existing = new_store(target_kind)
+    before = seed(existing)
+    assert_bad_input(run("import", *existing.args, str(lines)), "entry 2")
+    same_entries(stored(existing), before)  # entry 1 was not written either
+
+
+def test_ints_past_pythons_str_limit_are_listed_shown_exported(new_store: Callable[[str], Store], tmp_path: Path) -> None:
+    """A DiskCache keeps ints of any length (binary records); Python refuses to turn one of more than
+    4300 digits into text unless asked. The command prints them and verify agrees the store is sound."""
+    store = new_store("disk")
+    child = ("import sys, oxicache; c = oxicache.DiskCache(sys.argv[1]); "
+             "c.set('f', {'x': 10**5000 + 7}, output=[-(10**6000), 1]); c.set('g', {'x': 1}, output=2); c.close()")
+    big = "1" + "0" * 4999 + "7"  # the digits of 10**5000 + 7, written without str(int)
+    subprocess.run([sys.executable, "-c", child, store.args[0][5:]], check=True, timeout=TIMEOUT)
+
+    listed = run("ls", *store.args)
+    assert listed.returncode == 0, listed.stderr
+    assert "{'x': <int of 5,001 digits>}" in listed.stdout and "[<int of 6,001 digits>, 1]" in listed.stdout
+    shown = run("show", *store.args, "--func", "f")
+    assert shown.returncode == 0, shown.stderr
+    assert big in shown.stdout.replace("\n", "").replace(" ", "")
+    as_json = run("ls", *store.args, "--json", "--func", "f")
+    assert as_json.returncode == 0, as_json.stderr
+    assert big in as_json.stdout
+    out = tmp_path / "big.jsonl"
+    exported = run("export", *store.args, "-o", str(out))
+    assert exported.returncode == 0, exported.stderr
+    copy = new_store("disk")
+    imported = run("import", *copy.args, str(out))
+    assert imported.returncode == 0, imported.stderr
+    assert run("verify", *store.args).returncode == 0
+    assert run("verify", *copy.args).returncode == 0
+    sys.set_int_max_str_digits(0)
+    try:
+        same_entries(stored(copy), stored(store))
+    finally:
+        sys.set_int_max_str_digits(4300)
+
+
+def export_lines(path: Path) -> int:
+    return len(path.read_text(encoding="utf-8").rstrip("\n").split("\n"))  # not splitlines: U+2028 is in a value
+
+
+def test_export_file_mode_follows_the_umask_or_the_file_it_replaces(new_store: Callable[[str], Store], tmp_path: Path) -> None:
+    store = new_store("json")
+    seed(store)
+    umask = "import os, sys, runpy; os.umask(0o027); sys.argv[0] = 'oxicache'; runpy.run_module('oxicache', run_name='__main__')"
+    new = tmp_path / "new.jsonl"
+    result = subprocess.run([sys.executable, "-c", umask, "export", *store.args, "-o", str(new)],
+                            capture_output=True, text=True, timeout=TIMEOUT)
+    assert result.returncode == 0, result.stderr
+    assert oct(new.stat().st_mode & 0o777) == oct(0o640)  # 0666 & ~027, as `>` gives
+    old = tmp_path / "old.jsonl"
+    old.write_text("")
+    old.chmod(0o604)
+    assert run("export", *store.args, "-o", str(old)).returncode == 0
+    assert oct(old.stat().st_mode & 0o777) == oct(0o604) and export_lines(old) == 10
+
+
+def test_export_to_a_symlink_writes_the_file_it_points_to(new_store: Callable[[str], Store], tmp_path: Path) -> None:
+    store = new_store("json")
+    seed(store)
+    (tmp_path / "data").mkdir()
+    target = tmp_path / "data" / "real.jsonl"
+    target.write_text("old\n")
+    link = tmp_path / "latest.jsonl"
+    link.symlink_to(target)
+    result = run("export", *store.args, "-o", str(link))
+    assert result.returncode == 0, result.stderr
+    assert link.is_symlink() and os.readlink(link) == str(target)  # the link is kept ...
+    assert export_lines(target) == 10  # ... and the file it names was replaced
+    dangling = tmp_path / "dangling.jsonl"
+    dangling.symlink_to(tmp_path / "data" / "fresh.jsonl")
+    assert run("export", *store.args, "-o", str(dangling)).returncode == 0
+    assert export_lines(tmp_path / "data" / "fresh.jsonl") == 10
+    to_folder = tmp_path / "folder-link"
+    to_folder.symlink_to(tmp_path / "data")
+    assert_bad_input(run("export", *store.args, "-o", str(to_folder)), "folder-link", "is a folder")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import pprint
+import stat
 import sys
 import tempfile
 from collections import Counter
@@ -24,12 +26,15 @@ from oxicache.cli.stores import (
     parse_store,
     printable,
     resolve_keys,
+    whole_ints,
 )
 from oxicache._core import CacheEntry
 from oxicache.cli.progress import Progress, run_with_spinner
 from oxicache.base import BaseCache
-from oxicache.codec import decode_json, encode_json
+from oxicache.codec import decode_json, encode_binary, encode_json
+from oxicache.durations import resolve_ttl
 from oxicache.errors import ValueDecodingError
+from oxicache.records import dump_record
 
 __all__ = ["SUBCOMMANDS"]
 
@@ -42,8 +47,62 @@ _SHORT_KEY = 12  # hex digits of a key in tables (any unique prefix of 4+ is acc
 def _short(value: Any, width: int) -> str:
     """One line of at most ``width`` characters: the repr of a value (a str func shown as it is), with
     control characters escaped (a ``__repr__`` of a stored class may return anything)."""
-    text = " ".join(printable(value if isinstance(value, str) and width == _FUNC_WIDTH else repr(value)).split())
+    text = " ".join(printable(value if isinstance(value, str) and width == _FUNC_WIDTH else _brief_repr(value)).split())
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+class _LongInt:
+    """Stands for an int too long for ``repr`` under Python's int/str limit, in a one-line summary."""
+
+    def __init__(self, n: int) -> None:
+        n = abs(n)
+        digits = int((n.bit_length() - 1) * 0.30102999566398120) + 1  # this, or one more
+        self.digits = digits + 1 if n >= 10**digits else digits
+
+    def __repr__(self) -> str:
+        return f"<int of {self.digits:,} digits>"
+
+
+def _brief_repr(value: Any) -> str:
+    """``repr(value)``; an int past Python's int/str limit (``sys.set_int_max_str_digits``), alone or in
+    plain lists, tuples, sets and dicts, is shown as ``<int of N digits>`` (a table shows the start of a
+    value anyway, and converting a huge int costs time); anything else holding one is shown in full."""
+    try:
+        return repr(value)
+    except ValueError:
+        pass
+    try:
+        return repr(_summarized(value))
+    except ValueError:
+        with whole_ints():
+            return repr(value)
+
+
+def _summarized(value: Any) -> Any:
+    if type(value) is int:
+        try:
+            repr(value)
+        except ValueError:
+            return _LongInt(value)
+        return value
+    if type(value) in (list, tuple, set, frozenset):
+        items = [_summarized(v) for v in value]
+        return items if type(value) is list else tuple(items) if type(value) is tuple else _Shown(value, items)
+    if type(value) is dict:
+        return {_summarized(k) if type(k) is int else k: _summarized(v) for k, v in value.items()}
+    return value
+
+
+class _Shown:
+    """A set or frozenset of summarized items, shown as the original's repr would show it."""
+
+    def __init__(self, original: Any, items: list[Any]) -> None:
+        self.text = ("{" + ", ".join(map(repr, items)) + "}") if items else f"{type(original).__name__}()"
+        if type(original) is frozenset and items:
+            self.text = f"frozenset({self.text})"
+
+    def __repr__(self) -> str:
+        return self.text
 
 
 def _table(rows: list[list[str]], head: list[str]) -> str:
@@ -56,8 +115,10 @@ def _table(rows: list[list[str]], head: list[str]) -> str:
 
 
 def _json_text(value: Any) -> str:
-    """The codec's tagged JSON of ``value``, with no character a terminal acts on (the same JSON value)."""
-    return printable(encode_json(value), as_json=True)
+    """The codec's tagged JSON of ``value``, with no character a terminal acts on (the same JSON value).
+    Ints of any length are written whole (JSON text is where they must be exact)."""
+    with whole_ints():
+        return printable(encode_json(value), as_json=True)
 
 
 def _entry_json(entry: CacheEntry) -> str:
@@ -77,12 +138,24 @@ def _prog(args: argparse.Namespace) -> str:
 # ---- ls ------------------------------------------------------------------------------------------
 
 def _cmd_ls(args: argparse.Namespace) -> int:
+    if args.limit is not None and args.limit < 0:
+        msg = f"--limit must be 0 or more, got {args.limit}"
+        raise CliError(msg)
     spec, cache = _store(args)
     filters = Filters.from_args(args)
+    more = False
     with cache, capture_damage() as damage:
-        found = sorted(entries(cache, filters), key=lambda e: (e.func, e.key))
+        if args.limit is None:
+            shown = sorted(entries(cache, filters), key=lambda e: (e.func, e.key))
+        else:
+            # A limit streams, in the store's order: reading stops one entry past the limit (which tells
+            # whether there are more), instead of reading and sorting a store of millions for 5 lines.
+            stream = entries(cache, filters)
+            shown = list(itertools.islice(stream, args.limit + 1))
+            stream.close()
+            more = len(shown) > args.limit
+            del shown[args.limit:]
     damage.report(_prog(args))
-    shown = found if args.limit is None else found[: args.limit]
     if args.json:
         print("[" + ",\n".join(_entry_json(e) for e in shown) + "]")
         return 0
@@ -90,8 +163,11 @@ def _cmd_ls(args: argparse.Namespace) -> int:
              _short(e.expected, 30) if e.annotated else ""] for e in shown]
     if rows:
         print(_table(rows, ["KEY", "FUNC", "INPUTS", "OUTPUT", "EXPECTED"]))
-    more = f" ({len(shown)} shown)" if len(shown) < len(found) else ""
-    print(f"{len(found)} entr{'y' if len(found) == 1 else 'ies'}{more} in {spec}")
+    count = f"{len(shown)} entr{'y' if len(shown) == 1 else 'ies'}"
+    if more:
+        print(f"{count} shown (--limit {args.limit}, in the store's order); {spec} has more: oxicache stats counts them")
+    else:
+        print(f"{count} in {spec}")
     return 0
 
 
@@ -125,7 +201,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
                 if name == "expected" and not entry.annotated:
                     continue
                 # pformat's own line breaks are kept; any other control character is escaped
-                text = pprint.pformat(value, width=100, sort_dicts=False)
+                with whole_ints():  # shown in full, however long
+                    text = pprint.pformat(value, width=100, sort_dicts=False)
                 text = "\n          ".join(printable(line) for line in text.split("\n"))
                 lines.append(f"{name:<10}{text}")
             blocks.append("\n".join(lines))
@@ -269,11 +346,12 @@ def _cmd_clear(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     spec, cache = _store(args)
     filters = Filters.from_args(args)
-    out_path = None if args.output in (None, "-") else os.path.abspath(args.output)
+    out_path = None if args.output in (None, "-") else _export_target(args.output)
     folder = os.path.dirname(out_path) if out_path else None
     if folder is not None and not os.path.isdir(folder):
         msg = f"cannot write {args.output!r}: no folder {folder!r}"
         raise CliError(msg)
+    mode = None if out_path is None else _file_mode(out_path)
     # Written to a temporary file first: an error part way leaves no partial export behind.
     try:
         tmp: IO[str] = tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=folder, prefix=".oxicache-export-",
@@ -302,6 +380,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
                     sys.stdout.write(line)
             sys.stdout.flush()
         else:
+            os.chmod(tmp.name, 0o600 if mode is None else mode)  # mkstemp's file is private until now
             os.replace(tmp.name, out_path)
     finally:
         tmp.close()
@@ -310,6 +389,29 @@ def _cmd_export(args: argparse.Namespace) -> int:
     where = "stdout" if out_path is None else args.output
     print(f"exported {count:,} entr{'y' if count == 1 else 'ies'} from {spec} to {where}", file=sys.stderr)
     return 0
+
+
+def _export_target(given: str) -> str:
+    """The file ``-o`` replaces: the path given, or for a symbolic link the file the link points to (the
+    link stays, as with a shell's ``>``; replacing the link itself would quietly cut it)."""
+    path = os.path.abspath(given)
+    target = os.path.realpath(path) if os.path.islink(path) else path
+    if os.path.isdir(target):
+        via = f" (the link points to {target!r})" if target != path else ""
+        msg = f"cannot write {given!r}: it is a folder{via}; give a file name"
+        raise CliError(msg)
+    return target
+
+
+def _file_mode(path: str) -> int:
+    """The permission bits of the finished export: an existing file's own, else a new file's under the
+    umask (0666 & ~umask), as `>` would give it."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def _read_lines(path: str) -> list[CacheEntry]:
@@ -334,7 +436,8 @@ def _read_lines(path: str) -> list[CacheEntry]:
         if not line.strip():
             continue
         try:
-            record = decode_json(line)
+            with whole_ints():  # an export holds ints of any length (as the store did)
+                record = decode_json(line)
         except ValueDecodingError as err:
             hint = "; allow its class with --allow module:Class" if "not allowed" in str(err) else ""
             msg = f"{name} line {number} is not an oxicache JSON entry: {err}{hint}"
@@ -365,6 +468,26 @@ def _entry_of(record: Any, where: str) -> CacheEntry:
         raise CliError(msg) from None
 
 
+def _check_storable(entry: CacheEntry, spec: StoreSpec, where: str) -> None:
+    """What storing ``entry`` checks, done for every entry before the first is written: its annotation's
+    ttl, its key, and its values in the store's encoding (JSON text for JsonCache, binary records for the
+    others)."""
+    try:
+        ttl = resolve_ttl(None, entry.metadata.get("annotation"))
+    except (TypeError, ValueError) as err:
+        msg = f'{where}: metadata["annotation"]["ttl"] is not a time to live: {err}'
+        raise CliError(msg) from None
+    try:
+        entry.key  # noqa: B018 (computed for its errors)
+        if spec.kind == "json":
+            dump_record(entry, ttl)
+        else:
+            encode_binary(entry.to_dict())
+    except (TypeError, ValueError) as err:  # KeyEncodingError, ValueEncodingError
+        msg = f"{where} cannot be stored in {spec}: {err}"
+        raise CliError(msg) from None
+
+
 def _cmd_import(args: argparse.Namespace) -> int:
     spec = parse_store(args.store, args.table, args.prefix)
     allow_classes(args.allow or [])
@@ -377,6 +500,8 @@ def _cmd_import(args: argparse.Namespace) -> int:
                 msg = (f"entry {number} of {args.file!r}: its func ({entry.func[:40]!r}...) is longer than the "
                        f"{MAX_FUNC} characters of DatabaseCache's func column")
                 raise CliError(msg)
+    for number, entry in enumerate(new, 1):
+        _check_storable(entry, spec, f"entry {number} of {args.file!r}")
     cache = open_store(spec, create=True)
     with cache, Progress("importing", len(new)) as bar:
         for entry in new:

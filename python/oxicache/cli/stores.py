@@ -4,6 +4,7 @@ opening them without creating anything a read must not create, entry filters and
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
@@ -13,7 +14,7 @@ import sys
 import warnings
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Iterator
+from typing import Any, Generator, Iterator
 from urllib.parse import unquote
 
 from oxicache._core import CacheEntry
@@ -21,7 +22,7 @@ from oxicache.base import BaseCache
 from oxicache.errors import CacheError, CacheWarning
 
 __all__ = ["CliError", "Filters", "StoreSpec", "allow_classes", "capture_damage", "mask_password", "open_store",
-           "parse_store", "printable"]
+           "parse_store", "printable", "whole_ints"]
 
 DEFAULT_TABLE = "oxicache_entries"
 # URL schemes DatabaseCache reads (a scheme without a driver gets psycopg 3 / PyMySQL).
@@ -73,6 +74,19 @@ def printable(text: str, *, as_json: bool = False) -> str:
     if not _UNPRINTABLE.search(text):
         return text
     return _UNPRINTABLE.sub(_json_escape if as_json else _escape, text)
+
+
+@contextlib.contextmanager
+def whole_ints() -> Iterator[None]:
+    """Python's limit on int/str conversion (``sys.set_int_max_str_digits``, 4300 digits) lifted for the
+    block: a store may hold larger ints (binary records carry them whole), and what the command writes
+    as text (``show``, ``--json``, ``export``, reading an export back) must hold them exactly."""
+    before = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(0)
+    try:
+        yield
+    finally:
+        sys.set_int_max_str_digits(before)
 
 
 # The values of URL query parameters that may carry a secret (?password=..., &sslpassword=...).
@@ -432,8 +446,8 @@ class capture_damage:
             print(f"{prog}: warning: {printable(message.removeprefix('oxicache: '))}", file=sys.stderr)
 
 
-def entries(cache: BaseCache, filters: Filters) -> Iterator[CacheEntry]:
-    """The entries that pass ``filters``, streamed in the backend's order."""
+def entries(cache: BaseCache, filters: Filters) -> Generator[CacheEntry, None, None]:
+    """The entries that pass ``filters``, streamed in the backend's order (``close()`` stops reading)."""
     for entry in cache.iter_entries():
         if filters.match(entry):
             yield entry
