@@ -205,20 +205,75 @@ def test_default_parameters_of_the_llm_are_in_the_key(server):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_transport_settings_do_not_miss(server, other_server, kind):
+def test_transport_settings_do_not_miss(server, kind):
     cache = InMemCache()
     first = make_llm(server, cache, api_key="key-1", timeout=30)
     text, _ = ask(first, kind, "q")
-    # another key, another URL (a second server), other timeouts and retries: same entry
-    second = LLM(model="m1", base_url=other_server.url, api_key="key-2", timeout=60, max_retries=5, cache=cache)
+    # another key, other timeouts and retries, the URL spelled with a trailing slash: same entry
+    second = LLM(model="m1", base_url=server.url + "/", api_key="key-2", timeout=60, max_retries=5, cache=cache)
     again, flags = ask(second, kind, "q")
     assert (again, all(flags)) == (text, True)
-    # per-call transport options and request bookkeeping: still the same entry
-    again, flags = ask(second, kind, "q", timeout=12, extra_headers={"X-Trace": "1"}, extra_query={"a": "b"},
-                       user="u1", metadata={"run": "7"}, store=False, safety_identifier="s", prompt_cache_key="p")
+    # per-call transport options, request bookkeeping, credential and tracing headers: still the same entry
+    again, flags = ask(second, kind, "q", timeout=12, extra_headers={"X-Request-Id": "1", "Authorization": "Bearer x"},
+                       extra_query={"api-key": "k"}, user="u1", metadata={"run": "7"}, store=False,
+                       safety_identifier="s", prompt_cache_key="p")
     assert (again, all(flags)) == (text, True)
-    assert (server.count, other_server.count) == (1, 0)
+    assert server.count == 1
     assert server.requests[0].headers["authorization"] == "Bearer key-1"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_endpoint_is_in_the_key(server, other_server, kind):
+    """Two servers may serve different models under one name: B must not get A's reply."""
+    cache = InMemCache()
+    text, _ = ask(make_llm(server, cache), kind, "q")
+    on_b = make_llm(other_server, cache)
+    again, flags = ask(on_b, kind, "q")
+    expect_new_request(other_server, 0, again, flags)
+    assert on_b.key_inputs("q")["endpoint"] == other_server.url
+    # credentials in the URL are not part of it
+    assert LLM(model="m1", base_url="https://user:secret@Example.COM/v1/", cache=None).endpoint == "https://example.com/v1"
+
+
+@pytest.mark.parametrize("kind", ["oracle", "astream"])
+def test_key_endpoint_false_shares_entries_across_servers(server, other_server, kind):
+    cache = InMemCache()
+    text, _ = ask(make_llm(server, cache, key_endpoint=False), kind, "q")
+    again, flags = ask(make_llm(other_server, cache, key_endpoint=False), kind, "q")
+    assert (again, all(flags), other_server.count) == (text, True, 0)
+    assert "endpoint" not in make_llm(server, cache, key_endpoint=False).key_inputs("q")
+    with pytest.raises(TypeError, match="key_endpoint must be True or False"):
+        make_llm(server, cache, key_endpoint="no")
+
+
+@pytest.mark.parametrize("kind", ["oracle", "stream"])
+def test_routing_headers_and_query_are_in_the_key(server, kind):
+    llm = make_llm(server, InMemCache())
+    ask(llm, kind, "q")
+    for extra in ({"extra_headers": {"X-Route-To": "model-b"}}, {"extra_query": {"deployment": "b"}}):
+        before = server.count
+        text, flags = ask(llm, kind, "q", **extra)
+        expect_new_request(server, before, text, flags)
+        # header names are keyed case-insensitively, and credentials beside them are not keyed
+        same = {"extra_headers": {"x-route-to": "model-b", "Authorization": "Bearer other"}} if "extra_headers" in extra \
+            else {"extra_query": {"deployment": "b", "api-key": "other"}}
+        assert ask(llm, kind, "q", **same) == (text, [True] * len(flags))
+    assert server.requests[1].headers["x-route-to"] == "model-b" and server.requests[2].path.endswith("?deployment=b")
+
+
+def test_json_schema_property_order_is_in_the_key(server):
+    """A model writes a JSON object's properties in the schema's order: two orders, two replies."""
+    llm = make_llm(server, InMemCache())
+
+    def schema(*names: str) -> dict[str, Any]:
+        props = {n: {"type": "string"} for n in names}
+        return {"type": "json_schema", "json_schema": {"name": "r", "schema": {"type": "object", "properties": props}}}
+
+    ask(llm, "oracle", "q", response_format=schema("a", "b"))
+    text, flags = ask(llm, "oracle", "q", response_format=schema("b", "a"))
+    expect_new_request(server, 1, text, flags)
+    assert list(server.bodies()[-1]["response_format"]["json_schema"]["schema"]["properties"]) == ["b", "a"]
+    assert ask(llm, "oracle", "q", response_format=schema("b", "a")) == (text, [True])
 
 
 def test_excluded_parameters_are_still_sent(server):
@@ -247,11 +302,12 @@ def test_the_users_cache_is_not_modified(server):
 
 def test_key_inputs_show_what_is_hashed(server):
     llm = make_llm(server, InMemCache(), temperature=0, system="be brief")
-    inputs = llm.key_inputs("q", seed=3, timeout=5, extra_headers={"a": "b"}, user="u")
+    inputs = llm.key_inputs("q", seed=3, timeout=5, extra_headers={"X-Request-Id": "b"}, user="u")
     assert inputs == {
         "model": "m1",
         "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "q"}],
         "stream": False,
+        "endpoint": server.url,
         "params": {"temperature": 0, "seed": 3},
     }
     llm.oracle("q", seed=3, timeout=5)

@@ -8,15 +8,19 @@ See docs/llm.md.
 from oxicache.llm.caches import default_cache_dir
 from oxicache.llm.calls import DEFAULT_NAME
 from oxicache.llm.client import LLM, PRESETS, register_preset
-from oxicache.llm.keys import TRANSPORT
+from oxicache.llm.errors import NoChoicesError
+from oxicache.llm.keys import TRANSPORT, UNKEYED_HEADERS, UNKEYED_QUERY
 from oxicache.llm.text import Text
 from oxicache.llm.wrap import AsyncChunkStream, ChunkStream, cache_client
 
 __all__ = [
     "DEFAULT_NAME",
     "LLM",
+    "NoChoicesError",
     "PRESETS",
     "TRANSPORT",
+    "UNKEYED_HEADERS",
+    "UNKEYED_QUERY",
     "AsyncChunkStream",
     "ChunkStream",
     "Text",

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
+import os
 import threading
-import weakref
-from typing import Any, AsyncIterator, Callable, Iterable, Iterator, Mapping
+from typing import Any, AsyncIterator, Iterable, Iterator, Mapping
 
+from oxicache.backends.none import NoCache
 from oxicache.llm._openai import omitted_types, require_openai
 from oxicache.llm.caches import CacheArg, resolve_cache
-from oxicache.llm.calls import DEFAULT_NAME, Call, ChatCalls
-from oxicache.llm.keys import as_messages, request_params
-from oxicache.llm.text import Text, chunk_text, reply_text
+from oxicache.llm.calls import DEFAULT_NAME, Call, ChatCalls, NoChoices, Unfinished
+from oxicache.llm.errors import NoChoicesError
+from oxicache.llm.flights import AsyncStreamFlights, Piece, StreamFlights
+from oxicache.llm.keys import as_messages, endpoint_of, key_form, request_params
+from oxicache.llm.loops import LoopClients
+from oxicache.llm.text import Text, blank_chunk, chunk_text, reply_text
 
 __all__ = ["LLM", "PRESETS", "register_preset"]
 
@@ -43,12 +46,15 @@ class LLM:
     Args:
         model: The model name sent with each request (a call's ``model=`` overrides it).
         preset: The name of settings registered with ``register_preset``; explicit arguments win.
-        base_url: The API's URL (``openai``'s default: ``$OPENAI_BASE_URL`` or OpenAI's). Not in the key.
+        base_url: The API's URL (``openai``'s default: ``$OPENAI_BASE_URL`` or OpenAI's). In the key,
+            without credentials, unless ``key_endpoint=False``.
         api_key: The API key (default ``$OPENAI_API_KEY``). Not in the key.
         cache: A cache instance (any backend), a folder path (a ``DiskCache`` there), ``True`` (a
             ``DiskCache`` in the user's cache folder, ``default_cache_dir()``) or ``None``/``False`` (no
             caching).
         exclude: More request parameter names to leave out of the key, added to ``TRANSPORT``.
+        key_endpoint: False leaves the endpoint out of the key, so that LLMs on different servers
+            share entries (and entries made before the endpoint was keyed are found again).
         name: The function identity of the entries (``CacheEntry.func``); LLMs with the same name on
             the same cache share entries.
         system: A system message put in front of every conversation (a call's ``system=`` overrides it).
@@ -70,7 +76,7 @@ class LLM:
                  api_key: str | None = None, cache: CacheArg = True, exclude: Iterable[str] | None = None,
                  name: str | None = None, system: str | None = None, timeout: float | None = None,
                  max_retries: int | None = None, client_options: Mapping[str, Any] | None = None,
-                 **params: Any) -> None:
+                 key_endpoint: bool = True, **params: Any) -> None:
         self._openai = require_openai("oxicache.llm.LLM")
         given = {"model": model, "base_url": base_url, "api_key": api_key, "system": system, "timeout": timeout,
                  "max_retries": max_retries, "client_options": client_options, "exclude": exclude, "name": name}
@@ -91,13 +97,18 @@ class LLM:
         #: Default request parameters, merged under each call's.
         self.params: dict[str, Any] = options
         self.cache = resolve_cache(cache)
-        self._calls = ChatCalls(self.cache, self._sync_create, self._async_create, name=self.name, exclude=exclude_names)
+        #: The endpoint in the key: the base URL without credentials (the SDK's default when not given).
+        self.endpoint: str = endpoint_of(self.base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1")
+        self._calls = ChatCalls(self.cache, self._sync_create, self._async_create, name=self.name,
+                                exclude=exclude_names, key_endpoint=key_endpoint)
+        # identical concurrent streams share one upstream stream (not without a cache: every call is sent)
+        self._flights = None if isinstance(self.cache, NoCache) else StreamFlights()
+        self._aflights = None if isinstance(self.cache, NoCache) else AsyncStreamFlights()
         #: Every parameter name left out of the key (``TRANSPORT`` plus ``exclude=``).
         self.exclude: frozenset[str] = self._calls.exclude
         self._lock = threading.Lock()
         self._client: Any = None
-        self._async_client: Any = None
-        self._async_loop: Callable[[], Any] = lambda: None
+        self._async_clients = LoopClients(lambda: self._new_client(self._openai.AsyncOpenAI))
 
     def __repr__(self) -> str:
         return f"LLM(model={self.model!r}, base_url={self.base_url!r}, cache={type(self.cache).__name__})"
@@ -113,14 +124,8 @@ class LLM:
             return self._client.chat.completions.create
 
     def _async_create(self) -> Any:
-        # An async client's connections belong to the event loop that opened them, so each loop gets its
-        # own client: an LLM keeps working across successive asyncio.run() calls.
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            if self._async_client is None or self._async_loop() is not loop:
-                self._async_client = self._new_client(self._openai.AsyncOpenAI)
-                self._async_loop = weakref.ref(loop)
-            return self._async_client.chat.completions.create
+        # An async client's connections belong to the event loop that opened them: one client per loop
+        return self._async_clients.get().chat.completions.create
 
     def close(self) -> None:
         """Close the synchronous API client, if one was created (the cache stays open)."""
@@ -131,64 +136,98 @@ class LLM:
 
     async def aclose(self) -> None:
         """Close the asynchronous API client of the running event loop, if one was created (the cache
-        stays open). Call it before the loop ends to close its connections cleanly."""
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            client, self._async_client = self._async_client, None
-            mine = self._async_loop() is loop
-        if client is not None and mine:
-            await client.close()
+        stays open). A loop run by ``asyncio.run`` closes its client when it ends, without this."""
+        await self._async_clients.aclose()
 
     # ---- the request --------------------------------------------------------------------------------
-    def _request(self, messages: Any, system: str | None, params: dict[str, Any], what: str) -> tuple[str, list[dict[str, Any]], dict[str, Any]]:
-        if "stream" in params:
-            msg = f"{what}() does not take stream=; use oracle()/aoracle() for a whole reply and stream()/astream() for pieces"
-            raise TypeError(msg)
+    def _request(self, messages: Any, system: str | None, params: dict[str, Any],
+                 what: str) -> tuple[str, list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+        """The model, messages, keyed request parameters and the values to send instead (``key_form``)."""
+        for name in ("stream", "endpoint"):
+            if name in params:
+                msg = (f"{what}() does not take {name}=; use oracle()/aoracle() for a whole reply and "
+                       f"stream()/astream() for pieces" if name == "stream" else
+                       f"{what}() does not take endpoint=; the endpoint is LLM(base_url=...)")
+                raise TypeError(msg)
         merged = {**self.params, **params}
         model = merged.pop("model", self.model)
         msgs = as_messages(messages, self.system if system is None else system)
-        return model, msgs, request_params(merged, omitted_types(self._openai))
+        omitted = omitted_types(self._openai)
+        keyed, send = key_form(request_params(merged, omitted), omitted)
+        return model, msgs, keyed, send
 
     def key_inputs(self, messages: Any, *, system: str | None = None, stream: bool = False, **params: Any) -> dict[str, Any]:
         """The dict hashed into the key of this call (``stream=True`` for ``stream()``/``astream()``):
         ``model``, ``messages``, ``stream`` and the request parameters in ``params``, without the
         excluded names. It is what the cache entry's ``inputs`` hold."""
-        model, msgs, req = self._request(messages, system, params, "key_inputs")
-        return self._calls.key_inputs(model, msgs, bool(stream), req)
+        model, msgs, req, _ = self._request(messages, system, params, "key_inputs")
+        return self._calls.key_inputs(model, msgs, bool(stream), self.endpoint, req)
 
     def cache_key(self, messages: Any, *, system: str | None = None, stream: bool = False, **params: Any) -> int:
         """The key of this call (``CacheEntry.key``): ``del llm.cache[llm.cache_key(...)]`` forgets it."""
-        model, msgs, req = self._request(messages, system, params, "cache_key")
-        return self._calls.cache_key(model, msgs, bool(stream), req)
+        model, msgs, req, _ = self._request(messages, system, params, "cache_key")
+        return self._calls.cache_key(model, msgs, bool(stream), self.endpoint, req)
 
     def oracle(self, messages: Any, *, system: str | None = None, **params: Any) -> Text:
         """The reply's text (first choice). ``messages`` is a prompt string (one user message), a message
         dict or a list of them; ``params`` are request parameters (``temperature``, ``tools``, ...)."""
-        model, msgs, req = self._request(messages, system, params, "oracle")
-        call = Call()
-        raw = self._calls.complete(model, msgs, False, call, **req)
+        model, msgs, req, send = self._request(messages, system, params, "oracle")
+        call = Call(send)
+        try:
+            raw = self._calls.complete(model, msgs, False, self.endpoint, call, **req)
+        except NoChoices as err:
+            raise NoChoicesError(err.body) from None
         return Text(reply_text(raw), cached=not call.sent, raw=raw)
 
     async def aoracle(self, messages: Any, *, system: str | None = None, **params: Any) -> Text:
         """``oracle`` for asyncio; it shares entries with ``oracle``."""
-        model, msgs, req = self._request(messages, system, params, "aoracle")
-        call = Call()
-        raw = await self._calls.acomplete(model, msgs, False, call, **req)
+        model, msgs, req, send = self._request(messages, system, params, "aoracle")
+        call = Call(send)
+        try:
+            raw = await self._calls.acomplete(model, msgs, False, self.endpoint, call, **req)
+        except NoChoices as err:
+            raise NoChoicesError(err.body) from None
         return Text(reply_text(raw), cached=not call.sent, raw=raw)
 
     def stream(self, messages: Any, *, system: str | None = None, **params: Any) -> Iterator[Text]:
-        """The reply's text in pieces, as they arrive (first choice; empty pieces are skipped). A stream
-        is stored once it has ended; a hit replays its pieces. A stream that fails or is not consumed to
-        its end stores nothing."""
-        model, msgs, req = self._request(messages, system, params, "stream")
-        call = Call()
-        return _pieces(self._calls.complete_stream(model, msgs, True, call, **req), call)
+        """The reply in pieces, as they arrive: one ``Text`` per chunk that carries anything (text, a
+        tool-call delta, a finish_reason, usage, another choice); its text is the first choice's (maybe
+        empty) and ``.raw`` is the chunk. A stream is stored once it has ended with a finish_reason; a hit
+        replays its pieces. A stream that fails or is not consumed to its end stores nothing. Identical
+        streams started while one is in progress share its request."""
+        model, msgs, req, send = self._request(messages, system, params, "stream")
+
+        def open_() -> tuple[Iterator[dict[str, Any]], Call]:
+            call = Call(send)
+            return self._calls.complete_stream(model, msgs, True, self.endpoint, call, **req), call
+
+        if self._flights is None:
+            chunks, call = open_()
+            return _pieces(_alone(chunks, call))
+        key = self._calls.cache_key(model, msgs, True, self.endpoint, req)
+        return _pieces(self._flights.join(key, open_))
 
     def astream(self, messages: Any, *, system: str | None = None, **params: Any) -> AsyncIterator[Text]:
         """``stream`` for asyncio (``async for piece in llm.astream(...)``); it shares entries with ``stream``."""
-        model, msgs, req = self._request(messages, system, params, "astream")
-        call = Call()
-        return _apieces(self._calls.acomplete_stream(model, msgs, True, call, **req), call)
+        model, msgs, req, send = self._request(messages, system, params, "astream")
+
+        def open_() -> tuple[AsyncIterator[dict[str, Any]], Call]:
+            call = Call(send)
+            return self._calls.acomplete_stream(model, msgs, True, self.endpoint, call, **req), call
+
+        return _apieces(self._ajoin(open_, model, msgs, req))
+
+    async def _ajoin(self, open_: Any, model: str, msgs: Any, req: dict[str, Any]) -> AsyncIterator[Piece]:
+        if self._aflights is None:
+            chunks, call = open_()
+            pieces = _aalone(chunks, call)
+        else:
+            pieces = self._aflights.join(self._calls.cache_key(model, msgs, True, self.endpoint, req), open_)
+        try:
+            async for piece in pieces:
+                yield piece
+        finally:
+            await pieces.aclose()  # type: ignore[attr-defined]
 
 
 def _preset(name: str | None) -> dict[str, Any]:
@@ -201,24 +240,46 @@ def _preset(name: str | None) -> dict[str, Any]:
     return PRESETS[name]
 
 
-def _pieces(chunks: Iterator[dict[str, Any]], call: Call) -> Iterator[Text]:
+def _alone(chunks: Iterator[dict[str, Any]], call: Call) -> Iterator[Piece]:
     try:
         for chunk in chunks:
-            text = chunk_text(chunk)
-            if text:
-                yield Text(text, cached=not call.sent, raw=chunk)
+            yield chunk, not call.sent
     finally:
         close = getattr(chunks, "close", None)
         if close is not None:
             close()  # stopped early: the recording stops too, and stores nothing
 
 
-async def _apieces(chunks: AsyncIterator[dict[str, Any]], call: Call) -> AsyncIterator[Text]:
+async def _aalone(chunks: AsyncIterator[dict[str, Any]], call: Call) -> AsyncIterator[Piece]:
     try:
         async for chunk in chunks:
-            text = chunk_text(chunk)
-            if text:
-                yield Text(text, cached=not call.sent, raw=chunk)
+            yield chunk, not call.sent
+    finally:
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def _pieces(chunks: Iterator[Piece]) -> Iterator[Text]:
+    try:
+        for chunk, cached in chunks:
+            if not blank_chunk(chunk):
+                yield Text(chunk_text(chunk), cached=cached, raw=chunk)
+    except Unfinished:
+        return  # the stream ended without a finish_reason: what came is all there is, and it is not stored
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+
+
+async def _apieces(chunks: AsyncIterator[Piece]) -> AsyncIterator[Text]:
+    try:
+        async for chunk, cached in chunks:
+            if not blank_chunk(chunk):
+                yield Text(chunk_text(chunk), cached=cached, raw=chunk)
+    except Unfinished:
+        return
     finally:
         aclose = getattr(chunks, "aclose", None)
         if aclose is not None:

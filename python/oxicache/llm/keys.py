@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Iterable, Mapping
+from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["TRANSPORT", "as_messages", "plain", "request_params"]
+__all__ = ["TRANSPORT", "UNKEYED_HEADERS", "UNKEYED_QUERY", "as_messages", "endpoint_of", "key_form", "plain",
+           "request_params"]
 
 #: Parameter names never put in the key, because they do not change the reply: where the request goes
 #: and how (client settings and per-request transport options), and bookkeeping the provider keeps about
@@ -13,12 +16,70 @@ TRANSPORT: frozenset[str] = frozenset({
     # client settings (when passed per call, e.g. through a proxy library)
     "api_key", "base_url", "api_base", "api_version", "organization", "project", "websocket_base_url",
     "default_headers", "default_query", "http_client", "max_retries", "num_retries",
-    # per-request transport options of the SDK's create()
-    "timeout", "extra_headers", "extra_query",
+    # per-request transport options of the SDK's create() (extra_headers and extra_query are keyed
+    # without their credentials: see key_form)
+    "timeout",
     # bookkeeping about the request, not inputs of the model
     "user", "safety_identifier", "metadata", "store",
     "prompt_cache_key", "prompt_cache_retention", "prompt_cache_options",
 })
+
+
+#: Header names (lower case) left out of the key when they are in ``extra_headers``: credentials, tracing
+#: and the SDK's own bookkeeping. Every other header is in the key, since a proxy may route on it (to
+#: another model or provider), and a header that is not known to be harmless must not share a reply.
+UNKEYED_HEADERS: frozenset[str] = frozenset({
+    "authorization", "proxy-authorization", "api-key", "x-api-key", "cookie", "openai-organization",
+    "openai-project", "user-agent", "idempotency-key", "x-request-id", "x-client-request-id",
+    "x-correlation-id", "traceparent", "tracestate", "baggage",
+})
+#: Query parameter names left out of the key when they are in ``extra_query``: credentials.
+UNKEYED_QUERY: frozenset[str] = frozenset({"api-key", "api_key", "key", "access_token", "token"})
+
+
+def endpoint_of(url: Any) -> str:
+    """The endpoint part of the key: the base URL without credentials (``user:password@``), query or
+    fragment, with the scheme and host in lower case and no trailing slash."""
+    parts = urlsplit(str(url))
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 address
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme.lower(), netloc, parts.path.rstrip("/"), "", ""))
+
+
+def _keyed_names(values: Any, unkeyed: frozenset[str], omitted: tuple[type, ...]) -> dict[str, Any] | None:
+    if not isinstance(values, Mapping):
+        return plain(values)  # type: ignore[no-any-return]
+    kept = {str(k).lower(): (None if omitted and isinstance(v, omitted) else plain(v)) for k, v in values.items()}
+    kept = {k: v for k, v in sorted(kept.items()) if k not in unkeyed and not k.startswith("x-stainless-")}
+    return kept or None
+
+
+def key_form(params: Mapping[str, Any], omitted: tuple[type, ...] = ()) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The request parameters as the key sees them, and the ones to send instead of the keyed form.
+
+    - ``extra_headers`` and ``extra_query`` are keyed without the names in ``UNKEYED_HEADERS`` and
+      ``UNKEYED_QUERY`` (header names in lower case); left out when nothing else remains;
+    - ``response_format`` is keyed as its JSON text, because dict keys are keyed in any order but a JSON
+      schema's property order is the order the model writes the properties in.
+    The second dict holds the original values of these parameters, which are the ones sent."""
+    keyed = dict(params)
+    send: dict[str, Any] = {}
+    for name, unkeyed in (("extra_headers", UNKEYED_HEADERS), ("extra_query", UNKEYED_QUERY)):
+        if name in keyed:
+            send[name] = keyed.pop(name)
+            kept = _keyed_names(send[name], unkeyed, omitted)
+            if kept is not None:
+                keyed[name] = kept
+    if "response_format" in keyed:
+        send["response_format"] = keyed["response_format"]
+        try:
+            keyed["response_format"] = json.dumps(plain(keyed["response_format"]), ensure_ascii=False,
+                                                  separators=(",", ":"))
+        except (TypeError, ValueError):
+            pass  # not JSON data (the SDK refuses it anyway): keyed as it is
+    return keyed, send
 
 
 def plain(value: Any) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Text", "chunk_text", "reply_text"]
+__all__ = ["Text", "blank_chunk", "chunk_text", "reply_text"]
 
 
 class Text(str):
@@ -49,3 +49,16 @@ def reply_text(completion: dict[str, Any]) -> str:
 def chunk_text(chunk: dict[str, Any]) -> str:
     """The text a ``ChatCompletionChunk`` dump adds to the first choice ("" for role, finish or usage chunks)."""
     return (_first_choice(chunk).get("delta") or {}).get("content") or ""
+
+
+def blank_chunk(chunk: dict[str, Any]) -> bool:
+    """Whether a ``ChatCompletionChunk`` dump carries nothing a reader needs: no text, tool call, refusal,
+    finish_reason, logprobs, usage or choice other than the first (the opening role-only chunk)."""
+    if chunk.get("usage"):
+        return False
+    for choice in chunk.get("choices") or ():
+        if choice.get("index", 0) != 0 or choice.get("finish_reason") or choice.get("logprobs"):
+            return False
+        if any(value for name, value in (choice.get("delta") or {}).items() if name != "role"):
+            return False
+    return True

@@ -3,41 +3,57 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Any, AsyncIterator, Callable, Iterable, Iterator, TypeVar
+from typing import Any, AsyncIterator, Callable, Iterable, Iterator, Mapping, TypeVar
 
+from oxicache.base import BaseCache
 from oxicache.llm._openai import omitted_types, require_openai
 from oxicache.llm.caches import CacheArg, resolve_cache
-from oxicache.llm.calls import DEFAULT_NAME, Call, ChatCalls
-from oxicache.llm.keys import plain, request_params
+from oxicache.llm.calls import DEFAULT_NAME, Call, ChatCalls, NoChoices, Unfinished
+from oxicache.llm.keys import endpoint_of, key_form, plain, request_params
 
 __all__ = ["AsyncChunkStream", "ChunkStream", "cache_client"]
 
 ClientT = TypeVar("ClientT")
 
 
-def cache_client(client: ClientT, cache: CacheArg, *, name: str = DEFAULT_NAME, exclude: Iterable[str] | None = None) -> ClientT:
+#: Headers the SDK's wrappers add to a ``create`` call whose result is not a ``ChatCompletion`` or a chunk
+#: stream: ``with_raw_response``, ``with_streaming_response`` and the ``stream()`` helper. Such calls are
+#: passed through to the SDK, uncached.
+_PASS_THROUGH = ("x-stainless-raw-response", "x-stainless-helper-method")
+
+
+def cache_client(client: ClientT, cache: CacheArg, *, name: str = DEFAULT_NAME, exclude: Iterable[str] | None = None,
+                 key_endpoint: bool = True) -> ClientT:
     """A copy of ``client`` (an ``openai.OpenAI`` or ``openai.AsyncOpenAI``) whose
     ``chat.completions.create(...)`` is served from ``cache``, streamed or not, returning the SDK's types:
     a ``ChatCompletion``, or with ``stream=True`` an iterator of ``ChatCompletionChunk`` (an async one
-    for ``AsyncOpenAI``). ``client`` itself is not changed. The key is the one of ``LLM`` (same ``name``
-    and cache: the same entries); ``exclude`` adds names to ``TRANSPORT``. Other methods are the
-    client's own and are not cached.
+    for ``AsyncOpenAI``). ``client`` itself is not changed, and closing the copy leaves the connection
+    pool it shares with ``client`` open. ``with_options()`` and ``copy()`` of the copy are cached too.
+    The key is the one of ``LLM`` (same ``name``, cache and endpoint: the same entries); ``exclude``
+    adds names to ``TRANSPORT``; ``key_endpoint=False`` leaves the endpoint out. ``with_raw_response``,
+    ``with_streaming_response``, ``chat.completions.stream()`` and other methods are the client's own
+    and are not cached.
 
     Raises:
         ImportError: The ``openai`` package is not installed (``pip install 'oxicache[llm]'``).
         TypeError: ``client`` is not an ``openai`` client, or ``cache`` is none of the accepted kinds.
     """
     openai = require_openai("oxicache.llm.cache_client")
-    is_async = isinstance(client, openai.AsyncOpenAI)
-    if not is_async and not isinstance(client, openai.OpenAI):
+    if not isinstance(client, (openai.OpenAI, openai.AsyncOpenAI)):
         msg = f"cache_client() wraps an openai.OpenAI or openai.AsyncOpenAI client, got {client!r} ({type(client).__name__})"
         raise TypeError(msg)
     store = resolve_cache(cache)
-    copy: Any = client.copy()  # type: ignore[attr-defined]
+    if not isinstance(key_endpoint, bool):
+        msg = f"key_endpoint must be True or False, got {key_endpoint!r}"
+        raise TypeError(msg)
+    return _install(client.copy(), openai, store, name, exclude, key_endpoint)  # type: ignore[no-any-return]
+
+
+def _install(copy: Any, openai: Any, store: BaseCache, name: str, exclude: Iterable[str] | None, key_endpoint: bool) -> Any:
+    """Make ``copy`` (a copy of the user's client, sharing its connection pool) a cached client."""
+    is_async = isinstance(copy, openai.AsyncOpenAI)
     completions = copy.chat.completions
     original = completions.create
-    omitted = omitted_types(openai)
-    types = openai.types.chat
 
     def unavailable() -> Any:
         msg = "this cached client is " + ("async: await its create()" if is_async else "synchronous")
@@ -45,19 +61,39 @@ def cache_client(client: ClientT, cache: CacheArg, *, name: str = DEFAULT_NAME, 
 
     source: Callable[[], Any] = lambda: original  # noqa: E731
     calls = ChatCalls(store, unavailable if is_async else source, source if is_async else unavailable,
-                      name=name, exclude=exclude)
-    create = CachedCreate(calls, omitted, types) if not is_async else AsyncCachedCreate(calls, omitted, types)
-    completions.create = create  # the instance attribute shadows the method, on this copy only
-    return copy  # type: ignore[no-any-return]
+                      name=name, exclude=exclude, key_endpoint=key_endpoint)
+    kind = AsyncCachedCreate if is_async else CachedCreate
+    completions.create = kind(calls, omitted_types(openai), openai.types.chat, original, endpoint_of(copy.base_url))
+    # the instance attributes below shadow the methods, on this copy only
+
+    def copied(**options: Any) -> Any:
+        return _install(type(copy).copy(copy, **options), openai, store, name, exclude, key_endpoint)
+
+    copy.copy = copy.with_options = copied
+    # the pool is the original client's: closing the copy (close(), or leaving `with`) leaves it open
+    if is_async:
+        async def aclose() -> None:
+            pass
+
+        copy.close = aclose
+    else:
+        copy.close = lambda: None
+    return copy
+
+
+def _passes_through(kwargs: dict[str, Any]) -> bool:
+    headers = kwargs.get("extra_headers")
+    return isinstance(headers, Mapping) and any(str(k).lower() in _PASS_THROUGH for k in headers)
 
 
 class _Create:
     """What the cached ``create`` shares between sync and async: splitting the keyword arguments."""
 
-    def __init__(self, calls: ChatCalls, omitted: tuple[type, ...], types: Any) -> None:
+    def __init__(self, calls: ChatCalls, omitted: tuple[type, ...], types: Any, original: Any, endpoint: str) -> None:
         self.calls, self._omitted, self._types = calls, omitted, types
+        self._original, self.endpoint = original, endpoint
 
-    def _split(self, kwargs: dict[str, Any]) -> tuple[Any, list[Any], bool, dict[str, Any]]:
+    def _split(self, kwargs: dict[str, Any]) -> tuple[Any, list[Any], bool, dict[str, Any], dict[str, Any]]:
         params = dict(kwargs)
         missing = [k for k in ("model", "messages") if k not in params]
         if missing:
@@ -66,42 +102,59 @@ class _Create:
         model, messages = params.pop("model"), params.pop("messages")
         stream = params.pop("stream", False)
         stream = False if stream is None or isinstance(stream, self._omitted) else bool(stream)
-        return model, [plain(m) for m in messages], stream, request_params(params, self._omitted)
+        keyed, send = key_form(request_params(params, self._omitted), self._omitted)
+        return model, [plain(m) for m in messages], stream, keyed, send
 
     def key_inputs(self, **kwargs: Any) -> dict[str, Any]:
         """The dict hashed into the key of ``create(**kwargs)``."""
-        model, messages, stream, params = self._split(kwargs)
-        return self.calls.key_inputs(model, messages, stream, params)
+        model, messages, stream, params, _ = self._split(kwargs)
+        return self.calls.key_inputs(model, messages, stream, self.endpoint, params)
 
     def cache_key(self, **kwargs: Any) -> int:
         """The key of ``create(**kwargs)`` (``CacheEntry.key``)."""
-        model, messages, stream, params = self._split(kwargs)
-        return self.calls.cache_key(model, messages, stream, params)
+        model, messages, stream, params, _ = self._split(kwargs)
+        return self.calls.cache_key(model, messages, stream, self.endpoint, params)
+
+    def _rebuilt(self, raw: dict[str, Any], call: Call) -> Any:
+        # a miss returns the SDK's own object; a hit rebuilds it as the SDK builds a response: without
+        # validation, so values it accepted live (finish_reason "eos", no `created`) replay too
+        return call.response if call.sent and call.response is not None else self._types.ChatCompletion.construct(**raw)
 
 
 class CachedCreate(_Create):
     """``chat.completions.create`` of a client wrapped by ``cache_client``."""
 
     def __call__(self, **kwargs: Any) -> Any:
-        model, messages, stream, params = self._split(kwargs)
-        call = Call()
+        if _passes_through(kwargs):
+            return self._original(**kwargs)
+        model, messages, stream, params, send = self._split(kwargs)
+        call = Call(send)
         if stream:
-            return ChunkStream(self.calls.complete_stream(model, messages, True, call, **params), self._types.ChatCompletionChunk)
-        raw = self.calls.complete(model, messages, False, call, **params)
-        # a miss returns the SDK's own object; a hit rebuilds it from the stored JSON
-        return call.response if call.sent and call.response is not None else self._types.ChatCompletion.model_validate(raw)
+            items = self.calls.complete_stream(model, messages, True, self.endpoint, call, **params)
+            return ChunkStream(items, self._types.ChatCompletionChunk, call)
+        try:
+            raw = self.calls.complete(model, messages, False, self.endpoint, call, **params)
+        except NoChoices as err:
+            return err.response  # what the SDK returned, as a live call does; not stored
+        return self._rebuilt(raw, call)
 
 
 class AsyncCachedCreate(_Create):
     """``chat.completions.create`` of an async client wrapped by ``cache_client``."""
 
     async def __call__(self, **kwargs: Any) -> Any:
-        model, messages, stream, params = self._split(kwargs)
-        call = Call()
+        if _passes_through(kwargs):
+            return await self._original(**kwargs)
+        model, messages, stream, params, send = self._split(kwargs)
+        call = Call(send)
         if stream:
-            return AsyncChunkStream(self.calls.acomplete_stream(model, messages, True, call, **params), self._types.ChatCompletionChunk)
-        raw = await self.calls.acomplete(model, messages, False, call, **params)
-        return call.response if call.sent and call.response is not None else self._types.ChatCompletion.model_validate(raw)
+            items = self.calls.acomplete_stream(model, messages, True, self.endpoint, call, **params)
+            return AsyncChunkStream(items, self._types.ChatCompletionChunk, call)
+        try:
+            raw = await self.calls.acomplete(model, messages, False, self.endpoint, call, **params)
+        except NoChoices as err:
+            return err.response
+        return self._rebuilt(raw, call)
 
 
 class ChunkStream:
@@ -109,14 +162,18 @@ class ChunkStream:
     (recorded, stored once the stream has ended) and replayed on a hit. Like the SDK's ``Stream``, it is
     a context manager and has ``close()`` (closing before the end stores nothing)."""
 
-    def __init__(self, items: Iterator[dict[str, Any]], chunk_type: Any) -> None:
-        self._items, self._chunk = items, chunk_type
+    def __init__(self, items: Iterator[dict[str, Any]], chunk_type: Any, call: Call) -> None:
+        self._items, self._chunk, self._call = items, chunk_type, call
 
     def __iter__(self) -> ChunkStream:
         return self
 
     def __next__(self) -> Any:
-        return self._chunk.model_validate(next(self._items))
+        try:
+            item = next(self._items)
+        except Unfinished:
+            raise StopIteration from None  # ended without a finish_reason: not stored, nothing more came
+        return _chunk(self._chunk, item, self._call)
 
     def close(self) -> None:
         close = getattr(self._items, "close", None)
@@ -133,14 +190,18 @@ class ChunkStream:
 class AsyncChunkStream:
     """``ChunkStream`` for ``AsyncOpenAI``: ``async for``, ``async with`` and ``await close()``."""
 
-    def __init__(self, items: AsyncIterator[dict[str, Any]], chunk_type: Any) -> None:
-        self._items, self._chunk = items, chunk_type
+    def __init__(self, items: AsyncIterator[dict[str, Any]], chunk_type: Any, call: Call) -> None:
+        self._items, self._chunk, self._call = items, chunk_type, call
 
     def __aiter__(self) -> AsyncChunkStream:
         return self
 
     async def __anext__(self) -> Any:
-        return self._chunk.model_validate(await self._items.__anext__())
+        try:
+            item = await self._items.__anext__()
+        except Unfinished:
+            raise StopAsyncIteration from None
+        return _chunk(self._chunk, item, self._call)
 
     async def close(self) -> None:
         aclose = getattr(self._items, "aclose", None)
@@ -152,3 +213,8 @@ class AsyncChunkStream:
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         await self.close()
+
+
+def _chunk(chunk_type: Any, item: dict[str, Any], call: Call) -> Any:
+    # live: the SDK's own chunk; replayed: built as the SDK builds one, without validation
+    return call.response if call.sent else chunk_type.construct(**item)
