@@ -57,12 +57,14 @@ pub fn mode(py: Python<'_>) -> PyResult<Mode> {
     let value = unsafe { Bound::from_owned_ptr(py, value) };
     Ok(match value.extract::<u8>()? {
         1 => Mode::Bypass,
-        2 => Mode::Refresh,
+        // 3: `max_age()` is active. The native store keeps no entry's age, so no stored value is known
+        // to be young enough: the call recomputes and stores, as under refresh() (docs/memoize.md).
+        2 | 3 => Mode::Refresh,
         _ => Mode::Normal,
     })
 }
 
-/// The context variable the Python context managers set (0 normal, 1 bypass, 2 refresh).
+/// The context variable the Python context managers set (0 normal, 1 bypass, 2 refresh, 3 max_age).
 #[pyfunction]
 pub fn controls_var(py: Python<'_>) -> PyResult<Py<PyAny>> {
     Ok(var(py)?.clone_ref(py))

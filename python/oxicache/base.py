@@ -27,6 +27,8 @@ from oxicache.durations import TTL, parse_ttl, resolve_ttl
 from oxicache.failures import check_policy, damaged_record
 
 if TYPE_CHECKING:
+    from datetime import timedelta
+
     from oxicache.backends.tiered import FrontTier
 
 __all__ = ["BaseCache", "Capabilities", "EngineView", "Ref"]
@@ -542,11 +544,15 @@ class BaseCache:
         name: str | None = None,
         exclude: Iterable[str] | None = None,
         annotation: Mapping[str, Any] | None = None,
-        ttl: TTL = None,
+        ttl: TTL | Callable[[Any], Any] = None,
         version: str | int | None = None,
         cache_if: Callable[[Any], Any] | None = None,
         wait_timeout: TTL = None,
         shared_flight: bool | None = None,
+        key: Callable[..., Any] | None = None,
+        jitter: float | str | timedelta | None = None,
+        stale_if_error: TTL = None,
+        track_age: bool = False,
     ) -> Callable[[Callable[P, R]], Memoized[P, R]]: ...
     def memoize(
         self,
@@ -555,11 +561,15 @@ class BaseCache:
         name: str | None = None,
         exclude: Iterable[str] | None = None,
         annotation: Mapping[str, Any] | None = None,
-        ttl: TTL = None,
+        ttl: TTL | Callable[[Any], Any] = None,
         version: str | int | None = None,
         cache_if: Callable[[Any], Any] | None = None,
         wait_timeout: TTL = None,
         shared_flight: bool | None = None,
+        key: Callable[..., Any] | None = None,
+        jitter: float | str | timedelta | None = None,
+        stale_if_error: TTL = None,
+        track_age: bool = False,
     ) -> Any:
         """Cache a function's results: ``@cache.memoize`` or ``@cache.memoize(name=..., exclude=[...], ...)``.
 
@@ -579,10 +589,18 @@ class BaseCache:
                 per process (default ``cache.shared_flight``, off): a lease per key, for plain and coroutine
                 functions on a backend that grants leases (RedisCache, DatabaseCache, DiskCache, JsonCache).
                 See docs/scale-out.md.
+            key: ``key(*args, **kwargs)`` names the call instead of its arguments (any key-able value);
+                not with ``exclude``. ``ttl`` may also be a callable on the result (its own expiry).
+            jitter: shortens each entry's TTL by a random part: a fraction (0.1) or a duration ("30s").
+            stale_if_error: when the function raises and a value stored no longer than its TTL plus this
+                window ago exists, return it (with a CacheWarning) instead of the exception.
+            track_age: record each entry's age, so ``oxicache.max_age()`` can accept it. The last four
+                take the Python engine on InMemCache. See docs/memoize.md, "Freshness".
 
         Type checkers see a ``Memoized[P, R]``: the original signature plus the ``cache_*`` helpers.
         """
-        options = Options(name, exclude, annotation, ttl, version, cache_if, wait_timeout, shared_flight)
+        options = Options(name, exclude, annotation, ttl, version, cache_if, wait_timeout,
+                          shared_flight, key=key, jitter=jitter, stale_if_error=stale_if_error, track_age=track_age)
         if func is None:
             return lambda f: make_memoized(self, f, options)
         return make_memoized(self, func, options)

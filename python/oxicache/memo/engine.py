@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from oxicache.memo import custom_key, freshness
 from oxicache.memo import wrappers as _wrappers
 from oxicache._core import Binder, CacheEntry, Memoizer, install_vectorcall
 from oxicache.memo.signature import (
@@ -31,7 +32,7 @@ from oxicache.memo.signature import (
     param_specs,
     validate_exclude,
 )
-from oxicache.controls import BYPASS, NORMAL, REFRESH, current_mode
+from oxicache.controls import BYPASS, MAX_AGE, NORMAL, REFRESH, current_mode
 from oxicache.durations import TTL, parse_ttl, resolve_ttl
 from oxicache.errors import CacheWarning, KeyEncodingError, ValueDecodingError, ValueEncodingError
 from oxicache.failures import backend_failed
@@ -53,11 +54,17 @@ class Options:
     name: str | None = None
     exclude: Iterable[str] | None = None
     annotation: Mapping[str, Any] | None = None
-    ttl: TTL = None
+    ttl: TTL | Callable[[Any], Any] = None
     version: str | int | None = None
     cache_if: Callable[[Any], Any] | None = None
     wait_timeout: TTL = None
     shared_flight: bool | None = None
+    # Freshness (docs/memoize.md): a key function, a TTL spread, a fallback window on errors, ages kept.
+    # (``ttl`` may also be a callable on the result.)
+    key: Callable[..., Any] | None = None
+    jitter: float | str | Any = None
+    stale_if_error: TTL = None
+    track_age: bool = False
 
 
 def function_kind(func: Callable[..., Any]) -> str:
@@ -83,10 +90,11 @@ def versioned(identity: str, version: str | int | None) -> str:
 
 
 def make_engine(cache: BaseCache, func: Callable[..., Any], options: Options,
-                view: EngineView | None = None) -> Memoizer | PythonMemo:
+                view: EngineView | None = None, keyed: Callable[..., Any] | None = None) -> Memoizer | PythonMemo:
     """The engine for ``func`` on ``cache`` (through ``view``, by default the cache's own): validates the
     options and builds a native ``Memoizer`` or a ``PythonMemo``. Both offer ``lookup(args, kwargs)`` and
-    the ``cache_*`` helpers."""
+    the ``cache_*`` helpers. ``keyed``: under ``key=``, the stand-in to key and call instead of ``func``
+    (``custom_key.py``)."""
     if view is None:
         view = cache.engine_view()
     # A store other processes read (not InMemCache's, not NoCache's nothing) needs identities that do not
@@ -100,7 +108,8 @@ def make_engine(cache: BaseCache, func: Callable[..., Any], options: Options,
         identity = lambda: versioned(closure.current(), version)  # noqa: E731 - looked at on every call
     else:
         identity = versioned(base_identity, options.version)
-    sig, specs = param_specs(func)
+    called = func if keyed is None else keyed
+    sig, specs = param_specs(called)
     own_exclude = validate_exclude(options.exclude)
     has_var_kw = any(kind == inspect.Parameter.VAR_KEYWORD for _, kind, _, _ in specs)
     unknown = sorted(own_exclude - {n for n, *_ in specs})
@@ -115,18 +124,23 @@ def make_engine(cache: BaseCache, func: Callable[..., Any], options: Options,
         msg = f"cache_if must be a function taking the result and returning True to store it, got {options.cache_if!r}"
         raise TypeError(msg)
     metadata = {"annotation": dict(annotation)} if annotation else None
-    seconds = resolve_ttl(options.ttl, annotation)
-    exclude = own_exclude | cache.exclude
+    seconds = resolve_ttl(None if callable(options.ttl) else options.ttl, annotation)
+    fresh = freshness.make_freshness(options.ttl, cache.ttl if seconds is None else seconds, options.jitter,
+                                     options.stale_if_error, options.track_age, function_kind(func))
+    # Under key= only the key function's value is keyed; the arguments (`call`) never are.
+    exclude = own_exclude | cache.exclude if keyed is None else frozenset({custom_key.CALL})
     wait = parse_ttl(options.wait_timeout, what="wait_timeout") or cache.wait_timeout
     lease = _lease_seconds(cache, view, options.shared_flight, function_kind(func))
-    store = view.native_store
+    store = view.native_store if fresh is None else None  # the native store keeps no ages: Python engine
     if store is not None:
         assert isinstance(identity, str)  # closures get a ClosureIdentity on shared stores only
-        engine = Memoizer(func, store, identity, specs, sorted(exclude), seconds, metadata, options.cache_if, wait, private)
+        engine = Memoizer(called, store, identity, specs, sorted(exclude), seconds, metadata, options.cache_if, wait, private)
         install_vectorcall(engine)  # once per process: calls then skip the argument tuple
         return engine
-    return PythonMemo(view, func, identity, sig, specs, exclude, seconds, metadata, options.cache_if, wait, shared,
+    memo = PythonMemo(view, called, identity, sig, specs, exclude, seconds, metadata, options.cache_if, wait, shared,
                       lease)
+    memo.freshness = fresh
+    return memo
 
 
 def _lease_seconds(cache: BaseCache, view: EngineView, asked: bool | None, kind: str) -> float | None:
@@ -179,13 +193,31 @@ def make_memoized(cache: BaseCache, func: Callable[..., Any], options: Options) 
         return types.MethodType(make_memoized(cache, function, options), owner)
     kind = function_kind(func)
     view = cache.engine_view()
-    if kind == "sync" and view.front is not None:
+    if options.key is not None:
+        custom_key.check(options.key, options.exclude, getattr(func, "__qualname__", repr(func)))
+        keyed = custom_key.keyed_function(func, kind)
+        engine = make_engine(cache, func, options, view, keyed)
+        return custom_key.keyed_wrapper(_wrap(engine, keyed, kind, view), engine, func, options.key, kind)
+    if kind == "sync" and view.front is not None and not _python_freshness(options):
         fronted = _fronted(cache, func, options, view.front)
         if fronted is not None:
             return fronted
     engine = make_engine(cache, func, options, view)
     if kind == "sync" and isinstance(engine, Memoizer):
         return functools.update_wrapper(engine, func)
+    return decorate(_wrap(engine, func, kind, view), engine, func)
+
+
+def _python_freshness(options: Options) -> bool:
+    """Options only the Python engine keeps (entry ages): such a function skips a native front too."""
+    return (callable(options.ttl) or options.jitter is not None or options.stale_if_error is not None
+            or options.track_age is True)
+
+
+def _wrap(engine: Memoizer | PythonMemo, func: Callable[..., Any], kind: str, view: EngineView) -> Any:
+    """The wrapper of ``func``'s kind over ``engine`` (the native memoizer is its own sync wrapper)."""
+    if kind == "sync" and isinstance(engine, Memoizer):
+        return engine
     if view.capabilities.stores_nothing:
         assert isinstance(engine, PythonMemo)  # a store of nothing has no native store
         wrapper = _wrappers.passthrough(engine, func, kind, view)
@@ -199,7 +231,7 @@ def make_memoized(cache: BaseCache, func: Callable[..., Any], options: Options) 
             "asyncgen": _wrappers.async_gen_wrapper,
         }[kind]
         wrapper = make(engine, func, view)
-    return decorate(wrapper, engine, func)
+    return wrapper
 
 
 def _fronted(cache: BaseCache, func: Callable[..., Any], options: Options, front: FrontTier) -> Memoizer | None:
@@ -275,6 +307,8 @@ class PythonMemo:
         self.binder = Binder(specs, sorted(exclude))
         self.counts = dict.fromkeys(("hits", "misses", "sets", "errors"), 0)
         self.counts_lock = threading.Lock()
+        #: Jitter, computed TTLs, stale_if_error, ages (freshness.py); None: the function uses none.
+        self.freshness: freshness.Freshness | None = None
 
     @property
     def cache_name(self) -> str:
@@ -316,7 +350,7 @@ class PythonMemo:
     def lookup(self, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> Any:
         """The stored value of the call, or a ``PythonPending`` to complete."""
         probe, mode, before = self.begin(args, kwargs)
-        if mode != NORMAL:
+        if mode != NORMAL and mode != MAX_AGE:
             return self.skip(probe, mode, before)
         failures: list[BaseException] = []
         found = self.read(lambda: self.view.lookup(probe, self.func), self.without_cache, failures)
@@ -325,7 +359,7 @@ class PythonMemo:
     async def alookup(self, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> Any:
         """``lookup`` through the backend's coroutine primitives (``capabilities.async_io``)."""
         probe, mode, before = self.begin(args, kwargs)
-        if mode != NORMAL:
+        if mode != NORMAL and mode != MAX_AGE:
             return self.skip(probe, mode, before)
         failures: list[BaseException] = []
         found = await self.aread(lambda: self.view.alookup(probe), self.without_cache, failures)
@@ -350,26 +384,37 @@ class PythonMemo:
     def answer(self, probe: CacheEntry, mode: int, before: int, found: CacheEntry | None,
                failures: list[BaseException]) -> Any:
         """A lookup's end: the stored value, or the miss to complete."""
+        stale = None
+        if found is not None and not self.acceptable(found, mode):
+            stale, found = found, None  # past its TTL (kept for stale_if_error) or older than max_age()
         if found is not None:
             self.count("hits")
             return found.value
         self.count("misses")
         # The entry to store is the call as it is now, before the function runs (which may change its
         # arguments, as may the caller afterwards): copies of the arguments, the key already computed.
-        return PythonPending(self, probe._call_snapshot(), before, mode, warned=bool(failures))
+        pending = PythonPending(self, probe._call_snapshot(), before, mode, warned=bool(failures))
+        pending.stale = stale
+        return pending
+
+    def acceptable(self, found: CacheEntry, mode: int) -> bool:
+        """A found entry may answer the call: always, unless the function keeps ages or max_age() is on."""
+        if self.freshness is None and mode != MAX_AGE:
+            return True
+        return freshness.acceptable(found, mode)
 
     def store(self, probe: CacheEntry, output: Any, warned: bool = False, token: str | None = None) -> bool:
         """Stores the call's result; False when nothing was stored. ``warned``: the call's lookup already
         reported the backend failing (one warning per call: a store failing for the same reason is
         counted, not warned again). ``token``: the shared-flight lease the call holds; the store then
         also releases it, and stores nothing if the lease was lost meanwhile."""
-        entry = self.kept(probe, output)
+        entry, ttl = self.kept(probe, output)
         if entry is None:
             return False
         try:
             if token is None:
-                self.view.store(entry, self.ttl)  # counts the cache's set
-            elif not self.view.store_leased(entry, self.ttl, token):
+                self.view.store(entry, ttl)  # counts the cache's set
+            elif not self.view.store_leased(entry, ttl, token):
                 return False  # another process leads this key now: what it stores stands
         except _NOT_STORAGE_FAILURES:
             raise
@@ -381,11 +426,11 @@ class PythonMemo:
     async def astore(self, probe: CacheEntry, output: Any, warned: bool = False) -> bool:
         """``store`` through the backend's coroutine primitives (no lease: shared flight is for plain
         functions)."""
-        entry = self.kept(probe, output)
+        entry, ttl = self.kept(probe, output)
         if entry is None:
             return False
         try:
-            await self.view.astore(entry, self.ttl)
+            await self.view.astore(entry, ttl)
         except _NOT_STORAGE_FAILURES:
             raise
         except Exception as err:
@@ -393,11 +438,18 @@ class PythonMemo:
         self.count("sets")
         return True
 
-    def kept(self, probe: CacheEntry, output: Any) -> CacheEntry | None:
-        """The entry to store, or None when nothing is (a store of nothing, ``cache_if`` said no)."""
+    def kept(self, probe: CacheEntry, output: Any) -> tuple[CacheEntry | None, float | None]:
+        """The entry to store and how long the backend keeps it, or None when nothing is stored (a
+        store of nothing, ``cache_if`` said no, a computed TTL already over)."""
         if self.view.capabilities.stores_nothing or (self.keep is not None and not self.keep(output)):
-            return None
-        return probe.clone(output=output)
+            return None, None
+        fresh = self.freshness
+        if fresh is None:
+            return probe.clone(output=output), self.ttl
+        ttl = fresh.ttl_for(output)
+        if ttl == freshness.SKIP:
+            return None, None
+        return probe.clone(output=output, metadata=fresh.stamp(self.metadata or {}, ttl)), fresh.kept_for(ttl)
 
     def not_stored(self, err: Exception, warned: bool) -> bool:
         """A store that failed: the caller still gets its value; nothing was written, so any previous
@@ -472,12 +524,23 @@ class PythonMemo:
 class PythonPending:
     """A missed lookup of ``PythonMemo``: the wrapper runs the function, then calls ``store``."""
 
-    __slots__ = ("before", "memo", "mode", "probe", "token", "warned")
+    __slots__ = ("before", "memo", "mode", "probe", "stale", "token", "warned")
 
     def __init__(self, memo: PythonMemo, probe: CacheEntry, before: int, mode: int, warned: bool = False) -> None:
         self.memo, self.probe, self.before, self.mode = memo, probe, before, mode
         self.warned = warned  # the lookup already reported the backend failing
         self.token: str | None = None  # the shared-flight lease this call holds (memo/shared_flight.py)
+        self.stale: CacheEntry | None = None  # the entry found but refused as too old (stale_if_error)
+
+    def fallback(self, err: Exception) -> Any:
+        """A failing call's answer: the stale entry's value under ``stale_if_error``, else ``err``."""
+        fresh = self.memo.freshness
+        if fresh is None:
+            raise err
+        return fresh.fallback(self.stale, err, self.memo.cache_name)
+
+    def acceptable(self, found: CacheEntry) -> bool:
+        return self.memo.acceptable(found, self.mode)
 
     @property
     def bypass(self) -> bool:
@@ -515,7 +578,7 @@ class PythonPending:
         if self.mode == REFRESH:
             return (False, None)
         found = await self.memo.aread(lambda: self.memo.view.apeek(self.probe), self.memo.without_cache)
-        return (False, None) if found is None else (True, found.value)
+        return (False, None) if found is None or not self.acceptable(found) else (True, found.value)
 
     def recheck(self) -> tuple[bool, Any]:
         """For single-flight: a value stored since the lookup missed (not counted). Under refresh() the
@@ -523,7 +586,7 @@ class PythonPending:
         if self.mode == REFRESH:
             return (False, None)
         found = self.memo.read(lambda: self.memo.view.peek(self.probe), self.memo.without_cache)
-        return (False, None) if found is None else (True, found.value)
+        return (False, None) if found is None or not self.acceptable(found) else (True, found.value)
 
 
 PythonMemo.pending_type = PythonPending

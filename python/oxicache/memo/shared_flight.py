@@ -103,7 +103,8 @@ def _protocol(view: EngineView, pending: PythonPending, wait: float, lease: floa
             pending.warned = True  # and the store, failing for the same reason, is counted, not warned
             return (yield None)
         token, entry = taken[0]
-        if entry is not None and not pending.refresh:  # under refresh() the stored value is being replaced
+        # (under refresh() the stored value is being replaced; one past its freshness is no answer)
+        if entry is not None and not pending.refresh and pending.acceptable(entry):
             if token is not None:
                 yield lambda: _release(view, key, token)
             return entry.value

@@ -85,8 +85,10 @@ def pending_type(engine: Engine) -> type[Miss]:
 def _run(pending: Miss, func: Func, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     try:
         output = func(*args, **kwargs)
-    except Exception:
+    except Exception as err:
         pending.failed()
+        if getattr(pending, "stale", None) is not None:  # stale_if_error may answer (memo/freshness.py)
+            return cast("PythonPending", pending).fallback(err)
         raise
     pending.store(output)
     return output
@@ -177,8 +179,10 @@ INLINE, OFFLOAD, AWAIT = 0, 1, 2
 async def _arun(pending: Miss, func: Func, args: tuple[Any, ...], kwargs: dict[str, Any], how: int) -> Any:
     try:
         output = await func(*args, **kwargs)
-    except Exception:
+    except Exception as err:
         pending.failed()
+        if getattr(pending, "stale", None) is not None:  # stale_if_error may answer (memo/freshness.py)
+            return cast("PythonPending", pending).fallback(err)
         raise
     if how == OFFLOAD:
         await asyncio.to_thread(pending.store, output)

@@ -1,0 +1,449 @@
+"""Freshness beyond a fixed TTL (issue 14): key=, jitter=, computed ttl=, max_age(), stale_if_error=.
+
+Every test runs on every backend of tests/backends.py that stores, under an injected clock: the
+backend's own expiry clock (as in tests/reliability/test_r09_ttl_clock.py) and the memoize layer's
+(``oxicache.memo.freshness.clock``) move together; nothing sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import warnings
+from typing import Any, Callable
+
+import pytest
+from backends import STORING, make
+
+import oxicache
+from oxicache import CacheWarning, InMemCache, KeyEncodingError
+from oxicache.memo import freshness
+
+Advance = Callable[[float], None]
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def time(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class _TimeModule:
+    """The ``time`` module of one module, with ``time()`` on the fake clock."""
+
+    def __init__(self, clock: _Clock) -> None:
+        self.time = clock.time
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+def _backend_clock(name: str, cache: Any, clock: _Clock, monkeypatch: pytest.MonkeyPatch) -> Advance:
+    """Puts the backend's expiry on ``clock``; returns what else must move when it does."""
+    if name == "inmem":
+        return cache._native_store._advance_clock  # type: ignore[no-any-return]
+    if name == "tiered":
+        front = _backend_clock("inmem", cache.front, clock, monkeypatch)
+        _backend_clock("redis", cache.back, clock, monkeypatch)
+        return front
+    if name in ("json", "redis"):
+        cache._clock = clock.time
+    elif name == "disk":
+        import diskcache
+
+        monkeypatch.setattr(diskcache.core, "time", _TimeModule(clock))
+    else:
+        from oxicache.backends import _records, database
+
+        monkeypatch.setattr(database, "time", _TimeModule(clock))
+        monkeypatch.setattr(_records, "time", _TimeModule(clock))
+    return lambda seconds: None
+
+
+@pytest.fixture(params=STORING)
+def timed(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Advance]:
+    """A fresh cache of each storing backend, and ``advance(seconds)`` for every clock it reads."""
+    cache = make(request.param)
+    clock = _Clock()
+    also = _backend_clock(request.param, cache, clock, monkeypatch)
+    monkeypatch.setattr(freshness, "clock", clock.time)
+
+    def advance(seconds: float) -> None:
+        clock.advance(seconds)
+        also(seconds)
+
+    return cache, advance
+
+
+# ---- key= --------------------------------------------------------------------------------------------
+
+
+def test_key_function_names_the_call(timed: tuple[Any, Advance]) -> None:
+    cache, _ = timed
+    calls: list[tuple[int, str]] = []
+
+    @cache.memoize(key=lambda user, token: user)
+    def profile(user: int, token: str) -> str:
+        calls.append((user, token))
+        return f"user {user}"
+
+    assert profile(1, "a") == "user 1"
+    assert profile(1, "b") == "user 1"  # the token is not part of the identity
+    assert profile(2, "a") == "user 2"
+    assert calls == [(1, "a"), (2, "a")]
+    assert profile.cache_inputs(1, "zzz") == {"key": 1}
+    assert profile.cache_key(1, "x") == profile.cache_key(1, "y") != profile.cache_key(2, "x")
+    assert profile.cache_info().hits == 1
+
+
+def test_key_function_on_coroutines_and_generators(timed: tuple[Any, Advance]) -> None:
+    cache, _ = timed
+    runs: list[str] = []
+
+    @cache.memoize(key=lambda q, trace_id: q.lower())
+    async def search(q: str, trace_id: int) -> list[str]:
+        runs.append(q)
+        return [q.lower()]
+
+    @cache.memoize(key=lambda n, log: n)
+    def count(n: int, log: object) -> Any:
+        runs.append(f"gen {n}")
+        yield from range(n)
+
+    async def main() -> list[Any]:
+        return [await search("Cat", 1), await search("CAT", 2)]
+
+    assert asyncio.run(main()) == [["cat"], ["cat"]]
+    assert list(count(3, object())) == [0, 1, 2]
+    assert list(count(3, object())) == [0, 1, 2]
+    assert runs == ["Cat", "gen 3"]
+
+
+def test_key_function_with_threads_runs_once() -> None:
+    import threading
+
+    cache = InMemCache()
+    started = threading.Barrier(8)
+    runs: list[int] = []
+
+    @cache.memoize(key=lambda x, noise: x)
+    def slow(x: int, noise: int) -> int:
+        runs.append(x)
+        time.sleep(0.05)  # overlap only, not timing
+        return x
+
+    def call(i: int) -> None:
+        started.wait()
+        assert slow(7, i) == 7
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert runs == [7]
+
+
+def test_key_function_errors() -> None:
+    cache = InMemCache()
+    with pytest.raises(ValueError, match="key= replaces the arguments in the key, so exclude=\\['token'\\]"):
+        cache.memoize(key=lambda user, token: user, exclude=["token"])(lambda user, token: user)
+    with pytest.raises(TypeError, match="key must be a function"):
+        cache.memoize(key="user")(lambda user: user)
+
+    @cache.memoize(key=lambda x: object())
+    def f(x: int) -> int:
+        return x
+
+    with pytest.raises(KeyEncodingError):
+        f(1)
+
+
+# ---- jitter= and computed ttl= ----------------------------------------------------------------------------
+
+
+def test_jitter_spreads_expiries_within_the_ttl(timed: tuple[Any, Advance]) -> None:
+    cache, advance = timed
+    runs: list[int] = []
+
+    @cache.memoize(ttl=100, jitter=0.5)
+    def f(x: int) -> int:
+        runs.append(x)
+        return x
+
+    keys = range(30)
+    for k in keys:
+        f(k)
+    advance(49)  # within every jittered TTL (at least 50 s)
+    for k in keys:
+        f(k)
+    assert len(runs) == 30
+    advance(26)  # 75 s: each entry's TTL is uniform in [50, 100]
+    for k in keys:
+        f(k)
+    expired = len(runs) - 30
+    assert 0 < expired < 30, expired  # both sides: 2 * 0.5**30 chance of a false failure
+    advance(26)  # 101 s: past the TTL itself, jitter never lengthens it
+    runs.clear()
+    for k in keys:
+        f(k)
+    # the ones recomputed at 75 s are younger; every one stored at 0 s is gone
+    assert len(runs) >= 30 - expired
+
+
+def test_jitter_as_a_duration(timed: tuple[Any, Advance]) -> None:
+    cache, advance = timed
+    runs: list[int] = []
+
+    @cache.memoize(ttl="10m", jitter="1m")
+    def f(x: int) -> int:
+        runs.append(x)
+        return x
+
+    for k in range(20):
+        f(k)
+    advance(539)  # 9 min: inside the shortest jittered TTL
+    for k in range(20):
+        f(k)
+    assert len(runs) == 20
+    advance(62)
+    for k in range(20):
+        f(k)
+    assert len(runs) == 40
+
+
+def test_jitter_errors() -> None:
+    cache = InMemCache()
+    with pytest.raises(ValueError, match="this function has none"):
+        cache.memoize(jitter=0.1)(lambda x: x)
+    with pytest.raises(ValueError, match="jitter must be a fraction of the TTL between 0 and 1"):
+        cache.memoize(ttl=10, jitter=5)(lambda x: x)
+    with pytest.raises(ValueError, match="jitter='soon' is not a duration"):
+        cache.memoize(ttl=10, jitter="soon")(lambda x: x)
+    InMemCache(ttl=10).memoize(jitter=0.1)(lambda x: x)  # the cache's ttl counts
+
+
+def test_ttl_computed_from_the_result(timed: tuple[Any, Advance]) -> None:
+    cache, advance = timed
+    issued: list[str] = []
+
+    @cache.memoize(ttl=lambda token: token["expires_in"])
+    def token(scope: str, lifetime: float) -> dict[str, Any]:
+        issued.append(scope)
+        return {"scope": scope, "expires_in": lifetime}
+
+    token("read", 30)
+    token("write", 300)
+    token("gone", 0)  # already expired: returned, never stored
+    advance(29)
+    token("read", 30)
+    token("write", 300)
+    token("gone", 0)
+    assert issued == ["read", "write", "gone", "gone"]
+    advance(2)
+    token("read", 30)
+    token("write", 300)
+    assert issued == ["read", "write", "gone", "gone", "read"]
+
+
+def test_ttl_callable_returning_a_bad_value() -> None:
+    cache = InMemCache()
+
+    @cache.memoize(ttl=lambda r: "soon")
+    def f(x: int) -> int:
+        return x
+
+    with pytest.raises(ValueError, match="the ttl .* returned='soon' is not a duration"):
+        f(1)
+
+
+# ---- max_age() ---------------------------------------------------------------------------------------------
+
+
+def test_max_age_takes_only_younger_values(timed: tuple[Any, Advance]) -> None:
+    cache, advance = timed
+    runs: list[int] = []
+
+    @cache.memoize(track_age=True)
+    def f(x: int) -> int:
+        runs.append(x)
+        return len(runs)
+
+    assert f(1) == 1
+    advance(30)
+    with oxicache.max_age("1m"):
+        assert f(1) == 1  # 30 s old: young enough
+    with oxicache.max_age("10s"):
+        assert f(1) == 2  # too old: recomputed and stored
+        assert f(1) == 2  # now young
+    with oxicache.max_age(60), oxicache.max_age(5):
+        advance(6)
+        assert f(1) == 3  # nested: the smaller age holds
+    assert f(1) == 3  # outside: the stored value
+
+    @oxicache.max_age("1s")
+    def recent() -> int:
+        return f(1)  # type: ignore[no-any-return]
+
+    advance(2)
+    assert recent() == 4
+
+
+def test_max_age_composes_with_bypass_and_refresh(timed: tuple[Any, Advance]) -> None:
+    cache, advance = timed
+    runs: list[int] = []
+
+    @cache.memoize(track_age=True)
+    def f(x: int) -> int:
+        runs.append(x)
+        return len(runs)
+
+    assert f(1) == 1
+    with oxicache.bypass(), oxicache.max_age("1h"):
+        assert f(1) == 2  # bypass() is stricter: neither read nor stored
+    assert f(1) == 1
+    with oxicache.max_age("1h"), oxicache.refresh():
+        assert f(1) == 3  # refresh() inside: recomputed, stored
+    with oxicache.max_age("1h"):
+        assert f(1) == 3
+
+
+def test_max_age_on_a_function_without_ages_recomputes(timed: tuple[Any, Advance]) -> None:
+    cache, _ = timed
+    runs: list[int] = []
+
+    @cache.memoize
+    def f(x: int) -> int:
+        runs.append(x)
+        return len(runs)
+
+    assert f(1) == 1
+    with oxicache.max_age("1h"):
+        assert f(1) == 2  # no recorded age: not known to be young enough
+    assert f(1) == 2  # the recomputed value was stored
+
+
+def test_max_age_in_asyncio_tasks(timed: tuple[Any, Advance]) -> None:
+    cache, advance = timed
+    runs: list[int] = []
+
+    @cache.memoize(track_age=True)
+    async def f(x: int) -> int:
+        runs.append(x)
+        return len(runs)
+
+    async def main() -> None:
+        assert await f(1) == 1
+        advance(60)
+
+        @oxicache.max_age("30s")
+        async def strict() -> int:
+            return await f(1)  # type: ignore[no-any-return]
+
+        assert await strict() == 2
+        assert await f(1) == 2
+
+    asyncio.run(main())
+
+
+def test_max_age_errors() -> None:
+    with pytest.raises(ValueError, match="max_age='soon' is not a duration"):
+        oxicache.max_age("soon")
+    with pytest.raises(ValueError, match="max_age needs a duration"):
+        oxicache.max_age(None)
+
+
+# ---- stale_if_error= ---------------------------------------------------------------------------------------
+
+
+def test_stale_if_error_returns_the_old_value_within_the_window(timed: tuple[Any, Advance]) -> None:
+    cache, advance = timed
+    up = [True]
+    runs: list[int] = []
+
+    @cache.memoize(ttl=60, stale_if_error=300)
+    def price(item: str) -> int:
+        runs.append(1)
+        if not up[0]:
+            raise ConnectionError("upstream down")
+        return len(runs)
+
+    assert price("a") == 1
+    advance(120)  # past the TTL, within TTL + window
+    up[0] = False
+    with pytest.warns(CacheWarning, match="raised ConnectionError: upstream down; returned the value stored 120s ago"):
+        assert price("a") == 1
+    assert price.cache_info().errors == 1
+    up[0] = True
+    assert price("a") == 3  # a success replaces the stale value
+    up[0] = False
+    advance(361)  # past TTL + window of that value
+    with pytest.raises(ConnectionError):
+        price("a")
+
+
+def test_stale_if_error_is_off_by_default(timed: tuple[Any, Advance]) -> None:
+    cache, advance = timed
+    up = [True]
+
+    @cache.memoize(ttl=60)
+    def price(item: str) -> int:
+        if not up[0]:
+            raise ConnectionError("upstream down")
+        return 1
+
+    price("a")
+    advance(61)
+    up[0] = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ConnectionError):
+            price("a")
+
+
+def test_stale_if_error_on_coroutines(timed: tuple[Any, Advance]) -> None:
+    cache, advance = timed
+    up = [True]
+
+    @cache.memoize(ttl="1m", stale_if_error="5m")
+    async def price(item: str) -> int:
+        if not up[0]:
+            raise ConnectionError("down")
+        return 7
+
+    async def main() -> None:
+        assert await price("a") == 7
+        advance(90)
+        up[0] = False
+        with pytest.warns(CacheWarning):
+            assert await price("a") == 7
+        advance(300)
+        with pytest.raises(ConnectionError):
+            await price("a")
+
+    asyncio.run(main())
+
+
+def test_stale_value_is_not_a_hit_for_other_calls(timed: tuple[Any, Advance]) -> None:
+    """The entry kept for the window is past its TTL: a call that succeeds recomputes."""
+    cache, advance = timed
+    runs: list[int] = []
+
+    @cache.memoize(ttl=60, stale_if_error=600)
+    def f(x: int) -> int:
+        runs.append(x)
+        return len(runs)
+
+    assert f(1) == 1
+    advance(61)
+    assert f(1) == 2
+
+
+def test_stale_if_error_refuses_generators() -> None:
+    with pytest.raises(ValueError, match="stale_if_error is for plain and coroutine functions"):
+        InMemCache().memoize(ttl=1, stale_if_error=1)(lambda: (yield 1))
