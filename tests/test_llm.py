@@ -14,17 +14,18 @@ from __future__ import annotations
 import asyncio
 import pickle
 import sys
+import time
 from typing import Any
 
 import pytest
 
 import backends
-from llm_server import ChatServer, reply_for
+from llm_server import ChatServer, reply_for, tool_arguments
 from oxicache import CacheEntry, InMemCache
 
 openai = pytest.importorskip("openai", reason="the LLM integration needs openai: pip install 'oxicache[llm]'")
 
-from oxicache.llm import LLM, TRANSPORT, Text, cache_client, default_cache_dir, register_preset  # noqa: E402
+from oxicache.llm import LLM, TRANSPORT, NoChoicesError, Text, cache_client, default_cache_dir, register_preset  # noqa: E402
 from oxicache.llm import client as llm_client  # noqa: E402
 
 KINDS = ["oracle", "stream", "aoracle", "astream"]
@@ -679,3 +680,294 @@ def test_async_calls_work_across_event_loops(server):
 
     assert not asyncio.run(last()).cached and server.count == 4
     gc.collect()  # the dropped clients' warnings are emitted here, inside this test
+
+
+# ---- servers that are not OpenAI (issue 17, item 4) -----------------------------------------------------
+
+
+def test_tgi_style_replies_replay_through_cache_client(server):
+    """text-generation-inference sends finish_reason "eos" and no `created`; the SDK accepts that live, so a
+    hit must too, streamed or not."""
+    server.style = "tgi"
+    cached = cache_client(openai.OpenAI(base_url=server.url, api_key="k", max_retries=0), InMemCache())
+    create = cached.chat.completions.create
+    miss = create(model="m1", messages=MESSAGES)
+    hit = create(model="m1", messages=MESSAGES)
+    assert type(hit) is openai.types.chat.ChatCompletion
+    assert (hit.choices[0].finish_reason, hit.choices[0].message.content) == ("eos", reply_for(server.bodies()[0]))
+    assert hit.model_dump(exclude_unset=True, warnings=False) == miss.model_dump(exclude_unset=True, warnings=False)
+    assert "created" not in hit.model_fields_set and hit.system_fingerprint == "3.0.1-native"
+    live = list(create(model="m1", messages=MESSAGES, stream=True))
+    replayed = list(create(model="m1", messages=MESSAGES, stream=True))
+    assert all(type(c) is openai.types.chat.ChatCompletionChunk for c in live + replayed)
+    assert [c.choices[0].finish_reason for c in replayed][-1] == "eos"
+    assert "".join(c.choices[0].delta.content or "" for c in replayed) == reply_for(server.bodies()[1])
+    assert server.count == 2
+    cached.close()
+
+
+def test_tgi_style_replies_through_async_cache_client_and_llm(server):
+    server.style = "tgi"
+    cache = InMemCache()
+
+    async def main() -> list[Any]:
+        cached = cache_client(openai.AsyncOpenAI(base_url=server.url, api_key="k", max_retries=0), cache)
+        out = []
+        for _ in range(2):
+            out.append(await cached.chat.completions.create(model="m1", messages=MESSAGES))
+            stream = await cached.chat.completions.create(model="m1", messages=MESSAGES, stream=True)
+            out.append([c async for c in stream])
+        await cached.close()  # nothing else holds the pool: this closes it
+        assert cached.is_closed()
+        return out
+
+    miss, live, hit, replayed = asyncio.run(main())
+    assert hit.choices[0].finish_reason == "eos" and [c.model_dump() for c in replayed] == [c.model_dump() for c in live]
+    llm = make_llm(server, cache)
+    assert ask(llm, "oracle", "q") == (miss.choices[0].message.content, [True])
+    assert ask(llm, "stream", "q")[1][0] is True and server.count == 2
+
+
+# ---- replies without choices (item 5) ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["oracle", "aoracle"])
+def test_an_error_body_with_http_200_is_not_stored(server, kind):
+    llm = make_llm(server, InMemCache())
+    server.error_body_next()
+    with pytest.raises(NoChoicesError, match="no choices.*upstream overloaded") as info:
+        ask(llm, kind, "q")
+    assert info.value.body["error"]["code"] == 529
+    assert len(llm.cache) == 0
+    text, flags = ask(llm, kind, "q")
+    expect_new_request(server, 1, text, flags)
+
+
+def test_cache_client_returns_an_error_body_as_the_sdk_does_without_storing_it(server):
+    cached = cache_client(openai.OpenAI(base_url=server.url, api_key="k", max_retries=0), InMemCache())
+    server.error_body_next()
+    first = cached.chat.completions.create(model="m1", messages=MESSAGES)
+    assert first.choices is None  # the SDK's own object, as a live call returns it
+    second = cached.chat.completions.create(model="m1", messages=MESSAGES)
+    assert second.choices[0].message.content == reply_for(server.bodies()[1]) and server.count == 2
+    third = cached.chat.completions.create(model="m1", messages=MESSAGES)
+    assert third.model_dump() == second.model_dump() and server.count == 2
+    cached.close()
+
+
+# ---- cache_client: the SDK's other ways to call create (item 6) ----------------------------------------
+
+
+def test_cache_client_passes_raw_streaming_and_helper_calls_through(server):
+    cache = InMemCache()
+    client = openai.OpenAI(base_url=server.url, api_key="k", max_retries=0)
+    cached = cache_client(client, cache)
+    raw = cached.chat.completions.with_raw_response.create(model="m1", messages=MESSAGES)
+    assert raw.http_request.method == "POST" and raw.parse().choices[0].message.content == reply_for(server.bodies()[-1])
+    raw = cached.with_raw_response.chat.completions.create(model="m1", messages=MESSAGES)
+    assert raw.parse().id == f"chatcmpl-{server.count}"
+    with cached.chat.completions.with_streaming_response.create(model="m1", messages=MESSAGES) as response:
+        assert response.parse().choices[0].message.content == reply_for(server.bodies()[-1])
+    with cached.chat.completions.stream(model="m1", messages=MESSAGES) as stream:
+        final = stream.get_final_completion()
+    assert final.choices[0].message.content == reply_for(server.bodies()[-1])
+    assert server.count == 4 and len(cache) == 0  # passed through: sent, not cached
+    cached.chat.completions.create(model="m1", messages=MESSAGES)
+    cached.chat.completions.create(model="m1", messages=MESSAGES)
+    assert server.count == 5 and len(cache) == 1
+    client.close()
+
+
+def test_async_cache_client_passes_raw_and_helper_calls_through(server):
+    async def main() -> None:
+        cached = cache_client(openai.AsyncOpenAI(base_url=server.url, api_key="k", max_retries=0), InMemCache())
+        raw = await cached.chat.completions.with_raw_response.create(model="m1", messages=MESSAGES)
+        assert raw.parse().choices[0].message.content == reply_for(server.bodies()[-1])
+        async with cached.chat.completions.with_streaming_response.create(model="m1", messages=MESSAGES) as response:
+            assert (await response.parse()).id == f"chatcmpl-{server.count}"
+        async with cached.chat.completions.stream(model="m1", messages=MESSAGES) as stream:
+            final = await stream.get_final_completion()
+        assert final.choices[0].message.content == reply_for(server.bodies()[-1]) and server.count == 3
+        await cached.close()
+
+    asyncio.run(main())
+
+
+def test_cache_client_copies_stay_cached(server, other_server):
+    cached = cache_client(openai.OpenAI(base_url=server.url, api_key="k", max_retries=0), InMemCache())
+    first = cached.chat.completions.create(model="m1", messages=MESSAGES)
+    for copy in (cached.with_options(timeout=5), cached.copy(max_retries=1), cached.with_options(timeout=5).copy()):
+        assert copy.chat.completions.create(model="m1", messages=MESSAGES).model_dump() == first.model_dump()
+    assert server.count == 1
+    # a copy pointed at another server is another endpoint: its own entries
+    moved = cached.with_options(base_url=other_server.url)
+    moved.chat.completions.create(model="m1", messages=MESSAGES)
+    moved.chat.completions.create(model="m1", messages=MESSAGES)
+    assert (server.count, other_server.count) == (1, 1)
+    cached.close()
+    moved.close()
+
+
+def test_closing_the_cached_copy_leaves_the_original_open(server):
+    client = openai.OpenAI(base_url=server.url, api_key="k", max_retries=0)
+    with cache_client(client, InMemCache()) as cached:
+        cached.chat.completions.create(model="m1", messages=MESSAGES)
+    cache_client(client, InMemCache()).close()
+    assert not client.is_closed()
+    client.chat.completions.create(model="m1", messages=MESSAGES)
+    assert server.count == 2
+    client.close()
+    # with nothing else holding the pool, closing the cached client closes it
+    alone = cache_client(openai.OpenAI(base_url=server.url, api_key="k", max_retries=0), InMemCache())
+    alone.close()
+    assert alone.is_closed()
+
+    async def main() -> None:
+        aclient = openai.AsyncOpenAI(base_url=server.url, api_key="k", max_retries=0)
+        async with cache_client(aclient, InMemCache()) as acached:
+            await acached.chat.completions.create(model="m1", messages=MESSAGES)
+        await aclient.chat.completions.create(model="m1", messages=MESSAGES)
+        await aclient.close()
+
+    asyncio.run(main())
+    assert server.count == 4
+
+
+# ---- streams: every chunk, fan-out, cut streams, clients per loop (item 8) ---------------------------------
+
+
+@pytest.mark.parametrize("kind", ["stream", "astream"])
+def test_a_tool_only_stream_yields_its_tool_call_deltas(server, kind):
+    server.tools_only = True
+    llm = make_llm(server, InMemCache())
+
+    def pieces() -> list[Text]:
+        if kind == "stream":
+            return list(llm.stream("q", tools=[TOOL_A]))
+
+        async def run() -> list[Text]:
+            return [p async for p in llm.astream("q", tools=[TOOL_A])]
+
+        return asyncio.run(run())
+
+    for cached in (False, True):
+        got = pieces()
+        assert got and all(p == "" and p.cached is cached for p in got)
+        args = "".join(tc["function"].get("arguments") or "" for p in got
+                       for tc in (p.raw["choices"][0]["delta"].get("tool_calls") or ()))
+        assert args == tool_arguments(server.bodies()[0])
+        assert got[-1].raw["choices"][0]["finish_reason"] == "tool_calls"
+    assert server.count == 1
+
+
+def test_a_stream_yields_the_usage_chunk_and_other_choices(server):
+    llm = make_llm(server, InMemCache())
+    pieces = list(llm.stream("q", n=2, stream_options={"include_usage": True}))
+    assert pieces[-1].raw["usage"]["total_tokens"] > 0 and pieces[-1] == ""
+    second = "".join(c["delta"].get("content") or "" for p in pieces for c in p.raw["choices"] if c["index"] == 1)
+    assert second == reply_for(server.bodies()[0], 1)
+    assert "".join(pieces) == reply_for(server.bodies()[0])  # the text is the first choice's
+
+
+@pytest.mark.parametrize("cache_kind", ["inmem", "sqlite"])
+def test_concurrent_identical_streams_send_one_request(server, tmp_path, cache_kind):
+    import threading
+
+    server.chunk_delay = 0.02
+    llm = make_llm(server, open_cache(cache_kind, tmp_path))
+    barrier = threading.Barrier(6)
+    results: list[tuple[str, list[bool]]] = []
+
+    def worker() -> None:
+        barrier.wait(timeout=60)
+        results.append(ask(llm, "stream", "q"))
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert server.count == 1
+    assert [text for text, _ in results] == [reply_for(server.bodies()[0])] * 6
+    assert sorted(all(flags) for _, flags in results) == [False] + [True] * 5
+    assert ask(llm, "stream", "q")[1][0] is True and server.count == 1
+    llm.cache.close()
+
+
+def test_concurrent_identical_async_streams_send_one_request(server):
+    server.chunk_delay = 0.02
+    llm = make_llm(server, InMemCache())
+
+    async def one() -> list[Text]:
+        return [p async for p in llm.astream("q")]
+
+    async def main() -> list[list[Text]]:
+        return list(await asyncio.gather(*(one() for _ in range(5))))
+
+    results = asyncio.run(main())
+    assert server.count == 1 and len({"".join(r) for r in results}) == 1
+    assert sorted(all(p.cached for p in r) for r in results) == [False] + [True] * 4
+
+
+def test_a_stream_member_leaving_early_does_not_stop_the_others(server):
+    import threading
+
+    server.chunk_delay = 0.02
+    llm = make_llm(server, InMemCache())
+    leaver = llm.stream("q")
+    next(leaver)
+    done: list[str] = []
+    t = threading.Thread(target=lambda: done.append("".join(llm.stream("q"))))
+    t.start()
+    time.sleep(0.05)
+    leaver.close()  # type: ignore[attr-defined]
+    t.join(timeout=60)
+    assert done == [reply_for(server.bodies()[0])] and server.count == 1
+    assert len(llm.cache) == 1
+
+
+@pytest.mark.parametrize("done", [False, True])
+def test_a_stream_cut_before_its_finish_reason_is_not_stored(server, done):
+    llm = make_llm(server, InMemCache())
+    server.cut_next_stream(done=done)
+    text, flags = ask(llm, "stream", "q")
+    assert text == reply_for(server.bodies()[0]) and not any(flags)
+    assert len(llm.cache) == 0
+    cached = cache_client(openai.OpenAI(base_url=server.url, api_key="k", max_retries=0), llm.cache)
+    server.cut_next_stream(done=done)
+    assert len(list(cached.chat.completions.create(model="m1", messages=MESSAGES, stream=True))) > 1
+    assert len(llm.cache) == 0
+    cached.close()
+    text, flags = ask(llm, "stream", "q")
+    expect_new_request(server, 2, text, flags)
+    assert len(llm.cache) == 1
+
+
+def test_one_async_client_per_event_loop_closed_when_the_loop_ends(server):
+    """Threads running their own loops each reuse one client (one connection) for all their calls, and
+    asyncio.run closes it at the end, without aclose()."""
+    import threading
+
+    llm = make_llm(server, InMemCache())
+    barrier = threading.Barrier(3)
+
+    def worker(w: int) -> None:
+        async def main() -> None:
+            for i in range(4):
+                await llm.aoracle(f"{w}-{i}")
+                await asyncio.sleep(0.01)  # let the other threads' loops use the LLM in between
+
+        barrier.wait(timeout=60)
+        asyncio.run(main())
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert server.count == 12
+    assert server.connections == 3
+    deadline = time.monotonic() + 10
+    while server.open_connections and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert server.open_connections == 0

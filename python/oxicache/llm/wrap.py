@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from types import TracebackType
 from typing import Any, AsyncIterator, Callable, Iterable, Iterator, Mapping, TypeVar
 
@@ -46,11 +47,14 @@ def cache_client(client: ClientT, cache: CacheArg, *, name: str = DEFAULT_NAME, 
     if not isinstance(key_endpoint, bool):
         msg = f"key_endpoint must be True or False, got {key_endpoint!r}"
         raise TypeError(msg)
-    return _install(client.copy(), openai, store, name, exclude, key_endpoint)  # type: ignore[no-any-return]
+    owner = weakref.ref(client)
+    return _install(client.copy(), openai, store, name, exclude, key_endpoint, owner)  # type: ignore[no-any-return]
 
 
-def _install(copy: Any, openai: Any, store: BaseCache, name: str, exclude: Iterable[str] | None, key_endpoint: bool) -> Any:
-    """Make ``copy`` (a copy of the user's client, sharing its connection pool) a cached client."""
+def _install(copy: Any, openai: Any, store: BaseCache, name: str, exclude: Iterable[str] | None, key_endpoint: bool,
+             owner: Callable[[], Any]) -> Any:
+    """Make ``copy`` (a copy of the user's client, sharing its connection pool) a cached client.
+    ``owner`` returns the user's client while it exists: the pool is its own until then."""
     is_async = isinstance(copy, openai.AsyncOpenAI)
     completions = copy.chat.completions
     original = completions.create
@@ -67,17 +71,20 @@ def _install(copy: Any, openai: Any, store: BaseCache, name: str, exclude: Itera
     # the instance attributes below shadow the methods, on this copy only
 
     def copied(**options: Any) -> Any:
-        return _install(type(copy).copy(copy, **options), openai, store, name, exclude, key_endpoint)
+        return _install(type(copy).copy(copy, **options), openai, store, name, exclude, key_endpoint, owner)
 
     copy.copy = copy.with_options = copied
-    # the pool is the original client's: closing the copy (close(), or leaving `with`) leaves it open
+    # The pool is the user's client's: closing the copy (close(), or leaving `with`) leaves it open while
+    # that client exists, and closes it once nothing else can (cache_client(openai.OpenAI(...), ...)).
+    close = copy.close
     if is_async:
         async def aclose() -> None:
-            pass
+            if owner() is None:
+                await close()
 
         copy.close = aclose
     else:
-        copy.close = lambda: None
+        copy.close = lambda: None if owner() is not None else close()
     return copy
 
 
