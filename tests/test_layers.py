@@ -16,7 +16,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "python" / "oxicache"
 
 # (module, attribute): why it may be read there though the module does not define it.
 ALLOWED = {
-    ("backends/_fs.py", "_getframe"): "the standard library's sys._getframe",
+    ("callsite.py", "_getframe"): "the standard library's sys._getframe",
     # DiskCache runs its statements inside diskcache's own transaction and SQLite connection, which diskcache
     # exposes only as these members (pinned by the diskcache version range in pyproject.toml).
     ("backends/disk.py", "_sql"): "diskcache.Cache's statement runner",

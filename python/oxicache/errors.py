@@ -1,6 +1,6 @@
 """Exceptions raised by oxicache."""
 
-__all__ = ["BackendError", "CacheError", "CacheWarning", "CorruptStoreError", "DatabaseConnectionError", "KeyEncodingError",
+__all__ = ["BackendError", "CacheError", "CacheWarning", "CorruptStoreError", "IdentityWarning", "DatabaseConnectionError", "KeyEncodingError",
            "ValueDecodingError", "ValueEncodingError"]
 
 
@@ -31,6 +31,12 @@ class ValueDecodingError(CacheError, ValueError):
 class CacheWarning(UserWarning):
     """Something went wrong with the cache, not with the call: a result that could not be stored (the
     caller still got it), or a damaged record that was read as a miss."""
+
+
+class IdentityWarning(CacheWarning):
+    """A function memoized on a store other processes read has an identity that is not its name alone (a
+    lambda or a local function): issued once per function, saying how the identity is made and that
+    ``memoize(name=...)`` makes it stable."""
 
 
 class DatabaseConnectionError(CacheError, ConnectionError):

@@ -16,8 +16,7 @@ they are, since there storing is the point; damaged records follow the policy th
 
 from __future__ import annotations
 
-import warnings
-
+from oxicache.callsite import warn
 from oxicache.errors import BackendError, CacheWarning, ValueDecodingError
 
 __all__ = ["POLICIES", "backend_failed", "check_policy", "damaged_record"]
@@ -37,15 +36,14 @@ def damaged_record(policy: str, where: str, err: BaseException) -> None:
     if policy == "raise":
         raise ValueDecodingError(f"damaged cache record ({where}): {err}") from err
     if policy == "warn":
-        warnings.warn(
+        warn(
             f"oxicache: ignoring a damaged cache record ({where}): {err}; it counts as a miss and the next "
             "store of this key overwrites it",
             CacheWarning,
-            stacklevel=4,
         )
 
 
-def backend_failed(policy: str, what: str, err: BaseException, *, stacklevel: int) -> None:
+def backend_failed(policy: str, what: str, err: BaseException) -> None:
     """The storage failed during a memoized call; ``what`` says what it means for the call (e.g. "the
     result of f was not cached"). Raised as BackendError, warned, or ignored; the caller then goes on
     without the cache."""
@@ -53,4 +51,4 @@ def backend_failed(policy: str, what: str, err: BaseException, *, stacklevel: in
     if policy == "raise":
         raise BackendError(message) from err
     if policy == "warn":
-        warnings.warn(message, CacheWarning, stacklevel=stacklevel + 1)
+        warn(message, CacheWarning)  # at the user's line (oxicache.callsite)

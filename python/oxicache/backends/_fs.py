@@ -5,12 +5,10 @@ from __future__ import annotations
 import errno
 import os
 import struct
-import sys
 import threading
-import warnings
 import weakref
-from types import FrameType
 
+from oxicache.callsite import warn
 from oxicache.errors import CacheWarning, CorruptStoreError
 
 __all__ = [
@@ -116,25 +114,13 @@ def warn_if_risky_filesystem(path: str, what: str) -> None:
     file system."""
     fstype = filesystem_type(path)
     if risky_filesystem(fstype):
-        warnings.warn(
+        warn(
             f"oxicache: {what} keeps its SQLite database {path!r} on a {fstype} file system: SQLite's file "
             "locks and WAL shared memory are not reliable on network and FUSE file systems, so processes "
             "using the cache at once can corrupt it or fail with 'database is locked'; put the cache on a "
             "local disk (or share a cache between machines with DatabaseCache on PostgreSQL or MySQL)",
             CacheWarning,
-            stacklevel=_caller_level(),
         )
-
-
-def _caller_level() -> int:
-    """The ``stacklevel`` of the first frame outside oxicache (the line that created the cache), seen from
-    the function calling this one."""
-    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # oxicache/, not backends/
-    frame: FrameType | None = sys._getframe(1)
-    level = 1
-    while frame is not None and frame.f_code.co_filename.startswith(package):
-        frame, level = frame.f_back, level + 1
-    return level
 
 
 def _folder_problem(folder: str, err: OSError) -> tuple[int | None, str]:

@@ -9,12 +9,12 @@ the outputs in input order.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import types
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Callable
 
+from oxicache.callsite import to_thread
 from oxicache.memo.engine import Options, bound_parts, decorate, function_kind, make_engine
 from oxicache.memo.wrappers import pending_type
 
@@ -95,7 +95,7 @@ def make_batch_memoized(cache: BaseCache, func: Callable[..., Any], options: Opt
             if not batch:
                 return []
             if offload:
-                results, missing = await asyncio.to_thread(look_up, batch, with_batch, kw)
+                results, missing = await to_thread(look_up, batch, with_batch, kw)
             else:
                 results, missing = look_up(batch, with_batch, kw)
             if not missing:
@@ -107,7 +107,7 @@ def make_batch_memoized(cache: BaseCache, func: Callable[..., Any], options: Opt
                 fail(missing)
                 raise
             if offload:
-                return await asyncio.to_thread(complete, batch, results, missing, outputs)
+                return await to_thread(complete, batch, results, missing, outputs)
             return complete(batch, results, missing, outputs)
 
         return decorate(async_wrapper, engine, func)

@@ -12,12 +12,10 @@ over that interface, in ``wrappers.py``; batch functions in ``batch.py``.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import threading
 import types
-import warnings
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -34,7 +32,8 @@ from oxicache.memo.signature import (
 )
 from oxicache.controls import BYPASS, MAX_AGE, NORMAL, REFRESH, current_mode
 from oxicache.durations import TTL, parse_ttl, resolve_ttl
-from oxicache.errors import CacheWarning, KeyEncodingError, ValueDecodingError, ValueEncodingError
+from oxicache.errors import CacheWarning, IdentityWarning, KeyEncodingError, ValueDecodingError, ValueEncodingError
+from oxicache.callsite import to_thread, warn
 from oxicache.failures import backend_failed
 from oxicache.info import CacheInfo
 
@@ -101,6 +100,8 @@ def make_engine(cache: BaseCache, func: Callable[..., Any], options: Options,
     # depend on decoration order: local functions and lambdas are then named by code and closure values.
     shared = view.capabilities.shared
     base_identity, private = memo_identity(func, options.name, shared=shared)
+    if isinstance(base_identity, ClosureIdentity):
+        _say_how_a_closure_is_named(base_identity.base, type(cache).__name__)
     identity: str | Callable[[], str]
     if isinstance(base_identity, ClosureIdentity):
         closure, version = base_identity, options.version
@@ -141,6 +142,19 @@ def make_engine(cache: BaseCache, func: Callable[..., Any], options: Options,
                       lease)
     memo.freshness = fresh
     return memo
+
+
+_NAMED_CLOSURES: set[str] = set()  # qualnames already explained (once per function per process)
+
+
+def _say_how_a_closure_is_named(base: str, backend: str) -> None:
+    if base in _NAMED_CLOSURES:
+        return
+    _NAMED_CLOSURES.add(base)
+    warn(f"oxicache: {base} is a lambda or a local function memoized on {backend}, a store other processes "
+         "and later runs read; its identity is its qualified name plus a fingerprint of its code and of the "
+         "values it closes over (closing over an object without a key keeps its entries to this process), so "
+         "editing it starts new entries. memoize(name='...') gives it a stable identity", IdentityWarning)
 
 
 def _lease_seconds(cache: BaseCache, view: EngineView, asked: bool | None, kind: str) -> float | None:
@@ -459,7 +473,7 @@ class PythonMemo:
             if self.cache.on_backend_error == "raise":
                 raise err
             if self.cache.on_backend_error == "warn":
-                warnings.warn(f"oxicache: the result of {self.cache_name} was not cached: {err}", CacheWarning, stacklevel=5)
+                warn(f"oxicache: the result of {self.cache_name} was not cached: {err}", CacheWarning)
             return False
         # The backend failed (disk full, permissions, a lost connection): the computed value is still
         # right, so by default the caller gets it, with a warning, rather than losing it to storage.
@@ -501,7 +515,7 @@ class PythonMemo:
     def backend_failed(self, err: Exception, what: str, quiet: bool = False) -> None:
         self.view.tally("backend_errors")
         policy = self.cache.on_backend_error
-        backend_failed("ignore" if quiet and policy == "warn" else policy, what, err, stacklevel=5)
+        backend_failed("ignore" if quiet and policy == "warn" else policy, what, err)
 
     def cache_info(self) -> CacheInfo:
         size = self.view.count_func(self.cache_name)
@@ -566,7 +580,7 @@ class PythonPending:
         if self.bypass:
             return
         if self.token is not None:  # a shared-flight leader's store also releases its lease: one blocking step
-            await asyncio.to_thread(self.store, output)
+            await to_thread(self.store, output)
             return
         await self.memo.astore(self.probe, output, self.warned)
 

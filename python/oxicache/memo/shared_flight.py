@@ -29,10 +29,11 @@ already skips the lease; a failed lease step makes the failing store quiet).
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Generator, Optional
+
+from oxicache.callsite import to_thread
 
 if TYPE_CHECKING:
     from oxicache.base import EngineView
@@ -73,7 +74,7 @@ async def alead(view: EngineView, pending: PythonPending, compute: Callable[[], 
     step = next(steps)
     while True:
         try:
-            result = await (compute() if step is None else asyncio.to_thread(step))
+            result = await (compute() if step is None else to_thread(step))
         except BaseException as err:
             try:
                 step = steps.throw(err)

@@ -10,12 +10,12 @@ thread so the event loop keeps running.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import types
 from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Generator, Iterator, Protocol, cast
 
 from oxicache._core import Memoizer, Pending, Replay, check_stack, decode_binary, encode_binary
+from oxicache.callsite import to_thread
 from oxicache.errors import ValueEncodingError
 from oxicache.memo import shared_flight
 
@@ -185,7 +185,7 @@ async def _arun(pending: Miss, func: Func, args: tuple[Any, ...], kwargs: dict[s
             return cast("PythonPending", pending).fallback(err)
         raise
     if how == OFFLOAD:
-        await asyncio.to_thread(pending.store, output)
+        await to_thread(pending.store, output)
     elif how == AWAIT:
         await cast("PythonMiss", pending).astore(output)
     else:
@@ -240,7 +240,7 @@ def async_wrapper(engine: Engine, func: Func, view: EngineView) -> Func:
 
     async def offloaded(*args: Any, **kwargs: Any) -> Any:
         before = flights.finished
-        found: Any = await asyncio.to_thread(lookup, args, kwargs)
+        found: Any = await to_thread(lookup, args, kwargs)
         if type(found) is not pending_cls:
             return found
         if found.bypass:
@@ -249,7 +249,7 @@ def async_wrapper(engine: Engine, func: Func, view: EngineView) -> Func:
             found.key,
             leading(found, args, kwargs, OFFLOAD),
             before,
-            lambda: asyncio.to_thread(found.recheck),
+            lambda: to_thread(found.recheck),
             wait,
         )
 
@@ -385,7 +385,7 @@ def async_gen_wrapper(engine: Engine, func: Func, view: EngineView) -> Func:
     offload = view.capabilities.blocking_io
 
     async def in_thread_if(offload: bool, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.to_thread(fn, *args) if offload else fn(*args)
+        return await to_thread(fn, *args) if offload else fn(*args)
 
     async def wrapper(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
         found: Any = await in_thread_if(offload, lookup, args, kwargs)
