@@ -5,8 +5,9 @@ Two encodings of one value model, both native: ``encode_binary`` (MessagePack wi
 sets, dict keys keep their types, datetimes keep their time zones, and so on.
 
 Decoding never imports anything named by the data: Enum, dataclass, pydantic and named tuple instances
-are revived only for classes in this process's allow-list. A class joins it when this process encodes
-one of its instances, or with ``allow(cls)``.
+are revived for classes in this process's allow-list, and for plain-data classes of modules this process
+has already imported (``revive_imported``). A class joins the allow-list when this process encodes one
+of its instances, with ``allow(cls)``, or when memoize sees it in a return annotation or ``types=``.
 
 ``Serializer`` adds the 2-byte envelope backends store, and the opt-in pickle forms.
 """
@@ -16,16 +17,25 @@ from __future__ import annotations
 import hashlib
 import hmac
 import pickle
+import dataclasses
+import enum
+import sys
+from collections.abc import Iterable
 from typing import Any
 
 from oxicache._core import allow_type, decode_binary, decode_json, encode_binary, encode_json
-from oxicache.errors import ValueDecodingError, ValueEncodingError
+from oxicache._core import revive_imported as _revive_imported
+from oxicache.errors import ValueDecodingError, ValueEncodingError, ValueNotAllowedError
 
 __all__ = [
     "Serializer",
     "ValueDecodingError",
     "ValueEncodingError",
+    "ValueNotAllowedError",
     "allow",
+    "allow_types",
+    "is_plain_data_class",
+    "revive_imported",
     "decode_binary",
     "decode_json",
     "encode_binary",
@@ -38,9 +48,54 @@ CODEC, PICKLE, SIGNED = MARK + b"m", MARK + b"p", MARK + b"s"
 
 def allow(*classes: type) -> None:
     """Lets decoding revive instances of these Enum, dataclass, pydantic model or named tuple classes
-    (needed in a process that reads values of a class before it has stored any)."""
+    (needed in a process that reads values of a class before it has stored any, when the class is not
+    already imported or defines ``__del__``)."""
     for cls in classes:
         allow_type(cls)
+
+
+def revive_imported(enabled: bool) -> bool:
+    """Whether stored values may name plain-data classes (dataclass, NamedTuple, Enum, pydantic model) of
+    modules this process has already imported without them being allowed (on by default; the threat
+    model is in docs/value-codec.md). Turn it off for a store others can write to, and list the classes
+    you read with ``allow``/``types=``. Returns the previous setting."""
+    if not isinstance(enabled, bool):
+        msg = f"revive_imported() takes True or False, got {enabled!r}"
+        raise TypeError(msg)
+    return _revive_imported(enabled)
+
+
+def is_plain_data_class(cls: object) -> bool:
+    """Whether ``cls`` is a dataclass, NamedTuple, Enum or pydantic model class (the classes the codec
+    revives)."""
+    if not isinstance(cls, type):
+        return False
+    if dataclasses.is_dataclass(cls) or issubclass(cls, enum.Enum):
+        return True
+    if issubclass(cls, tuple) and hasattr(cls, "_fields"):
+        return True
+    pydantic = sys.modules.get("pydantic")  # a pydantic model's module imported pydantic already
+    return pydantic is not None and issubclass(cls, pydantic.BaseModel)
+
+
+def allow_types(classes: Iterable[type] | None, option: str = "types") -> tuple[type, ...]:
+    """Validates and allows the classes of a ``types=[...]`` option: each must be a dataclass, NamedTuple,
+    Enum or pydantic model class (``TypeError`` naming it otherwise)."""
+    if classes is None:
+        return ()
+    if isinstance(classes, type) or not isinstance(classes, Iterable):
+        msg = f"{option}= takes a list of classes, got {classes!r}; write {option}=[{getattr(classes, '__name__', 'C')}]"
+        raise TypeError(msg)
+    found = tuple(classes)
+    for cls in found:
+        if not is_plain_data_class(cls):
+            shown = cls.__qualname__ if isinstance(cls, type) else repr(cls)
+            msg = (f"{option}= takes dataclass, NamedTuple, Enum or pydantic model classes; {shown} is none of "
+                   f"these (the codec stores other types only as builtin values: return those instead)")
+            raise TypeError(msg)
+    for cls in found:
+        allow_type(cls)
+    return found
 
 
 class Serializer:

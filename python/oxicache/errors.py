@@ -1,7 +1,7 @@
 """Exceptions raised by oxicache."""
 
 __all__ = ["BackendError", "CacheError", "CacheWarning", "CorruptStoreError", "IdentityWarning", "DatabaseConnectionError", "KeyEncodingError",
-           "ValueDecodingError", "ValueEncodingError"]
+           "ValueDecodingError", "ValueEncodingError", "ValueNotAllowedError"]
 
 
 class CacheError(Exception):
@@ -26,6 +26,13 @@ class ValueEncodingError(CacheError, TypeError):
 
 class ValueDecodingError(CacheError, ValueError):
     """Stored bytes or text are not a valid encoding, or name a type this process does not allow."""
+
+
+class ValueNotAllowedError(ValueDecodingError):
+    """A stored value names a class (Enum, dataclass, pydantic model, named tuple) this process does not
+    revive: not allowed, and not an already-imported plain-data class (docs/value-codec.md). The record is
+    intact, not damaged; the message names the class and the fix (``memoize(types=[C])`` or
+    ``oxicache.codec.allow(C)``)."""
 
 
 class CacheWarning(UserWarning):

@@ -17,9 +17,9 @@ they are, since there storing is the point; damaged records follow the policy th
 from __future__ import annotations
 
 from oxicache.callsite import warn
-from oxicache.errors import BackendError, CacheWarning, ValueDecodingError
+from oxicache.errors import BackendError, CacheWarning, ValueDecodingError, ValueNotAllowedError
 
-__all__ = ["POLICIES", "backend_failed", "check_policy", "damaged_record"]
+__all__ = ["POLICIES", "backend_failed", "check_policy", "damaged_record", "not_allowed_cause"]
 
 POLICIES = ("warn", "raise", "ignore")
 
@@ -32,7 +32,15 @@ def check_policy(policy: object) -> str:
 
 
 def damaged_record(policy: str, where: str, err: BaseException) -> None:
-    """A stored record that cannot be read: a miss (with a warning under "warn"), or raised."""
+    """A stored record that cannot be read: a miss (with a warning under "warn"), or raised. A record of a
+    class this process does not revive is intact, not damaged: it is reported with the fix instead."""
+    not_allowed = not_allowed_cause(err)
+    if not_allowed is not None:
+        if policy == "raise":
+            raise ValueNotAllowedError(f"{not_allowed} ({where})") from err
+        if policy == "warn":
+            warnings.warn(f"oxicache: {not_allowed} ({where}); it counts as a miss", CacheWarning, stacklevel=4)
+        return
     if policy == "raise":
         raise ValueDecodingError(f"damaged cache record ({where}): {err}") from err
     if policy == "warn":
@@ -41,6 +49,15 @@ def damaged_record(policy: str, where: str, err: BaseException) -> None:
             "store of this key overwrites it",
             CacheWarning,
         )
+
+
+def not_allowed_cause(err: BaseException | None) -> ValueNotAllowedError | None:
+    """The ``ValueNotAllowedError`` behind ``err`` (itself, or a cause a backend wrapped it in), if any."""
+    for _ in range(8):
+        if err is None or isinstance(err, ValueNotAllowedError):
+            return err
+        err = err.__cause__
+    return None
 
 
 def backend_failed(policy: str, what: str, err: BaseException) -> None:

@@ -1,15 +1,24 @@
 //! The allow-list: the classes (Enum, dataclass, pydantic model, named tuple) whose instances decoding
 //! may revive. A class is allowed when this process encodes one of its instances or calls
-//! `oxicache.codec.allow(cls)`; stored data never names a module to import.
+//! `oxicache.codec.allow(cls)` (memoize does for the classes its return annotation and `types=` name).
+//! Stored data never names a module to import: besides the allow-list, a record may name a plain-data
+//! class of a module this process has already imported (found by dictionary lookups only, no code run;
+//! the threat model is in docs/value-codec.md), unless `oxicache.codec.revive_imported(False)`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyTuple, PyType};
+use pyo3::types::{PyDict, PyModule, PyTuple, PyType};
 
+use crate::errors::codec_error;
 use crate::key::known_types;
 
 use super::decode_error;
+
+/// Whether records may name already-imported plain-data classes that are not on the allow-list.
+static REVIVE_IMPORTED: AtomicBool = AtomicBool::new(true);
 
 static ALLOWED: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
 
@@ -74,16 +83,93 @@ pub fn allowed_class<'py>(py: Python<'py>, name: &str, family: Family) -> PyResu
 }
 
 fn allowed_class_any<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
-    allowed(py).get_item(name)?.ok_or_else(|| {
-        decode_error(
-            py,
-            format!(
-                "the stored value names the type '{name}', which is not allowed in this process; \
-                 call oxicache.codec.allow({}) to revive it (classes are never imported from stored data)",
-                name.rsplit([':', '.']).next().unwrap_or(name)
-            ),
-        )
-    })
+    if let Some(cls) = allowed(py).get_item(name)? {
+        return Ok(cls);
+    }
+    let why = if REVIVE_IMPORTED.load(Ordering::Relaxed) {
+        match imported_plain_class(py, name)? {
+            Ok(cls) => {
+                allowed(py).set_item(name, &cls)?; // found once, then as fast as an allowed class
+                return Ok(cls.into_any());
+            }
+            Err(why) => why,
+        }
+    } else {
+        "reviving already-imported classes is off (oxicache.codec.revive_imported(False))".to_string()
+    };
+    let dotted = name.replacen(':', ".", 1);
+    let short = name.rsplit([':', '.']).next().unwrap_or(name);
+    Err(codec_error(
+        py,
+        "ValueNotAllowedError",
+        format!(
+            "value of class {dotted} is not allowed; fix: memoize(types=[{short}]) or \
+             oxicache.codec.allow({short}) ({why}; classes are never imported from stored data)"
+        ),
+    ))
+}
+
+/// The class a record names, when its module is already imported (`sys.modules`, never imported here)
+/// and the name leads to a plain-data class by dictionary lookups alone (no module `__getattr__`, no
+/// descriptor runs), whose own module and qualname are that name (not an alias). Otherwise why not.
+fn imported_plain_class<'py>(py: Python<'py>, name: &str) -> PyResult<Result<Bound<'py, PyType>, String>> {
+    let Some((module_name, qualname)) = name.split_once(':') else {
+        return Ok(Err("the stored name has no module".into()));
+    };
+    let modules = py.import("sys")?.getattr("modules")?;
+    let Ok(modules) = modules.cast::<PyDict>() else {
+        return Ok(Err("sys.modules is not a dict".into()));
+    };
+    let Some(module) = modules.get_item(module_name)? else {
+        return Ok(Err(format!("its module {module_name} is not imported")));
+    };
+    let Ok(module) = module.cast::<PyModule>() else {
+        return Ok(Err(format!("sys.modules['{module_name}'] is not a module")));
+    };
+    let mut namespace = module.dict().into_any();
+    let mut found: Option<Bound<'py, PyAny>> = None;
+    for part in qualname.split('.') {
+        if let Some(cls) = &found {
+            // A class's own namespace (a mappingproxy): nested classes, found without running anything.
+            namespace = cls.cast::<PyType>()?.getattr(pyo3::intern!(py, "__dict__"))?;
+        }
+        let item = match namespace.get_item(part) {
+            Ok(item) => item,
+            Err(_) => return Ok(Err(format!("{module_name} has no class {qualname}"))),
+        };
+        if item.cast::<PyType>().is_err() {
+            return Ok(Err(format!("{module_name}.{qualname} is not a class")));
+        }
+        found = Some(item);
+    }
+    let Some(cls) = found else {
+        return Ok(Err("the stored name is empty".into()));
+    };
+    let ty = cls.cast_into::<PyType>()?;
+    if type_name_of(&ty)? != name {
+        return Ok(Err(format!("{module_name}.{qualname} is another class's alias")));
+    }
+    if family_of(&ty)?.is_none() {
+        return Ok(Err("it is not a dataclass, NamedTuple, Enum or pydantic model".into()));
+    }
+    // A finalizer runs on fields the record chose, without the class's own __init__ having checked them.
+    for base in ty.mro().iter() {
+        let base = base.cast_into::<PyType>()?;
+        if base.is(&py.get_type::<pyo3::types::PyAny>()) {
+            continue;
+        }
+        if base.getattr(pyo3::intern!(py, "__dict__"))?.contains("__del__")? {
+            return Ok(Err("it defines __del__, so it is revived only when allowed".into()));
+        }
+    }
+    Ok(Ok(ty))
+}
+
+/// `oxicache.codec.revive_imported(enabled)`: whether records may name already-imported plain-data
+/// classes that are not on the allow-list (on by default). Returns the previous setting.
+#[pyfunction]
+pub fn revive_imported(enabled: bool) -> bool {
+    REVIVE_IMPORTED.swap(enabled, Ordering::Relaxed)
 }
 
 /// `oxicache.codec.allow(cls)`: lets decoding revive instances of `cls` (an Enum, dataclass, pydantic

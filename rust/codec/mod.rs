@@ -25,7 +25,7 @@ pub use crate::errors::{EncodeError, EncodeResult};
 use crate::key::encode::with_scratch;
 
 pub use crate::limits::MAX_DEPTH;
-pub use allow::{allow_and_name, allow_type};
+pub use allow::{allow_and_name, allow_type, revive_imported};
 
 /// Extension type codes of the binary encoding (and the order of JSON tags).
 pub mod ext {

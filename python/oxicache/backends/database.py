@@ -193,11 +193,12 @@ class DatabaseCache(LockLeasedCache):  # leases: server locks, or file locks for
         ttl: TTL = None,
         engine_options: Mapping[str, Any] | None = None,
         on_backend_error: str = "warn",
+        types: Iterable[type] | None = None,
         timeout: float | str | datetime.timedelta | None = None,
         shared_flight: bool = False,
         lease: TTL = 30.0,
     ) -> None:
-        super().__init__(exclude, ttl=ttl, on_backend_error=on_backend_error)
+        super().__init__(exclude, ttl=ttl, on_backend_error=on_backend_error, types=types)
         self.shared_flight, self.lease_seconds = lease_options("DatabaseCache", shared_flight, lease)
         if username is not None:  # ahvn's spelling
             if user is not None:

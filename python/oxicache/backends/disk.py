@@ -213,11 +213,12 @@ class DiskCache(LockLeasedCache):  # leases: file locks in leases/ (backends/_le
         serializer: str = "codec",
         signing_key: bytes | None = None,
         on_backend_error: str = "warn",
+        types: Iterable[type] | None = None,
         shared_flight: bool = False,
         lease: TTL = 30.0,
         **diskcache_options: Any,
     ) -> None:
-        super().__init__(exclude, ttl=ttl, on_backend_error=on_backend_error)
+        super().__init__(exclude, ttl=ttl, on_backend_error=on_backend_error, types=types)
         self.shared_flight, self.lease_seconds = lease_options("DiskCache", shared_flight, lease)
         try:
             import diskcache  # noqa: F401  (checked here so the error names the extra)

@@ -70,8 +70,8 @@ class JsonCache(LockLeasedCache):  # leases: file locks in leases/ (backends/_le
 
     def __init__(self, path: str | os.PathLike[str], exclude: Iterable[str] | None = None, *, ttl: TTL = None,
                  fsync: bool = False, on_backend_error: str = "warn", shared_flight: bool = False,
-                 lease: TTL = 30.0) -> None:
-        super().__init__(exclude, ttl=ttl, on_backend_error=on_backend_error)
+                 lease: TTL = 30.0, types: Iterable[type] | None = None) -> None:
+        super().__init__(exclude, ttl=ttl, on_backend_error=on_backend_error, types=types)
         self.shared_flight, self.lease_seconds = lease_options("JsonCache", shared_flight, lease)
         folder = os.fspath(path)
         if not isinstance(folder, str):

@@ -18,7 +18,7 @@ import secrets
 import threading
 import weakref
 from dataclasses import replace
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from oxicache._core import CacheEntry
 from oxicache.backends._fork import in_child_of
@@ -67,7 +67,7 @@ class TieredCache(BaseCache):
     """
 
     def __init__(self, front: InMemCache, back: BaseCache, *, exclude: Any = None, ttl: TTL = None,
-                 on_backend_error: str | None = None) -> None:
+                 on_backend_error: str | None = None, types: Iterable[type] | None = None) -> None:
         if not isinstance(front, InMemCache):
             msg = f"TieredCache's front must be an InMemCache (e.g. InMemCache(max_size=10_000, ttl='30s')), got {front!r}"
             raise TypeError(msg)
@@ -79,7 +79,8 @@ class TieredCache(BaseCache):
                    "process changed (e.g. InMemCache(max_size=10_000, ttl='30s'))")
             raise ValueError(msg)
         super().__init__(exclude, ttl=back.ttl if ttl is None else ttl,
-                         on_backend_error=back.on_backend_error if on_backend_error is None else on_backend_error)
+                         on_backend_error=back.on_backend_error if on_backend_error is None else on_backend_error,
+                         types=types)
         self.front, self.back = front, back
         # What the back can do is what this cache can do; the front adds nothing another process sees.
         self.capabilities = replace(back.capabilities, bounded=False)  # type: ignore[misc]

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from oxicache.memo import custom_key, freshness
 from oxicache.memo import wrappers as _wrappers
+from oxicache.memo.result_types import allow_result_types
 from oxicache._core import Binder, CacheEntry, Memoizer, install_vectorcall
 from oxicache.memo.signature import (
     ClosureIdentity,
@@ -64,6 +65,8 @@ class Options:
     jitter: float | str | Any = None
     stale_if_error: TTL = None
     track_age: bool = False
+    # Classes decoding may revive for this function, on top of its return annotation's (result_types.py).
+    types: Iterable[type] | None = None
 
 
 def function_kind(func: Callable[..., Any]) -> str:
@@ -96,6 +99,7 @@ def make_engine(cache: BaseCache, func: Callable[..., Any], options: Options,
     (``custom_key.py``)."""
     if view is None:
         view = cache.engine_view()
+    allow_result_types(func, options.types)  # once here, so a read in a new process revives them
     # A store other processes read (not InMemCache's, not NoCache's nothing) needs identities that do not
     # depend on decoration order: local functions and lambdas are then named by code and closure values.
     shared = view.capabilities.shared
