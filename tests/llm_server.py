@@ -24,6 +24,7 @@ import hashlib
 import json
 import re
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -69,6 +70,16 @@ class _Faults:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hangs up mid-reply (a cancelled stream, a closed client) is part of the tests, not an
+    error: socketserver would print its ConnectionResetError/BrokenPipeError traceback in the test output."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
 class ChatServer:
     def __init__(self) -> None:
         self.requests: list[Request] = []
@@ -79,7 +90,7 @@ class ChatServer:
         self.open_connections = 0
         self._lock = threading.Lock()
         self._faults = _Faults()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._httpd = _QuietServer(("127.0.0.1", 0), _handler_for(self))
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="llm-server", daemon=True)
         self._thread.start()

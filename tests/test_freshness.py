@@ -447,3 +447,137 @@ def test_stale_value_is_not_a_hit_for_other_calls(timed: tuple[Any, Advance]) ->
 def test_stale_if_error_refuses_generators() -> None:
     with pytest.raises(ValueError, match="stale_if_error is for plain and coroutine functions"):
         InMemCache().memoize(ttl=1, stale_if_error=1)(lambda: (yield 1))
+
+
+# ---- stale-while-revalidate (stale=) ----------------------------------------------------------------------
+
+
+def _until(condition: Callable[[], bool], what: str) -> None:
+    """Waits for a background refresh to land (a bounded wait for another thread, not a timing)."""
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
+
+
+async def _auntil(condition: Callable[[], Any], what: str) -> None:
+    deadline = time.monotonic() + 30
+    while not await condition():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.01)
+
+
+def test_stale_while_revalidate_runs_exactly_one_background_refresh(timed: tuple[Any, Advance]) -> None:
+    import threading
+
+    cache, advance = timed
+    runs: list[int] = []
+    gate = threading.Event()
+
+    @cache.memoize(ttl=60, stale=600)
+    def f(x: int) -> int:
+        runs.append(x)
+        if len(runs) > 1:
+            assert gate.wait(30)
+        return len(runs)
+
+    assert f(1) == 1
+    advance(61)  # past the TTL, within the stale window
+    answers: list[int] = []
+    threads = [threading.Thread(target=lambda: answers.append(f(1))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert answers == [1] * 8  # at once: the refresh is held at the gate meanwhile
+    assert f(1) == 1
+    gate.set()
+    _until(lambda: f(1) == 2, "the refreshed value")
+    assert runs == [1, 1]  # exactly one refresh for 10 stale calls
+    assert f.cache_info().misses == 1  # every later call was answered from the cache
+
+
+def test_stale_while_revalidate_window_bounds_the_age(timed: tuple[Any, Advance]) -> None:
+    cache, advance = timed
+    runs: list[int] = []
+
+    @cache.memoize(ttl=60, stale=600)
+    def f(x: int) -> int:
+        runs.append(x)
+        return len(runs)
+
+    assert f(1) == 1
+    advance(661)  # past ttl + stale: a plain miss, computed in the call
+    assert f(1) == 2
+    assert runs == [1, 1]
+
+
+def test_a_failed_refresh_never_replaces_a_value(timed: tuple[Any, Advance]) -> None:
+    cache, advance = timed
+    fail = [False]
+    runs: list[int] = []
+
+    @cache.memoize(ttl=60, stale=600)
+    def f(x: int) -> int:
+        runs.append(x)
+        if fail[0]:
+            raise ConnectionError("down")
+        return len(runs)
+
+    assert f(1) == 1
+    advance(61)
+    fail[0] = True
+    assert f(1) == 1
+    _until(lambda: f.cache_info().errors == 1, "the failed refresh counted")
+    fail[0] = False
+    assert f(1) == 1  # still the old value; this call starts a new refresh
+    _until(lambda: f(1) == 3, "the second refresh's value")
+
+
+def test_stale_while_revalidate_on_coroutines(timed: tuple[Any, Advance]) -> None:
+    cache, advance = timed
+    runs: list[int] = []
+    gates: list[asyncio.Event] = []
+
+    @cache.memoize(ttl=60, stale=600)
+    async def f(x: int) -> int:
+        runs.append(x)
+        if len(runs) > 1:
+            await gates[0].wait()  # the refresh, held until the stale calls are answered
+        return len(runs)
+
+    async def main() -> None:
+        gates.append(asyncio.Event())
+        assert await f(1) == 1
+        advance(61)
+        assert await asyncio.gather(*(f(1) for _ in range(5))) == [1] * 5
+        gates[0].set()
+
+        async def refreshed() -> bool:
+            return await f(1) == 2
+
+        await _auntil(refreshed, "the refreshed value")
+        assert runs == [1, 1]
+
+    asyncio.run(main())
+
+
+def test_stale_while_revalidate_on_generators(timed: tuple[Any, Advance]) -> None:
+    cache, advance = timed
+    runs: list[int] = []
+
+    @cache.memoize(ttl=60, stale=600)
+    def f(n: int) -> Any:
+        runs.append(n)
+        yield from range(len(runs) * n)
+
+    assert list(f(2)) == [0, 1]
+    advance(61)
+    assert list(f(2)) == [0, 1]
+    _until(lambda: list(f(2)) == [0, 1, 2, 3], "the refreshed items")
+    assert runs == [2, 2]
+
+
+def test_stale_needs_a_ttl() -> None:
+    with pytest.raises(ValueError, match="stale=60 serves a value for a while after its TTL"):
+        InMemCache().memoize(stale=60)(lambda x: x)

@@ -24,7 +24,6 @@ from oxicache.memo.protocols import BatchMemoized, Memoized
 from oxicache.memo.signature import validate_exclude
 from oxicache.capabilities import Capabilities
 from oxicache.durations import TTL, parse_ttl, resolve_ttl
-from oxicache.codec import allow_types
 from oxicache.failures import check_policy, damaged_record
 
 if TYPE_CHECKING:
@@ -133,11 +132,8 @@ class BaseCache:
         """The default time to live of entries, in seconds (``ttl=`` when constructed), or None."""
         return self._ttl
 
-    def __init__(self, exclude: Iterable[str] | None = None, *, ttl: TTL = None, on_backend_error: str = "warn",
-                 types: Iterable[type] | None = None) -> None:
+    def __init__(self, exclude: Iterable[str] | None = None, *, ttl: TTL = None, on_backend_error: str = "warn") -> None:
         self._exclude = validate_exclude(exclude)
-        # Classes any function's stored results may hold: allowed for decoding in this process (value-codec.md).
-        self.types = allow_types(types)
         self._ttl = parse_ttl(ttl)
         self.on_backend_error = check_policy(on_backend_error)
         self._counts_lock = threading.Lock()
@@ -557,7 +553,7 @@ class BaseCache:
         jitter: float | str | timedelta | None = None,
         stale_if_error: TTL = None,
         track_age: bool = False,
-        types: Iterable[type] | None = None,
+        stale: TTL = None,
     ) -> Callable[[Callable[P, R]], Memoized[P, R]]: ...
     def memoize(
         self,
@@ -575,7 +571,7 @@ class BaseCache:
         jitter: float | str | timedelta | None = None,
         stale_if_error: TTL = None,
         track_age: bool = False,
-        types: Iterable[type] | None = None,
+        stale: TTL = None,
     ) -> Any:
         """Cache a function's results: ``@cache.memoize`` or ``@cache.memoize(name=..., exclude=[...], ...)``.
 
@@ -600,16 +596,16 @@ class BaseCache:
             jitter: shortens each entry's TTL by a random part: a fraction (0.1) or a duration ("30s").
             stale_if_error: when the function raises and a value stored no longer than its TTL plus this
                 window ago exists, return it (with a CacheWarning) instead of the exception.
-            track_age: record each entry's age, so ``oxicache.max_age()`` can accept it. The last four
-                take the Python engine on InMemCache. See docs/memoize.md, "Freshness".
-            types: dataclass, NamedTuple, Enum or pydantic model classes a new process may revive from stored
-                results, on top of those the return annotation names (docs/value-codec.md).
+            track_age: record each entry's age, so ``oxicache.max_age()`` can accept it.
+            stale: stale-while-revalidate: for this long after the TTL a call returns the stored value at
+                once and one refresh of the key runs in the background. These last five options take the
+                Python engine on InMemCache. See docs/memoize.md, "Freshness".
 
         Type checkers see a ``Memoized[P, R]``: the original signature plus the ``cache_*`` helpers.
         """
         options = Options(name, exclude, annotation, ttl, version, cache_if, wait_timeout,
                           shared_flight, key=key, jitter=jitter, stale_if_error=stale_if_error, track_age=track_age,
-                          types=types)
+                          stale=stale)
         if func is None:
             return lambda f: make_memoized(self, f, options)
         return make_memoized(self, func, options)
@@ -628,7 +624,6 @@ class BaseCache:
         version: str | int | None = None,
         cache_if: Callable[[Any], Any] | None = None,
         wait_timeout: TTL = None,
-        types: Iterable[type] | None = None,
     ) -> Callable[[Callable[P, R]], BatchMemoized[P, R]]: ...
     def batch_memoize(
         self,
@@ -641,7 +636,6 @@ class BaseCache:
         version: str | int | None = None,
         cache_if: Callable[[Any], Any] | None = None,
         wait_timeout: TTL = None,
-        types: Iterable[type] | None = None,
     ) -> Any:
         """Cache a batch function per item: ``f(items, ...)`` returns one output per item, in order.
 
@@ -649,7 +643,7 @@ class BaseCache:
         order) and returns every output in input order; each item is keyed as the call ``f([item], ...)``.
         Takes the same options as ``memoize`` (``cache_if`` is applied per item). Sync and async functions.
         """
-        options = Options(name, exclude, annotation, ttl, version, cache_if, wait_timeout, types=types)
+        options = Options(name, exclude, annotation, ttl, version, cache_if, wait_timeout)
         if func is None:
             return lambda f: make_batch_memoized(self, f, options)
         return make_batch_memoized(self, func, options)

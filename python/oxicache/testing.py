@@ -17,6 +17,14 @@ capabilities the backend declares (``cache.capabilities``)::
 ``options`` are ``BaseCache``'s (``ttl=``, ``exclude=``, ``on_backend_error=``): pass them through to
 ``BaseCache.__init__``. oxicache runs this suite on every built-in backend and on the example backend of
 docs/backends/writing-a-backend.md (tests/contract/).
+
+The module is also a pytest plugin (registered by the ``pytest11`` entry point, so installing oxicache is
+enough) with two fixtures for testing code that uses oxicache (docs/testing.md):
+
+- ``oxicache_bypass``: every memoized call the test makes runs the function and stores nothing;
+- ``oxicache_isolated``: a fresh ``InMemCache`` and a fresh folder for the test, the LLM cache folder
+  (``cache=True``) moved into the test's temporary folder, and ``oxicache.memoize``'s cache emptied before
+  and after the test.
 """
 
 from __future__ import annotations
@@ -27,11 +35,62 @@ import threading
 import time
 from typing import Any
 
+import dataclasses
+import os
+import sys
+from typing import Iterator
+
 import pytest
 
-from oxicache import BaseCache, CacheEntry
+from oxicache import BaseCache, CacheEntry, InMemCache, bypass, default_cache
 
-__all__ = ["BackendContract"]
+__all__ = ["BackendContract", "Isolated", "oxicache_bypass", "oxicache_isolated"]
+
+
+# ---- the pytest plugin's fixtures -------------------------------------------------------------------
+
+
+@pytest.fixture
+def oxicache_bypass() -> Iterator[None]:
+    """Memoized calls made by the test (in its thread, and in tasks it starts) run the function and
+    store nothing, as inside ``with oxicache.bypass():``. Threads the test starts are not covered (a
+    context variable): for those, set ``OXICACHE_DISABLE=1`` before the functions are decorated."""
+    with bypass():
+        yield
+
+
+@dataclasses.dataclass(frozen=True)
+class Isolated:
+    """What ``oxicache_isolated`` gives a test."""
+
+    #: A fresh, empty in-memory cache of the test's own.
+    cache: InMemCache
+    #: An empty folder of the test's own, for persistent caches (``DiskCache(isolated.folder / "c")``).
+    folder: pathlib.Path
+    #: The folder ``LLM(cache=True)`` uses during the test (inside the test's temporary folder).
+    llm_cache_dir: pathlib.Path
+
+
+@pytest.fixture
+def oxicache_isolated(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Isolated]:
+    """An isolated cache and folder for the test; the LLM cache folder and ``oxicache.memoize``'s
+    process-wide cache are isolated too (see ``Isolated``)."""
+    from oxicache.llm.caches import default_cache_dir
+
+    user_cache = tmp_path / "user-cache"  # what default_cache_dir() reads, on each system
+    monkeypatch.setenv("XDG_CACHE_HOME", str(user_cache))
+    monkeypatch.setenv("LOCALAPPDATA", str(user_cache))
+    if sys.platform == "darwin":
+        monkeypatch.setenv("HOME", str(user_cache))
+    folder = tmp_path / "oxicache"
+    os.makedirs(folder)
+    default_cache().clear()
+    cache = InMemCache()
+    try:
+        yield Isolated(cache=cache, folder=folder, llm_cache_dir=default_cache_dir())
+    finally:
+        cache.clear()
+        default_cache().clear()
 
 # Values every backend must give back as they were stored (the codec's common types).
 VALUES: list[Any] = [0, -7, 2**70, 1.5, "text", "ünï", b"\x00bytes", None, True, [1, [2, "x"]], (1, "a"),

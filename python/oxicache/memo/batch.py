@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from oxicache.callsite import to_thread
 from oxicache.memo.engine import Options, bound_parts, decorate, function_kind, make_engine
 from oxicache.memo.wrappers import pending_type
+from oxicache.switch import unless_disabled
 
 if TYPE_CHECKING:
     from oxicache.base import BaseCache
@@ -25,6 +26,7 @@ __all__ = ["make_batch_memoized"]
 
 
 def make_batch_memoized(cache: BaseCache, func: Callable[..., Any], options: Options) -> Any:
+    cache, options = unless_disabled(cache, options)  # OXICACHE_DISABLE, read once per decoration
     if not callable(func):
         msg = f"batch_memoize expects a callable, got {type(func).__name__}; use @cache.batch_memoize"
         raise TypeError(msg)

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from oxicache.memo import custom_key, freshness
+from oxicache.memo import custom_key, freshness, revalidate
 from oxicache.memo import wrappers as _wrappers
 from oxicache.memo.result_types import allow_result_types
 from oxicache._core import Binder, CacheEntry, Memoizer, install_vectorcall
@@ -65,6 +65,7 @@ class Options:
     jitter: float | str | Any = None
     stale_if_error: TTL = None
     track_age: bool = False
+    stale: TTL = None
     # Classes decoding may revive for this function, on top of its return annotation's (result_types.py).
     types: Iterable[type] | None = None
 
@@ -131,7 +132,7 @@ def make_engine(cache: BaseCache, func: Callable[..., Any], options: Options,
     metadata = {"annotation": dict(annotation)} if annotation else None
     seconds = resolve_ttl(None if callable(options.ttl) else options.ttl, annotation)
     fresh = freshness.make_freshness(options.ttl, cache.ttl if seconds is None else seconds, options.jitter,
-                                     options.stale_if_error, options.track_age, function_kind(func))
+                                     options.stale_if_error, options.track_age, function_kind(func), options.stale)
     # Under key= only the key function's value is keyed; the arguments (`call`) never are.
     exclude = own_exclude | cache.exclude if keyed is None else frozenset({custom_key.CALL})
     wait = parse_ttl(options.wait_timeout, what="wait_timeout") or cache.wait_timeout
@@ -145,6 +146,8 @@ def make_engine(cache: BaseCache, func: Callable[..., Any], options: Options,
     memo = PythonMemo(view, called, identity, sig, specs, exclude, seconds, metadata, options.cache_if, wait, shared,
                       lease)
     memo.freshness = fresh
+    if fresh is not None and fresh.stale is not None:
+        memo.revalidator = revalidate.Revalidator(memo, fresh.stale, function_kind(func))
     return memo
 
 
@@ -229,7 +232,7 @@ def make_memoized(cache: BaseCache, func: Callable[..., Any], options: Options) 
 def _python_freshness(options: Options) -> bool:
     """Options only the Python engine keeps (entry ages): such a function skips a native front too."""
     return (callable(options.ttl) or options.jitter is not None or options.stale_if_error is not None
-            or options.track_age is True)
+            or options.track_age is True or options.stale is not None)
 
 
 def _wrap(engine: Memoizer | PythonMemo, func: Callable[..., Any], kind: str, view: EngineView) -> Any:
@@ -249,6 +252,8 @@ def _wrap(engine: Memoizer | PythonMemo, func: Callable[..., Any], kind: str, vi
             "asyncgen": _wrappers.async_gen_wrapper,
         }[kind]
         wrapper = make(engine, func, view)
+        if kind in ("async", "asyncgen") and isinstance(engine, PythonMemo) and engine.revalidator is not None:
+            wrapper = revalidate.loop_bound(wrapper, kind)  # its refreshes are tasks on the caller's loop
     return wrapper
 
 
@@ -327,6 +332,8 @@ class PythonMemo:
         self.counts_lock = threading.Lock()
         #: Jitter, computed TTLs, stale_if_error, ages (freshness.py); None: the function uses none.
         self.freshness: freshness.Freshness | None = None
+        #: Stale-while-revalidate (``stale=``, revalidate.py), or None.
+        self.revalidator: revalidate.Revalidator | None = None
 
     @property
     def cache_name(self) -> str:
@@ -372,7 +379,7 @@ class PythonMemo:
             return self.skip(probe, mode, before)
         failures: list[BaseException] = []
         found = self.read(lambda: self.view.lookup(probe, self.func), self.without_cache, failures)
-        return self.answer(probe, mode, before, found, failures)
+        return self.answer(probe, mode, before, found, failures, args, kwargs)
 
     async def alookup(self, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> Any:
         """``lookup`` through the backend's coroutine primitives (``capabilities.async_io``)."""
@@ -381,7 +388,7 @@ class PythonMemo:
             return self.skip(probe, mode, before)
         failures: list[BaseException] = []
         found = await self.aread(lambda: self.view.alookup(probe), self.without_cache, failures)
-        return self.answer(probe, mode, before, found, failures)
+        return self.answer(probe, mode, before, found, failures, args, kwargs)
 
     @property
     def without_cache(self) -> str:
@@ -400,10 +407,14 @@ class PythonMemo:
         return PythonPending(self, probe._call_snapshot(), before, mode)
 
     def answer(self, probe: CacheEntry, mode: int, before: int, found: CacheEntry | None,
-               failures: list[BaseException]) -> Any:
+               failures: list[BaseException], args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> Any:
         """A lookup's end: the stored value, or the miss to complete."""
         stale = None
         if found is not None and not self.acceptable(found, mode):
+            swr = self.revalidator
+            if swr is not None and mode == NORMAL and swr.serve(found, probe, args, kwargs or {}):
+                self.count("hits")  # within the stale window: answered now, refreshed in the background
+                return found.value
             stale, found = found, None  # past its TTL (kept for stale_if_error) or older than max_age()
         if found is not None:
             self.count("hits")

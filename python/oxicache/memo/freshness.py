@@ -44,6 +44,7 @@ class Freshness:
     jitter: float  # a fraction of the TTL (< 1) when `fraction`, else seconds
     fraction: bool
     stale_if_error: float | None  # seconds past the TTL a failing call may fall back on the value
+    stale: float | None = None  # seconds past the TTL the value is served while refreshed (revalidate.py)
 
     def ttl_for(self, output: Any) -> float | None:
         """The TTL of this result (seconds, None for no expiry, ``SKIP`` not to store it)."""
@@ -64,10 +65,12 @@ class Freshness:
         return {**metadata, "stored_at": now, "fresh_until": None if ttl is None else now + ttl}
 
     def kept_for(self, ttl: float | None) -> float | None:
-        """How long the backend keeps the entry: its TTL, plus the ``stale_if_error`` window."""
-        if ttl is None or self.stale_if_error is None:
+        """How long the backend keeps the entry: its TTL, plus the longer of the ``stale_if_error`` and
+        ``stale`` windows."""
+        windows = [w for w in (self.stale_if_error, self.stale) if w is not None]
+        if ttl is None or not windows:
             return ttl
-        return ttl + self.stale_if_error
+        return ttl + max(windows)
 
     def fallback(self, stale: CacheEntry | None, err: Exception, name: str) -> Any:
         """The stored value a failing call returns instead of ``err`` (with one CacheWarning), if there is
@@ -108,7 +111,7 @@ def _computed_seconds(value: Any, compute: Callable[[Any], Any]) -> float:
 
 
 def make_freshness(ttl: TTL | Callable[[Any], Any], fixed: float | None, jitter: Any, stale_if_error: TTL,
-                   track_age: bool, kind: str) -> Freshness | None:
+                   track_age: bool, kind: str, stale: TTL = None) -> Freshness | None:
     """The settings of a function, or None when it uses none of them (it then pays nothing).
     ``fixed``: the TTL that applies when ``ttl`` is not a callable (the function's, else the cache's)."""
     if not isinstance(track_age, bool):
@@ -116,8 +119,13 @@ def make_freshness(ttl: TTL | Callable[[Any], Any], fixed: float | None, jitter:
         raise TypeError(msg)
     compute = ttl if callable(ttl) else None
     window = parse_ttl(stale_if_error, what="stale_if_error")
-    if compute is None and jitter is None and window is None and not track_age:
+    revalidate = parse_ttl(stale, what="stale")
+    if compute is None and jitter is None and window is None and revalidate is None and not track_age:
         return None
+    if revalidate is not None and fixed is None and compute is None:
+        msg = (f"stale={stale!r} serves a value for a while after its TTL, and this function has none: give "
+               f"memoize (or the cache) a ttl")
+        raise ValueError(msg)
     spread, fraction = _jitter(jitter)
     if spread and fixed is None and compute is None:
         msg = f"jitter={jitter!r} shortens a TTL, and this function has none: give memoize (or the cache) a ttl"
@@ -126,7 +134,7 @@ def make_freshness(ttl: TTL | Callable[[Any], Any], fixed: float | None, jitter:
         msg = ("stale_if_error is for plain and coroutine functions: a generator that fails has already "
                "yielded part of a fresh stream; drop stale_if_error for this function")
         raise ValueError(msg)
-    return Freshness(fixed, compute, spread, fraction, window)
+    return Freshness(fixed, compute, spread, fraction, window, revalidate)
 
 
 def _jitter(jitter: Any) -> tuple[float, bool]:

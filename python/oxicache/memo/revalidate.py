@@ -1,0 +1,137 @@
+"""Stale-while-revalidate, ``memoize(ttl=..., stale=...)``: after the TTL and within the stale window a
+call returns the stored value at once, and one refresh of that key runs in the background.
+
+The refresh is a thread for plain and generator functions, and a task on the caller's event loop for
+coroutine and async generator functions (the loop is remembered in a context variable by
+``loop_bound``, since a blocking backend looks the key up in a worker thread). One refresh per key at
+a time in a process: calls that find the key stale while it runs return the stale value and start
+nothing. A refresh that raises is counted as an error and stores nothing, so the old value stays until
+its window ends. Past the window the entry is a plain miss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from oxicache.memo import freshness
+
+if TYPE_CHECKING:
+    from oxicache._core import CacheEntry
+    from oxicache.memo.engine import PythonMemo
+
+__all__ = ["Revalidator", "loop_bound"]
+
+#: The event loop of the coroutine call being looked up (set by ``loop_bound``).
+_LOOP: contextvars.ContextVar[asyncio.AbstractEventLoop | None] = contextvars.ContextVar("oxicache_loop", default=None)
+
+
+class Revalidator:
+    """One function's stale window and its refreshes in flight."""
+
+    def __init__(self, memo: PythonMemo, window: float, kind: str) -> None:
+        self.memo, self.window, self.kind = memo, window, kind
+        self.lock = threading.Lock()
+        self.running: set[int] = set()  # keys being refreshed
+        self.tasks: set[asyncio.Task[None]] = set()  # strong references until they end
+
+    def serve(self, found: CacheEntry, probe: CacheEntry, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+        """True when ``found`` (past its freshness) is within the stale window: a refresh of its key is
+        started unless one runs, and the caller returns the stored value."""
+        until = found.metadata.get("fresh_until")
+        if until is None or freshness.clock() >= until + self.window:
+            return False
+        key = probe.key
+        with self.lock:
+            if key in self.running:
+                return True
+            self.running.add(key)
+        snapshot = probe._call_snapshot()
+        try:
+            if self.kind in ("async", "asyncgen"):
+                self.start_task(key, snapshot, args, kwargs)
+            else:
+                threading.Thread(target=self.refresh, args=(key, snapshot, args, kwargs), daemon=True,
+                                 name="oxicache-revalidate").start()
+        except BaseException:
+            self.done(key)
+            raise
+        return True
+
+    def done(self, key: int) -> None:
+        with self.lock:
+            self.running.discard(key)
+
+    def refresh(self, key: int, snapshot: CacheEntry, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """A plain or generator function's refresh, in its own thread."""
+        try:
+            try:
+                output = self.memo.func(*args, **kwargs)
+                if self.kind == "gen":
+                    output = list(output)
+            except Exception:
+                self.memo.failed()  # the old value stays
+                return
+            self.memo.store(snapshot, output, warned=False)
+        finally:
+            self.done(key)
+
+    def start_task(self, key: int, snapshot: CacheEntry, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        loop: asyncio.AbstractEventLoop | None
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = _LOOP.get()
+        if loop is None or loop.is_closed():
+            msg = "a coroutine function's stale-while-revalidate refresh needs the caller's event loop"
+            raise RuntimeError(msg)
+        loop.call_soon_threadsafe(self.spawn, loop, key, snapshot, args, kwargs)
+
+    def spawn(self, loop: asyncio.AbstractEventLoop, key: int, snapshot: CacheEntry, args: tuple[Any, ...],
+              kwargs: dict[str, Any]) -> None:
+        task = loop.create_task(self.arefresh(key, snapshot, args, kwargs), name="oxicache-revalidate")
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def arefresh(self, key: int, snapshot: CacheEntry, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """A coroutine or async generator function's refresh, as a task on the caller's loop."""
+        try:
+            try:
+                if self.kind == "asyncgen":
+                    output: Any = [item async for item in self.memo.func(*args, **kwargs)]
+                else:
+                    output = await self.memo.func(*args, **kwargs)
+            except Exception:
+                self.memo.failed()
+                return
+            if self.memo.view.capabilities.blocking_io:
+                await asyncio.to_thread(self.memo.store, snapshot, output)
+            else:
+                self.memo.store(snapshot, output)
+        finally:
+            self.done(key)
+
+
+def loop_bound(wrapper: Callable[..., Any], kind: str) -> Callable[..., Any]:
+    """A coroutine (or async generator) wrapper that first notes its event loop, so a lookup run in a
+    worker thread can start the refresh task on it."""
+    if kind == "asyncgen":
+
+        @functools.wraps(wrapper)
+        async def bound_gen(*args: Any, **kwargs: Any) -> Any:
+            _LOOP.set(asyncio.get_running_loop())
+            async for item in wrapper(*args, **kwargs):
+                yield item
+
+        return bound_gen
+
+    @functools.wraps(wrapper)
+    async def bound(*args: Any, **kwargs: Any) -> Any:
+        _LOOP.set(asyncio.get_running_loop())  # the call's own task context: nothing else sees it
+        return await wrapper(*args, **kwargs)
+
+    return bound
