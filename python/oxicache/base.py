@@ -24,6 +24,7 @@ from oxicache.memo.protocols import BatchMemoized, Memoized
 from oxicache.memo.signature import validate_exclude
 from oxicache.capabilities import Capabilities
 from oxicache.durations import TTL, parse_ttl, resolve_ttl
+from oxicache.codec import allow_types
 from oxicache.failures import check_policy, damaged_record
 
 if TYPE_CHECKING:
@@ -132,8 +133,11 @@ class BaseCache:
         """The default time to live of entries, in seconds (``ttl=`` when constructed), or None."""
         return self._ttl
 
-    def __init__(self, exclude: Iterable[str] | None = None, *, ttl: TTL = None, on_backend_error: str = "warn") -> None:
+    def __init__(self, exclude: Iterable[str] | None = None, *, ttl: TTL = None, on_backend_error: str = "warn",
+                 types: Iterable[type] | None = None) -> None:
         self._exclude = validate_exclude(exclude)
+        # Classes any function's stored results may hold: allowed for decoding in this process (value-codec.md).
+        self.types = allow_types(types)
         self._ttl = parse_ttl(ttl)
         self.on_backend_error = check_policy(on_backend_error)
         self._counts_lock = threading.Lock()
@@ -554,6 +558,7 @@ class BaseCache:
         stale_if_error: TTL = None,
         track_age: bool = False,
         stale: TTL = None,
+        types: Iterable[type] | None = None,
     ) -> Callable[[Callable[P, R]], Memoized[P, R]]: ...
     def memoize(
         self,
@@ -572,6 +577,7 @@ class BaseCache:
         stale_if_error: TTL = None,
         track_age: bool = False,
         stale: TTL = None,
+        types: Iterable[type] | None = None,
     ) -> Any:
         """Cache a function's results: ``@cache.memoize`` or ``@cache.memoize(name=..., exclude=[...], ...)``.
 
@@ -600,12 +606,15 @@ class BaseCache:
             stale: stale-while-revalidate: for this long after the TTL a call returns the stored value at
                 once and one refresh of the key runs in the background. These last five options take the
                 Python engine on InMemCache. See docs/memoize.md, "Freshness".
+            types: dataclass, NamedTuple, Enum or pydantic model classes a new process may revive from stored
+                results, on top of those the return annotation names (docs/value-codec.md).
 
         Type checkers see a ``Memoized[P, R]``: the original signature plus the ``cache_*`` helpers.
         """
         options = Options(name, exclude, annotation, ttl, version, cache_if, wait_timeout,
                           shared_flight, key=key, jitter=jitter, stale_if_error=stale_if_error, track_age=track_age,
-                          stale=stale)
+                          stale=stale,
+                          types=types)
         if func is None:
             return lambda f: make_memoized(self, f, options)
         return make_memoized(self, func, options)
@@ -624,6 +633,7 @@ class BaseCache:
         version: str | int | None = None,
         cache_if: Callable[[Any], Any] | None = None,
         wait_timeout: TTL = None,
+        types: Iterable[type] | None = None,
     ) -> Callable[[Callable[P, R]], BatchMemoized[P, R]]: ...
     def batch_memoize(
         self,
@@ -636,6 +646,7 @@ class BaseCache:
         version: str | int | None = None,
         cache_if: Callable[[Any], Any] | None = None,
         wait_timeout: TTL = None,
+        types: Iterable[type] | None = None,
     ) -> Any:
         """Cache a batch function per item: ``f(items, ...)`` returns one output per item, in order.
 
@@ -643,7 +654,7 @@ class BaseCache:
         order) and returns every output in input order; each item is keyed as the call ``f([item], ...)``.
         Takes the same options as ``memoize`` (``cache_if`` is applied per item). Sync and async functions.
         """
-        options = Options(name, exclude, annotation, ttl, version, cache_if, wait_timeout)
+        options = Options(name, exclude, annotation, ttl, version, cache_if, wait_timeout, types=types)
         if func is None:
             return lambda f: make_batch_memoized(self, f, options)
         return make_batch_memoized(self, func, options)
