@@ -36,6 +36,7 @@ from oxicache.durations import TTL, parse_ttl, resolve_ttl
 from oxicache.errors import CacheWarning, IdentityWarning, KeyEncodingError, ValueDecodingError, ValueEncodingError
 from oxicache.callsite import to_thread, warn
 from oxicache.failures import backend_failed
+from oxicache.switch import unless_disabled
 from oxicache.info import CacheInfo
 
 if TYPE_CHECKING:
@@ -205,6 +206,7 @@ def bound_parts(func: Callable[..., Any]) -> tuple[Callable[..., Any], Any] | No
 
 
 def make_memoized(cache: BaseCache, func: Callable[..., Any], options: Options) -> Any:
+    cache, options = unless_disabled(cache, options)  # OXICACHE_DISABLE, read once per decoration
     if not callable(func):
         msg = f"memoize expects a callable, got {type(func).__name__}; use @cache.memoize or @cache.memoize(name=...)"
         raise TypeError(msg)
