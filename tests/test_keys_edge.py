@@ -211,3 +211,32 @@ def test_variable_width_string_arrays_are_keyed_but_never_stored(tmp_path):
         with pytest.warns(CacheWarning, match="StringDType"):
             assert list(words(2)) == ["w", "w"]
     assert len(cache) == 0
+
+
+_BASE = np.arange(24, dtype=np.float64).reshape(4, 6)
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        _BASE,  # C-contiguous: its memory is read through the buffer protocol
+        _BASE[:, ::2],  # strided view: copied to C order first
+        _BASE.T,  # Fortran order
+        np.asfortranarray(_BASE),
+        np.zeros((0, 3)),
+        np.arange(5, dtype=">i4"),  # non-native byte order
+        np.array(["2020-01-01", "NaT"], dtype="datetime64[D]"),  # no buffer format: tobytes()
+        np.array([(1, 2.0)], dtype=[("a", "<i4"), ("b", "<f8")]),
+        np.array([1 + 2j, 3j]),
+        np.frombuffer(b"\x01\x02\x03\x04", dtype=np.uint8),  # read-only
+    ],
+    ids=["c", "strided", "transposed", "fortran", "empty", "big-endian", "datetime64", "record", "complex", "readonly"],
+)
+def test_every_array_layout_keys_its_c_order_bytes(array):
+    """Whichever way the bytes are read (the array's own memory, or a C-order copy), the key's payload is
+    ``ascontiguousarray(a).tobytes()`` (docs/key-scheme.md rule 5), and equal arrays in different layouts
+    share one key."""
+    encoded = canonical_bytes(array)
+    assert encoded == key_reference.encode(array)
+    assert encoded.endswith(np.ascontiguousarray(array).tobytes())
+    assert canonical_bytes(np.ascontiguousarray(array).copy()) == encoded

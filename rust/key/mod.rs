@@ -69,17 +69,18 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
 /// here, far more than giving the GIL away and taking it back), so other threads run meanwhile.
 const DETACH_DIGEST_AT: usize = 64 * 1024;
 
-/// `digest::entry_key`, with the GIL released for a large encoding.
-fn digest_entry_key(py: Python<'_>, func: &str, inputs_bytes: &[u8]) -> u128 {
-    if inputs_bytes.len() < DETACH_DIGEST_AT {
-        return digest::entry_key(func, inputs_bytes);
+/// `digest::key_of_pair`, with the GIL released for a large encoding.
+fn digest_pair(py: Python<'_>, pair: &[u8]) -> u128 {
+    if pair.len() < DETACH_DIGEST_AT {
+        return digest::key_of_pair(pair);
     }
-    crate::shutdown::trap_forced_unwind(|| py.detach(|| digest::entry_key(func, inputs_bytes)))
+    crate::shutdown::trap_forced_unwind(|| py.detach(|| digest::key_of_pair(pair)))
 }
 
-/// The key of `(func, inputs)`, encoding into the per-thread scratch buffer. `shared`: the key is for a
-/// store other processes read, so an input holding a class no other process can name is refused
-/// (`KeyEncodingError`, see class_identity.rs).
+/// The key of `(func, inputs)`, encoding into the per-thread scratch buffer after the digest's head, so
+/// the whole pair is hashed in one piece. `shared`: the key is for a store other processes read, so an
+/// input holding a class no other process can name is refused (`KeyEncodingError`, see
+/// class_identity.rs).
 pub fn entry_key_of(
     py: Python<'_>,
     func: &str,
@@ -87,20 +88,22 @@ pub fn entry_key_of(
     shared: bool,
 ) -> PyResult<u128> {
     encode::with_scratch(|buf| {
+        digest::write_head(buf, func);
+        let head = buf.len();
         let mut enc = encode::Encoder::new(buf);
         let local = match enc.write_dict(inputs, 1) {
             Ok(()) => enc.process_local.take(),
             Err(_) => {
                 // Encode again to name the input that failed (or, should it succeed, to use that).
                 let (bytes, _, local) = encode_inputs_checked(py, inputs, Some(func))?;
-                buf.clear();
+                buf.truncate(head);
                 buf.extend_from_slice(&bytes);
                 local
             }
         };
         match local {
             Some(class) if shared => Err(local_class_error(py, func, inputs, &class)),
-            _ => Ok(digest_entry_key(py, func, buf)),
+            _ => Ok(digest_pair(py, buf)),
         }
     })
 }
