@@ -7,13 +7,17 @@ that cannot decode, under ``on_backend_error="raise"``, so any read of them rais
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import sqlite3
+import subprocess
+import sys
 import warnings
 
 import pytest
 
-from oxicache import CacheWarning, DiskCache
+from oxicache import CacheWarning, DiskCache, JsonCache
 
 N = 50
 
@@ -109,3 +113,123 @@ def test_disk_rows_an_older_version_writes_later_are_counted(tmp_path):
     assert f.cache_info().currsize == N
     f.cache_clear()
     assert cache.count_function("g") == N and len(cache) == N
+
+
+# ---- JsonCache ----------------------------------------------------------------------------------------
+@pytest.fixture
+def opened(monkeypatch):
+    """The entry files (``*.json``) opened while the test runs, by path."""
+    seen: list[str] = []
+    real_open = os.open
+
+    def counting(path, *args, **kwargs):
+        if str(path).endswith(".json"):
+            seen.append(str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", counting)
+    return seen
+
+
+def test_json_count_clear_and_len_read_no_entry_file(tmp_path, opened):
+    cache = JsonCache(tmp_path / "c", on_backend_error="raise")
+    f, g = _filled(cache)
+    cache.set("f", output=1, x="expiring", ttl=3600)
+    # g's entries cannot be read now (damaged in place): reading one raises
+    damaged = [os.path.join(cache.path, f"{cache_key(g, i):032x}.json") for i in range(N)]
+    for path in damaged:
+        with open(path, "r+b") as file:
+            file.write(b"\x00")
+    opened.clear()
+    assert f.cache_info().currsize == N + 1  # f(0..N-1) and the expiring one
+    assert cache.count_function("f") == N + 1
+    assert opened == []
+    assert len(cache) == 2 * N + 1 - N  # g's damaged files read (their stamps changed) and not counted
+    assert set(opened) == set(damaged)
+    opened.clear()
+    f.cache_clear()
+    assert opened == [] and f.cache_info().currsize == 0
+    assert sorted(n for n in os.listdir(cache.path) if n.endswith(".json")) == sorted(os.path.basename(p) for p in damaged)
+
+
+def cache_key(fn, x):
+    return fn.cache_key(x)
+
+
+def test_json_expired_entries_are_told_by_their_markers(tmp_path, opened):
+    cache = JsonCache(tmp_path / "c")
+    for i in range(10):
+        cache.set("f", output=i, x=i, ttl=10 if i % 2 else None)
+    opened.clear()
+    assert cache.count_function("f") == 10 and len(cache) == 10
+    assert opened == []
+    cache._clock = lambda: __import__("time").time() + 60  # the five with a ttl have expired
+    assert cache.count_function("f") == 5
+    assert len(opened) == 5  # each expired one read once, to remove it (as a lookup does)
+    assert len(cache) == 5 and cache.clear_function("f") == 5
+
+
+def test_json_folder_written_before_the_index_is_migrated_once(tmp_path, opened):
+    path = tmp_path / "c"
+    first = JsonCache(path)
+    _filled(first)
+    first.set("f", output=1, x="gone", ttl=0.001)
+    shutil.rmtree(path / "index")  # the folder as oxicache wrote it before the index
+    cache = JsonCache(path)
+    f, g = _memoized(cache, "f"), _memoized(cache, "g")
+    opened.clear()
+    assert len(cache) == 2 * N  # no marker: every entry read (the expired one removed)
+    opened.clear()
+    assert f.cache_info().currsize == N  # the migration: every entry read once, markers written
+    assert len(opened) == 2 * N and (path / "index" / "complete").exists()
+    opened.clear()
+    assert g.cache_info().currsize == N and len(cache) == 2 * N
+    f.cache_clear()
+    assert opened == [] and cache.count_function("f") == 0 and len(cache) == N
+    assert [g(i) for i in range(N)] == [i * 2 for i in range(N)] and g.cache_info().hits == N
+
+
+def test_json_markers_that_disagree_with_their_entry_are_not_trusted(tmp_path):
+    cache = JsonCache(tmp_path / "c")
+    f, _ = _filled(cache)
+    entry = os.path.join(cache.path, f"{f.cache_key(0):032x}.json")
+    # an older oxicache overwrites f(0) with an expired record: a new file, with no marker of its own
+    with open(entry, "rb") as file:
+        record = json.loads(file.read())
+    record["expires_at"] = 1.0
+    tmp = entry + ".old"
+    with open(tmp, "w") as file:
+        json.dump(record, file)
+    os.replace(tmp, entry)
+    assert f.cache_info().currsize == N - 1 and not os.path.exists(entry)  # read, expired, removed
+    # a store that crashed between its marker and its rename: a marker without an entry
+    folder = os.path.dirname(next(iter(cache_markers(cache, "f"))))
+    open(os.path.join(folder, f"{'ab' * 16}.1.2.3"), "wb").close()
+    assert f.cache_info().currsize == N - 1 and len(cache) == 2 * N - 1
+    assert f(0) == 0 and f.cache_info().currsize == N  # stored again, with its marker
+
+
+def cache_markers(cache, func):
+    root = os.path.join(cache.path, "index")
+    return [os.path.join(root, d, m) for d in os.listdir(root) if len(d) == 32
+            for m in os.listdir(os.path.join(root, d))]
+
+
+_WRITER = """
+import sys
+from oxicache import JsonCache
+cache = JsonCache(sys.argv[1])
+for round in range(3):
+    for i in range(100):
+        cache.set("f", output=i, x=i, ttl=None if (i + round) % 2 else 3600)
+"""
+
+
+def test_json_two_processes_storing_the_same_keys_leave_an_exact_index(tmp_path):
+    path = str(tmp_path / "c")
+    JsonCache(path)
+    procs = [subprocess.Popen([sys.executable, "-c", _WRITER, path]) for _ in range(2)]
+    assert all(p.wait(timeout=120) == 0 for p in procs)
+    cache = JsonCache(path)
+    assert cache.count_function("f") == 100 and len(cache) == 100
+    assert cache.clear_function("f") == 100 and len(cache) == 0

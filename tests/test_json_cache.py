@@ -63,7 +63,8 @@ def entry_file(folder: Path, func: str, inputs: dict) -> Path:
 
 
 def names(folder: Path) -> list[str]:
-    return sorted(os.listdir(folder))
+    """The folder's files, without the per-function index's folder (tests/test_func_index.py covers it)."""
+    return sorted(n for n in os.listdir(folder) if n != "index")
 
 
 def temp_files(folder: Path) -> list[str]:
@@ -237,9 +238,11 @@ def test_fsync_flushes_the_file_and_then_the_folder(folder: Path, monkeypatch: p
     real_fsync = os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")), real_fsync(fd))[1])
     cache.set("f", output=1, x=1)
-    assert len(synced) == 2
+    assert len(synced) == 4
     assert synced[0].startswith(str(folder) + "/.") and synced[0].endswith(".tmp")
-    assert synced[1] == str(folder)
+    # the entry's marker in the per-function index, and its folder, before the entry is renamed into place
+    assert synced[1].startswith(str(folder / "index") + "/") and synced[2] == os.path.dirname(synced[1])
+    assert synced[3] == str(folder)
     synced.clear()
     JsonCache(folder).set("f", output=2, x=1)
     assert synced == [], "fsync is off by default"
@@ -562,13 +565,18 @@ def test_names_and_inputs_never_escape_the_folder(tmp_path: Path, folder: Path) 
         fn = cache.memoize(name=name or "empty")(lambda path, _n=n: _n)
         assert fn("../" * 8 + "etc/passwd") == n
         assert fn("/abs/" + name) == n
+    index = folder / "index"  # the per-function index: a folder per function, named by a digest
     for dirpath, dirnames, filenames in os.walk(tmp_path):
-        assert Path(dirpath) in (tmp_path, folder)
-        assert dirnames == ([folder.name] if Path(dirpath) == tmp_path else [])
-        if Path(dirpath) == folder:
-            assert all(ENTRY.fullmatch(f) for f in filenames), filenames
+        where = Path(dirpath)
+        assert where in (tmp_path, folder, index) or where.parent == index
+        if where == tmp_path:
+            assert dirnames == [folder.name] and filenames == []
+        elif where == folder:
+            assert dirnames == ["index"] and all(ENTRY.fullmatch(f) for f in filenames), filenames
+        elif where == index:
+            assert all(re.fullmatch(r"[0-9a-f]{32}", d) for d in dirnames) and filenames == ["complete"]
         else:
-            assert filenames == []
+            assert dirnames == [] and all(re.fullmatch(r"[0-9a-f]{32}(\.[0-9]+){3}", f) for f in filenames), filenames
     assert len(cache) == 3 * len(hostile)
     for n, name in enumerate(hostile):
         assert cache.get(name, {name or "p": name, "../path": "/etc/passwd"}) == n

@@ -77,7 +77,7 @@ def stored_keys(cache) -> dict[str, int]:
     if kind == "RedisCache":
         names = [n.decode().rsplit(":", 1)[1] for n in cache.client.scan_iter(match=f"{cache.prefix}:e:*")]
         return {n: names.count(n) for n in names}
-    names = [n for n in os.listdir(cache.path) if not n.startswith(".")]
+    names = [n for n in os.listdir(cache.path) if not n.startswith(".") and n != "index"]  # not the per-function index
     return {n[:-5] if n.endswith(".json") else n: names.count(n) for n in names}
 
 

@@ -339,7 +339,19 @@ def leftovers(name: str, cache: Any) -> list[str]:
     if name == "json":
         from oxicache.backends.jsonfile import ENTRY_NAME
 
-        return [n for n in os.listdir(cache.path) if not ENTRY_NAME.fullmatch(n)]
+        found = [n for n in os.listdir(cache.path) if not ENTRY_NAME.fullmatch(n) and n != "index"]
+        index = os.path.join(cache.path, "index")  # the per-function index: one marker per entry file
+        for folder in os.listdir(index) if os.path.isdir(index) else []:
+            for marker in os.listdir(os.path.join(index, folder)) if folder != "complete" else []:
+                key, ino, size, mtime = marker.split(".")[:4]
+                try:
+                    st = os.stat(os.path.join(cache.path, key + ".json"))
+                except FileNotFoundError:
+                    found.append(f"index/{folder}/{marker}")
+                    continue
+                if (st.st_ino, st.st_size, st.st_mtime_ns) != (int(ino), int(size), int(mtime)):
+                    found.append(f"index/{folder}/{marker}")
+        return found
     if name == "disk":
         on_disk = {os.path.relpath(os.path.join(d, n), cache.path) for d, _, ns in os.walk(cache.path)
                    for n in ns if n.endswith(".val")}

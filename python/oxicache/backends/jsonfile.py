@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -11,8 +12,10 @@ from typing import Callable, Iterable, Iterator
 
 from oxicache._core import CacheEntry
 from oxicache.backends import _fs
+from oxicache.backends._jsonindex import FOLDER as INDEX
+from oxicache.backends._jsonindex import FuncIndex, Marker, Stamp, stamp
 from oxicache.backends._leases import FILE_LOCKS, FileLeases, LockLeasedCache, lease_options
-from oxicache.backends._records import check_key, from_json_record, key_hex, ref_key, to_json_record
+from oxicache.backends._records import check_key, expires_at, from_json_record, key_hex, ref_key, to_json_record
 from oxicache.base import Capabilities, Ref
 from oxicache.durations import TTL
 from oxicache.errors import ValueDecodingError
@@ -87,6 +90,9 @@ class JsonCache(LockLeasedCache):  # leases: file locks in leases/ (backends/_le
             msg = f"JsonCache cannot use the folder {self._dir!r}: {err.strerror or err}; pass a path where a folder can be created and written"
             raise type(err)(err.errno, msg) from err
         self._sweep_temp()
+        # per-function marker files (cache_info, cache_clear, len); a folder without entries needs no migration
+        fresh = not os.path.isdir(os.path.join(self._dir, INDEX)) and not self._entry_files(first=True)
+        self._index = FuncIndex(self._dir, fresh)
         self._leases: FileLeases = FileLeases(os.path.join(self._dir, LEASES))  # removes the lock files of dead leaders
 
     @property
@@ -130,11 +136,17 @@ class JsonCache(LockLeasedCache):  # leases: file locks in leases/ (backends/_le
 
     def _set(self, entry: CacheEntry, ttl: float | None) -> None:
         # Encoding comes first: a value the codec refuses raises ValueEncodingError before any file exists.
-        data = (to_json_record(entry, ttl, self._clock()) + "\n").encode("utf-8")
+        now = self._clock()
+        data = (to_json_record(entry, ttl, now) + "\n").encode("utf-8")
         name = key_hex(entry.shared_key)
         tmp = self._write_temp(name, data)
         final = os.path.join(self._dir, name + ".json")
+        written: Stamp | None = None
         try:
+            # The marker before the rename: every entry file a completed store leaves has one; the replaced
+            # file's marker goes after it (_jsonindex.py).
+            written, replaced = stamp(os.stat(tmp)), _stamp(final)
+            self._index.mark(entry.func, name, expires_at(ttl, now), written, self._fsync)
             try:
                 os.replace(tmp, final)
             except OSError:
@@ -145,7 +157,12 @@ class JsonCache(LockLeasedCache):  # leases: file locks in leases/ (backends/_le
                 os.replace(tmp, final)
         except BaseException:
             self._unlink(tmp)
+            if written is not None:  # the marker (if made) of a file that never became the entry
+                with contextlib.suppress(OSError):
+                    self._index.unmark(entry.func, name, written)
             raise
+        if replaced is not None and replaced != written:
+            self._index.unmark(entry.func, name, replaced)
         if self._fsync:
             self._fsync_dir()
 
@@ -229,10 +246,13 @@ class JsonCache(LockLeasedCache):  # leases: file locks in leases/ (backends/_le
         return self._load(self._file(key), key)
 
     # ---- listing --------------------------------------------------------------------------------
-    def _entry_files(self) -> list[tuple[str, int]]:
-        """(path, key) of every file named like an entry, sorted by name (a snapshot of the listing)."""
+    def _entry_files(self, first: bool = False) -> list[tuple[str, int]]:
+        """(path, key) of every file named like an entry, sorted by name (a snapshot of the listing); with
+        ``first``, of the first one listed only (or none)."""
         with os.scandir(self._dir) as it:
-            names = sorted(d.name for d in it if ENTRY_NAME.fullmatch(d.name))
+            found = (d.name for d in it if ENTRY_NAME.fullmatch(d.name))
+            names = [n for n, _ in zip(found, range(1))] if first else list(found)
+            names.sort()
         return [(os.path.join(self._dir, n), int(n[:32], 16)) for n in names]
 
     def _iter(self) -> Iterator[CacheEntry]:
@@ -242,9 +262,67 @@ class JsonCache(LockLeasedCache):  # leases: file locks in leases/ (backends/_le
                 yield entry
 
     def _len(self) -> int:
-        # Exact (expired files are removed, damaged ones not counted) and quiet: list(cache) calls len()
-        # before iterating, and a damaged file should warn once, not twice.
-        return sum(self._load(path, key, warn=False) is not None for path, key in self._entry_files())
+        # Exact and quiet (list(cache) calls len() before iterating: a damaged file should warn once, not
+        # twice). Entries are told live by their markers (listings only, plus the expiry of expiring ones);
+        # an entry without one marker that agrees with it (written by an older oxicache, racing) is read.
+        with os.scandir(self._dir) as it:
+            names = [d.name[:32] for d in it if ENTRY_NAME.fullmatch(d.name)]
+        markers, now = self._index.all_markers(), self._clock()
+        return sum(self._live(key, markers.get(key, []), now) for key in names)
+
+    def _count_func(self, func: str) -> int:
+        """The function's live entries, from its markers: a stat per marker, no entry read unless its
+        marker disagrees with it."""
+        self._migrate()
+        now = self._clock()
+        return sum(self._live(key, found, now) for key, found in self._index.markers(func).items())
+
+    def _clear_func(self, func: str) -> int:
+        """Removes the function's entries by its markers; returns how many were live. The markers go
+        before the entry file: a store of the key meanwhile then leaves its entry with its marker, or
+        neither (never an entry without a marker, which the function's count would miss)."""
+        self._migrate()
+        now, removed = self._clock(), 0
+        for key, found in self._index.markers(func).items():
+            live = self._live(key, found, now)
+            for marker in found:
+                self._unlink(marker.path)
+            if self._unlink(self._file(int(key, 16))):
+                removed += live
+        return removed
+
+    def _live(self, key: str, markers: list[Marker], now: float) -> bool:
+        """The entry of ``key`` (hex) exists and has not expired, told by the one marker naming its file's
+        stamp (one stat); read when no single marker does (or an expiring one is unreadable), and when it
+        has expired (``_load`` removes it)."""
+        path = os.path.join(self._dir, key + ".json")
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False  # removed: its markers stay until the function is cleared
+        now_stamp = stamp(st)
+        agree = [m for m in markers if m.stamp == now_stamp] if st.st_ino and stat.S_ISREG(st.st_mode) else []
+        if len(agree) == 1:
+            if not agree[0].expires:
+                return True
+            expiry = self._index.expiry(agree[0])
+            if expiry is not None and not self._expired(expiry, now):
+                return True
+        return self._load(path, int(key, 16), warn=False) is not None
+
+    def _migrate(self) -> None:
+        """Once per folder written before the index: a marker for every entry file (each read once)."""
+        if self._index.complete:
+            return
+        for path, key in self._entry_files():
+            try:
+                found = self._read(path, key)
+            except (OSError, ValueDecodingError):
+                continue  # damaged: no entry to count; the next store of its key writes its marker
+            if found is not None:
+                entry, expiry, st = found
+                self._index.mark(entry.func, key_hex(key), expiry, stamp(st), self._fsync)
+        self._index.set_complete()
 
     # ---- removing -------------------------------------------------------------------------------
     @staticmethod
@@ -267,6 +345,9 @@ class JsonCache(LockLeasedCache):  # leases: file locks in leases/ (backends/_le
         return self._unlink(path) and live
 
     def _clear(self) -> None:
+        for found in self._index.all_markers().values():  # markers first, as _clear_func
+            for marker in found:
+                self._unlink(marker.path)
         for path, _ in self._entry_files():
             self._unlink(path)
         self._sweep_temp()
@@ -337,3 +418,12 @@ class JsonCache(LockLeasedCache):  # leases: file locks in leases/ (backends/_le
 
     def __repr__(self) -> str:
         return f"JsonCache({self._dir!r}{', fsync=True' if self._fsync else ''})"
+
+
+def _stamp(path: str) -> Stamp | None:
+    """The stamp of the file at ``path`` (_jsonindex.stamp), or None when there is none."""
+    try:
+        return stamp(os.stat(path))
+    except OSError:
+        return None
+

@@ -1,0 +1,159 @@
+"""JsonCache's per-function index: an empty marker file per entry, ``<folder>/index/<function digest>/<key
+hex>.<inode>.<size>.<mtime ns>``, naming the entry file it was written with (its stamp); an entry that
+expires has the same name plus ``.t``, and its expiry time inside.
+
+A store writes its marker, renames its entry file into place, then removes the marker of the file it
+replaced (whose stamp it read before the rename). So every entry file a completed store left has a marker
+with its stamp; a marker with another stamp (a crash between the steps, an older oxicache overwriting the
+file, a file edited or damaged in place) is not trusted, and a key without a trusted marker is read. A key determines its function, so a
+marker in a function's folder never names another function's entry. Counting a function lists its folder
+and stats each entry file (reads only markers of expiring entries); ``len()`` lists folders only.
+
+Folders written before the index existed have entries without markers: ``COMPLETE`` (a file in the index
+folder) says every entry got one; until it exists, counting or clearing a function first gives every entry
+its marker, reading each once (the one-time migration).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from typing import NamedTuple
+
+from oxicache._core import KEY_SCHEME_VERSION
+
+__all__ = ["FOLDER", "FuncIndex", "Marker", "Stamp", "stamp"]
+
+#: The index's folder, inside the cache's folder.
+FOLDER = "index"
+#: The file saying every entry of the folder has its marker (written once the migration is done).
+COMPLETE = "complete"
+_HEX = frozenset("0123456789abcdef")
+_FOLDER = re.compile(r"[0-9a-f]{32}")
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_BINARY = getattr(os, "O_BINARY", 0)
+_MARK_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _O_CLOEXEC | _O_BINARY
+
+
+#: What identifies an entry file's content without reading it: (inode, size, mtime in ns).
+Stamp = tuple[int, int, int]
+
+
+def stamp(st: os.stat_result) -> Stamp:
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+class Marker(NamedTuple):
+    path: str
+    stamp: Stamp
+    expires: bool  # holds an expiry time (read with ``expiry``); else the entry never expires
+
+
+class FuncIndex:
+    """The marker files of one JsonCache folder."""
+
+    def __init__(self, folder: str, fresh: bool) -> None:
+        """``fresh``: the folder had no entry and no index when opened, so the index, once its folder is
+        made (by the first store: a cache folder holds only entries until then), is ``complete``."""
+        self.root = os.path.join(folder, FOLDER)
+        self.fresh = fresh
+
+    def folder(self, func: str) -> str:
+        """The markers' folder of a function (its identity under this key scheme, digested: any length and
+        character makes a valid folder name)."""
+        digest = hashlib.sha256(f"{KEY_SCHEME_VERSION}:{func}".encode("utf-8", "surrogatepass")).hexdigest()
+        return os.path.join(self.root, digest[:32])
+
+    def mark(self, func: str, name: str, expiry: float | None, of: Stamp, fsync: bool) -> None:
+        """Writes the marker of the entry ``name`` (key hex) of ``func`` whose file has the stamp ``of``;
+        with ``fsync``, flushed with its folder."""
+        folder = self.folder(func)
+        path = os.path.join(folder, _name(name, of) + ("" if expiry is None else ".t"))
+        try:
+            fd = os.open(path, _MARK_FLAGS, 0o666)
+        except FileNotFoundError:
+            if self.fresh and not os.path.isdir(self.root):
+                self.set_complete()
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            fd = os.open(path, _MARK_FLAGS, 0o666)
+        try:
+            if expiry is not None:
+                os.write(fd, repr(float(expiry)).encode("ascii"))  # a reader meanwhile may see it empty: then it reads the entry
+            if fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        if fsync and os.name != "nt":  # Windows cannot open a folder; its creates are metadata-journaled
+            fd = os.open(folder, os.O_RDONLY | _O_CLOEXEC)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def unmark(self, func: str, name: str, of: Stamp) -> None:
+        """Removes the markers of the entry file ``name`` had with the stamp ``of`` (the file a store replaced)."""
+        base = os.path.join(self.folder(func), _name(name, of))
+        for path in (base, base + ".t"):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass  # none (the usual case for one of the two), or removed meanwhile
+
+    def markers(self, func: str) -> dict[str, list[Marker]]:
+        """The markers of ``func``, by key hex."""
+        found: dict[str, list[Marker]] = {}
+        self._list(self.folder(func), found)
+        return found
+
+    def all_markers(self) -> dict[str, list[Marker]]:
+        """The markers of every function, by key hex."""
+        found: dict[str, list[Marker]] = {}
+        try:
+            with os.scandir(self.root) as it:
+                folders = [d.path for d in it if _FOLDER.fullmatch(d.name) and d.is_dir(follow_symlinks=False)]
+        except FileNotFoundError:
+            return found
+        for folder in folders:
+            self._list(folder, found)
+        return found
+
+    @staticmethod
+    def _list(folder: str, found: dict[str, list[Marker]]) -> None:
+        try:
+            with os.scandir(folder) as it:
+                names = [d.name for d in it]
+        except FileNotFoundError:
+            return
+        for name in names:  # "<key hex>.<inode>.<size>.<mtime ns>[.t]" (split, not a regex: faster)
+            parts = name.split(".")
+            key, numbers, t = parts[0], parts[1:4], parts[4:]
+            if len(key) == 32 and _HEX.issuperset(key) and len(numbers) == 3 and t in ([], ["t"]) and \
+                    all(n.isascii() and n.isdigit() for n in numbers):
+                of = (int(numbers[0]), int(numbers[1]), int(numbers[2]))
+                found.setdefault(key, []).append(Marker(os.path.join(folder, name), of, bool(t)))
+
+    @staticmethod
+    def expiry(marker: Marker) -> float | None:
+        """The expiry time an expiring entry's marker holds; None when it cannot be read (being written,
+        removed): the entry is then read instead."""
+        try:
+            with open(marker.path, "rb") as f:
+                return float(f.read(64).decode("ascii"))
+        except (OSError, ValueError):
+            return None
+
+    @property
+    def complete(self) -> bool:
+        """Every entry of the folder has its marker (a new folder's, or a migrated one's)."""
+        return os.path.exists(os.path.join(self.root, COMPLETE))
+
+    def set_complete(self) -> None:
+        os.makedirs(self.root, exist_ok=True)
+        with open(os.path.join(self.root, COMPLETE), "wb"):
+            pass
+
+
+def _name(key: str, of: Stamp) -> str:
+    return f"{key}.{of[0]}.{of[1]}.{of[2]}"
+
