@@ -361,7 +361,7 @@ def test_classes_need_allow_and_an_incomplete_export_writes_nothing(new_store: C
     store, target = new_store("disk"), new_store("sqlite")
     script = (f"import sys; sys.path.insert(0, {str(TESTS)!r})\n"
               "import oxicache\nfrom oxicache.klstore import CacheKLStore\nfrom kl_objects import Doc, Fact\n"
-              f"c = oxicache.DiskCache({store.spec.split(':', 1)[1]!r})\n"
+              f"c = oxicache.DiskCache({store.spec.split(':', 1)[1]!r}, eviction_policy='none')\n"
               "s = CacheKLStore(c, name='kb')\n"
               "s.store_many([Fact(1, 'one', frozenset({'t'})), Doc(id='d', title='T', sections=[('a', 1)])])\n"
               "c.set('plain', output=1, x=1)\nc.close()\n")

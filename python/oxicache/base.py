@@ -129,6 +129,12 @@ class BaseCache:
         return None
 
     @property
+    def evicts(self) -> bool:
+        """True when the store removes live entries on its own to stay under a size bound (``max_size``,
+        DiskCache's ``size_limit``): an entry may then be gone before it expires or is removed."""
+        return self.max_size is not None
+
+    @property
     def ttl(self) -> float | None:
         """The default time to live of entries, in seconds (``ttl=`` when constructed), or None."""
         return self._ttl

@@ -16,12 +16,18 @@ they are, since there storing is the point; damaged records follow the policy th
 
 from __future__ import annotations
 
+from contextvars import ContextVar
+
 from oxicache.callsite import warn
 from oxicache.errors import BackendError, CacheWarning, ValueDecodingError, ValueNotAllowedError
 
-__all__ = ["POLICIES", "backend_failed", "check_policy", "damaged_record", "not_allowed_cause"]
+__all__ = ["NOT_ALLOWED_RAISES", "POLICIES", "backend_failed", "check_policy", "damaged_record", "not_allowed_cause"]
 
 POLICIES = ("warn", "raise", "ignore")
+
+#: Set (in a context) by readers for which an intact record of a class this process does not revive must
+#: not read as a miss, whatever the cache's policy: CacheKLStore, whose objects are there or not.
+NOT_ALLOWED_RAISES: ContextVar[bool] = ContextVar("oxicache_not_allowed_raises", default=False)
 
 
 def check_policy(policy: object) -> str:
@@ -36,7 +42,7 @@ def damaged_record(policy: str, where: str, err: BaseException) -> None:
     class this process does not revive is intact, not damaged: it is reported with the fix instead."""
     not_allowed = not_allowed_cause(err)
     if not_allowed is not None:
-        if policy == "raise":
+        if policy == "raise" or NOT_ALLOWED_RAISES.get():
             raise ValueNotAllowedError(f"{not_allowed} ({where})") from err
         if policy == "warn":
             warnings.warn(f"oxicache: {not_allowed} ({where}); it counts as a miss", CacheWarning, stacklevel=4)

@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import reprlib
 from collections.abc import Mapping
+from contextlib import contextmanager
 from typing import Any, Iterable, Iterator
 
 from oxicache._core import CacheEntry
 from oxicache.base import BaseCache
-from oxicache.errors import KeyEncodingError
+from oxicache.errors import KeyEncodingError, ValueNotAllowedError
+from oxicache.failures import NOT_ALLOWED_RAISES
 
 __all__ = ["FUNC_PREFIX", "CacheKLStore"]
 
@@ -90,7 +92,11 @@ class CacheKLStore:
         name: the store's name; entries are stored under ``func="oxicache.klstore:<name>"``, so stores
             with different names on one cache are separate.
         types: classes to allow when decoding (``oxicache.codec.allow``): a process that reads objects of a
-            dataclass or pydantic model before it has stored one must name the class here.
+            dataclass or pydantic model before it has stored one must name the class here. Reading an
+            object of a class not allowed raises ``ValueNotAllowedError`` naming it (never a silent miss).
+        allow_eviction: a cache that evicts entries to stay under a size bound (``cache.evicts``: a
+            default DiskCache, an InMemCache with ``max_size``) is refused, since objects would vanish
+            without a word; pass True to accept that.
 
     ``store(obj)`` (the guide's name) and ``upsert(obj)`` write the object, replacing one with the same id;
     ``insert(obj)`` writes it only when the id is absent. ``retrieve(id)`` and ``store[id]`` raise
@@ -102,12 +108,18 @@ class CacheKLStore:
     The cache's own ``exclude`` does not apply to a store's entries, and the cache's default ``ttl`` does.
     """
 
-    def __init__(self, cache: BaseCache, name: str = "default", *, types: Iterable[type] = ()) -> None:
+    def __init__(self, cache: BaseCache, name: str = "default", *, types: Iterable[type] = (),
+                 allow_eviction: bool = False) -> None:
         if not isinstance(cache, BaseCache):
             msg = f"CacheKLStore needs an oxicache cache (InMemCache, DiskCache, ...), got {type(cache).__name__}"
             raise TypeError(msg)
         if not isinstance(name, str) or not name:
             msg = f"CacheKLStore name must be a non-empty str, got {name!r}"
+            raise ValueError(msg)
+        if cache.evicts and not allow_eviction:
+            msg = (f"CacheKLStore would lose objects silently on {cache!r}: it evicts entries to stay under its size "
+                   "bound. Give it a cache that keeps everything (DiskCache(path, eviction_policy='none'), "
+                   "InMemCache() without max_size, DatabaseCache, JsonCache), or pass allow_eviction=True")
             raise ValueError(msg)
         types = tuple(types)
         if types:
@@ -144,7 +156,50 @@ class CacheKLStore:
         return probe
 
     def _entry(self, obj: Any) -> CacheEntry:
-        return CacheEntry(self.func, {"id": object_id(obj)}, output=obj)
+        entry = CacheEntry(self.func, {"id": object_id(obj)}, output=obj)
+        self._probe_id(entry.inputs["id"], obj)  # an id without a key fails here, before any write
+        return entry
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Reads in which an object of a class this process does not revive raises instead of reading
+        as a miss: ``len`` and ``in`` count it (it is there, intact), so ``get`` must not say it is not."""
+        token = NOT_ALLOWED_RAISES.set(True)
+        try:
+            yield
+        except ValueNotAllowedError as err:
+            msg = (f"CacheKLStore {self.name!r} holds an object this process cannot read: {err}. The object is "
+                   f"intact; name its class: CacheKLStore(cache, name={self.name!r}, types=[TheClass])")
+            raise ValueNotAllowedError(msg) from err
+        finally:
+            NOT_ALLOWED_RAISES.reset(token)
+
+    def _has(self, probe: CacheEntry) -> bool:
+        try:
+            with self._reading():
+                return probe in self.cache
+        except ValueNotAllowedError:
+            return True  # there, and intact: only this process cannot revive it
+
+    def _write_all(self, entries: list[CacheEntry]) -> None:
+        """Writes every entry, or none: when a write fails (a value the store cannot encode, a full disk),
+        the entries this call wrote are put back as they were (replaced ones restored, new ones removed)
+        and the error is raised. Every id was checked before (``_entry``)."""
+        with self._reading():
+            before = [self.cache[entry] for entry in entries]  # not counted as hits or misses
+        for done, entry in enumerate(entries):
+            try:
+                self.cache.add(entry)
+            except BaseException as err:
+                for back, old in reversed(list(zip(entries[: done + 1], before))):
+                    try:
+                        if old is ...:
+                            self.cache.remove(back)
+                        else:
+                            self.cache.add(old)
+                    except Exception as undo:  # noqa: BLE001 (the write's own error is the one raised)
+                        err.add_note(f"CacheKLStore could not undo the write of id {reprlib.repr(back.inputs['id'])}: {undo!r}")
+                raise
 
     # ---- writing --------------------------------------------------------------------------------
     def upsert(self, obj: Any) -> None:
@@ -161,17 +216,17 @@ class CacheKLStore:
         The check and the write are two operations: two writers racing on one id may both store.
         """
         entry = self._entry(obj)
-        if entry in self.cache:
+        if self._has(entry):
             return False
         self.cache.add(entry)
         return True
 
     def upsert_many(self, objs: Iterable[Any]) -> int:
-        """``upsert`` each object in turn; returns how many were stored. Every object's id is checked
-        before anything is written."""
+        """``upsert`` each object; returns how many were stored. All or nothing: every object's id is
+        checked before anything is written, and when a write fails the objects this call wrote are put
+        back as they were before the error is raised (docs/klstore.md)."""
         entries = [self._entry(obj) for obj in objs]
-        for entry in entries:
-            self.cache.add(entry)
+        self._write_all(entries)
         return len(entries)
 
     def store_many(self, objs: Iterable[Any]) -> int:
@@ -179,20 +234,21 @@ class CacheKLStore:
         return self.upsert_many(objs)
 
     def insert_many(self, objs: Iterable[Any]) -> int:
-        """``insert`` each object; returns how many were stored (absent ids only)."""
+        """``insert`` each object; returns how many were stored (absent ids only, the first of repeated
+        ones). All or nothing, as ``upsert_many``."""
         entries = [self._entry(obj) for obj in objs]
-        stored = 0
-        for entry in entries:
-            if entry not in self.cache:
-                self.cache.add(entry)
-                stored += 1
-        return stored
+        fresh = {entry.key: entry for entry in reversed(entries) if not self._has(entry)}
+        new = [entry for entry in entries if fresh.get(entry.key) is entry]
+        self._write_all(new)
+        return len(new)
 
     # ---- reading --------------------------------------------------------------------------------
     # Every ``kid`` below is an id or a knowledge object standing for its id (``given_id``).
     def get(self, kid: Any, default: Any = None) -> Any:
         """The object stored under ``kid``, or ``default`` when there is none."""
-        entry = self.cache.retrieve(self._probe(kid))
+        probe = self._probe(kid)
+        with self._reading():
+            entry = self.cache.retrieve(probe)
         return default if entry is ... else entry.output
 
     def retrieve(self, kid: Any) -> Any:
@@ -203,7 +259,9 @@ class CacheKLStore:
             TypeError: ``kid`` is neither a keyable id nor an object with an id.
         """
         resolved = given_id(kid)
-        entry = self.cache.retrieve(self._probe_id(resolved, kid))
+        probe = self._probe_id(resolved, kid)
+        with self._reading():
+            entry = self.cache.retrieve(probe)
         if entry is ...:
             raise KeyError(resolved)
         return entry.output
@@ -224,14 +282,14 @@ class CacheKLStore:
         return [self.retrieve(kid) for kid in kids]
 
     def exists(self, kid: Any) -> bool:
-        """True when an object with this id is stored."""
-        return self._probe(kid) in self.cache
+        """True when an object with this id is stored (also one of a class this process cannot read)."""
+        return self._has(self._probe(kid))
 
     def __contains__(self, kid: object) -> bool:
         resolved = given_id(kid)
         if resolved is None:  # `None in store`, or an object without an id yet
             return False
-        return self._probe_id(resolved, kid) in self.cache
+        return self._has(self._probe_id(resolved, kid))
 
     # ---- removing -------------------------------------------------------------------------------
     def remove(self, kid: Any) -> bool:
@@ -254,7 +312,8 @@ class CacheKLStore:
 
     # ---- the whole store ------------------------------------------------------------------------
     def _entries(self) -> list[CacheEntry]:
-        return [entry for entry in self.cache.iter_entries() if entry.func == self.func]
+        with self._reading():
+            return [entry for entry in self.cache.iter_entries() if entry.func == self.func]
 
     def __iter__(self) -> Iterator[Any]:
         """The stored objects (a snapshot, in the backend's order)."""

@@ -599,6 +599,12 @@ class DiskCache(LockLeasedCache):  # leases: file locks in leases/ (backends/_le
         """Remove expired entries now (they are also skipped and culled lazily); returns how many."""
         return int(self._write(lambda: self._dc.expire(retry=True)))
 
+    @property
+    def evicts(self) -> bool:
+        """True unless opened with ``eviction_policy="none"``: diskcache then never evicts for size (a
+        single value larger than ``size_limit`` is still refused, with an error)."""
+        return bool(self._dc.eviction_policy != "none")
+
     def volume(self) -> int:
         """The folder's estimated size in bytes, as diskcache counts it."""
         return int(self._dc.volume())

@@ -94,6 +94,11 @@ class TieredCache(BaseCache):
             in_child_of(self, TieredCache._listen_in_child)
 
     # ---- the front ------------------------------------------------------------------------------------
+    @property
+    def evicts(self) -> bool:
+        """The back's: an entry the front evicts is still in the back."""
+        return self.back.evicts
+
     def _front_ttl(self, ttl: float | None) -> float:
         front = self.front.ttl
         assert front is not None  # checked at construction
