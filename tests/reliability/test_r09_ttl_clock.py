@@ -20,8 +20,8 @@ Adapted parts of the row:
   (``max_size``, a count) and DiskCache (``size_limit``, bytes). JsonCache and DatabaseCache have no
   bound, so for them (and all the others) the check is that the sweep, ``expire()``, reclaims the
   expired entries from the store itself (files, rows, diskcache items, the Rust map).
-- Stale-while-revalidate is not a feature of oxicache (an expired entry is a miss; there is no
-  serve-stale option), so the SWR variant has nothing to test.
+- Stale-while-revalidate is opt-in (``memoize(stale=...)``); without it an expired entry is a miss,
+  which is what this row checks. The SWR variant is tested on every backend in tests/test_freshness.py.
 """
 
 from __future__ import annotations

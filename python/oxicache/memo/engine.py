@@ -414,7 +414,7 @@ class PythonMemo:
         stale = None
         if found is not None and not self.acceptable(found, mode):
             swr = self.revalidator
-            if swr is not None and mode == NORMAL and swr.serve(found, probe, args, kwargs or {}):
+            if swr is not None and mode == NORMAL and swr.serve(found, probe, probe._call_snapshot, args, kwargs or {}):
                 self.count("hits")  # within the stale window: answered now, refreshed in the background
                 return found.value
             stale, found = found, None  # past its TTL (kept for stale_if_error) or older than max_age()

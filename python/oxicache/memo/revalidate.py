@@ -39,9 +39,11 @@ class Revalidator:
         self.running: set[int] = set()  # keys being refreshed
         self.tasks: set[asyncio.Task[None]] = set()  # strong references until they end
 
-    def serve(self, found: CacheEntry, probe: CacheEntry, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    def serve(self, found: CacheEntry, probe: CacheEntry, snapshot: Callable[[], CacheEntry], args: tuple[Any, ...],
+              kwargs: dict[str, Any]) -> bool:
         """True when ``found`` (past its freshness) is within the stale window: a refresh of its key is
-        started unless one runs, and the caller returns the stored value."""
+        started unless one runs, and the caller returns the stored value. ``snapshot()``: the entry to
+        store, the call as it is now."""
         until = found.metadata.get("fresh_until")
         if until is None or freshness.clock() >= until + self.window:
             return False
@@ -50,12 +52,12 @@ class Revalidator:
             if key in self.running:
                 return True
             self.running.add(key)
-        snapshot = probe._call_snapshot()
+        entry = snapshot()
         try:
             if self.kind in ("async", "asyncgen"):
-                self.start_task(key, snapshot, args, kwargs)
+                self.start_task(key, entry, args, kwargs)
             else:
-                threading.Thread(target=self.refresh, args=(key, snapshot, args, kwargs), daemon=True,
+                threading.Thread(target=self.refresh, args=(key, entry, args, kwargs), daemon=True,
                                  name="oxicache-revalidate").start()
         except BaseException:
             self.done(key)
