@@ -104,7 +104,7 @@ fn allowed_class_any<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, Py
         "ValueNotAllowedError",
         format!(
             "value of class {dotted} is not allowed; fix: memoize(types=[{short}]) or \
-             oxicache.codec.allow({short}) ({why}; classes are never imported from stored data)"
+             oxicache.codec.allow({short}) (stored as {name}; {why}; classes are never imported from stored data)"
         ),
     ))
 }
@@ -155,9 +155,6 @@ fn imported_plain_class<'py>(py: Python<'py>, name: &str) -> PyResult<Result<Bou
     // A finalizer runs on fields the record chose, without the class's own __init__ having checked them.
     for base in ty.mro().iter() {
         let base = base.cast_into::<PyType>()?;
-        if base.is(&py.get_type::<pyo3::types::PyAny>()) {
-            continue;
-        }
         if base.getattr(pyo3::intern!(py, "__dict__"))?.contains("__del__")? {
             return Ok(Err("it defines __del__, so it is revived only when allowed".into()));
         }

@@ -155,7 +155,7 @@ def _cmd_ls(args: argparse.Namespace) -> int:
             stream.close()
             more = len(shown) > args.limit
             del shown[args.limit:]
-    damage.report(_prog(args))
+    damage.summary(_prog(args))  # one line, however many records
     if args.json:
         print("[" + ",\n".join(_entry_json(e) for e in shown) + "]")
         return 0
@@ -237,7 +237,7 @@ def _cmd_stats(args: argparse.Namespace) -> int:
             annotated[entry.func] += entry.annotated
         size = _size_of(spec, cache)
         backend = type(cache).__name__
-    damage.report(_prog(args))
+    damage.summary(_prog(args))  # one line, however many records
     total = sum(per_func.values())
     if args.json:
         print(json.dumps({
@@ -520,7 +520,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         problems = run_with_spinner(f"verifying {total:,} entries", cache.verify)
     for problem in problems:  # they quote stored funcs, values and type names
         print(f"problem: {printable(problem)}")
-    if any("not allowed in this process" in p for p in problems):
+    if any("is not allowed" in p for p in problems):
         print("note: values of a class need --allow module:Class to be read (the class named in the problem)")
     if problems:
         print(f"{spec}: {len(problems)} problem{'s' if len(problems) != 1 else ''} in {total:,} entries")

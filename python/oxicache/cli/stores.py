@@ -12,6 +12,7 @@ import re
 import sqlite3
 import sys
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Generator, Iterator
@@ -332,6 +333,12 @@ def allow_classes(names: list[str]) -> None:
         if not sep or not module_name or not qualname:
             msg = f"--allow takes module:QualName (as in a stored value's type name), got {name!r}"
             raise CliError(msg)
+        if module_name == "__main__":
+            msg = (f"--allow {name}: a class defined in the script that was run (__main__) cannot be imported by "
+                   f"the CLI (here __main__ is the CLI itself); move {qualname} into a module (e.g. models.py, "
+                   f"imported by the script; entries stored from then on name models:{qualname}), or read these "
+                   f"entries from Python, where the script's class is allowed by memoize")
+            raise CliError(msg)
         try:
             obj: Any = importlib.import_module(module_name)
             for part in qualname.split("."):
@@ -444,6 +451,39 @@ class capture_damage:
     def report(self, prog: str) -> None:
         for message in self.messages:  # they name stored types and values
             print(f"{prog}: warning: {printable(message.removeprefix('oxicache: '))}", file=sys.stderr)
+
+    def summary(self, prog: str) -> None:
+        """One line for all the unreadable records (a listing of a large store must not print one warning per
+        record): how many hold classes not allowed here, with the --allow that reads them, and how many are
+        damaged."""
+        if not self.messages:
+            return
+        classes: Counter[str] = Counter()
+        damaged = 0
+        for message in self.messages:
+            found = _NOT_ALLOWED.search(message)
+            if found:
+                classes[found.group(1)] += 1
+            else:
+                damaged += 1
+        parts = []
+        if classes:
+            names = ", ".join(f"{name} ({n})" for name, n in classes.most_common(5))
+            more = f" and {len(classes) - 5} more classes" if len(classes) > 5 else ""
+            fixes = " ".join(f"--allow {name}" for name in list(classes)[:5] if not name.startswith("__main__:"))
+            how = f"; read them with {fixes}" if fixes else ""
+            if any(name.startswith("__main__:") for name in classes):
+                how += "; a __main__ class cannot be imported by the CLI (oxicache --allow explains)"
+            parts.append(f"{sum(classes.values()):,} hold values of classes not allowed here: {names}{more}{how}")
+        if damaged:
+            parts.append(f"{damaged:,} damaged (oxicache verify lists them)")
+        total = len(self.messages)
+        print(f"{prog}: warning: {total:,} record{'s' if total != 1 else ''} could not be read and "
+              f"{'are' if total != 1 else 'is'} left out: {printable('; '.join(parts))}", file=sys.stderr)
+
+
+#: The stored type name in a ValueNotAllowedError's message (rust/codec/allow.rs writes it).
+_NOT_ALLOWED = re.compile(r"is not allowed; .*?\(stored as ([^\s;]+);")
 
 
 def entries(cache: BaseCache, filters: Filters) -> Generator[CacheEntry, None, None]:

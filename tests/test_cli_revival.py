@@ -1,0 +1,92 @@
+"""The CLI on stores holding dataclass values (issue 16, item 1): ``ls``/``stats`` print one summary line for
+all the records whose classes the CLI does not revive (with the ``--allow`` that reads them), not a warning
+per record; ``--allow`` reads classes of importable modules and explains why a ``__main__`` class cannot be
+imported. Stores are written by a separate process (a user's script), then read by ``python -m oxicache``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SHAPES = '''
+import dataclasses
+
+@dataclasses.dataclass
+class Point:
+    x: int
+'''
+
+SCRIPT = '''
+import dataclasses, sys
+import oxicache, shapes
+
+@dataclasses.dataclass
+class Local:
+    y: int
+
+kind, path = sys.argv[1], sys.argv[2]
+cache = {{"disk": lambda: oxicache.DiskCache(path), "json": lambda: oxicache.JsonCache(path),
+          "sqlite": lambda: oxicache.DatabaseCache("sqlite", path)}}[kind]()
+
+@cache.memoize(name="points")
+def points(n) -> shapes.Point:
+    return shapes.Point(n)
+
+@cache.memoize(name="locals")
+def local(n) -> Local:
+    return Local(n)
+
+for n in range({n}):
+    points(n)
+local(0)
+'''
+
+
+def cli(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run([sys.executable, "-m", "oxicache", *args], capture_output=True, text=True, timeout=180,
+                          cwd=tmp, env=env)
+
+
+@pytest.fixture(params=["disk", "json", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, str]:
+    (tmp_path / "shapes.py").write_text(SHAPES)
+    (tmp_path / "script.py").write_text(SCRIPT.format(n=4))
+    path = tmp_path / ("store.db" if request.param == "sqlite" else "store")
+    done = subprocess.run([sys.executable, "script.py", request.param, str(path)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    return tmp_path, f"{request.param}:{path}"
+
+
+@pytest.mark.parametrize("command", ["ls", "stats"])
+def test_unreadable_records_are_summarised_in_one_line(store: tuple[Path, str], command: str) -> None:
+    tmp, spec = store
+    result = cli(tmp, command, spec)
+    assert result.returncode == 0, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert "5 records could not be read" in line
+    assert "shapes:Point (4)" in line and "__main__:Local (1)" in line
+    assert "--allow shapes:Point" in line and "a __main__ class cannot be imported by the CLI" in line
+    assert "damaged" not in line
+
+
+def test_allow_reads_a_class_of_an_importable_module(store: tuple[Path, str]) -> None:
+    tmp, spec = store
+    result = cli(tmp, "ls", spec, "--allow", "shapes:Point", "--func", "points")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("Point(x=") == 4
+    [line] = result.stderr.strip().splitlines()  # only the __main__ record is left unread
+    assert "1 record could not be read" in line and "__main__:Local (1)" in line
+
+
+def test_allow_explains_main_classes(store: tuple[Path, str]) -> None:
+    tmp, spec = store
+    result = cli(tmp, "ls", spec, "--allow", "__main__:Local")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert "__main__" in line and "cannot be imported by the CLI" in line and "move Local into a module" in line
