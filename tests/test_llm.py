@@ -578,7 +578,9 @@ def test_async_cache_client(server):
         assert all(type(c) is openai.types.chat.ChatCompletionChunk for c in streams[0] + streams[1])
         assert [c.model_dump() for c in streams[0]] == [c.model_dump() for c in streams[1]]
         assert server.count == 2
-        await cached.close()
+        await cached.close()  # the pool is the original client's, which is still here: left open
+        assert not client.is_closed()
+        await client.close()
 
     asyncio.run(main())
 
@@ -971,3 +973,28 @@ def test_one_async_client_per_event_loop_closed_when_the_loop_ends(server):
     while server.open_connections and time.monotonic() < deadline:
         time.sleep(0.01)
     assert server.open_connections == 0
+
+
+def test_concurrent_identical_cache_client_streams_send_one_request(server):
+    import threading
+
+    server.chunk_delay = 0.02
+    cached = cache_client(openai.OpenAI(base_url=server.url, api_key="k", max_retries=0), InMemCache())
+    barrier = threading.Barrier(4)
+    results: list[list[Any]] = []
+
+    def worker() -> None:
+        barrier.wait(timeout=60)
+        with cached.chat.completions.create(model="m1", messages=MESSAGES, stream=True) as stream:
+            results.append(list(stream))
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert server.count == 1 and len(results) == 4
+    assert all(type(c) is openai.types.chat.ChatCompletionChunk for r in results for c in r)
+    assert len({tuple(c.model_dump_json() for c in r) for r in results}) == 1
+    assert len({id(c) for r in results for c in r}) == 4 * len(results[0])  # each caller has its own objects
+    cached.close()

@@ -11,7 +11,7 @@ from oxicache.llm._openai import omitted_types, require_openai
 from oxicache.llm.caches import CacheArg, resolve_cache
 from oxicache.llm.calls import DEFAULT_NAME, Call, ChatCalls, NoChoices, Unfinished
 from oxicache.llm.errors import NoChoicesError
-from oxicache.llm.flights import AsyncStreamFlights, Piece, StreamFlights
+from oxicache.llm.flights import AsyncStreamFlights, Piece, StreamFlights, ashared, shared
 from oxicache.llm.keys import as_messages, endpoint_of, key_form, request_params
 from oxicache.llm.loops import LoopClients
 from oxicache.llm.text import Text, blank_chunk, chunk_text, reply_text
@@ -201,11 +201,8 @@ class LLM:
             call = Call(send)
             return self._calls.complete_stream(model, msgs, True, self.endpoint, call, **req), call
 
-        if self._flights is None:
-            chunks, call = open_()
-            return _pieces(_alone(chunks, call))
-        key = self._calls.cache_key(model, msgs, True, self.endpoint, req)
-        return _pieces(self._flights.join(key, open_))
+        key = lambda: self._calls.cache_key(model, msgs, True, self.endpoint, req)  # noqa: E731
+        return _pieces(shared(self._flights, key, open_))
 
     def astream(self, messages: Any, *, system: str | None = None, **params: Any) -> AsyncIterator[Text]:
         """``stream`` for asyncio (``async for piece in llm.astream(...)``); it shares entries with ``stream``."""
@@ -215,19 +212,8 @@ class LLM:
             call = Call(send)
             return self._calls.acomplete_stream(model, msgs, True, self.endpoint, call, **req), call
 
-        return _apieces(self._ajoin(open_, model, msgs, req))
-
-    async def _ajoin(self, open_: Any, model: str, msgs: Any, req: dict[str, Any]) -> AsyncIterator[Piece]:
-        if self._aflights is None:
-            chunks, call = open_()
-            pieces = _aalone(chunks, call)
-        else:
-            pieces = self._aflights.join(self._calls.cache_key(model, msgs, True, self.endpoint, req), open_)
-        try:
-            async for piece in pieces:
-                yield piece
-        finally:
-            await pieces.aclose()  # type: ignore[attr-defined]
+        key = lambda: self._calls.cache_key(model, msgs, True, self.endpoint, req)  # noqa: E731
+        return _apieces(ashared(self._aflights, key, open_))
 
 
 def _preset(name: str | None) -> dict[str, Any]:
@@ -240,29 +226,9 @@ def _preset(name: str | None) -> dict[str, Any]:
     return PRESETS[name]
 
 
-def _alone(chunks: Iterator[dict[str, Any]], call: Call) -> Iterator[Piece]:
-    try:
-        for chunk in chunks:
-            yield chunk, not call.sent
-    finally:
-        close = getattr(chunks, "close", None)
-        if close is not None:
-            close()  # stopped early: the recording stops too, and stores nothing
-
-
-async def _aalone(chunks: AsyncIterator[dict[str, Any]], call: Call) -> AsyncIterator[Piece]:
-    try:
-        async for chunk in chunks:
-            yield chunk, not call.sent
-    finally:
-        aclose = getattr(chunks, "aclose", None)
-        if aclose is not None:
-            await aclose()
-
-
 def _pieces(chunks: Iterator[Piece]) -> Iterator[Text]:
     try:
-        for chunk, cached in chunks:
+        for chunk, cached, _ in chunks:
             if not blank_chunk(chunk):
                 yield Text(chunk_text(chunk), cached=cached, raw=chunk)
     except Unfinished:
@@ -275,7 +241,7 @@ def _pieces(chunks: Iterator[Piece]) -> Iterator[Text]:
 
 async def _apieces(chunks: AsyncIterator[Piece]) -> AsyncIterator[Text]:
     try:
-        async for chunk, cached in chunks:
+        async for chunk, cached, _ in chunks:
             if not blank_chunk(chunk):
                 yield Text(chunk_text(chunk), cached=cached, raw=chunk)
     except Unfinished:

@@ -15,10 +15,33 @@ import asyncio
 import threading
 from typing import Any, AsyncIterator, Callable, Iterator
 
-__all__ = ["AsyncStreamFlights", "StreamFlights"]
+__all__ = ["AsyncStreamFlights", "Piece", "StreamFlights", "ashared", "shared"]
 
-#: One chunk of a shared stream and whether this member was served without sending the request.
-Piece = tuple[dict[str, Any], bool]
+#: One chunk of a stream: its JSON data, whether this member was served without sending the request, and
+#: the SDK's own chunk object for the member that sent it (None for the others and for replays).
+Piece = tuple[dict[str, Any], bool, Any]
+
+
+def solo(chunks: Iterator[dict[str, Any]], call: Any) -> Iterator[Piece]:
+    """The pieces of a stream that is not shared (no cache: every call sends its request)."""
+    try:
+        for chunk in chunks:
+            yield chunk, not call.sent, call.response if call.sent else None
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()  # stopped early: the recording stops too, and stores nothing
+
+
+async def asolo(chunks: AsyncIterator[dict[str, Any]], call: Any) -> AsyncIterator[Piece]:
+    """``solo`` for async streams."""
+    try:
+        async for chunk in chunks:
+            yield chunk, not call.sent, call.response if call.sent else None
+    finally:
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 def _shared(error: BaseException) -> BaseException:
@@ -30,19 +53,25 @@ def _shared(error: BaseException) -> BaseException:
 
 
 class _Flight:
-    __slots__ = ("call", "done", "error", "items", "members", "open", "upstream")
+    __slots__ = ("call", "done", "error", "items", "members", "objects", "open", "upstream")
 
     def __init__(self, open_: Callable[[], tuple[Any, Any]]) -> None:
         self.open = open_  # opens the memoized stream: (iterator of chunk dicts, its Call)
         self.upstream: Any = None
         self.call: Any = None
         self.items: list[dict[str, Any]] = []
+        self.objects: list[Any] = []  # the SDK's chunk objects of a live stream, beside `items`
         self.done = False
         self.error: BaseException | None = None
         self.members = 0
 
-    def cached(self, leader: bool) -> bool:
-        return not (leader and self.call is not None and self.call.sent)
+    def piece(self, pos: int, leader: bool) -> Piece:
+        sent = leader and self.call is not None and self.call.sent
+        return self.items[pos], not sent, self.objects[pos] if sent else None
+
+    def add(self, item: dict[str, Any]) -> None:
+        self.items.append(item)
+        self.objects.append(self.call.response if self.call.sent else None)
 
 
 class StreamFlights:
@@ -75,13 +104,13 @@ class StreamFlights:
                     if pos == len(flight.items) and not flight.done:
                         self._pull(key, flight)
                     if pos < len(flight.items):
-                        item = flight.items[pos]
+                        piece = flight.piece(pos, leader)
                     elif flight.error is not None:
                         raise flight.error
                     else:
                         return
                 pos += 1
-                yield item, flight.cached(leader)
+                yield piece
         finally:
             with self._lock:
                 flight.members -= 1
@@ -98,7 +127,7 @@ class StreamFlights:
         try:
             if flight.upstream is None:
                 flight.upstream, flight.call = flight.open()
-            flight.items.append(next(flight.upstream))
+            flight.add(next(flight.upstream))
         except StopIteration:
             flight.done = True
             self._forget(key, flight)
@@ -140,13 +169,13 @@ class AsyncStreamFlights:
                     if pos == len(flight.items) and not flight.done:
                         await self._pull(where, flight)
                     if pos < len(flight.items):
-                        item = flight.items[pos]
+                        piece = flight.piece(pos, leader)
                     elif flight.error is not None:
                         raise flight.error
                     else:
                         return
                 pos += 1
-                yield item, flight.cached(leader)
+                yield piece
         finally:
             with self._lock:
                 flight.members -= 1
@@ -162,7 +191,7 @@ class AsyncStreamFlights:
         try:
             if flight.upstream is None:
                 flight.upstream, flight.call = flight.open()
-            flight.items.append(await flight.upstream.__anext__())
+            flight.add(await flight.upstream.__anext__())
         except StopAsyncIteration:
             flight.done = True
             self._forget(where, flight)
@@ -171,3 +200,20 @@ class AsyncStreamFlights:
             self._forget(where, flight)
             if flight.error is not err:
                 raise
+
+
+def shared(flights: StreamFlights | None, key: Callable[[], Any],
+           open_: Callable[[], tuple[Iterator[dict[str, Any]], Any]]) -> Iterator[Piece]:
+    """The pieces of a stream: joined to an identical one in progress, or alone when ``flights`` is None."""
+    return solo(*open_()) if flights is None else flights.join(key(), open_)
+
+
+async def ashared(flights: AsyncStreamFlights | None, key: Callable[[], Any],
+                  open_: Callable[[], tuple[AsyncIterator[dict[str, Any]], Any]]) -> AsyncIterator[Piece]:
+    """``shared`` for async streams; it joins at its first step, in the loop that iterates it."""
+    pieces = asolo(*open_()) if flights is None else flights.join(key(), open_)
+    try:
+        async for piece in pieces:
+            yield piece
+    finally:
+        await pieces.aclose()  # type: ignore[attr-defined]

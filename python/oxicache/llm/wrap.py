@@ -9,7 +9,9 @@ from typing import Any, AsyncIterator, Callable, Iterable, Iterator, Mapping, Ty
 from oxicache.base import BaseCache
 from oxicache.llm._openai import omitted_types, require_openai
 from oxicache.llm.caches import CacheArg, resolve_cache
+from oxicache.backends.none import NoCache
 from oxicache.llm.calls import DEFAULT_NAME, Call, ChatCalls, NoChoices, Unfinished
+from oxicache.llm.flights import AsyncStreamFlights, Piece, StreamFlights, ashared, shared
 from oxicache.llm.keys import endpoint_of, key_form, plain, request_params
 
 __all__ = ["AsyncChunkStream", "ChunkStream", "cache_client"]
@@ -67,7 +69,10 @@ def _install(copy: Any, openai: Any, store: BaseCache, name: str, exclude: Itera
     calls = ChatCalls(store, unavailable if is_async else source, source if is_async else unavailable,
                       name=name, exclude=exclude, key_endpoint=key_endpoint)
     kind = AsyncCachedCreate if is_async else CachedCreate
-    completions.create = kind(calls, omitted_types(openai), openai.types.chat, original, endpoint_of(copy.base_url))
+    create = kind(calls, omitted_types(openai), openai.types.chat, original, endpoint_of(copy.base_url))
+    if not isinstance(store, NoCache):  # identical concurrent streams share one request (not without a cache)
+        create.flights = AsyncStreamFlights() if is_async else StreamFlights()
+    completions.create = create
     # the instance attributes below shadow the methods, on this copy only
 
     def copied(**options: Any) -> Any:
@@ -99,6 +104,7 @@ class _Create:
     def __init__(self, calls: ChatCalls, omitted: tuple[type, ...], types: Any, original: Any, endpoint: str) -> None:
         self.calls, self._omitted, self._types = calls, omitted, types
         self._original, self.endpoint = original, endpoint
+        self.flights: Any = None
 
     def _split(self, kwargs: dict[str, Any]) -> tuple[Any, list[Any], bool, dict[str, Any], dict[str, Any]]:
         params = dict(kwargs)
@@ -137,8 +143,11 @@ class CachedCreate(_Create):
         model, messages, stream, params, send = self._split(kwargs)
         call = Call(send)
         if stream:
-            items = self.calls.complete_stream(model, messages, True, self.endpoint, call, **params)
-            return ChunkStream(items, self._types.ChatCompletionChunk, call)
+            def open_() -> tuple[Iterator[dict[str, Any]], Call]:
+                return self.calls.complete_stream(model, messages, True, self.endpoint, call, **params), call
+
+            key = lambda: self.calls.cache_key(model, messages, True, self.endpoint, params)  # noqa: E731
+            return ChunkStream(shared(self.flights, key, open_), self._types.ChatCompletionChunk)
         try:
             raw = self.calls.complete(model, messages, False, self.endpoint, call, **params)
         except NoChoices as err:
@@ -155,8 +164,11 @@ class AsyncCachedCreate(_Create):
         model, messages, stream, params, send = self._split(kwargs)
         call = Call(send)
         if stream:
-            items = self.calls.acomplete_stream(model, messages, True, self.endpoint, call, **params)
-            return AsyncChunkStream(items, self._types.ChatCompletionChunk, call)
+            def open_() -> tuple[AsyncIterator[dict[str, Any]], Call]:
+                return self.calls.acomplete_stream(model, messages, True, self.endpoint, call, **params), call
+
+            key = lambda: self.calls.cache_key(model, messages, True, self.endpoint, params)  # noqa: E731
+            return AsyncChunkStream(ashared(self.flights, key, open_), self._types.ChatCompletionChunk)
         try:
             raw = await self.calls.acomplete(model, messages, False, self.endpoint, call, **params)
         except NoChoices as err:
@@ -169,8 +181,8 @@ class ChunkStream:
     (recorded, stored once the stream has ended) and replayed on a hit. Like the SDK's ``Stream``, it is
     a context manager and has ``close()`` (closing before the end stores nothing)."""
 
-    def __init__(self, items: Iterator[dict[str, Any]], chunk_type: Any, call: Call) -> None:
-        self._items, self._chunk, self._call = items, chunk_type, call
+    def __init__(self, items: Iterator[Piece], chunk_type: Any) -> None:
+        self._items, self._chunk = items, chunk_type
 
     def __iter__(self) -> ChunkStream:
         return self
@@ -180,7 +192,7 @@ class ChunkStream:
             item = next(self._items)
         except Unfinished:
             raise StopIteration from None  # ended without a finish_reason: not stored, nothing more came
-        return _chunk(self._chunk, item, self._call)
+        return _chunk(self._chunk, item)
 
     def close(self) -> None:
         close = getattr(self._items, "close", None)
@@ -197,8 +209,8 @@ class ChunkStream:
 class AsyncChunkStream:
     """``ChunkStream`` for ``AsyncOpenAI``: ``async for``, ``async with`` and ``await close()``."""
 
-    def __init__(self, items: AsyncIterator[dict[str, Any]], chunk_type: Any, call: Call) -> None:
-        self._items, self._chunk, self._call = items, chunk_type, call
+    def __init__(self, items: AsyncIterator[Piece], chunk_type: Any) -> None:
+        self._items, self._chunk = items, chunk_type
 
     def __aiter__(self) -> AsyncChunkStream:
         return self
@@ -208,7 +220,7 @@ class AsyncChunkStream:
             item = await self._items.__anext__()
         except Unfinished:
             raise StopAsyncIteration from None
-        return _chunk(self._chunk, item, self._call)
+        return _chunk(self._chunk, item)
 
     async def close(self) -> None:
         aclose = getattr(self._items, "aclose", None)
@@ -222,6 +234,8 @@ class AsyncChunkStream:
         await self.close()
 
 
-def _chunk(chunk_type: Any, item: dict[str, Any], call: Call) -> Any:
-    # live: the SDK's own chunk; replayed: built as the SDK builds one, without validation
-    return call.response if call.sent else chunk_type.construct(**item)
+def _chunk(chunk_type: Any, piece: Piece) -> Any:
+    # sent by this call: the SDK's own chunk; replayed or shared: built as the SDK builds one, without
+    # validation (so what the SDK accepted live replays too), a fresh object for each caller
+    data, _, live = piece
+    return live if live is not None else chunk_type.construct(**data)
