@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from oxicache.memo import custom_key, freshness, revalidate
+from oxicache.memo import code_version, custom_key, freshness, revalidate
 from oxicache.memo import wrappers as _wrappers
 from oxicache.memo.result_types import allow_result_types
 from oxicache._core import Binder, CacheEntry, Memoizer, install_vectorcall
@@ -109,12 +109,14 @@ def make_engine(cache: BaseCache, func: Callable[..., Any], options: Options,
     if isinstance(base_identity, ClosureIdentity):
         _say_how_a_closure_is_named(base_identity.base, type(cache).__name__)
     identity: str | Callable[[], str]
+    # version="auto": a fingerprint of the code the function depends on in its module (code_version.py)
+    version = code_version.code_version(func) if options.version == code_version.AUTO else options.version
     if isinstance(base_identity, ClosureIdentity):
-        closure, version = base_identity, options.version
+        closure = base_identity
         versioned(closure.base, version)  # validates the version now
         identity = lambda: versioned(closure.current(), version)  # noqa: E731 - looked at on every call
     else:
-        identity = versioned(base_identity, options.version)
+        identity = versioned(base_identity, version)
     called = func if keyed is None else keyed
     sig, specs = param_specs(called)
     own_exclude = validate_exclude(options.exclude)
