@@ -1,7 +1,7 @@
 """``BaseCache``: the public cache surface, built on five backend primitives (the storage contract).
 
 A backend implements ``_get``, ``_set``, ``_remove``, ``_iter`` and ``_clear``, may override the
-optional ones (``_has``, ``_len``, ``_count_func``, ``_clear_func``, ``verify``, ``close``), and declares
+optional ones (``_has``, ``_get_many``, ``_len``, ``_count_func``, ``_clear_func``, ``verify``, ``close``), and declares
 its ``capabilities``. ``_get`` and ``_remove`` take a *reference*: either an ``int`` key or a
 ``CacheEntry`` probe carrying ``func`` and ``inputs`` (its ``.key`` is computed on access, so a backend
 that indexes by something else never pays for the digest). Everything else (the several spellings of
@@ -182,6 +182,12 @@ class BaseCache:
         """Removes the entries of one function identity (``fn.cache_clear()``); returns how many."""
         return sum(1 for e in list(self._iter()) if e.func == func and self._remove(e))
 
+    def _get_many(self, refs: list[Ref]) -> list[CacheEntry | None]:
+        """``_get`` of each reference, in order (duplicates allowed). A store that reads many keys in one
+        round trip overrides it (DatabaseCache: SELECT ... IN; RedisCache: MGET): ``batch_memoize`` then
+        looks a batch up in one."""
+        return [self._get(ref) for ref in refs]
+
     # Optional: leases on keys, for single-flight across processes and hosts. A backend that implements
     # all five declares ``Capabilities(leases=True)``; nothing calls them otherwise.
     def _lease_acquire(self, key: int, seconds: float) -> str | None:
@@ -325,6 +331,18 @@ class BaseCache:
     def _memo_lookup(self, probe: CacheEntry, func: Callable[..., Any]) -> CacheEntry | None:
         """A memoized call's lookup (``func`` is the decorated function; CallbackCache passes it to feeds)."""
         return self._lookup(probe)
+
+    def _memo_lookup_many(self, probes: list[CacheEntry], func: Callable[..., Any]) -> list[CacheEntry | None]:
+        """``_memo_lookup`` of each probe (a batch of ``batch_memoize``), read with one ``_get_many``; one
+        by one where a backend changes what a memoized lookup does (CallbackCache)."""
+        if type(self)._memo_lookup is not BaseCache._memo_lookup:
+            return [self._memo_lookup(probe, func) for probe in probes]
+        # an entry without output is no answer, as in _memo_lookup
+        entries = [None if e is None or e.value is ... else e for e in self._get_many(list(probes))]
+        hits = sum(entry is not None for entry in entries)
+        self._count("hits", hits)
+        self._count("misses", len(entries) - hits)
+        return entries
 
     def exists(self, func: Any = _MISSING, inputs: Any = _MISSING, /, **kwargs: Any) -> bool:
         """True when the call has an entry (no statistics are counted)."""
@@ -674,7 +692,7 @@ class EngineView:
     (``BaseCache.engine_view()``), so that layer never reaches into a backend's members."""
 
     __slots__ = ("alookup", "apeek", "astore", "async_flights", "cache", "capabilities", "clear_func", "count_func", "flights", "front",
-                 "lease_acquire", "lease_release", "lease_renew", "lease_take", "lease_wait", "lookup", "native_store", "peek", "store",
+                 "lease_acquire", "lease_release", "lease_renew", "lease_take", "lease_wait", "lookup", "lookup_many", "native_store", "peek", "store",
                  "store_leased", "tally")
 
     def __init__(self, cache: BaseCache) -> None:
@@ -684,6 +702,8 @@ class EngineView:
         #: ``lookup(probe, func)``: a memoized call's lookup, counted as a hit or a miss (CallbackCache
         #: hands ``func`` to its feeds).
         self.lookup: Callable[[CacheEntry, Callable[..., Any]], CacheEntry | None] = cache._memo_lookup
+        #: ``lookup_many(probes, func)``: ``lookup`` of each probe, in one read where the store can (batches).
+        self.lookup_many: Callable[[list[CacheEntry], Callable[..., Any]], list[CacheEntry | None]] = cache._memo_lookup_many
         #: ``peek(ref)``: a lookup not counted (single-flight's recheck).
         self.peek: Callable[[Ref], CacheEntry | None] = cache._get
         #: ``store(entry, ttl)``: stores with the entry's time to live (the function's ``ttl``, else its

@@ -10,7 +10,7 @@ import re
 import sqlite3
 import time
 import weakref
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
 
 from oxicache._core import KEY_SCHEME_VERSION, CacheEntry
 from oxicache.backends._fork import in_child_of
@@ -64,6 +64,7 @@ _DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+
 _EXTRAS = {"sqlite": "sqlite", "postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql"}
 _DATA_COLUMNS = ("func", "inputs", "output", "expected", "metadata")
 _PAGE = 1000  # rows per query when iterating
+_MANY = 512  # keys per SELECT ... IN of _get_many (within every driver's and SQLite's parameter limit)
 _CONNECT_TIMEOUT = 10  # seconds, for servers, at most; a connect_timeout in the URL or engine_options wins
 #: Seconds a server may take over one statement before it is cancelled, and (plus a grace of at most 1 s)
 #: before the cache gives up on a server that says nothing: ``DatabaseCache(timeout=)``. Every statement of
@@ -450,6 +451,10 @@ class DatabaseCache(LockLeasedCache):  # leases: server locks, or file locks for
             return Stmt(stmt.compile(dialect=dialect))
 
         self._q_get = comp(sa.select(*data, c.expires_at).where(c.key == key, this_scheme))
+        # _get_many's statements, one per padded size (1, 2, 4 ... _MANY keys), compiled when first used
+        self._q_get_many: dict[int, Stmt] = {}
+        self._compile_get_many: Callable[[int], Stmt] = lambda n: comp(sa.select(c.key, *data, c.expires_at).where(
+            c.key.in_([sa.bindparam(f"k{i}") for i in range(n)]), this_scheme))
         self._q_exists = comp(sa.select(c.expires_at).where(c.key == key, this_scheme))
         self._q_upsert = comp(upsert(sa, t, self._dialect_name))
         self._q_delete_live = comp(sa.delete(t).where(c.key == key, live))
@@ -584,7 +589,30 @@ class DatabaseCache(LockLeasedCache):  # leases: server locks, or file locks for
     def _get(self, ref: Ref) -> CacheEntry | None:
         number = ref_key(ref)
         key = key_hex(number)
-        row = self._run(self._q_get, self._q_get.args({"key": key}), 1)
+        return self._entry_of_row(number, key, self._run(self._q_get, self._q_get.args({"key": key}), 1))
+
+    def _get_many(self, refs: list[Ref]) -> list[CacheEntry | None]:
+        """One ``SELECT ... WHERE key IN (...)`` per ``_MANY`` distinct keys (a batch's hits: one
+        statement, not one per item). The key list is padded to a power of two by repeating its last key,
+        so a handful of statements serve every size."""
+        numbers = [ref_key(ref) for ref in refs]
+        keys = [key_hex(number) for number in numbers]
+        distinct = list(dict.fromkeys(keys))
+        rows: dict[str, Any] = {}
+        for start in range(0, len(distinct), _MANY):
+            chunk = distinct[start:start + _MANY]
+            size = 1 << (len(chunk) - 1).bit_length()
+            stmt = self._q_get_many.get(size)
+            if stmt is None:
+                stmt = self._q_get_many[size] = self._compile_get_many(size)
+            padded = chunk + chunk[-1:] * (size - len(chunk))
+            for row in self._run(stmt, stmt.args({f"k{i}": k for i, k in enumerate(padded)}), 2):
+                rows[row[0]] = row[1:]
+        return [self._entry_of_row(number, key, rows.get(key)) for number, key in zip(numbers, keys)]
+
+    def _entry_of_row(self, number: int, key: str, row: Any) -> CacheEntry | None:
+        """The entry a ``_q_get`` row holds: None when there is no row, it has expired (it is deleted) or
+        it is damaged (reported)."""
         if row is None:
             return None
         if row[5] is not None and row[5] <= time.time():

@@ -53,6 +53,8 @@ __all__ = ["RedisCache"]
 
 #: Keys fetched per ``SCAN`` step and deleted per command.
 _BATCH = 500
+#: Keys per MGET of _get_many (a batch's lookups): one round trip each, replies of bounded size.
+_MANY = 1000
 #: Seconds past an index member's expiry score before a write trims it: a host whose clock runs ahead of
 #: the server's must not drop the member of an entry the server still holds (``cache_clear()`` would
 #: then miss it).
@@ -297,6 +299,14 @@ class RedisCache(BaseCache):
         key = ref_key(ref)
         blob = self._client.get(self._name(key))
         return None if blob is None else self._decode(blob, key)
+
+    def _get_many(self, refs: list[Ref]) -> list[CacheEntry | None]:
+        """One MGET per ``_MANY`` keys (a batch's hits: one round trip, not one per item)."""
+        keys = [ref_key(ref) for ref in refs]
+        blobs: list[Any] = []
+        for start in range(0, len(keys), _MANY):
+            blobs += self._client.mget([self._name(key) for key in keys[start:start + _MANY]])
+        return [None if blob is None else self._decode(blob, key) for blob, key in zip(blobs, keys)]
 
     def _set(self, entry: CacheEntry, ttl: float | None) -> None:
         write = self._write_parts(entry, ttl)  # raises before anything is written

@@ -51,6 +51,8 @@ def make_batch_memoized(cache: BaseCache, func: Callable[..., Any], options: Opt
     batch_param = params[at].name
     sig = inspect.signature(func)
     lookup, pending_cls = engine.lookup, pending_type(engine)
+    # The Python engine reads a batch in one round trip where the store can; the native one (memory) per item.
+    lookup_many = getattr(engine, "lookup_many", None)
 
     def split(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Sequence[Any], Callable[[Any], tuple[Any, ...]], dict[str, Any]]:
         """The batch, a function giving the positional arguments with a given batch in its place, and the
@@ -67,8 +69,9 @@ def make_batch_memoized(cache: BaseCache, func: Callable[..., Any], options: Opt
         """The outputs found (by position) and the misses: pending miss and positions, by item key."""
         results: list[Any] = [None] * len(batch)
         missing: dict[Any, tuple[Any, list[int]]] = {}
-        for i, item in enumerate(batch):
-            found: Any = lookup(with_batch([item]), kwargs)
+        calls = [(with_batch([item]), kwargs) for item in batch]
+        founds = lookup_many(calls) if lookup_many is not None else [lookup(*call) for call in calls]
+        for i, found in enumerate(founds):
             if type(found) is not pending_cls:
                 results[i] = found
                 continue

@@ -385,6 +385,21 @@ class PythonMemo:
         found = self.read(lambda: self.view.lookup(probe, self.func), self.without_cache, failures)
         return self.answer(probe, mode, before, found, failures, args, kwargs)
 
+    def lookup_many(self, calls: list[tuple[tuple[Any, ...], dict[str, Any]]]) -> list[Any]:
+        """``lookup`` of each call (a batch of ``batch_memoize``): the stored values read in one
+        ``lookup_many`` of the cache (one round trip where the store can), a storage failure reported
+        once and every looked-up call then a miss."""
+        begun = [self.begin(args, kwargs) for args, kwargs in calls]
+        looked = [i for i, (_, mode, _) in enumerate(begun) if mode in (NORMAL, MAX_AGE)]  # as lookup
+        failures: list[BaseException] = []
+        found: list[CacheEntry | None] | None = []
+        if looked:
+            probes = [begun[i][0] for i in looked]
+            found = self.read(lambda: self.view.lookup_many(probes, self.func), self.without_cache, failures)
+        entries = dict(zip(looked, found or [None] * len(looked)))
+        return [self.answer(probe, mode, before, entries[i], failures, *calls[i]) if i in entries
+                else self.skip(probe, mode, before) for i, (probe, mode, before) in enumerate(begun)]
+
     async def alookup(self, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> Any:
         """``lookup`` through the backend's coroutine primitives (``capabilities.async_io``)."""
         probe, mode, before = self.begin(args, kwargs)
