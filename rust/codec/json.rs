@@ -28,19 +28,39 @@ static NEEDS_ESCAPE: [bool; 256] = {
     table
 };
 
-fn write_str(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
-    let bytes = s.as_bytes();
-    if !bytes.iter().any(|&b| NEEDS_ESCAPE[b as usize]) {
-        out.extend_from_slice(bytes);
-        out.push(b'"');
-        return;
-    }
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if !NEEDS_ESCAPE[b as usize] {
-            continue;
+const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+
+/// True when one of the 8 bytes of `word` needs an escape. Exact: `(x - ONES*n) & !x & HIGHS` is non-zero
+/// iff some byte of x is below n (n <= 0x80; the borrows only ever flag a byte after a true one).
+#[inline(always)]
+fn word_needs_escape(word: u64) -> bool {
+    let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & HIGHS != 0;
+    below(word, 0x20) || below(word ^ (ONES * b'"' as u64), 1) || below(word ^ (ONES * b'\\' as u64), 1)
+}
+
+/// The index of the first byte at or after `from` that needs an escape, eight bytes per step (LLM
+/// replies are kilobytes of text with a newline every few dozen bytes).
+fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while i + 8 <= bytes.len() {
+        let word = u64::from_ne_bytes(bytes[i..i + 8].try_into().expect("8 bytes"));
+        if word_needs_escape(word) {
+            break;
         }
+        i += 8;
+    }
+    (i..bytes.len()).find(|&j| NEEDS_ESCAPE[bytes[j] as usize])
+}
+
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    let mut start = 0;
+    while let Some(i) = next_escape(bytes, start) {
+        out.extend_from_slice(&bytes[start..i]);
+        let b = bytes[i];
         let escape: &[u8] = match b {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -51,7 +71,6 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
             0x0c => b"\\f",
             _ => b"",
         };
-        out.extend_from_slice(&bytes[start..i]);
         if escape.is_empty() {
             out.extend_from_slice(format!("\\u{:04x}", b).as_bytes());
         } else {
@@ -412,4 +431,25 @@ impl Format for Json {
 /// Appends the JSON encoding of `obj` to `out`.
 pub fn encode(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> EncodeResult {
     encode::encode::<Json>(obj, out, depth)
+}
+
+#[cfg(test)]
+mod escape_scan_tests {
+    use super::*;
+
+    #[test]
+    fn the_word_scan_finds_exactly_the_bytes_the_table_names() {
+        // Every byte value at every offset of a 20-byte run of text, ASCII and UTF-8 continuation bytes
+        // around it: the first escape found is the first byte the table names.
+        for filler in [b'a', 0x7f, 0x80, 0xe4, b'!', b'#', b'[', b']'] {
+            for b in 0..=255u8 {
+                for at in 0..20 {
+                    let mut bytes = vec![filler; 20];
+                    bytes[at] = b;
+                    let naive = bytes.iter().position(|&x| NEEDS_ESCAPE[x as usize]);
+                    assert_eq!(next_escape(&bytes, 0), naive, "byte {b:#x} at {at} in {filler:#x}");
+                }
+            }
+        }
+    }
 }
