@@ -22,6 +22,7 @@ from oxicache.memo.batch import make_batch_memoized
 from oxicache.memo.engine import Options, make_memoized
 from oxicache.memo.protocols import BatchMemoized, Memoized
 from oxicache.memo.signature import validate_exclude
+from oxicache.memo.tags import TagsOption, check_tags
 from oxicache.capabilities import Capabilities
 from oxicache.durations import TTL, parse_ttl, resolve_ttl
 from oxicache.codec import allow_types
@@ -384,6 +385,23 @@ class BaseCache:
         resets ``fn``'s ``cache_info()`` counters."""
         return self._clear_func(_identity(func))
 
+    def tagged(self, tags: Iterable[str]) -> Iterator[CacheEntry]:
+        """The entries carrying any of ``tags`` (``memoize(tags=...)``), streamed like ``iter_entries``."""
+        wanted = frozenset(check_tags(tags))
+        return (entry for entry in self._iter() if wanted.intersection(_tags_of(entry)))
+
+    def invalidate(self, *, tags: Iterable[str]) -> int:
+        """Remove every entry carrying any of ``tags`` (``memoize(tags=...)``); returns how many."""
+        wanted = frozenset(check_tags(tags))
+        if not wanted:
+            return 0
+        return self._invalidate_tags(wanted)
+
+    def _invalidate_tags(self, tags: frozenset[str]) -> int:
+        """``invalidate``'s primitive. By default it reads every entry; a backend with a tag index
+        overrides it."""
+        return sum(1 for entry in list(self.tagged(tags)) if self._remove(entry))
+
     # ---- writing ------------------------------------------------------------------------------
     def set(
         self,
@@ -582,6 +600,7 @@ class BaseCache:
         stale_if_error: TTL = None,
         track_age: bool = False,
         stale: TTL = None,
+        tags: TagsOption = None,
         types: Iterable[type] | None = None,
     ) -> Callable[[Callable[P, R]], Memoized[P, R]]: ...
     def memoize(
@@ -601,6 +620,7 @@ class BaseCache:
         stale_if_error: TTL = None,
         track_age: bool = False,
         stale: TTL = None,
+        tags: TagsOption = None,
         types: Iterable[type] | None = None,
     ) -> Any:
         """Cache a function's results: ``@cache.memoize`` or ``@cache.memoize(name=..., exclude=[...], ...)``.
@@ -630,6 +650,8 @@ class BaseCache:
             stale: stale-while-revalidate: for this long after the TTL a call returns the stored value at
                 once and one refresh of the key runs in the background. These last five options take the
                 Python engine on InMemCache. See docs/memoize.md, "Freshness".
+            tags: labels stored with each entry (``metadata["tags"]``): a list of str, or a function of
+                the call's inputs (a dict) returning one; ``cache.invalidate(tags=[...])`` removes them.
             types: dataclass, NamedTuple, Enum or pydantic model classes a new process may revive from stored
                 results, on top of those the return annotation names (docs/value-codec.md).
 
@@ -637,7 +659,7 @@ class BaseCache:
         """
         options = Options(name, exclude, annotation, ttl, version, cache_if, wait_timeout,
                           shared_flight, key=key, jitter=jitter, stale_if_error=stale_if_error, track_age=track_age,
-                          stale=stale,
+                          stale=stale, tags=tags,
                           types=types)
         if func is None:
             return lambda f: make_memoized(self, f, options)
@@ -730,3 +752,8 @@ class EngineView:
         #: A native memory tier in front of the primitives (TieredCache's), or None.
         self.front: FrontTier | None = None
         self.async_flights: AsyncFlights = cache._async_flights
+
+
+def _tags_of(entry: CacheEntry) -> list[str]:
+    tags = entry.metadata.get("tags")
+    return tags if isinstance(tags, list) else []

@@ -20,7 +20,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from oxicache.memo import code_version, custom_key, freshness, revalidate
+from oxicache.memo import code_version, custom_key, freshness, revalidate, tags
+from oxicache.memo.tags import TagsOption
 from oxicache.memo import wrappers as _wrappers
 from oxicache.memo.result_types import allow_result_types
 from oxicache._core import Binder, CacheEntry, Memoizer, install_vectorcall
@@ -67,6 +68,7 @@ class Options:
     stale_if_error: TTL = None
     track_age: bool = False
     stale: TTL = None
+    tags: TagsOption = None  # labels for cache.invalidate(tags=...) (tags.py)
     # Classes decoding may revive for this function, on top of its return annotation's (result_types.py).
     types: Iterable[type] | None = None
 
@@ -132,7 +134,10 @@ def make_engine(cache: BaseCache, func: Callable[..., Any], options: Options,
     if options.cache_if is not None and not callable(options.cache_if):
         msg = f"cache_if must be a function taking the result and returning True to store it, got {options.cache_if!r}"
         raise TypeError(msg)
-    metadata = {"annotation": dict(annotation)} if annotation else None
+    metadata: dict[str, Any] | None = {"annotation": dict(annotation)} if annotation else None
+    fixed_tags, tagger = tags.resolve(options.tags)
+    if fixed_tags:
+        metadata = {**(metadata or {}), "tags": fixed_tags}
     seconds = resolve_ttl(None if callable(options.ttl) else options.ttl, annotation)
     fresh = freshness.make_freshness(options.ttl, cache.ttl if seconds is None else seconds, options.jitter,
                                      options.stale_if_error, options.track_age, function_kind(func), options.stale)
@@ -140,7 +145,8 @@ def make_engine(cache: BaseCache, func: Callable[..., Any], options: Options,
     exclude = own_exclude | cache.exclude if keyed is None else frozenset({custom_key.CALL})
     wait = parse_ttl(options.wait_timeout, what="wait_timeout") or cache.wait_timeout
     lease = _lease_seconds(cache, view, options.shared_flight, function_kind(func))
-    store = view.native_store if fresh is None else None  # the native store keeps no ages: Python engine
+    # The native store keeps no ages, and stores fixed metadata only: those functions take the Python engine.
+    store = view.native_store if fresh is None and tagger is None else None
     if store is not None:
         assert isinstance(identity, str)  # closures get a ClosureIdentity on shared stores only
         engine = Memoizer(called, store, identity, specs, sorted(exclude), seconds, metadata, options.cache_if, wait, private)
@@ -149,6 +155,7 @@ def make_engine(cache: BaseCache, func: Callable[..., Any], options: Options,
     memo = PythonMemo(view, called, identity, sig, specs, exclude, seconds, metadata, options.cache_if, wait, shared,
                       lease)
     memo.freshness = fresh
+    memo.tagger = tagger
     if fresh is not None and fresh.stale is not None:
         memo.revalidator = revalidate.Revalidator(memo, fresh.stale, function_kind(func))
     return memo
@@ -236,7 +243,7 @@ def make_memoized(cache: BaseCache, func: Callable[..., Any], options: Options) 
 def _python_freshness(options: Options) -> bool:
     """Options only the Python engine keeps (entry ages): such a function skips a native front too."""
     return (callable(options.ttl) or options.jitter is not None or options.stale_if_error is not None
-            or options.track_age is True or options.stale is not None)
+            or options.track_age is True or options.stale is not None or callable(options.tags))
 
 
 def _wrap(engine: Memoizer | PythonMemo, func: Callable[..., Any], kind: str, view: EngineView) -> Any:
@@ -338,6 +345,8 @@ class PythonMemo:
         self.freshness: freshness.Freshness | None = None
         #: Stale-while-revalidate (``stale=``, revalidate.py), or None.
         self.revalidator: revalidate.Revalidator | None = None
+        #: Tags computed from each call's inputs (``tags=callable``, tags.py), or None.
+        self.tagger: Callable[[dict[str, Any]], list[str]] | None = None
 
     @property
     def cache_name(self) -> str:
@@ -491,13 +500,17 @@ class PythonMemo:
         store of nothing, ``cache_if`` said no, a computed TTL already over)."""
         if self.view.capabilities.stores_nothing or (self.keep is not None and not self.keep(output)):
             return None, None
-        fresh = self.freshness
+        fresh, metadata = self.freshness, self.metadata
+        if self.tagger is not None:
+            metadata = {**(metadata or {}), "tags": self.tagger(probe.inputs)}
         if fresh is None:
-            return probe.clone(output=output), self.ttl
+            if metadata is self.metadata:
+                return probe.clone(output=output), self.ttl
+            return probe.clone(output=output, metadata=metadata), self.ttl
         ttl = fresh.ttl_for(output)
         if ttl == freshness.SKIP:
             return None, None
-        return probe.clone(output=output, metadata=fresh.stamp(self.metadata or {}, ttl)), fresh.kept_for(ttl)
+        return probe.clone(output=output, metadata=fresh.stamp(metadata or {}, ttl)), fresh.kept_for(ttl)
 
     def not_stored(self, err: Exception, warned: bool) -> bool:
         """A store that failed: the caller still gets its value; nothing was written, so any previous

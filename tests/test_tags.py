@@ -1,0 +1,102 @@
+"""``memoize(tags=...)`` and ``cache.invalidate(tags=...)`` (issue 14, item 5), on every storing backend."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from backends import STORING, make
+
+from oxicache import InMemCache
+
+
+@pytest.fixture(params=STORING)
+def cache(request: pytest.FixtureRequest) -> Any:
+    return make(request.param)
+
+
+def test_static_tags_are_stored_and_invalidated(cache: Any) -> None:
+    runs: list[str] = []
+
+    @cache.memoize(tags=["users", "profiles"])
+    def profile(uid: int) -> str:
+        runs.append(f"p{uid}")
+        return f"profile {uid}"
+
+    @cache.memoize(tags=["orders"])
+    def orders(uid: int) -> list[int]:
+        runs.append(f"o{uid}")
+        return [uid]
+
+    profile(1), profile(2), orders(1)
+    assert sorted(e.metadata["tags"] for e in cache) == [["orders"], ["profiles", "users"], ["profiles", "users"]]
+    assert sorted(e.inputs["uid"] for e in cache.tagged(["users"])) == [1, 2]
+    assert cache.invalidate(tags=["users", "nothing"]) == 2
+    assert len(cache) == 1
+    profile(1), orders(1)
+    assert runs == ["p1", "p2", "o1", "p1"]  # the invalidated entry recomputed, the other one a hit
+    assert cache.invalidate(tags=["nothing"]) == 0
+
+
+def test_tags_computed_from_the_inputs(cache: Any) -> None:
+    runs: list[int] = []
+
+    @cache.memoize(tags=lambda inputs: [f"user:{inputs['uid']}", "feed"])
+    def feed(uid: int, page: int = 0) -> str:
+        runs.append(uid)
+        return f"feed {uid}/{page}"
+
+    feed(1), feed(1, 1), feed(2)
+    assert cache.invalidate(tags=["user:1"]) == 2
+    feed(1), feed(2)
+    assert runs == [1, 1, 2, 1]
+    assert cache.invalidate(tags=["feed"]) == 2
+    assert len(cache) == 0
+
+
+def test_tags_on_coroutine_functions(cache: Any) -> None:
+    runs: list[int] = []
+
+    @cache.memoize(tags=lambda inputs: [f"item:{inputs['item']}"])
+    async def price(item: int) -> int:
+        runs.append(item)
+        return item * 10
+
+    async def main() -> None:
+        assert await price(1) == 10
+        assert await price(1) == 10
+        cache.invalidate(tags=["item:1"])
+        assert await price(1) == 10
+
+    asyncio.run(main())
+    assert runs == [1, 1]
+
+
+def test_static_tags_keep_the_native_engine() -> None:
+    cache = InMemCache()
+
+    @cache.memoize(tags=["a"])
+    def f(x: int) -> int:
+        return x
+
+    assert type(f).__name__ == "Memoizer"
+    f(1)
+    assert cache.invalidate(tags=["a"]) == 1
+
+
+def test_bad_tags() -> None:
+    cache = InMemCache()
+    with pytest.raises(TypeError, match="tags must be a list of str, got the string 'users'; write \\['users'\\]"):
+        cache.memoize(tags="users")(lambda x: x)
+    with pytest.raises(TypeError, match="tags must contain non-empty str, got 3"):
+        cache.memoize(tags=["a", 3])(lambda x: x)
+
+    @cache.memoize(tags=lambda inputs: [inputs["x"]])
+    def f(x: Any) -> Any:
+        return x
+
+    with pytest.raises(TypeError, match="the tags .* returned must contain non-empty str, got 5"):
+        f(5)
+    with pytest.raises(TypeError, match="tags must be a list of str"):
+        cache.invalidate(tags="a")
