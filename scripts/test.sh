@@ -18,9 +18,18 @@ fi
 # shellcheck disable=SC1091
 . .venv/bin/activate
 
-cargo fmt --check
-# Rust unit tests embed libpython; point the loader at this interpreter's shared library.
-LIBDIR=$(python -c "import sysconfig; print(sysconfig.get_config_var('LIBDIR') or '')")
-LD_LIBRARY_PATH="${LIBDIR}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" PYO3_PYTHON="$(command -v python)" cargo test --lib --quiet
+# The format check and the Rust unit tests, unless they passed on exactly this Rust code already.
+# shellcheck source=scripts/stamps.sh
+. scripts/stamps.sh
+rust=$(fingerprint rust Cargo.toml Cargo.lock rustfmt.toml)
+if unchanged .venv/.oxicache-rust-tested "$rust"; then
+    echo "oxicache: Rust unit tests passed on this code already (rust/, Cargo.* unchanged): skipped"
+else
+    cargo fmt --check
+    # Rust unit tests embed libpython; point the loader at this interpreter's shared library.
+    LIBDIR=$(python -c "import sysconfig; print(sysconfig.get_config_var('LIBDIR') or '')")
+    LD_LIBRARY_PATH="${LIBDIR}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" PYO3_PYTHON="$(command -v python)" cargo test --lib --quiet
+    echo "$rust" > .venv/.oxicache-rust-tested
+fi
 
 python -m pytest "$@"
