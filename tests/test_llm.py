@@ -1001,3 +1001,29 @@ def test_concurrent_identical_cache_client_streams_send_one_request(server):
     assert len({tuple(c.model_dump_json() for c in r) for r in results}) == 1
     assert len({id(c) for r in results for c in r}) == 4 * len(results[0])  # each caller has its own objects
     cached.close()
+
+
+def test_a_shared_stream_that_fails_fails_for_every_member(server):
+    import threading
+
+    server.chunk_delay = 0.02
+    server.break_next_stream(after=4)
+    llm = make_llm(server, InMemCache())
+    barrier = threading.Barrier(3)
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        barrier.wait(timeout=60)
+        try:
+            list(llm.stream("q"))
+        except openai.APIError as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert len(errors) == 3 and server.count == 1 and len(llm.cache) == 0
+    text, flags = ask(llm, "stream", "q")
+    expect_new_request(server, 1, text, flags)

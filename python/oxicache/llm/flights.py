@@ -112,11 +112,12 @@ class StreamFlights:
                 pos += 1
                 yield piece
         finally:
-            with self._lock:
+            with self._lock:  # leaving and forgetting at once: nobody joins a flight about to be closed
                 flight.members -= 1
                 last = flight.members == 0
+                if last and key in self._flights and self._flights[key][0] is flight:
+                    del self._flights[key]
             if last and not flight.done:
-                self._forget(key, flight)
                 with lock:
                     flight.done = True
                     close = getattr(flight.upstream, "close", None)
@@ -180,8 +181,9 @@ class AsyncStreamFlights:
             with self._lock:
                 flight.members -= 1
                 last = flight.members == 0
+                if last and where in self._flights and self._flights[where][0] is flight:
+                    del self._flights[where]
             if last and not flight.done:
-                self._forget(where, flight)
                 flight.done = True
                 aclose = getattr(flight.upstream, "aclose", None)
                 if aclose is not None:
