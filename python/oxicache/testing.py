@@ -165,7 +165,8 @@ class BackendContract:
         assert cache.get("f", x=1) == 2 and len(cache) == 1
         entry = cache.annotate("f", x=1, expected=5)
         assert entry.output == 2 and cache.get("f", x=1) == 5  # get returns expected once annotated
-        assert cache.retrieve("f", x=1).output == 2
+        found = cache.retrieve("f", x=1)
+        assert found is not ... and found.output == 2
 
     def test_a_value_the_codec_cannot_store_is_refused_or_kept_never_half_written(self, cache: BaseCache) -> None:
         lock = threading.Lock()  # no codec stores a lock
