@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import replace
+from types import EllipsisType
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, ClassVar, Iterable, Iterator, Mapping, ParamSpec, TypeVar, Union, overload
 
 from oxicache._core import DEFAULT_WAIT_TIMEOUT, CacheEntry, MemoryStore, SingleFlight
@@ -302,9 +303,10 @@ class BaseCache:
         return probe.clone(exclude=self._exclude) if self._exclude else probe
 
     # ---- reading ------------------------------------------------------------------------------
-    def retrieve(self, func: Any = _MISSING, inputs: Any = _MISSING, /, **kwargs: Any) -> CacheEntry | Any:
+    def retrieve(self, func: Any = _MISSING, inputs: Any = _MISSING, /, **kwargs: Any) -> CacheEntry | EllipsisType:
         """The stored entry for the call, or ``...`` when there is none: ``retrieve("f", x=5)``,
-        ``retrieve("f", {"x": 5})``, or ``retrieve(entry)`` for the call a ``CacheEntry`` describes."""
+        ``retrieve("f", {"x": 5})``, or ``retrieve(entry)`` for the call a ``CacheEntry`` describes.
+        Type checkers see ``CacheEntry | EllipsisType``: check ``entry is not ...`` before ``entry.output``."""
         if isinstance(func, CacheEntry) and inputs is _MISSING and not kwargs:
             entry = self._lookup(func)
         else:
