@@ -298,12 +298,13 @@ def test_none_outputs_are_cached_per_item(cache, kind):
         assert rec.batches == [[1, 2], [1, 2, 3]]
 
 
-def test_ellipsis_output_is_cached(storing, kind):
+def test_ellipsis_output_is_not_stored(storing, kind):
+    """``...`` is "no output": an entry without output answers no call (issue 17), so it is computed again."""
     rec = Recorder(lambda item, mult: ...)
     f, call = make_batch(storing, kind, recorder_body(rec))
     assert call([1]) == [...]
     assert call([1]) == [...]
-    assert rec.batches == [[1]]
+    assert rec.batches == [[1], [1]]
 
 
 def test_empty_batch_returns_empty_list_without_calling(cache, kind):

@@ -332,8 +332,13 @@ class BaseCache:
         return entry
 
     def _memo_lookup(self, probe: CacheEntry, func: Callable[..., Any]) -> CacheEntry | None:
-        """A memoized call's lookup (``func`` is the decorated function; CallbackCache passes it to feeds)."""
-        return self._lookup(probe)
+        """A memoized call's lookup (``func`` is the decorated function; CallbackCache passes it to feeds). An
+        entry without output (``set()`` without ``output=``, an import) is no answer: a miss."""
+        entry = self._get(probe)
+        if entry is not None and entry.value is ...:
+            entry = None
+        self._count("misses" if entry is None else "hits")
+        return entry
 
     def _memo_lookup_many(self, probes: list[CacheEntry], func: Callable[..., Any]) -> list[CacheEntry | None]:
         """``_memo_lookup`` of each probe (a batch of ``batch_memoize``), read with one ``_get_many``; one

@@ -231,9 +231,12 @@ impl Memoizer {
         self.store.get().count_event(|s| s.misses += 1);
     }
 
-    /// Stores a computed `output` under `key`, unless `cache_if` rejects it. `inputs` are the entry's
+    /// Stores a computed `output` under `key`, unless it is `...` or `cache_if` rejects it. `inputs` are the entry's
     /// inputs when they do not decode from the key (`stored_inputs`, taken before the call).
     fn store_output(&self, py: Python<'_>, key: &[u8], inputs: Option<Py<PyDict>>, output: &Py<PyAny>) -> PyResult<()> {
+        if output.bind(py).is(py.Ellipsis()) {
+            return Ok(()); // `...` is "no output": such an entry answers no call, so it is not stored
+        }
         if let Some(keep) = &self.cache_if {
             if !shutdown::call(keep.bind(py), &[output.bind(py)])?.is_truthy()? {
                 return Ok(());

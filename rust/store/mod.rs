@@ -47,6 +47,14 @@ impl Payload {
         }
     }
 
+    /// Whether a memoized call may return this payload: an entry without output (`...`, as `set()`
+    /// without `output=` or an import writes it) and without `expected` holds no value to return, so the
+    /// call is a miss and the function runs. Pointer comparisons only: safe under the store's lock.
+    #[inline]
+    pub fn answers(&self, py: Python<'_>) -> bool {
+        self.extra.as_deref().is_some_and(|e| e.expected.is_some()) || !self.output.bind(py).is(py.Ellipsis())
+    }
+
     fn clone_ref(&self, py: Python<'_>) -> Payload {
         Payload {
             output: self.output.clone_ref(py),
@@ -218,17 +226,18 @@ impl MemoryStore {
     /// The memoizer's lookup: the hit value, counting the hit or miss.
     #[inline]
     pub fn lookup(&self, py: Python<'_>, key: &[u8]) -> Option<Py<PyAny>> {
-        self.counted_lookup(key, |payload| payload.value(py))
+        self.counted_lookup(key, |payload| payload.answers(py).then(|| payload.value(py)))
     }
 
     /// Looks `key` up, counting a hit or a miss (and an expiration), and maps a hit's payload with `f`
-    /// under the lock (`f` must not run Python code). An expired payload is dropped after unlocking.
-    fn counted_lookup<T>(&self, key: &[u8], f: impl FnOnce(&Payload) -> T) -> Option<T> {
+    /// under the lock (`f` must not run Python code; None from it is a miss). An expired payload is dropped
+    /// after unlocking.
+    fn counted_lookup<T>(&self, key: &[u8], f: impl FnOnce(&Payload) -> Option<T>) -> Option<T> {
         let mut expired = None;
         let found = {
             let mut inner = self.inner.lock();
             let found = match inner.lru.get(key, || self.now()) {
-                Lookup::Hit(payload) => Some(f(payload)),
+                Lookup::Hit(payload) => f(payload),
                 Lookup::Expired(payload) => {
                     expired = Some(payload);
                     None
@@ -253,14 +262,23 @@ impl MemoryStore {
     #[inline]
     pub fn lookup_hit(&self, py: Python<'_>, key: &[u8]) -> Option<Py<PyAny>> {
         let mut inner = self.inner.lock();
-        let value = inner.lru.get_live(key, || self.now())?.value(py);
+        let payload = inner.lru.get_live(key, || self.now())?;
+        if !payload.answers(py) {
+            return None; // no output: the full path counts the miss
+        }
+        let value = payload.value(py);
         inner.stats.hits += 1;
         Some(value)
     }
 
     /// The hit value for `key` without counting a lookup (the leader's re-check after winning a flight).
     pub fn peek_value(&self, py: Python<'_>, key: &[u8]) -> Option<Py<PyAny>> {
-        self.inner.lock().lru.peek(key, || self.now()).map(|p| p.value(py))
+        self.inner
+            .lock()
+            .lru
+            .peek(key, || self.now())
+            .filter(|p| p.answers(py))
+            .map(|p| p.value(py))
     }
 
     /// Stores `payload` under `key` (`ttl` in ns, 0 = the store's default).
@@ -422,7 +440,7 @@ impl MemoryStore {
             self.inner.lock().stats.misses += 1;
             return Ok(None);
         };
-        let found = self.counted_lookup(&key, |p| p.clone_ref(py));
+        let found = self.counted_lookup(&key, |p| Some(p.clone_ref(py)));
         found.map(|p| self.to_entry(py, func, &key, &p)).transpose()
     }
 

@@ -1,8 +1,10 @@
 """Matrix row R15: None, exceptions and ``cache_if``, on every storing backend.
 
 - ``None`` is a value like any other: stored, and a hit afterwards. The miss sentinel of the direct API
-  is ``...`` (``cache.get`` returns it on a miss); a function may even return ``...`` itself: memoized
-  calls still hit, and ``exists()``/``retrieve()`` tell a stored ``...`` from a miss.
+  is ``...`` (``cache.get`` returns it on a miss), and an entry's output of ``...`` means "no output"
+  (``set()`` without ``output=``, an imported line without one): such an entry answers no memoized call
+  (issue 17), so a function returning ``...`` runs each time and nothing is stored for it;
+  ``exists()``/``retrieve()`` still tell an entry without output from a miss.
 - Exceptions are never cached: the caller gets the very exception object the function raised (same
   type, message and traceback, whose innermost frame is in the function), nothing is stored, and the
   next call runs the function again.
@@ -47,7 +49,7 @@ def test_none_is_stored_and_hits(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", STORING)
-def test_ellipsis_as_a_result_is_stored_and_told_apart_from_a_miss(name: str) -> None:
+def test_ellipsis_means_no_output_and_is_never_a_hit(name: str) -> None:
     cache = make(name)
     runs: list[int] = []
 
@@ -58,7 +60,10 @@ def test_ellipsis_as_a_result_is_stored_and_told_apart_from_a_miss(name: str) ->
 
     assert f(1) is ...
     assert f(1) is ...
-    assert runs == [1]  # a stored ... is a hit, not mistaken for a miss
+    assert runs == [1, 1]  # `...` is no output: not stored, so never replayed
+    assert not cache.exists(f, x=1)
+    cache.set(f, x=1)  # an entry without output: there, but no answer
+    assert f(1) is ... and runs == [1, 1, 1]
     assert cache.exists(f, x=1) and not cache.exists(f, x=2)
     entry = cache.retrieve(f, x=1)
     assert isinstance(entry, CacheEntry) and entry.output is ...

@@ -438,6 +438,8 @@ class PythonMemo:
                failures: list[BaseException], args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> Any:
         """A lookup's end: the stored value, or the miss to complete."""
         stale = None
+        if found is not None and found.value is ...:
+            found = None  # an entry without output (set() without output=, an import) answers no call
         if found is not None and not self.acceptable(found, mode):
             swr = self.revalidator
             if swr is not None and mode == NORMAL and swr.serve(found, probe, probe._call_snapshot, args, kwargs or {}):
@@ -455,7 +457,10 @@ class PythonMemo:
         return pending
 
     def acceptable(self, found: CacheEntry, mode: int) -> bool:
-        """A found entry may answer the call: always, unless the function keeps ages or max_age() is on."""
+        """A found entry may answer the call: one with a value (not an entry without output), fresh enough
+        when the function keeps ages or max_age() is on."""
+        if found.value is ...:
+            return False
         if self.freshness is None and mode != MAX_AGE:
             return True
         return freshness.acceptable(found, mode)
@@ -498,8 +503,8 @@ class PythonMemo:
     def kept(self, probe: CacheEntry, output: Any) -> tuple[CacheEntry | None, float | None]:
         """The entry to store and how long the backend keeps it, or None when nothing is stored (a
         store of nothing, ``cache_if`` said no, a computed TTL already over)."""
-        if self.view.capabilities.stores_nothing or (self.keep is not None and not self.keep(output)):
-            return None, None
+        if self.view.capabilities.stores_nothing or output is ... or (self.keep is not None and not self.keep(output)):
+            return None, None  # (`...` is "no output": an entry of it would answer no call)
         fresh, metadata = self.freshness, self.metadata
         if self.tagger is not None:
             metadata = {**(metadata or {}), "tags": self.tagger(probe.inputs)}
