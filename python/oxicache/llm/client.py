@@ -229,8 +229,9 @@ def _preset(name: str | None) -> dict[str, Any]:
 def _pieces(chunks: Iterator[Piece]) -> Iterator[Text]:
     try:
         for chunk, cached, _ in chunks:
-            if not blank_chunk(chunk):
-                yield Text(chunk_text(chunk), cached=cached, raw=chunk)
+            text = chunk_text(chunk)
+            if text or not blank_chunk(chunk):
+                yield Text(text, cached=cached, raw=chunk)
     except Unfinished:
         return  # the stream ended without a finish_reason: what came is all there is, and it is not stored
     finally:
@@ -242,8 +243,9 @@ def _pieces(chunks: Iterator[Piece]) -> Iterator[Text]:
 async def _apieces(chunks: AsyncIterator[Piece]) -> AsyncIterator[Text]:
     try:
         async for chunk, cached, _ in chunks:
-            if not blank_chunk(chunk):
-                yield Text(chunk_text(chunk), cached=cached, raw=chunk)
+            text = chunk_text(chunk)
+            if text or not blank_chunk(chunk):
+                yield Text(text, cached=cached, raw=chunk)
     except Unfinished:
         return
     finally:
