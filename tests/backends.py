@@ -158,6 +158,7 @@ def _drop_tables() -> None:
             engine = sqlalchemy.create_engine(url)
             with engine.begin() as conn:
                 conn.execute(sqlalchemy.text(f'DROP TABLE IF EXISTS {table}'))
+                conn.execute(sqlalchemy.text(f'DROP TABLE IF EXISTS {table}_tags'))  # the tag index
             engine.dispose()
         except Exception:  # best effort: the server may be gone already
             pass

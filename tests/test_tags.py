@@ -100,3 +100,51 @@ def test_bad_tags() -> None:
         f(5)
     with pytest.raises(TypeError, match="tags must be a list of str"):
         cache.invalidate(tags="a")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mysql"])
+def test_database_invalidates_through_its_tag_index(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = make(backend)
+
+    @cache.memoize(tags=lambda inputs: [f"user:{inputs['uid']}"])
+    def f(uid: int) -> int:
+        return uid
+
+    for uid in range(20):
+        f(uid)
+
+    def no_scan() -> Any:
+        raise AssertionError("invalidate read every entry")
+
+    monkeypatch.setattr(cache, "_iter", no_scan)
+    assert cache.invalidate(tags=["user:3", "user:7", "user:99"]) == 2
+    assert len(cache) == 18
+    cache.clear()
+    f(3)
+    assert cache.invalidate(tags=["user:3"]) == 1
+
+
+def test_a_store_made_before_tags_gets_its_index(tmp_path: Any) -> None:
+    import sqlite3
+
+    from oxicache import DatabaseCache
+
+    path = str(tmp_path / "old.db")
+    old = DatabaseCache(provider="sqlite", database=path)
+    old.set("f", output=1, x=1)
+    old.close()
+    with sqlite3.connect(path) as conn:  # as an oxicache without tags left it
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for name in tables:
+            if name.endswith("_tags"):
+                conn.execute(f"DROP TABLE {name}")
+    cache = DatabaseCache(provider="sqlite", database=path)
+    assert cache.get("f", x=1) == 1
+
+    @cache.memoize(tags=["t"])
+    def g(x: int) -> int:
+        return x
+
+    g(1)
+    assert cache.invalidate(tags=["t"]) == 1
+    assert cache.get("f", x=1) == 1

@@ -19,6 +19,7 @@ from oxicache.backends._fs import check_writable_file, hold_sqlite_file, prepare
 from oxicache.backends._leases import FILE_LOCKS, FileLeases, LocalLeases, LockLeasedCache, lease_options
 from oxicache.backends._records import check_key, from_columns, key_hex, ref_key, to_columns
 from oxicache.backends._reserve import Reserve, is_full, reserve_path
+from oxicache.backends._sqltags import build_tags_table, delete_tagged, delete_tags, insert_tag
 from oxicache.backends._sql import (
     BUSY_TIMEOUT_MS,
     CONFLICT_RETRIES,
@@ -256,6 +257,7 @@ class DatabaseCache(LockLeasedCache):  # leases: server locks, or file locks for
         with SQLITE_GATE if self._gated else _UNGATED:
             self._connect_once(sa)
             self.table: Table = build_table(sa, table, self._dialect_name)
+            self.tags_table: Table = build_tags_table(sa, table, self._dialect_name)  # _sqltags.py
             self._create_table(sa)
         # A SQLite file: disk space held beside it that clear() frees on a full disk (_delete_all)
         file = self._gated and not str(self._url.database).startswith("file:")
@@ -415,6 +417,7 @@ class DatabaseCache(LockLeasedCache):  # leases: server locks, or file locks for
             try:
                 with self._engine.begin() as conn, self._watching(conn):
                     self.table.create(conn, checkfirst=True)
+                    self.tags_table.create(conn, checkfirst=True)  # also for a store made before tags
                 with self._engine.connect() as conn, self._watching(conn):
                     columns = {c["name"] for c in sa.inspect(conn).get_columns(self._table_name)}
                 missing = sorted(set(self.table.c.keys()) - columns)
@@ -471,6 +474,12 @@ class DatabaseCache(LockLeasedCache):  # leases: server locks, or file locks for
             same_func = sa.and_(same_func, sa.func.char_length(c.func) == sa.func.char_length(func))
         self._q_count_func = comp(sa.select(sa.func.count()).select_from(t).where(same_func, live))
         self._q_clear_func = comp(sa.delete(t).where(same_func))
+        self._q_tag = comp(insert_tag(sa, self.tags_table, self._dialect_name))
+        self._q_untag_all = comp(sa.delete(self.tags_table))
+        # invalidate's two statements per padded number of tags, compiled when first used
+        self._compile_invalidate: Callable[[int], tuple[Stmt, Stmt]] = lambda n: (
+            comp(delete_tagged(sa, t, self.tags_table, n)), comp(delete_tags(sa, self.tags_table, n)))
+        self._q_invalidate: dict[int, tuple[Stmt, Stmt]] = {}
         after = sa.bindparam("after")
         self._q_page = comp(sa.select(c.key, *data).where(c.key > after, live).order_by(c.key).limit(_PAGE))
 
@@ -632,6 +641,7 @@ class DatabaseCache(LockLeasedCache):  # leases: server locks, or file locks for
 
     def _set(self, entry: CacheEntry, ttl: float | None) -> None:
         self._run(self._q_upsert, self._upsert_args(entry, ttl), 0)
+        self._index_tags(entry)
         if self._reserve is not None:
             self._reserve.after_store()  # remakes a reserve that clear() used, once stores fit again
 
@@ -673,6 +683,7 @@ class DatabaseCache(LockLeasedCache):  # leases: server locks, or file locks for
 
     def _clear(self) -> None:
         self._delete_all(self._q_clear, {})
+        self._delete_all(self._q_untag_all, {})
 
     def _count_func(self, func: str) -> int:
         row = self._run(self._q_count_func, self._q_count_func.args({"func": func, "now": time.time()}), 1)
@@ -758,9 +769,35 @@ class DatabaseCache(LockLeasedCache):  # leases: server locks, or file locks for
             stored = leases.store_then_release(key, token, self._q_upsert.sql, args)
         else:
             stored = leases.store_then_release(key, token, lambda: self._run(self._q_upsert, args, 0))
+        if stored:
+            self._index_tags(entry)
         if stored and self._reserve is not None:
             self._reserve.after_store()
         return stored
+
+    def _index_tags(self, entry: CacheEntry) -> None:
+        """The tag index rows of a stored entry (``memoize(tags=...)``; _sqltags.py)."""
+        tags = entry.metadata.get("tags")
+        if not tags:
+            return
+        key = key_hex(entry.shared_key)
+        for tag in tags:
+            self._run(self._q_tag, self._q_tag.args({"tag": tag, "key": key}), 0)
+
+    def _invalidate_tags(self, tags: frozenset[str]) -> int:
+        """One indexed DELETE of the entries with any of ``tags``, then their index rows."""
+        removed = 0
+        names = sorted(tags)
+        for start in range(0, len(names), _MANY):
+            chunk = names[start:start + _MANY]
+            size = 1 << (len(chunk) - 1).bit_length()
+            stmts = self._q_invalidate.get(size)
+            if stmts is None:
+                stmts = self._q_invalidate[size] = self._compile_invalidate(size)
+            values = {f"t{i}": tag for i, tag in enumerate(chunk + chunk[-1:] * (size - len(chunk)))}
+            removed += int(self._run(stmts[0], stmts[0].args(values), 0))
+            self._run(stmts[1], stmts[1].args(values), 0)
+        return removed
 
     # ---- public extras --------------------------------------------------------------------------
     def expire(self) -> int:
