@@ -20,6 +20,8 @@ mod vectorcall;
 #[pyo3::pymodule]
 mod _core {
     #[pymodule_export]
+    use crate::codec::allow::unrevived_factory;
+    #[pymodule_export]
     use crate::codec::{allow_type, decode_binary, decode_json, encode_binary, encode_json, revive_imported};
     #[pymodule_export]
     use crate::controls::{controls_activated, controls_var};

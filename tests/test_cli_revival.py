@@ -90,3 +90,29 @@ def test_allow_explains_main_classes(store: tuple[Path, str]) -> None:
     assert result.returncode == 2 and "Traceback" not in result.stderr
     [line] = result.stderr.strip().splitlines()
     assert "__main__" in line and "cannot be imported by the CLI" in line and "move Local into a module" in line
+
+
+def test_export_of_one_function_is_not_blocked_by_records_of_others(store: tuple[Path, str]) -> None:
+    """The __main__ class of `locals` cannot be read by the CLI; exporting `points` (with --allow) still works,
+    and exporting everything, or `locals`, refuses and writes nothing."""
+    tmp, spec = store
+    out = tmp / "points.jsonl"
+    result = cli(tmp, "export", spec, "--func", "points", "--allow", "shapes:Point", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    lines = out.read_text().splitlines()
+    assert len(lines) == 4 and all('"$dataclass":"shapes:Point"' in line for line in lines)
+
+    for args in ([], ["--func", "locals"]):
+        refused = cli(tmp, "export", spec, *args, "--allow", "shapes:Point", "-o", str(tmp / "all.jsonl"))
+        assert refused.returncode == 2 and "Traceback" not in refused.stderr
+        [line] = refused.stderr.strip().splitlines()
+        assert "(__main__:Local)" in line and "nothing was written" in line
+        assert "a __main__ class cannot be imported by the CLI" in line
+        assert not (tmp / "all.jsonl").exists()
+
+
+def test_export_names_the_allow_it_needs(store: tuple[Path, str]) -> None:
+    tmp, spec = store
+    refused = cli(tmp, "export", spec, "--func", "points")
+    assert refused.returncode == 2
+    assert "(shapes:Point); nothing was written; read them with --allow shapes:Point" in refused.stderr

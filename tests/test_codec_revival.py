@@ -230,3 +230,30 @@ def test_types_must_be_a_list(tmp_path: Path) -> None:
 def test_not_allowed_error_keeps_the_decoding_error_family() -> None:
     assert issubclass(ValueNotAllowedError, ValueDecodingError)
     assert oxicache.codec.ValueNotAllowedError is ValueNotAllowedError
+
+
+def test_placeholders_are_for_this_thread_and_this_block_only() -> None:
+    """The CLI's export reads records of classes it does not revive as placeholders, to learn their
+    function; no other thread, and nothing after the block, ever gets one."""
+    import threading
+
+    from oxicache import codec
+
+    text = '[{"$namedtuple": "oxicache_no_such_module:Thing", "items": [1]}]'
+    elsewhere: list[BaseException] = []
+
+    def other_thread() -> None:
+        try:
+            codec.decode_json(text)
+        except ValueNotAllowedError as err:
+            elsewhere.append(err)
+
+    with codec.unrevived_placeholders() as made:
+        [value] = codec.decode_json(text)
+        thread = threading.Thread(target=other_thread)
+        thread.start()
+        thread.join()
+    assert isinstance(value, codec.Unrevived) and value.type_name == "oxicache_no_such_module:Thing" and value.data == [1]
+    assert made == ["oxicache_no_such_module:Thing"] and len(elsewhere) == 1
+    with pytest.raises(ValueNotAllowedError):
+        codec.decode_json(text)

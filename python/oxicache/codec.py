@@ -17,14 +17,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import pickle
+import contextlib
 import dataclasses
 import enum
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from oxicache._core import allow_type, decode_binary, decode_json, encode_binary, encode_json
 from oxicache._core import revive_imported as _revive_imported
+from oxicache._core import unrevived_factory
 from oxicache.errors import ValueDecodingError, ValueEncodingError, ValueNotAllowedError
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "ValueDecodingError",
     "ValueEncodingError",
     "ValueNotAllowedError",
+    "Unrevived",
     "allow",
     "allow_types",
     "is_plain_data_class",
@@ -63,6 +66,42 @@ def revive_imported(enabled: bool) -> bool:
         msg = f"revive_imported() takes True or False, got {enabled!r}"
         raise TypeError(msg)
     return _revive_imported(enabled)
+
+
+class Unrevived:
+    """Stands for a value of a class this process does not revive, inside ``unrevived_placeholders()``:
+    ``type_name`` (``module:qualname``) and the stored ``data`` (fields, items or Enum value)."""
+
+    __slots__ = ("data", "type_name")
+
+    def __init__(self, type_name: str, data: Any) -> None:
+        self.type_name, self.data = type_name, data
+
+    def __repr__(self) -> str:
+        return f"<{self.type_name} not revived>"
+
+    def __cache_key__(self) -> tuple[str, str]:
+        # Never the key of the real value: a record keyed on such an argument reads as not matching its key.
+        return ("oxicache.codec.Unrevived", self.type_name)
+
+
+@contextlib.contextmanager
+def unrevived_placeholders() -> Iterator[list[str]]:
+    """For tools that inspect a store (the CLI's export), never around a cache's reads: in this thread,
+    decoding gives an ``Unrevived`` for a value of a class this process does not revive, instead of
+    raising ``ValueNotAllowedError``, so the rest of the record (its function, its inputs) can be read.
+    Yields the list of type names of the placeholders made, in order."""
+    made: list[str] = []
+
+    def factory(type_name: str, data: Any) -> Unrevived:
+        made.append(type_name)
+        return Unrevived(type_name, data)
+
+    previous = unrevived_factory(factory)
+    try:
+        yield made
+    finally:
+        unrevived_factory(previous)
 
 
 def is_plain_data_class(cls: object) -> bool:

@@ -162,6 +162,34 @@ fn imported_plain_class<'py>(py: Python<'py>, name: &str) -> PyResult<Result<Bou
     Ok(Ok(ty))
 }
 
+thread_local! {
+    /// Set only inside `oxicache.codec.unrevived_placeholders()` (a tool inspecting a store, never a
+    /// cache's reads): makes a value of a class not revived here from `(type name, stored data)`.
+    static UNREVIVED: std::cell::RefCell<Option<Py<PyAny>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Sets this thread's placeholder factory (None: off); returns the previous one.
+#[pyfunction]
+#[pyo3(signature = (factory))]
+pub fn unrevived_factory(factory: Option<Py<PyAny>>) -> Option<Py<PyAny>> {
+    UNREVIVED.with(|cell| cell.replace(factory))
+}
+
+/// Under a placeholder factory: the placeholder for a value of `name` when this process does not revive
+/// that class; None otherwise (always None, after one thread-local read, outside the factory's scope).
+pub fn unrevived(py: Python<'_>, name: &str, data: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
+    let Some(factory) = UNREVIVED.with(|cell| cell.borrow().as_ref().map(|f| f.clone_ref(py))) else {
+        return Ok(None);
+    };
+    match allowed_class_any(py, name) {
+        Ok(_) => Ok(None),
+        Err(err) if crate::errors::is_codec_error(py, &err, "ValueNotAllowedError") => {
+            Ok(Some(factory.call1(py, (name, data))?))
+        }
+        Err(err) => Err(err),
+    }
+}
+
 /// `oxicache.codec.revive_imported(enabled)`: whether records may name already-imported plain-data
 /// classes that are not on the allow-list (on by default). Returns the previous setting.
 #[pyfunction]

@@ -6,7 +6,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::key::known_types;
 
-use super::allow::{allowed_class, Family};
+use super::allow::{allowed_class, unrevived, Family};
 use super::decode_error;
 use super::parts::is_plain_dtype;
 
@@ -78,6 +78,9 @@ pub fn revive_path(py: Python<'_>, class: &str, text: &Bound<'_, PyAny>) -> PyRe
 
 /// A dataclass revived as pickle does: without `__init__`, fields set as stored.
 pub fn revive_dataclass(py: Python<'_>, name: &str, fields: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {
+    if let Some(placeholder) = unrevived(py, name, fields.as_any())? {
+        return Ok(placeholder);
+    }
     let cls = allowed_class(py, name, Family::Dataclass)?;
     let declared = known_types::get(py)?.dataclass_fields.bind(py).call1((&cls,))?;
     let mut names = Vec::new();
@@ -110,6 +113,9 @@ pub fn revive_dataclass(py: Python<'_>, name: &str, fields: &Bound<'_, PyDict>) 
 }
 
 pub fn revive_pydantic(py: Python<'_>, name: &str, fields: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {
+    if let Some(placeholder) = unrevived(py, name, fields.as_any())? {
+        return Ok(placeholder);
+    }
     let cls = allowed_class(py, name, Family::Pydantic)?;
     let declared = cls.getattr("model_fields")?;
     let mut n_declared = 0;
@@ -135,10 +141,16 @@ pub fn revive_pydantic(py: Python<'_>, name: &str, fields: &Bound<'_, PyDict>) -
 }
 
 pub fn revive_enum(py: Python<'_>, name: &str, value: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+    if let Some(placeholder) = unrevived(py, name, value)? {
+        return Ok(placeholder);
+    }
     Ok(allowed_class(py, name, Family::Enum)?.call1((value,))?.unbind())
 }
 
 pub fn revive_namedtuple(py: Python<'_>, name: &str, items: &Bound<'_, PyList>) -> PyResult<Py<PyAny>> {
+    if let Some(placeholder) = unrevived(py, name, items.as_any())? {
+        return Ok(placeholder);
+    }
     let args = PyTuple::new(py, items.iter())?;
     Ok(allowed_class(py, name, Family::NamedTuple)?.call1(args)?.unbind())
 }

@@ -31,7 +31,7 @@ from oxicache.cli.stores import (
 from oxicache._core import CacheEntry
 from oxicache.cli.progress import Progress, run_with_spinner
 from oxicache.base import BaseCache
-from oxicache.codec import decode_json, encode_binary, encode_json
+from oxicache.codec import decode_json, encode_binary, encode_json, unrevived_placeholders
 from oxicache.durations import resolve_ttl
 from oxicache.errors import ValueDecodingError
 from oxicache.records import dump_record
@@ -360,15 +360,31 @@ def _cmd_export(args: argparse.Namespace) -> int:
         msg = f"cannot write {args.output or 'a temporary file'!r}: {err.strerror or err}"
         raise CliError(msg) from None
     count = 0
+    blocked: Counter[str] = Counter()  # classes the CLI does not revive, in entries to export
     try:
-        with cache, capture_damage() as damage, Progress("exporting", len(cache)) as bar:
+        # Values of classes the CLI does not revive read as placeholders, so a record's function is known:
+        # only entries that are to be exported need their classes (--func f is not blocked by others).
+        with cache, capture_damage() as damage, unrevived_placeholders() as made, \
+                Progress("exporting", len(cache)) as bar:
+            seen = 0
             for entry in cache.iter_entries():
                 bar.advance()
+                placeholders, seen = made[seen:], len(made)
                 if filters.match(entry):
+                    if placeholders:
+                        blocked.update(set(placeholders))
+                        continue
                     tmp.write(_json_text(entry.to_dict()))
                     tmp.write("\n")
                     count += 1
         tmp.close()
+        if blocked:
+            names = " ".join(f"--allow {name}" for name in sorted(blocked))
+            main = " (a __main__ class cannot be imported by the CLI: see oxicache --allow)" if any(
+                name.startswith("__main__:") for name in blocked) else ""
+            msg = printable(f"entries to export hold values of classes the CLI does not revive "
+                            f"({', '.join(sorted(blocked))}); nothing was written; read them with {names}{main}")
+            raise CliError(msg)
         if damage.messages:
             damage.report(_prog(args))
             msg = (f"{len(damage.messages)} record(s) of {spec} could not be read, so the export would be "
