@@ -23,13 +23,13 @@ from typing import NamedTuple
 
 from oxicache._core import KEY_SCHEME_VERSION
 
-__all__ = ["FOLDER", "FuncIndex", "Marker", "Stamp", "stamp"]
+__all__ = ["FOLDER", "FuncIndex", "Marker", "Stamp", "stamp", "stamp_name"]
 
 #: The index's folder, inside the cache's folder.
 FOLDER = "index"
 #: The file saying every entry of the folder has its marker (written once the migration is done).
 COMPLETE = "complete"
-_HEX = frozenset("0123456789abcdef")
+_MARKERS = re.compile(r"^([0-9a-f]{32})\.([0-9]+\.[0-9]+\.[0-9]+(?:\.t)?)$", re.MULTILINE | re.ASCII)
 _FOLDER = re.compile(r"[0-9a-f]{32}")
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_BINARY = getattr(os, "O_BINARY", 0)
@@ -45,9 +45,18 @@ def stamp(st: os.stat_result) -> Stamp:
 
 
 class Marker(NamedTuple):
-    path: str
-    stamp: Stamp
-    expires: bool  # holds an expiry time (read with ``expiry``); else the entry never expires
+    folder: str
+    name: str  # "<inode>.<size>.<mtime ns>", plus ".t" for an entry that expires (its time is inside)
+
+    @property
+    def expires(self) -> bool:
+        return self.name.endswith(".t")
+
+
+def stamp_name(st: os.stat_result) -> str:
+    """The marker name (without key and ``.t``) of a file with this stat: compared as text, so counting
+    builds no tuple per marker."""
+    return f"{st.st_ino}.{st.st_size}.{st.st_mtime_ns}"
 
 
 class FuncIndex:
@@ -121,24 +130,19 @@ class FuncIndex:
     @staticmethod
     def _list(folder: str, found: dict[str, list[Marker]]) -> None:
         try:
-            with os.scandir(folder) as it:
-                names = [d.name for d in it]
+            names = os.listdir(folder)
         except FileNotFoundError:
             return
-        for name in names:  # "<key hex>.<inode>.<size>.<mtime ns>[.t]" (split, not a regex: faster)
-            parts = name.split(".")
-            key, numbers, t = parts[0], parts[1:4], parts[4:]
-            if len(key) == 32 and _HEX.issuperset(key) and len(numbers) == 3 and t in ([], ["t"]) and \
-                    all(n.isascii() and n.isdigit() for n in numbers):
-                of = (int(numbers[0]), int(numbers[1]), int(numbers[2]))
-                found.setdefault(key, []).append(Marker(os.path.join(folder, name), of, bool(t)))
+        # One regex pass over the whole listing (C speed): "<key hex>.<inode>.<size>.<mtime ns>[.t]"
+        for key, rest in _MARKERS.findall("\n".join(names)):
+            found.setdefault(key, []).append(Marker(folder, rest))
 
     @staticmethod
-    def expiry(marker: Marker) -> float | None:
+    def expiry(key: str, marker: Marker) -> float | None:
         """The expiry time an expiring entry's marker holds; None when it cannot be read (being written,
         removed): the entry is then read instead."""
         try:
-            with open(marker.path, "rb") as f:
+            with open(os.path.join(marker.folder, f"{key}.{marker.name}"), "rb") as f:
                 return float(f.read(64).decode("ascii"))
         except (OSError, ValueError):
             return None

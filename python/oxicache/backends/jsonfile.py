@@ -13,7 +13,7 @@ from typing import Callable, Iterable, Iterator
 from oxicache._core import CacheEntry
 from oxicache.backends import _fs
 from oxicache.backends._jsonindex import FOLDER as INDEX
-from oxicache.backends._jsonindex import FuncIndex, Marker, Stamp, stamp
+from oxicache.backends._jsonindex import FuncIndex, Marker, Stamp, stamp, stamp_name
 from oxicache.backends._leases import FILE_LOCKS, FileLeases, LockLeasedCache, lease_options
 from oxicache.backends._records import check_key, expires_at, from_json_record, key_hex, ref_key, to_json_record
 from oxicache.base import Capabilities, Ref
@@ -81,6 +81,7 @@ class JsonCache(LockLeasedCache):  # leases: file locks in leases/ (backends/_le
             msg = f"JsonCache path must be a str or a pathlib.Path, got {type(folder).__name__}"
             raise TypeError(msg)
         self._dir = os.path.abspath(os.path.expanduser(folder))
+        self._prefix = os.path.join(self._dir, "")  # the folder and a separator: entry paths by concatenation
         self._fsync = bool(fsync)
         # A symbolic link loop or a read-only folder fails here with a clear message, not on the first call.
         _fs.prepare_folder(self._dir, f"JsonCache cannot use the folder {self._dir!r}")
@@ -286,7 +287,7 @@ class JsonCache(LockLeasedCache):  # leases: file locks in leases/ (backends/_le
         for key, found in self._index.markers(func).items():
             live = self._live(key, found, now)
             for marker in found:
-                self._unlink(marker.path)
+                self._unlink(os.path.join(marker.folder, f"{key}.{marker.name}"))
             if self._unlink(self._file(int(key, 16))):
                 removed += live
         return removed
@@ -295,17 +296,18 @@ class JsonCache(LockLeasedCache):  # leases: file locks in leases/ (backends/_le
         """The entry of ``key`` (hex) exists and has not expired, told by the one marker naming its file's
         stamp (one stat); read when no single marker does (or an expiring one is unreadable), and when it
         has expired (``_load`` removes it)."""
-        path = os.path.join(self._dir, key + ".json")
+        path = self._prefix + key + ".json"
         try:
             st = os.stat(path)
         except OSError:
             return False  # removed: its markers stay until the function is cleared
-        now_stamp = stamp(st)
-        agree = [m for m in markers if m.stamp == now_stamp] if st.st_ino and stat.S_ISREG(st.st_mode) else []
+        name = stamp_name(st)
+        agree = [m for m in markers if m.name == name or m.name == name + ".t"] \
+            if st.st_ino and stat.S_ISREG(st.st_mode) else []
         if len(agree) == 1:
             if not agree[0].expires:
                 return True
-            expiry = self._index.expiry(agree[0])
+            expiry = self._index.expiry(key, agree[0])
             if expiry is not None and not self._expired(expiry, now):
                 return True
         return self._load(path, int(key, 16), warn=False) is not None
@@ -345,9 +347,9 @@ class JsonCache(LockLeasedCache):  # leases: file locks in leases/ (backends/_le
         return self._unlink(path) and live
 
     def _clear(self) -> None:
-        for found in self._index.all_markers().values():  # markers first, as _clear_func
+        for key, found in self._index.all_markers().items():  # markers first, as _clear_func
             for marker in found:
-                self._unlink(marker.path)
+                self._unlink(os.path.join(marker.folder, f"{key}.{marker.name}"))
         for path, _ in self._entry_files():
             self._unlink(path)
         self._sweep_temp()
