@@ -102,8 +102,8 @@ def test_bad_tags() -> None:
         cache.invalidate(tags="a")
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mysql"])
-def test_database_invalidates_through_its_tag_index(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mysql", "redis"])
+def test_invalidate_goes_through_a_tag_index(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
     cache = make(backend)
 
     @cache.memoize(tags=lambda inputs: [f"user:{inputs['uid']}"])
@@ -118,7 +118,9 @@ def test_database_invalidates_through_its_tag_index(backend: str, monkeypatch: p
 
     monkeypatch.setattr(cache, "_iter", no_scan)
     assert cache.invalidate(tags=["user:3", "user:7", "user:99"]) == 2
+    monkeypatch.undo()  # len() reads entries on Redis
     assert len(cache) == 18
+    assert sorted(e.inputs["uid"] for e in cache if e.inputs["uid"] in (2, 3, 7, 8)) == [2, 8]
     cache.clear()
     f(3)
     assert cache.invalidate(tags=["user:3"]) == 1

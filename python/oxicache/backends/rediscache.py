@@ -15,6 +15,11 @@ Layout under the cache's ``prefix`` (default ``"oxicache"``), so several caches 
   members whose entries are gone (expired, removed by key, evicted by ``maxmemory``) in one atomic
   step, so the index stays the size of the function's live entries.
 
+- ``<prefix>:t:<tag digest>``: the entries stored with one tag (``memoize(tags=...)``), a set of key
+  hexes added after the entry is written, so ``invalidate(tags=...)`` deletes them in one script per tag
+  without a ``SCAN``; members of entries gone otherwise stay until that tag is invalidated (deleting a
+  missing key is nothing).
+
 - ``<prefix>:l:<key hex>``: the lease of a key being computed under ``shared_flight`` (a random token,
   with the lease's expiry), and ``<prefix>:n:<key hex>``, the channel its release is published on.
 
@@ -108,6 +113,17 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
     return 1
 end
 return 0
+"""
+
+# Deletes the entries of one tag set and the set, atomically. KEYS[1]: the tag set; ARGV[1]: the entry key
+# prefix. Returns how many entries were deleted.
+_INVALIDATE_TAG = """
+local removed = 0
+for _, member in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+    removed = removed + redis.call('DEL', ARGV[1] .. member)
+end
+redis.call('DEL', KEYS[1])
+return removed
 """
 
 # Writes an entry and its index member, and trims the index. KEYS: the entry, its function's index; ARGV:
@@ -246,6 +262,7 @@ class RedisCache(BaseCache):
         self.prefix = prefix
         self._entry_prefix = f"{prefix}:e:"
         self._index_prefix = f"{prefix}:f:"
+        self._tag_prefix = f"{prefix}:t:"
         self._lease_prefix = f"{prefix}:l:"
         self._channel_prefix = f"{prefix}:n:"
         self._messages = f"{prefix}:m"  # the channel of _notify (TieredCache invalidations)
@@ -256,6 +273,7 @@ class RedisCache(BaseCache):
         self._release = self._client.register_script(_RELEASE)
         self._set_script = self._client.register_script(_SET)
         self._set_leased_script = self._client.register_script(_SET_LEASED)
+        self._invalidate_tag = self._client.register_script(_INVALIDATE_TAG)
 
     # ---- names ------------------------------------------------------------------------------------
     def _name(self, key: int) -> str:
@@ -311,6 +329,26 @@ class RedisCache(BaseCache):
     def _set(self, entry: CacheEntry, ttl: float | None) -> None:
         write = self._write_parts(entry, ttl)  # raises before anything is written
         self._set_script(keys=[write.name, write.func_index], args=write.args(""))  # both or neither
+        self._index_tags(entry, write.member)
+
+    def _tag_sets(self, entry: CacheEntry) -> list[str]:
+        tags = entry.metadata.get("tags")
+        return [self._tag_prefix + function_digest(tag) for tag in tags] if tags else []
+
+    def _index_tags(self, entry: CacheEntry, member: str) -> None:
+        """Adds a stored entry to the sets of its tags (after the entry: one more round trip, tagged
+        entries only)."""
+        sets = self._tag_sets(entry)
+        if sets:
+            pipe = self._client.pipeline(transaction=False)
+            for name in sets:
+                pipe.sadd(name, member)
+            pipe.execute()
+
+    def _invalidate_tags(self, tags: frozenset[str]) -> int:
+        """One script per tag: its set's entries and the set deleted together."""
+        return sum(int(self._invalidate_tag(keys=[self._tag_prefix + function_digest(tag)], args=[self._entry_prefix]))
+                   for tag in sorted(tags))
 
     def _write_parts(self, entry: CacheEntry, ttl: float | None) -> _Write:
         key = entry.shared_key  # an argument without a key raises here, naming it
@@ -354,7 +392,7 @@ class RedisCache(BaseCache):
         return sum(1 for _ in self._iter())
 
     def _clear(self) -> None:
-        for prefix in (self._entry_prefix, self._index_prefix):
+        for prefix in (self._entry_prefix, self._index_prefix, self._tag_prefix):
             batch: list[bytes] = []
             for name in self._scan(prefix):
                 batch.append(name)
@@ -431,7 +469,10 @@ class RedisCache(BaseCache):
 
     async def _aset(self, entry: CacheEntry, ttl: float | None) -> None:
         write = self._write_parts(entry, ttl)  # raises before anything is written
-        await (await self._loop_client()).set_script(keys=[write.name, write.func_index], args=write.args(""))
+        loop_client = await self._loop_client()
+        await loop_client.set_script(keys=[write.name, write.func_index], args=write.args(""))
+        for name in self._tag_sets(entry):
+            await loop_client.client.sadd(name, write.member)
 
     # ---- leases (shared flight) --------------------------------------------------------------------------
     def _lease_acquire(self, key: int, seconds: float) -> str | None:
@@ -467,7 +508,10 @@ class RedisCache(BaseCache):
     def _set_leased(self, entry: CacheEntry, ttl: float | None, token: str) -> bool:
         write = self._write_parts(entry, ttl)
         keys = [write.name, write.func_index, self._lease_prefix + write.member]
-        return bool(self._set_leased_script(keys=keys, args=[*write.args(token), self._channel_prefix + write.member]))
+        stored = bool(self._set_leased_script(keys=keys, args=[*write.args(token), self._channel_prefix + write.member]))
+        if stored:
+            self._index_tags(entry, write.member)
+        return stored
 
     # ---- messages (TieredCache invalidations) ---------------------------------------------------------
     def _notify(self, message: str) -> None:
