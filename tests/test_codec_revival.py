@@ -257,3 +257,21 @@ def test_placeholders_are_for_this_thread_and_this_block_only() -> None:
     assert made == ["oxicache_no_such_module:Thing"] and len(elsewhere) == 1
     with pytest.raises(ValueNotAllowedError):
         codec.decode_json(text)
+
+
+def test_every_persistent_backend_and_batch_memoize_take_types(tmp_path: Path) -> None:
+    makers = [lambda t: oxicache.DiskCache(tmp_path / "d", types=t), lambda t: oxicache.JsonCache(tmp_path / "j", types=t),
+              lambda t: oxicache.DatabaseCache("sqlite", str(tmp_path / "s.db"), types=t),
+              lambda t: oxicache.TieredCache(oxicache.InMemCache(ttl=5), oxicache.JsonCache(tmp_path / "b"), types=t)]
+    for make in makers:
+        with pytest.raises(TypeError, match="types= takes dataclass, NamedTuple, Enum or pydantic model classes; int"):
+            make([int])
+        cache = make([Row])
+        assert cache.types == (Row,)
+        with pytest.raises(TypeError, match="Widget is none of these"):
+            cache.batch_memoize(types=[Widget])(lambda items: items)
+        cache.close()
+
+
+class Widget:
+    pass

@@ -61,7 +61,8 @@ def revive_imported(enabled: bool) -> bool:
     """Whether stored values may name plain-data classes (dataclass, NamedTuple, Enum, pydantic model) of
     modules this process has already imported without them being allowed (on by default; the threat
     model is in docs/value-codec.md). Turn it off for a store others can write to, and list the classes
-    you read with ``allow``/``types=``. Returns the previous setting."""
+    you read with ``allow``/``types=``. Set it at start-up: a class already revived this way stays on the
+    allow-list. Returns the previous setting."""
     if not isinstance(enabled, bool):
         msg = f"revive_imported() takes True or False, got {enabled!r}"
         raise TypeError(msg)
