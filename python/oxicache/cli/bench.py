@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 from oxicache.cli.bench_keys import cmd_bench_keys
 from oxicache.cli.stores import CliError
+from oxicache.cli.width import ljust, width
 from oxicache.cli.timing import measure
 
 __all__ = ["add_bench"]
@@ -311,15 +312,15 @@ def _render(results: list[Result], meta: dict[str, Any]) -> str:
     for r in results:
         if r.group not in groups:
             groups.append(r.group)
-    label_w = max(len(r.impl) for r in results) + 2
+    label_w = max(width(r.impl) for r in results) + 2
     for group in groups:
         is_key = group == "key hashing"
-        head = f"{group:<{label_w}}" + (f"{'ns/key':>9}{'keys/s':>12}{'x faster':>10}" if is_key else f"{'ns/call':>9}{'x lru_cache':>12}{'':>10}") + f"{'IQR':>6}"
+        head = ljust(group, label_w) + (f"{'ns/key':>9}{'keys/s':>12}{'x faster':>10}" if is_key else f"{'ns/call':>9}{'x lru_cache':>12}{'':>10}") + f"{'IQR':>6}"
         lines += [head, "-" * len(head)]
         for r in (r for r in results if r.group == group):
             spread = r.spread()
             iqr = f"{100 * spread:.0f}%" if spread is not None else ""
-            value = r.error or _fmt_ns(r.median_ns)
+            value = "n/a" if r.error else _fmt_ns(r.median_ns)  # the error's name goes with the note, not in the column
             per_s = f"{1e9 / r.median_ns:,.0f}" if is_key and r.median_ns else ""
             if r.ratio is not None:
                 ratio = f"{r.ratio:.2f}"
@@ -328,11 +329,12 @@ def _render(results: list[Result], meta: dict[str, Any]) -> str:
             else:
                 ratio = ""
             cols = f"{value:>9}{per_s:>12}{ratio:>10}" if is_key else f"{value:>9}{ratio:>12}{'':>10}"
-            line = f"  {r.impl:<{label_w - 2}}{cols}{iqr:>6}"
+            line = f"  {ljust(r.impl, label_w - 2)}{cols}{iqr:>6}"
             if r.note and r.error is None:
                 line += f"  {r.note}"
             elif r.error:
-                line += f"  {r.note or ''}"
+                note = r.note or ""
+                line += f"  {note if note.startswith(r.error) else f'{r.error}: {note}'}"
             lines.append(line.rstrip())
         lines.append("")
     lines += _wrap(

@@ -30,6 +30,7 @@ from oxicache.cli.stores import (
 )
 from oxicache._core import CacheEntry
 from oxicache.cli.progress import Progress, run_with_spinner
+from oxicache.cli.width import cut, ljust, width
 from oxicache.base import BaseCache
 from oxicache.codec import decode_json, encode_binary, encode_json, unrevived_placeholders
 from oxicache.durations import resolve_ttl
@@ -45,10 +46,10 @@ _SHORT_KEY = 12  # hex digits of a key in tables (any unique prefix of 4+ is acc
 
 
 def _short(value: Any, width: int) -> str:
-    """One line of at most ``width`` characters: the repr of a value (a str func shown as it is), with
+    """One line of at most ``width`` terminal columns: the repr of a value (a str func shown as it is), with
     control characters escaped (a ``__repr__`` of a stored class may return anything)."""
     text = " ".join(printable(value if isinstance(value, str) and width == _FUNC_WIDTH else _brief_repr(value)).split())
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return cut(text, width)  # in terminal columns: a wide character takes two
 
 
 class _LongInt:
@@ -108,8 +109,8 @@ class _Shown:
 def _table(rows: list[list[str]], head: list[str]) -> str:
     # Cells hold stored text (function names): escaped before the widths are measured.
     rows = [[printable(cell) for cell in row] for row in rows]
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [head, *rows]]
+    widths = [max(width(r[i]) for r in [head, *rows]) for i in range(len(head))]  # columns, not characters
+    lines = ["  ".join(ljust(c, w) for c, w in zip(r, widths)).rstrip() for r in [head, *rows]]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
