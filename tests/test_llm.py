@@ -1027,3 +1027,27 @@ def test_a_shared_stream_that_fails_fails_for_every_member(server):
     assert len(errors) == 3 and server.count == 1 and len(llm.cache) == 0
     text, flags = ask(llm, "stream", "q")
     expect_new_request(server, 1, text, flags)
+
+
+def test_a_clients_routing_default_headers_and_query_are_in_the_key(server):
+    """A gateway set up on the client (default_headers / default_query) routes every request: LLMs and
+    cached clients that differ there do not share entries; credentials there are not keyed."""
+    cache = InMemCache()
+    plain_llm = make_llm(server, cache)
+    routed = make_llm(server, cache, client_options={"default_headers": {"X-Provider": "b"}})
+    text, _ = ask(plain_llm, "oracle", "q")
+    again, flags = ask(routed, "oracle", "q")
+    expect_new_request(server, 1, again, flags)
+    assert server.requests[-1].headers["x-provider"] == "b"
+    assert routed.key_inputs("q")["endpoint"] == {"url": server.url, "headers": {"x-provider": "b"}}
+    with_key = make_llm(server, cache, client_options={"default_headers": {"api-key": "secret", "X-Request-Id": "7"}})
+    assert ask(with_key, "oracle", "q") == (text, [True])
+
+    client = openai.OpenAI(base_url=server.url, api_key="k", max_retries=0)
+    assert cache_client(client, cache).chat.completions.create(model="m1", messages=MESSAGES).choices[0].message.content == text
+    queried = cache_client(client.with_options(default_query={"deployment": "b"}), cache)
+    queried.chat.completions.create(model="m1", messages=MESSAGES)
+    assert server.count == 3 and server.requests[-1].path.endswith("?deployment=b")
+    assert queried.chat.completions.create.key_inputs(model="m1", messages=MESSAGES)["endpoint"] == {
+        "url": server.url, "query": {"deployment": "b"}}
+    client.close()

@@ -12,7 +12,7 @@ from oxicache.llm.caches import CacheArg, resolve_cache
 from oxicache.llm.calls import DEFAULT_NAME, Call, ChatCalls, NoChoices, Unfinished
 from oxicache.llm.errors import NoChoicesError
 from oxicache.llm.flights import AsyncStreamFlights, Piece, StreamFlights, ashared, shared
-from oxicache.llm.keys import as_messages, endpoint_of, key_form, request_params
+from oxicache.llm.keys import as_messages, endpoint_key, endpoint_of, key_form, request_params
 from oxicache.llm.loops import LoopClients
 from oxicache.llm.text import Text, blank_chunk, chunk_text, reply_text
 
@@ -90,15 +90,18 @@ class LLM:
         self.system: str | None = options.pop("system", None)
         self.base_url: str | None = options.pop("base_url", None)
         self._api_key: str | None = options.pop("api_key", None)
-        self._client_options = {k: options.pop(k) for k in ("timeout", "max_retries") if k in options}
+        self._client_options: dict[str, Any] = {k: options.pop(k) for k in ("timeout", "max_retries") if k in options}
         self._client_options.update(options.pop("client_options", None) or {})
         exclude_names = options.pop("exclude", None)
         self.name: str = options.pop("name", None) or DEFAULT_NAME
         #: Default request parameters, merged under each call's.
         self.params: dict[str, Any] = options
         self.cache = resolve_cache(cache)
-        #: The endpoint in the key: the base URL without credentials (the SDK's default when not given).
+        #: The endpoint: the base URL without credentials (the SDK's default when not given).
         self.endpoint: str = endpoint_of(self.base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1")
+        # what the key holds of it: the endpoint, with the client's routing default headers and query if any
+        self._endpoint_key = endpoint_key(self.endpoint, self._client_options.get("default_headers"),
+                                          self._client_options.get("default_query"), omitted_types(self._openai))
         self._calls = ChatCalls(self.cache, self._sync_create, self._async_create, name=self.name,
                                 exclude=exclude_names, key_endpoint=key_endpoint)
         # identical concurrent streams share one upstream stream (not without a cache: every call is sent)
@@ -161,12 +164,12 @@ class LLM:
         ``model``, ``messages``, ``stream`` and the request parameters in ``params``, without the
         excluded names. It is what the cache entry's ``inputs`` hold."""
         model, msgs, req, _ = self._request(messages, system, params, "key_inputs")
-        return self._calls.key_inputs(model, msgs, bool(stream), self.endpoint, req)
+        return self._calls.key_inputs(model, msgs, bool(stream), self._endpoint_key, req)
 
     def cache_key(self, messages: Any, *, system: str | None = None, stream: bool = False, **params: Any) -> int:
         """The key of this call (``CacheEntry.key``): ``del llm.cache[llm.cache_key(...)]`` forgets it."""
         model, msgs, req, _ = self._request(messages, system, params, "cache_key")
-        return self._calls.cache_key(model, msgs, bool(stream), self.endpoint, req)
+        return self._calls.cache_key(model, msgs, bool(stream), self._endpoint_key, req)
 
     def oracle(self, messages: Any, *, system: str | None = None, **params: Any) -> Text:
         """The reply's text (first choice). ``messages`` is a prompt string (one user message), a message
@@ -174,7 +177,7 @@ class LLM:
         model, msgs, req, send = self._request(messages, system, params, "oracle")
         call = Call(send)
         try:
-            raw = self._calls.complete(model, msgs, False, self.endpoint, call, **req)
+            raw = self._calls.complete(model, msgs, False, self._endpoint_key, call, **req)
         except NoChoices as err:
             raise NoChoicesError(err.body) from None
         return Text(reply_text(raw), cached=not call.sent, raw=raw)
@@ -184,7 +187,7 @@ class LLM:
         model, msgs, req, send = self._request(messages, system, params, "aoracle")
         call = Call(send)
         try:
-            raw = await self._calls.acomplete(model, msgs, False, self.endpoint, call, **req)
+            raw = await self._calls.acomplete(model, msgs, False, self._endpoint_key, call, **req)
         except NoChoices as err:
             raise NoChoicesError(err.body) from None
         return Text(reply_text(raw), cached=not call.sent, raw=raw)
@@ -199,9 +202,9 @@ class LLM:
 
         def open_() -> tuple[Iterator[dict[str, Any]], Call]:
             call = Call(send)
-            return self._calls.complete_stream(model, msgs, True, self.endpoint, call, **req), call
+            return self._calls.complete_stream(model, msgs, True, self._endpoint_key, call, **req), call
 
-        key = lambda: self._calls.cache_key(model, msgs, True, self.endpoint, req)  # noqa: E731
+        key = lambda: self._calls.cache_key(model, msgs, True, self._endpoint_key, req)  # noqa: E731
         return _pieces(shared(self._flights, key, open_))
 
     def astream(self, messages: Any, *, system: str | None = None, **params: Any) -> AsyncIterator[Text]:
@@ -210,9 +213,9 @@ class LLM:
 
         def open_() -> tuple[AsyncIterator[dict[str, Any]], Call]:
             call = Call(send)
-            return self._calls.acomplete_stream(model, msgs, True, self.endpoint, call, **req), call
+            return self._calls.acomplete_stream(model, msgs, True, self._endpoint_key, call, **req), call
 
-        key = lambda: self._calls.cache_key(model, msgs, True, self.endpoint, req)  # noqa: E731
+        key = lambda: self._calls.cache_key(model, msgs, True, self._endpoint_key, req)  # noqa: E731
         return _apieces(ashared(self._aflights, key, open_))
 
 

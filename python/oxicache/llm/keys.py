@@ -6,8 +6,8 @@ import json
 from typing import Any, Iterable, Mapping
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["TRANSPORT", "UNKEYED_HEADERS", "UNKEYED_QUERY", "as_messages", "endpoint_of", "key_form", "plain",
-           "request_params"]
+__all__ = ["TRANSPORT", "UNKEYED_HEADERS", "UNKEYED_QUERY", "as_messages", "endpoint_key", "endpoint_of", "key_form",
+           "plain", "request_params"]
 
 #: Parameter names never put in the key, because they do not change the reply: where the request goes
 #: and how (client settings and per-request transport options), and bookkeeping the provider keeps about
@@ -46,6 +46,29 @@ def endpoint_of(url: Any) -> str:
         host = f"[{host}]"  # an IPv6 address
     netloc = host if parts.port is None else f"{host}:{parts.port}"
     return urlunsplit((parts.scheme.lower(), netloc, parts.path.rstrip("/"), "", ""))
+
+
+# headers every SDK client sends by itself, about the message format rather than the model
+_FORMAT_HEADERS = frozenset({"accept", "content-type"})
+
+
+def endpoint_key(url: Any, headers: Any = None, query: Any = None, omitted: tuple[type, ...] = ()) -> Any:
+    """The endpoint in the key: ``endpoint_of(url)``, or, when the client sends default headers or query
+    parameters that may route (the rules of ``extra_headers``/``extra_query``; e.g. a gateway's provider
+    header, Azure's ``api-version``), a dict of the URL and those."""
+    # a default set to "omit" is not sent at all
+    sent_headers = {k: v for k, v in (headers or {}).items() if not (omitted and isinstance(v, omitted))}
+    sent_query = {k: v for k, v in (query or {}).items() if not (omitted and isinstance(v, omitted))}
+    keyed_headers = _keyed_names(sent_headers, UNKEYED_HEADERS | _FORMAT_HEADERS, omitted)
+    keyed_query = _keyed_names(sent_query, UNKEYED_QUERY, omitted)
+    if keyed_headers is None and keyed_query is None:
+        return endpoint_of(url)
+    out: dict[str, Any] = {"url": endpoint_of(url)}
+    if keyed_headers is not None:
+        out["headers"] = keyed_headers
+    if keyed_query is not None:
+        out["query"] = keyed_query
+    return out
 
 
 def _keyed_names(values: Any, unkeyed: frozenset[str], omitted: tuple[type, ...]) -> dict[str, Any] | None:

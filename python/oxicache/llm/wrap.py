@@ -12,7 +12,7 @@ from oxicache.llm.caches import CacheArg, resolve_cache
 from oxicache.backends.none import NoCache
 from oxicache.llm.calls import DEFAULT_NAME, Call, ChatCalls, NoChoices, Unfinished
 from oxicache.llm.flights import AsyncStreamFlights, Piece, StreamFlights, ashared, shared
-from oxicache.llm.keys import endpoint_of, key_form, plain, request_params
+from oxicache.llm.keys import endpoint_key, key_form, plain, request_params
 
 __all__ = ["AsyncChunkStream", "ChunkStream", "cache_client"]
 
@@ -69,7 +69,9 @@ def _install(copy: Any, openai: Any, store: BaseCache, name: str, exclude: Itera
     calls = ChatCalls(store, unavailable if is_async else source, source if is_async else unavailable,
                       name=name, exclude=exclude, key_endpoint=key_endpoint)
     kind = AsyncCachedCreate if is_async else CachedCreate
-    create = kind(calls, omitted_types(openai), openai.types.chat, original, endpoint_of(copy.base_url))
+    omitted = omitted_types(openai)
+    create = kind(calls, omitted, openai.types.chat, original,
+                  endpoint_key(copy.base_url, copy.default_headers, copy.default_query, omitted))
     if not isinstance(store, NoCache):  # identical concurrent streams share one request (not without a cache)
         create.flights = AsyncStreamFlights() if is_async else StreamFlights()
     completions.create = create
