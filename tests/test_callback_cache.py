@@ -188,7 +188,7 @@ def test_failing_callback_is_logged_and_skipped(caplog):
     with caplog.at_level(logging.ERROR, logger="oxicache"):
         assert f(1) == 10  # the call itself succeeds
     assert [(name, v["output"]) for name, _, v in ev.log] == [("working", 10)]
-    records = [r for r in caplog.records if r.name == "oxicache"]
+    records = [r for r in caplog.records if r.name == "oxicache.backends.callback"]
     assert len(records) == 1
     assert records[0].levelno == logging.ERROR
     assert "failing_callback" in records[0].getMessage()
@@ -346,7 +346,7 @@ def test_failing_feed_is_logged_and_the_next_feed_answers(caplog):
     with caplog.at_level(logging.ERROR, logger="oxicache"):
         assert f(1) == "from working feed"
         assert cache.get("g", x=1) == "from working feed"
-    records = [r for r in caplog.records if r.name == "oxicache"]
+    records = [r for r in caplog.records if r.name == "oxicache.backends.callback"]
     assert len(records) == 2
     assert all("failing_feed" in r.getMessage() for r in records)
     assert all(r.exc_info is not None and r.exc_info[0] is RuntimeError for r in records)
@@ -366,7 +366,7 @@ def test_all_feeds_failing_falls_back_to_the_function(caplog):
 
     with caplog.at_level(logging.ERROR, logger="oxicache"):
         assert f(1) == 2
-    assert len([r for r in caplog.records if r.name == "oxicache"]) == 2
+    assert len([r for r in caplog.records if r.name == "oxicache.backends.callback"]) == 2
     assert [v["output"] for _, _, v in ev.log] == [2]
 
 

@@ -5,7 +5,7 @@
 - A feed is called as ``feed(func, **inputs)`` for each lookup, in order; the first result that is not
   ``...`` is the value (``None`` is a value). ``func`` is the original (undecorated) function for memoized calls and
   the name string for ``cache.get("name", ...)``.
-- A callback or feed that raises is logged (logger ``"oxicache"``) and skipped; the others still run.
+- A callback or feed that raises is logged (logger ``"oxicache.backends.callback"``) and skipped; the others still run.
 
 A memoized call returns a feed's value without running the function; otherwise it runs the function and
 fires the callbacks. Nothing is stored, so the next call asks the feeds again.
@@ -24,7 +24,7 @@ from oxicache.durations import TTL
 
 __all__ = ["CallbackCache"]
 
-logger = logging.getLogger("oxicache")
+logger = logging.getLogger(__name__)  # "oxicache.backends.callback", under "oxicache"
 
 Callback = Callable[[int, dict[str, Any]], Any]
 Feed = Callable[..., Any]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import threading
 import types
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -39,6 +40,12 @@ from oxicache.callsite import to_thread, warn
 from oxicache.failures import backend_failed
 from oxicache.switch import unless_disabled
 from oxicache.info import CacheInfo
+
+#: Debug events of memoized calls on the Python engine (every backend but InMemCache's native wrapper):
+#: hit, miss, stored, backend error. Off unless DEBUG is enabled for "oxicache.memo" (or "oxicache"):
+#: a hit or a miss asks isEnabledFor once (a cached dict lookup in logging), a store or a failure once more.
+log = logging.getLogger("oxicache.memo")
+_DEBUG = logging.DEBUG
 
 if TYPE_CHECKING:
     from oxicache.backends.tiered import FrontTier
@@ -448,8 +455,12 @@ class PythonMemo:
             stale, found = found, None  # past its TTL (kept for stale_if_error) or older than max_age()
         if found is not None:
             self.count("hits")
+            if log.isEnabledFor(_DEBUG):
+                log.debug("hit %s key=%032x on %s", self.cache_name, probe.key, type(self.cache).__name__)
             return found.value
         self.count("misses")
+        if log.isEnabledFor(_DEBUG):
+            log.debug("miss %s key=%032x on %s", self.cache_name, probe.key, type(self.cache).__name__)
         # The entry to store is the call as it is now, before the function runs (which may change its
         # arguments, as may the caller afterwards): copies of the arguments, the key already computed.
         pending = PythonPending(self, probe._call_snapshot(), before, mode, warned=bool(failures))
@@ -483,6 +494,8 @@ class PythonMemo:
         except Exception as err:
             return self.not_stored(err, warned)
         self.count("sets")
+        if log.isEnabledFor(_DEBUG):
+            log.debug("stored %s key=%032x on %s", self.cache_name, entry.key, type(self.cache).__name__)
         return True
 
     async def astore(self, probe: CacheEntry, output: Any, warned: bool = False) -> bool:
@@ -498,6 +511,8 @@ class PythonMemo:
         except Exception as err:
             return self.not_stored(err, warned)
         self.count("sets")
+        if log.isEnabledFor(_DEBUG):
+            log.debug("stored %s key=%032x on %s", self.cache_name, entry.key, type(self.cache).__name__)
         return True
 
     def kept(self, probe: CacheEntry, output: Any) -> tuple[CacheEntry | None, float | None]:
@@ -566,6 +581,8 @@ class PythonMemo:
 
     def backend_failed(self, err: Exception, what: str, quiet: bool = False) -> None:
         self.view.tally("backend_errors")
+        if log.isEnabledFor(_DEBUG):
+            log.debug("backend error on %s: %s", type(self.cache).__name__, what, exc_info=err)
         policy = self.cache.on_backend_error
         backend_failed("ignore" if quiet and policy == "warn" else policy, what, err)
 
