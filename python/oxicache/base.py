@@ -640,7 +640,8 @@ class BaseCache:
             exclude: parameter names left out of the key, on top of the cache's own ``exclude``.
             annotation: stored in each entry's ``metadata["annotation"]``; its ``"ttl"`` sets the time to live.
             ttl: time to live of this function's entries (seconds, timedelta or ``"1h"``).
-            version: part of the function identity (``name@version``), so changing it never reads old entries.
+            version: part of the function identity (``name@version``), so changing it never reads old entries;
+                ``"auto"``: a fingerprint of the function's code and of the same-module functions it calls.
             cache_if: ``cache_if(result)`` true to store the result; rejected results are returned, not stored.
             wait_timeout: how long a call waits for another call computing the same key before computing
                 itself (default ``cache.wait_timeout``, 600 s; seconds, timedelta or ``"30s"``).

@@ -115,9 +115,9 @@ def max_age(age: TTL) -> _Control:
     """Memoized calls in this block take a stored value only if it was stored less than ``age`` ago
     (seconds, timedelta or ``"10m"``); otherwise the function runs and its result is stored. Only
     entries whose age is recorded can qualify: those of functions memoized with ``track_age=True``,
-    ``stale_if_error=`` or ``jitter=``/a callable ``ttl`` (docs/memoize.md, "Freshness"); for other
-    functions every call in the block recomputes, as under ``refresh()``. Counted as misses when
-    the stored value is refused."""
+    ``stale=``, ``stale_if_error=``, ``jitter=`` or a callable ``ttl`` (docs/memoize.md, "Freshness");
+    for other functions every call in the block recomputes, as under ``refresh()``. Counted as misses
+    when the stored value is refused."""
     seconds = parse_ttl(age, what="max_age")
     if seconds is None:
         msg = "max_age needs a duration (seconds, timedelta or a string like '10m'), got None"
