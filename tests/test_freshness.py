@@ -581,3 +581,55 @@ def test_stale_while_revalidate_on_generators(timed: tuple[Any, Advance]) -> Non
 def test_stale_needs_a_ttl() -> None:
     with pytest.raises(ValueError, match="stale=60 serves a value for a while after its TTL"):
         InMemCache().memoize(stale=60)(lambda x: x)
+
+
+LEASING = [n for n in STORING if n not in ("inmem", "tiered")]
+
+
+@pytest.mark.parametrize("coroutine", [False, True], ids=["plain", "coroutine"])
+def test_a_refresh_under_shared_flight_waits_for_another_process_lease(
+        coroutine: bool, timed: tuple[Any, Advance], request: pytest.FixtureRequest) -> None:
+    """While another process holds the key's lease (taken here by hand), the background refresh does not
+    compute: it takes the value that process stores."""
+    from oxicache import CacheEntry
+
+    cache, advance = timed
+    if request.node.callspec.params["timed"] not in LEASING:
+        pytest.skip("no leases across processes")
+    runs: list[int] = []
+
+    def plain(x: int) -> int:
+        runs.append(x)
+        return len(runs)
+
+    async def coro(x: int) -> int:
+        return plain(x)
+
+    f = cache.memoize(ttl=60, stale=600, shared_flight=True)(coro if coroutine else plain)
+    call = (lambda: asyncio.run(f(1))) if coroutine else (lambda: f(1))
+    assert call() == 1
+    advance(61)
+    key = f.cache_key(1)
+    token = cache._lease_acquire(key, 30)  # "another process" leads the key
+    assert token is not None
+    if coroutine:
+        async def stale_then_store() -> None:
+            assert await f(1) == 1  # served stale; the refresh task waits on the lease
+            now = freshness.clock()
+            entry = CacheEntry(f.cache_name, f.cache_inputs(1), output=42,
+                               metadata={"stored_at": now, "fresh_until": now + 60})
+            assert await asyncio.to_thread(cache._set_leased, entry, 600, token)  # stores and releases
+
+            async def refreshed() -> bool:
+                return await f(1) == 42
+
+            await _auntil(refreshed, "the other process's value")
+
+        asyncio.run(stale_then_store())
+    else:
+        assert f(1) == 1
+        now = freshness.clock()
+        entry = CacheEntry(f.cache_name, f.cache_inputs(1), output=42, metadata={"stored_at": now, "fresh_until": now + 60})
+        assert cache._set_leased(entry, 600, token)
+        _until(lambda: f(1) == 42, "the other process's value")
+    assert runs == [1]  # the refresh never ran the function

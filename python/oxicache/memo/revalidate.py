@@ -5,8 +5,10 @@ The refresh is a thread for plain and generator functions, and a task on the cal
 coroutine and async generator functions (the loop is remembered in a context variable by
 ``loop_bound``, since a blocking backend looks the key up in a worker thread). One refresh per key at
 a time in a process: calls that find the key stale while it runs return the stale value and start
-nothing. A refresh that raises is counted as an error and stores nothing, so the old value stays until
-its window ends. Past the window the entry is a plain miss.
+nothing. Under ``shared_flight=True`` the refresh also takes the key's lease, so one process refreshes
+while the others keep serving the stale value (``shared_flight.py``). A refresh that raises is counted as
+an error and stores nothing, so the old value stays until its window ends. Past the window the entry is
+a plain miss.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from oxicache.memo import freshness
+from oxicache.controls import NORMAL
+from oxicache.memo import freshness, shared_flight
 
 if TYPE_CHECKING:
     from oxicache._core import CacheEntry
@@ -70,15 +73,23 @@ class Revalidator:
 
     def refresh(self, key: int, snapshot: CacheEntry, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """A plain or generator function's refresh, in its own thread."""
+        memo = self.memo
+
+        def compute() -> Any:
+            output = memo.func(*args, **kwargs)
+            return list(output) if self.kind == "gen" else output
+
         try:
             try:
-                output = self.memo.func(*args, **kwargs)
-                if self.kind == "gen":
-                    output = list(output)
+                if memo.lease is not None:  # one process refreshes: under the key's lease
+                    pending = memo.pending_type(memo, snapshot, 0, NORMAL)
+                    shared_flight.lead(memo.view, pending, lambda: _stored(pending, compute()), memo.wait, memo.lease)
+                    return
+                output = compute()
             except Exception:
-                self.memo.failed()  # the old value stays
+                memo.failed()  # the old value stays
                 return
-            self.memo.store(snapshot, output, warned=False)
+            memo.store(snapshot, output, warned=False)
         finally:
             self.done(key)
 
@@ -101,14 +112,28 @@ class Revalidator:
 
     async def arefresh(self, key: int, snapshot: CacheEntry, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """A coroutine or async generator function's refresh, as a task on the caller's loop."""
+        memo = self.memo
+
+        async def compute() -> Any:
+            if self.kind == "asyncgen":
+                return [item async for item in memo.func(*args, **kwargs)]
+            return await memo.func(*args, **kwargs)
+
         try:
             try:
-                if self.kind == "asyncgen":
-                    output: Any = [item async for item in self.memo.func(*args, **kwargs)]
-                else:
-                    output = await self.memo.func(*args, **kwargs)
+                if memo.lease is not None:  # one process refreshes: under the key's lease
+                    pending = memo.pending_type(memo, snapshot, 0, NORMAL)
+
+                    async def leading() -> Any:
+                        output = await compute()
+                        await asyncio.to_thread(pending.store, output)  # also releases the lease
+                        return output
+
+                    await shared_flight.alead(memo.view, pending, leading, memo.wait, memo.lease)
+                    return
+                output = await compute()
             except Exception:
-                self.memo.failed()
+                memo.failed()
                 return
             if self.memo.view.capabilities.blocking_io:
                 await asyncio.to_thread(self.memo.store, snapshot, output)
@@ -137,3 +162,9 @@ def loop_bound(wrapper: Callable[..., Any], kind: str) -> Callable[..., Any]:
         return await wrapper(*args, **kwargs)
 
     return bound
+
+
+def _stored(pending: Any, output: Any) -> Any:
+    """Stores a leased refresh's value (releasing the lease with it) and returns it."""
+    pending.store(output)
+    return output
