@@ -55,6 +55,7 @@ mod unwinding {
         unsafe extern "C-unwind" fn(*mut PyObject, *const *mut PyObject, usize, *mut PyObject) -> *mut PyObject;
     pub type Call = unsafe extern "C-unwind" fn(*mut PyObject, *mut PyObject, *mut PyObject) -> *mut PyObject;
 
+    #[cfg(Py_3_11)]
     #[inline(always)]
     pub fn vectorcall() -> Vectorcall {
         let f: unsafe extern "C" fn(*mut PyObject, *const *mut PyObject, usize, *mut PyObject) -> *mut PyObject =
@@ -62,6 +63,24 @@ mod unwinding {
         // SAFETY: the same function with the same arguments; only the unwinding assumption differs, and
         // the real function can unwind (forced unwinds) whatever its declaration says.
         unsafe { std::mem::transmute::<_, Vectorcall>(std::hint::black_box(f)) }
+    }
+
+    /// Python 3.10 exports no `PyObject_Vectorcall` (a static inline function there, which pyo3-ffi
+    /// writes in Rust): a `C-unwind` function around that one, so this call site may unwind; the calls
+    /// inside it are still assumed not to, as they were everywhere before this module existed.
+    #[cfg(not(Py_3_11))]
+    #[inline(always)]
+    pub fn vectorcall() -> Vectorcall {
+        unsafe extern "C-unwind" fn vectorcall_310(
+            callable: *mut PyObject,
+            args: *const *mut PyObject,
+            nargsf: usize,
+            kwnames: *mut PyObject,
+        ) -> *mut PyObject {
+            // SAFETY: the caller's arguments, passed on as they came
+            unsafe { pyo3::ffi::PyObject_Vectorcall(callable, args, nargsf, kwnames) }
+        }
+        std::hint::black_box(vectorcall_310 as Vectorcall)
     }
 
     #[inline(always)]

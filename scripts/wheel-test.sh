@@ -2,6 +2,9 @@
 # Builds a release wheel of this checkout (reusing the release build of scripts/setup.sh), installs it
 # into a fresh virtualenv outside the source tree, and runs scripts/wheel_smoke.py there: import, memoize
 # on every embedded backend, the `oxicache` command (ls, bench). Needs .venv from scripts/setup.sh.
+#
+# OXICACHE_WHEEL_PYTHONS="python3.10 python3.12 /path/to/python3.13" builds and smoke-tests a wheel for
+# each interpreter listed (each is a full release build); by default, the venv's interpreter only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 here=$PWD
@@ -9,10 +12,16 @@ here=$PWD
 . .venv/bin/activate
 work=$(mktemp -d -t oxicache-wheel-XXXXXX)
 trap 'rm -rf "$work"' EXIT
-maturin build --release --quiet --out "$work/dist"
-wheel=$(ls "$work"/dist/oxicache-*.whl)
-python -m venv "$work/venv"
-deactivate
-cd "$work"  # nothing of the source tree is importable from here
-"$work/venv/bin/python" -m pip install --quiet --disable-pip-version-check "${wheel}[disk,sqlite]"
-"$work/venv/bin/python" "$here/scripts/wheel_smoke.py"
+read -r -a pythons <<< "${OXICACHE_WHEEL_PYTHONS:-$(command -v python)}"
+for py in "${pythons[@]}"; do
+    tag=$("$py" -c "import sys; print(f'cp{sys.version_info[0]}{sys.version_info[1]}')")
+    maturin build --release --quiet --interpreter "$py" --out "$work/dist-$tag" 2>&1 | { grep -v '^Ignoring .*: markers ' || true; }
+    wheel=$(ls "$work/dist-$tag"/oxicache-*-"$tag"-*.whl)
+    "$py" -m venv "$work/venv-$tag"
+    (
+        cd "$work"  # nothing of the source tree is importable from here
+        "$work/venv-$tag/bin/python" -m pip install --quiet --disable-pip-version-check "${wheel}[disk,sqlite]"
+        "$work/venv-$tag/bin/python" "$here/scripts/wheel_smoke.py"
+    )
+    echo "wheel smoke test passed on $("$py" -c 'import platform; print(platform.python_version())') ($tag)"
+done
