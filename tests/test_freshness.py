@@ -633,3 +633,20 @@ def test_a_refresh_under_shared_flight_waits_for_another_process_lease(
         assert cache._set_leased(entry, 600, token)
         _until(lambda: f(1) == 42, "the other process's value")
     assert runs == [1]  # the refresh never ran the function
+
+
+def test_max_age_turns_stale_while_revalidate_off(timed: tuple[Any, Advance]) -> None:
+    cache, advance = timed
+    runs: list[int] = []
+
+    @cache.memoize(ttl=60, stale=600)
+    def f(x: int) -> int:
+        runs.append(x)
+        return len(runs)
+
+    assert f(1) == 1
+    advance(61)
+    with oxicache.max_age("1h"):
+        assert f(1) == 2  # past its TTL: computed in the call, not served stale
+    assert runs == [1, 1]
+    assert f(1) == 2
