@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import threading
+from typing import Callable
 
 import pytest
 
@@ -56,10 +57,9 @@ def test_an_exception_from_the_iterable_propagates() -> None:
         key_of_many("f", items())  # type: ignore[arg-type]
 
 
-def test_large_encodings_are_digested_without_the_gil() -> None:
-    """While the main thread digests a 256 MB argument, another thread runs Python code. The switch
-    interval is set far above the digest's time, so the other thread only runs if the GIL is released."""
-    big = {"blob": b"\x01" * (256 << 20)}
+def loop_iterations_during(work: Callable[[], object]) -> int:
+    """How many times another thread's loop ran during ``work()``. The switch interval is set far above
+    the work's time, so the other thread only runs while ``work`` has released the GIL."""
     counter = [0]
     stop = threading.Event()
     started = threading.Event()
@@ -76,43 +76,28 @@ def test_large_encodings_are_digested_without_the_gil() -> None:
         started.wait()
         sys.setswitchinterval(0.5)
         before = counter[0]
-        key = key_of("f", big)
-        during = counter[0] - before
+        work()
+        return counter[0] - before
     finally:
         sys.setswitchinterval(old)
         stop.set()
         worker.join()
-    assert key == key_of_many("f", [big])[0]
+
+
+def test_large_encodings_are_digested_without_the_gil() -> None:
+    """While the main thread digests a 256 MB argument, another thread runs Python code."""
+    big = {"blob": b"\x01" * (256 << 20)}
+    keys: list[int] = []
+    during = loop_iterations_during(lambda: keys.append(key_of("f", big)))
+    assert keys == key_of_many("f", [big])
     assert during > 1000, f"the other thread ran {during} loop iterations during the digest"
 
 
 def test_small_encodings_keep_the_gil() -> None:
-    """The other side of the threshold: a small key is computed without giving the GIL away, so no other
+    """The other side of the threshold: small keys are computed without giving the GIL away, so no other
     thread runs in between (releasing it for every small key would cost more than the digest)."""
-    counter = [0]
-    stop = threading.Event()
-    started = threading.Event()
-
-    def count() -> None:
-        started.set()
-        while not stop.is_set():
-            counter[0] += 1
-
-    old = sys.getswitchinterval()
-    worker = threading.Thread(target=count)
     inputs = [{"x": i} for i in range(20000)]
-    try:
-        worker.start()
-        started.wait()
-        sys.setswitchinterval(0.5)
-        before = counter[0]
-        key_of_many("f", inputs)
-        during = counter[0] - before
-    finally:
-        sys.setswitchinterval(old)
-        stop.set()
-        worker.join()
-    assert during == 0
+    assert loop_iterations_during(lambda: key_of_many("f", inputs)) == 0
 
 
 def test_bench_keys_reports_every_workload_against_the_baseline() -> None:
