@@ -4,7 +4,8 @@
 # on every embedded backend, the `oxicache` command (ls, bench). Needs .venv from scripts/setup.sh.
 #
 # OXICACHE_WHEEL_PYTHONS="python3.10 python3.12 /path/to/python3.13" builds and smoke-tests a wheel for
-# each interpreter listed (each is a full release build); by default, the venv's interpreter only.
+# each interpreter listed (each is a full release build); "all": every CPython 3.10 to 3.14 found on
+# PATH or installed by pyenv; by default, the venv's interpreter only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 here=$PWD
@@ -12,7 +13,17 @@ here=$PWD
 . .venv/bin/activate
 work=$(mktemp -d -t oxicache-wheel-XXXXXX)
 trap 'rm -rf "$work"' EXIT
-read -r -a pythons <<< "${OXICACHE_WHEEL_PYTHONS:-$(command -v python)}"
+found_pythons() {  # one interpreter per minor version that runs
+    for minor in 10 11 12 13 14; do
+        for py in "$(command -v "python3.$minor" || true)" \
+                  $(ls -d "$(pyenv root 2>/dev/null || echo /nonexistent)"/versions/3."$minor".*/bin/python3."$minor" 2>/dev/null | sort -V | tail -1); do
+            if [ -n "$py" ] && "$py" -c "import venv" 2>/dev/null; then echo "$py"; break; fi
+        done
+    done
+}
+wanted=${OXICACHE_WHEEL_PYTHONS:-$(command -v python)}
+[ "$wanted" = all ] && wanted=$(found_pythons | tr '\n' ' ')
+read -r -a pythons <<< "$wanted"
 for py in "${pythons[@]}"; do
     tag=$("$py" -c "import sys; print(f'cp{sys.version_info[0]}{sys.version_info[1]}')")
     maturin build --release --quiet --interpreter "$py" --out "$work/dist-$tag" 2>&1 | { grep -v '^Ignoring .*: markers ' || true; }

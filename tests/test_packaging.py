@@ -106,3 +106,14 @@ def test_the_scripts_use_the_stamps_and_silence_maturin_s_marker_lines(script: s
     assert ". scripts/stamps.sh" in text and "unchanged .venv/.oxicache-" in text
     if script == "setup.sh":
         assert "grep -v '^Ignoring .*: markers '" in text
+
+
+def test_ci_smoke_tests_the_wheel_on_every_interpreter_found() -> None:
+    assert "OXICACHE_WHEEL_PYTHONS=all bash scripts/wheel-test.sh" in (ROOT / ".ci" / "run").read_text()
+    script = (ROOT / "scripts" / "wheel-test.sh").read_text()
+    finder = re.search(r"^found_pythons\(\) \{.*?^\}$", script, re.S | re.M).group(0)
+    out = subprocess.run(["bash", "-c", f"{finder}\nfound_pythons"], capture_output=True, text=True, check=True).stdout
+    versions = [subprocess.run([py, "-c", "import sys; print(sys.version_info[1])"], capture_output=True, text=True,
+                               check=True).stdout.strip() for py in out.split()]
+    assert len(versions) == len(set(versions)) >= 1  # one interpreter per minor version
+    assert all(10 <= int(v) <= 14 for v in versions)
