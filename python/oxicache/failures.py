@@ -45,7 +45,7 @@ def damaged_record(policy: str, where: str, err: BaseException) -> None:
         if policy == "raise" or NOT_ALLOWED_RAISES.get():
             raise ValueNotAllowedError(f"{not_allowed} ({where})") from err
         if policy == "warn":
-            warnings.warn(f"oxicache: {not_allowed} ({where}); it counts as a miss", CacheWarning, stacklevel=4)
+            warn(f"oxicache: {not_allowed} ({where}); it counts as a miss", CacheWarning)
         return
     if policy == "raise":
         raise ValueDecodingError(f"damaged cache record ({where}): {err}") from err
