@@ -99,18 +99,20 @@ def test_every_codec_value_round_trips_through_set_and_get(store, cache):
 
 def test_every_codec_value_round_trips_through_memoize(cache):
     runs = []
+    # A result of ``...`` means "no output": never stored, the function runs every call (R15).
+    sample = [label for label in SAMPLE if label != "ellipsis"]
 
     @cache.memoize
     def value_of(label):
         runs.append(label)
         return cv.CATALOGUE[label]
 
-    for label in SAMPLE:
+    for label in sample:
         assert cv.same(value_of(label), cv.CATALOGUE[label]), label
-    for label in SAMPLE:
+    for label in sample:
         assert cv.same(value_of(label), cv.CATALOGUE[label]), label  # hits, decoded from the row
-    assert runs == SAMPLE
-    assert value_of.cache_info().hits == len(SAMPLE)
+    assert runs == sample
+    assert value_of.cache_info().hits == len(sample)
 
 
 def test_dict_order_and_exact_numbers_survive(cache):

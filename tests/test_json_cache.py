@@ -80,9 +80,14 @@ TOO_DEEP_FOR_A_RECORD = {"nested_200"}
 NOT_KEYABLE = {"nested_200": "nesting exceeds the key encoder's limit"}
 
 
+# A memoized result of ``...`` means "no output" (CacheEntry's unset value): never stored, the function
+# runs on every call (R15); set()/get() still round-trip it as a value.
+NOT_AN_OUTPUT = {"ellipsis"}
+
+
 def _output_cases() -> list:
     return [pytest.param(name, marks=pytest.mark.xfail(raises=(AssertionError, CacheWarning), reason="record nests the output one level deeper"))
-            if name in TOO_DEEP_FOR_A_RECORD else name for name in CATALOGUE]
+            if name in TOO_DEEP_FOR_A_RECORD else name for name in CATALOGUE if name not in NOT_AN_OUTPUT]
 
 
 @pytest.mark.parametrize("name", _output_cases())
