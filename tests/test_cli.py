@@ -772,3 +772,37 @@ def test_export_to_a_symlink_writes_the_file_it_points_to(new_store: Callable[[s
     to_folder = tmp_path / "folder-link"
     to_folder.symlink_to(tmp_path / "data")
     assert_bad_input(run("export", *store.args, "-o", str(to_folder)), "folder-link", "is a folder")
+
+
+def test_tag_filter_lists_and_removes_tagged_entries(kind: str, new_store: Callable[[str], Store]) -> None:
+    """--tag matches entries carrying any given tag (memoize(tags=...)); clear --tag removes them through
+    cache.invalidate (the store's tag index where it has one) and leaves the rest."""
+    store = new_store(kind)
+    cache = store.open()
+
+    @cache.memoize(name="report", tags=["reports", "daily"])
+    def report(day: int) -> str:
+        return f"report {day}"
+
+    @cache.memoize(name="price", tags=lambda inputs: [f"sku:{inputs['sku']}"])
+    def price(sku: str) -> int:
+        return len(sku)
+
+    @cache.memoize(name="plain")
+    def plain(x: int) -> int:
+        return x
+
+    for day in range(3):
+        report(day)
+    price("a1"), price("b22"), plain(1)
+    cache.close()
+
+    listed = run("ls", *store.args, "--json", "--tag", "daily", "--tag", "sku:a1")
+    assert listed.returncode == 0, listed.stderr
+    assert sorted(e["func"] for e in json.loads(listed.stdout)) == ["price", "report", "report", "report"]
+    assert_bad_input(run("ls", *store.args, "--tag", ""), "--tag takes a non-empty tag name")
+
+    cleared = run("clear", *store.args, "--tag", "reports", "--tag", "sku:b22")
+    assert cleared.returncode == 0, cleared.stderr
+    assert "removed 4 entries from" in cleared.stdout
+    assert sorted((e.func, tuple(e.inputs.values())) for e in stored(store)) == [("plain", (1,)), ("price", ("a1",))]

@@ -282,7 +282,7 @@ def _removed_line(entry: CacheEntry) -> str:
 def _cmd_rm(args: argparse.Namespace) -> int:
     filters = Filters.from_args(args)
     if not args.keys and not filters.active():
-        msg = "rm needs keys or a filter (--func, --annotated, --annotation); to remove everything use clear --yes"
+        msg = "rm needs keys or a filter (--func, --tag, --annotated, --annotation); to remove everything use clear --yes"
         raise CliError(msg)
     spec, cache = _store(args)
     missing: list[str] = []
@@ -325,6 +325,8 @@ def _cmd_clear(args: argparse.Namespace) -> int:
             cache.clear()
         elif filters.only_funcs():
             counts = Counter({f: cache.clear_function(f) for f in dict.fromkeys(filters.funcs)})
+        elif filters.only_tags():  # the store's tag index where it has one (cache.invalidate)
+            counts = Counter({"(tagged)": cache.invalidate(tags=filters.tags)})
         else:
             targets = list(entries(cache, filters))
             counts = Counter()
@@ -335,7 +337,7 @@ def _cmd_clear(args: argparse.Namespace) -> int:
                     bar.advance()
     damage.report(_prog(args))
     for func, n in sorted(counts.items()):
-        if func != "(all)":
+        if func not in ("(all)", "(tagged)"):
             print(f"removed {n:,} entr{'y' if n == 1 else 'ies'} of {printable(func)}")
     total = sum(counts.values())
     print(f"removed {total:,} entr{'y' if total == 1 else 'ies'} from {spec}")

@@ -368,11 +368,12 @@ def _parse_value(text: str) -> Any:
 
 @dataclass
 class Filters:
-    """--func, --annotated and --annotation KEY=VALUE (all given must match)."""
+    """--func, --tag, --annotated and --annotation KEY=VALUE (all given must match)."""
 
     funcs: list[str] = field(default_factory=list)
     annotated: bool = False
     annotations: list[tuple[str, str | None]] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)  # any of them (memoize(tags=...), metadata["tags"])
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Filters:
@@ -383,17 +384,28 @@ class Filters:
                 msg = f"--annotation takes KEY=VALUE or KEY, got {item!r}"
                 raise CliError(msg)
             pairs.append((key, value if sep else None))
-        return cls(list(getattr(args, "func", None) or []), bool(getattr(args, "annotated", False)), pairs)
+        tags = list(getattr(args, "tag", None) or [])
+        for tag in tags:
+            if not tag:
+                raise CliError("--tag takes a non-empty tag name")
+        return cls(list(getattr(args, "func", None) or []), bool(getattr(args, "annotated", False)), pairs, tags)
 
     def active(self) -> bool:
-        return bool(self.funcs or self.annotated or self.annotations)
+        return bool(self.funcs or self.annotated or self.annotations or self.tags)
 
     def only_funcs(self) -> bool:
-        return bool(self.funcs) and not self.annotated and not self.annotations
+        return bool(self.funcs) and not self.annotated and not self.annotations and not self.tags
+
+    def only_tags(self) -> bool:
+        return bool(self.tags) and not self.funcs and not self.annotated and not self.annotations
 
     def match(self, entry: CacheEntry) -> bool:
         if self.funcs and entry.func not in self.funcs:
             return False
+        if self.tags:
+            stored = entry.metadata.get("tags")
+            if not isinstance(stored, list) or not set(self.tags).intersection(t for t in stored if isinstance(t, str)):
+                return False
         if self.annotated and not entry.annotated:
             return False
         if self.annotations:
@@ -420,6 +432,8 @@ def add_filter_args(sub: argparse.ArgumentParser) -> None:
     group = sub.add_argument_group("filters (every one given must match)")
     group.add_argument("--func", action="append", metavar="NAME",
                        help="entries of this function identity (CacheEntry.func); repeat for several")
+    group.add_argument("--tag", action="append", metavar="TAG",
+                       help="entries carrying this tag (memoize(tags=...)); repeat for any of several")
     group.add_argument("--annotated", action="store_true", help="entries with an expected value (cache.annotate)")
     group.add_argument("--annotation", action="append", metavar="KEY=VALUE",
                        help='entries whose metadata["annotation"][KEY] equals VALUE (JSON or text); '
