@@ -476,6 +476,7 @@ class DatabaseCache(LockLeasedCache):  # leases: server locks, or file locks for
         self._q_clear_func = comp(sa.delete(t).where(same_func))
         self._q_tag = comp(insert_tag(sa, self.tags_table, self._dialect_name))
         self._q_untag_all = comp(sa.delete(self.tags_table))
+        self._q_any_tag = comp(sa.select(sa.literal_column("1")).select_from(self.tags_table).limit(1))
         # invalidate's two statements per padded number of tags, compiled when first used
         self._compile_invalidate: Callable[[int], tuple[Stmt, Stmt]] = lambda n: (
             comp(delete_tagged(sa, t, self.tags_table, n)), comp(delete_tags(sa, self.tags_table, n)))
@@ -683,7 +684,10 @@ class DatabaseCache(LockLeasedCache):  # leases: server locks, or file locks for
 
     def _clear(self) -> None:
         self._delete_all(self._q_clear, {})
-        self._delete_all(self._q_untag_all, {})
+        # Only when there are tag rows: even an empty table's DELETE writes a page, and on a full disk the
+        # entries' DELETE may just have used the reserve that makes room for one.
+        if self._run(self._q_any_tag, self._q_any_tag.args({}), 1) is not None:
+            self._delete_all(self._q_untag_all, {})
 
     def _count_func(self, func: str) -> int:
         row = self._run(self._q_count_func, self._q_count_func.args({"func": func, "now": time.time()}), 1)
