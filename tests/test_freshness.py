@@ -14,63 +14,19 @@ from typing import Any, Callable
 
 import pytest
 from backends import STORING, make
+from fake_clock import Advance, Clock, put_on_clock
 
 import oxicache
 from oxicache import CacheWarning, InMemCache, KeyEncodingError
 from oxicache.memo import freshness
-
-Advance = Callable[[float], None]
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def time(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-class _TimeModule:
-    """The ``time`` module of one module, with ``time()`` on the fake clock."""
-
-    def __init__(self, clock: _Clock) -> None:
-        self.time = clock.time
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(time, name)
-
-
-def _backend_clock(name: str, cache: Any, clock: _Clock, monkeypatch: pytest.MonkeyPatch) -> Advance:
-    """Puts the backend's expiry on ``clock``; returns what else must move when it does."""
-    if name == "inmem":
-        return cache._native_store._advance_clock  # type: ignore[no-any-return]
-    if name == "tiered":
-        front = _backend_clock("inmem", cache.front, clock, monkeypatch)
-        _backend_clock("redis", cache.back, clock, monkeypatch)
-        return front
-    if name in ("json", "redis"):
-        cache._clock = clock.time
-    elif name == "disk":
-        import diskcache
-
-        monkeypatch.setattr(diskcache.core, "time", _TimeModule(clock))
-    else:
-        from oxicache.backends import _records, database
-
-        monkeypatch.setattr(database, "time", _TimeModule(clock))
-        monkeypatch.setattr(_records, "time", _TimeModule(clock))
-    return lambda seconds: None
 
 
 @pytest.fixture(params=STORING)
 def timed(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Advance]:
     """A fresh cache of each storing backend, and ``advance(seconds)`` for every clock it reads."""
     cache = make(request.param)
-    clock = _Clock()
-    also = _backend_clock(request.param, cache, clock, monkeypatch)
+    clock = Clock()
+    also = put_on_clock(request.param, cache, clock, monkeypatch)
     monkeypatch.setattr(freshness, "clock", clock.time)
 
     def advance(seconds: float) -> None:

@@ -28,56 +28,18 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from backends import STORING, make
+from fake_clock import Advance, Clock, put_on_clock
 from reliability_support import expected_value
-
-Advance = Callable[[float], None]
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def time(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-class _TimeModule:
-    """Stands in for the ``time`` module of one module: ``time()`` is the fake clock, the rest is real."""
-
-    def __init__(self, clock: _Clock) -> None:
-        self.time = clock.time
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(time, name)
-
 
 def fake_clock(name: str, cache: Any, monkeypatch: pytest.MonkeyPatch) -> Advance:
     """Puts ``cache`` on a clock the test moves; returns ``advance(seconds)``."""
-    if name == "inmem":
-        return cache._native_store._advance_clock  # type: ignore[no-any-return]
-    if name == "tiered":  # both tiers' clocks (the back is a RedisCache)
-        front, back = fake_clock("inmem", cache.front, monkeypatch), fake_clock("redis", cache.back, monkeypatch)
-        return lambda seconds: (front(seconds), back(seconds)) and None
-    clock = _Clock()
-    if name in ("json", "redis"):
-        cache._clock = clock.time
-    elif name == "disk":
-        import diskcache
-
-        monkeypatch.setattr(diskcache.core, "time", _TimeModule(clock))
-    else:
-        from oxicache.backends import _records, database
-
-        monkeypatch.setattr(database, "time", _TimeModule(clock))
-        monkeypatch.setattr(_records, "time", _TimeModule(clock))
-    return clock.advance
+    clock = Clock()
+    also = put_on_clock(name, cache, clock, monkeypatch)
+    return lambda seconds: (clock.advance(seconds), also(seconds)) and None
 
 
 def stored_count(name: str, cache: Any) -> int:
