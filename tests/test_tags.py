@@ -102,7 +102,7 @@ def test_bad_tags() -> None:
         cache.invalidate(tags="a")
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mysql", "redis"])
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mysql", "redis", "json"])
 def test_invalidate_goes_through_a_tag_index(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
     cache = make(backend)
 
@@ -150,3 +150,36 @@ def test_a_store_made_before_tags_gets_its_index(tmp_path: Any) -> None:
     g(1)
     assert cache.invalidate(tags=["t"]) == 1
     assert cache.get("f", x=1) == 1
+
+
+def test_json_tag_markers_follow_the_entry_file(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """JsonCache's tag markers name the entry file they were written with: an entry stored again without
+    the tag is not invalidated by it, an entry stored again with it is (once), expired entries are removed
+    but not counted, and clear() leaves no tag marker behind. No entry is read by invalidate."""
+    import glob
+    import os
+
+    from oxicache import JsonCache
+
+    cache = JsonCache(tmp_path)
+    cache.set("f", output=1, x=1, metadata={"tags": ["a"]})
+    cache.set("f", output=2, x=2, metadata={"tags": ["a", "b"]})
+    cache.set("f", output=3, x=3, metadata={"tags": ["a"]})
+    cache.set("f", output=30, x=3)  # stored again, without the tag: its old marker is stale
+    cache.set("f", output=2, x=2, metadata={"tags": ["a", "b"]})  # stored again with both tags
+    cache.set("f", output=4, x=4, metadata={"tags": ["b"]}, ttl=1)
+    real_time = cache._clock
+    monkeypatch.setattr(cache, "_clock", lambda: real_time() + 5)  # x=4 has expired
+
+    def no_scan() -> Any:
+        raise AssertionError("invalidate read every entry")
+
+    monkeypatch.setattr(cache, "_iter", no_scan)
+    assert cache.invalidate(tags=["a", "b"]) == 2  # x=1 and x=2; x=4 expired; x=3 untagged now
+    monkeypatch.undo()
+    assert [(e.inputs["x"], e.output) for e in cache] == [(3, 30)]
+    assert glob.glob(str(tmp_path / "index" / "tags" / "*" / "*")) == []  # every tag marker went
+    cache.set("f", output=5, x=5, metadata={"tags": ["c"]})
+    cache.clear()
+    assert len(cache) == 0 and glob.glob(str(tmp_path / "index" / "tags" / "*" / "*")) == []
+    assert not [n for n in os.listdir(tmp_path) if n.endswith(".json")]

@@ -9,6 +9,10 @@ file, a file edited or damaged in place) is not trusted, and a key without a tru
 marker in a function's folder never names another function's entry. Counting a function lists its folder
 and stats each entry file (reads only markers of expiring entries); ``len()`` lists folders only.
 
+Tags (``memoize(tags=...)``) have marker folders of their own, ``<folder>/index/tags/<tag digest>/``, with the
+same marker names: ``invalidate(tags=...)`` lists the tags' folders and removes each entry whose current
+file one of them names; a tag marker whose stamp names no current file is stale and is removed then.
+
 Folders written before the index existed have entries without markers: ``COMPLETE`` (a file in the index
 folder) says every entry got one; until it exists, counting or clearing a function first gives every entry
 its marker, reading each once (the one-time migration).
@@ -29,6 +33,8 @@ __all__ = ["FOLDER", "FuncIndex", "Marker", "Stamp", "stamp", "stamp_name"]
 FOLDER = "index"
 #: The file saying every entry of the folder has its marker (written once the migration is done).
 COMPLETE = "complete"
+#: The tags' marker folders, inside the index's folder.
+TAGS = "tags"
 _MARKERS = re.compile(r"^([0-9a-f]{32})\.([0-9]+\.[0-9]+\.[0-9]+(?:\.t)?)$", re.MULTILINE | re.ASCII)
 _FOLDER = re.compile(r"[0-9a-f]{32}")
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -71,13 +77,19 @@ class FuncIndex:
     def folder(self, func: str) -> str:
         """The markers' folder of a function (its identity under this key scheme, digested: any length and
         character makes a valid folder name)."""
-        digest = hashlib.sha256(f"{KEY_SCHEME_VERSION}:{func}".encode("utf-8", "surrogatepass")).hexdigest()
-        return os.path.join(self.root, digest[:32])
+        return os.path.join(self.root, _digest(f"{KEY_SCHEME_VERSION}:{func}"))
+
+    def tag_folder(self, tag: str) -> str:
+        """The markers' folder of a tag (beside, never among, the functions' folders)."""
+        return os.path.join(self.root, TAGS, _digest(tag))
 
     def mark(self, func: str, name: str, expiry: float | None, of: Stamp, fsync: bool) -> None:
         """Writes the marker of the entry ``name`` (key hex) of ``func`` whose file has the stamp ``of``;
         with ``fsync``, flushed with its folder."""
-        folder = self.folder(func)
+        self.mark_in(self.folder(func), name, expiry, of, fsync)
+
+    def mark_in(self, folder: str, name: str, expiry: float | None, of: Stamp, fsync: bool) -> None:
+        """``mark`` in a given markers' folder (a function's or a tag's)."""
         path = os.path.join(folder, _name(name, of) + ("" if expiry is None else ".t"))
         try:
             fd = os.open(path, _MARK_FLAGS, 0o666)
@@ -102,7 +114,11 @@ class FuncIndex:
 
     def unmark(self, func: str, name: str, of: Stamp) -> None:
         """Removes the markers of the entry file ``name`` had with the stamp ``of`` (the file a store replaced)."""
-        base = os.path.join(self.folder(func), _name(name, of))
+        self.unmark_in(self.folder(func), name, of)
+
+    def unmark_in(self, folder: str, name: str, of: Stamp) -> None:
+        """``unmark`` in a given markers' folder (a function's or a tag's)."""
+        base = os.path.join(folder, _name(name, of))
         for path in (base, base + ".t"):
             try:
                 os.unlink(path)
@@ -111,8 +127,12 @@ class FuncIndex:
 
     def markers(self, func: str) -> dict[str, list[Marker]]:
         """The markers of ``func``, by key hex."""
+        return self.markers_in(self.folder(func))
+
+    def markers_in(self, folder: str) -> dict[str, list[Marker]]:
+        """The markers in a markers' folder (a function's or a tag's), by key hex."""
         found: dict[str, list[Marker]] = {}
-        self._list(self.folder(func), found)
+        self._list(folder, found)
         return found
 
     def all_markers(self) -> dict[str, list[Marker]]:
@@ -126,6 +146,15 @@ class FuncIndex:
         for folder in folders:
             self._list(folder, found)
         return found
+
+    def tag_folders(self) -> list[str]:
+        """Every tag's markers' folder."""
+        root = os.path.join(self.root, TAGS)
+        try:
+            with os.scandir(root) as it:
+                return [d.path for d in it if _FOLDER.fullmatch(d.name) and d.is_dir(follow_symlinks=False)]
+        except FileNotFoundError:
+            return []
 
     @staticmethod
     def _list(folder: str, found: dict[str, list[Marker]]) -> None:
@@ -156,6 +185,10 @@ class FuncIndex:
         os.makedirs(self.root, exist_ok=True)
         with open(os.path.join(self.root, COMPLETE), "wb"):
             pass
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def _name(key: str, of: Stamp) -> str:

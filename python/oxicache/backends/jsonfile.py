@@ -142,12 +142,15 @@ class JsonCache(LockLeasedCache):  # leases: file locks in leases/ (backends/_le
         name = key_hex(entry.shared_key)
         tmp = self._write_temp(name, data)
         final = os.path.join(self._dir, name + ".json")
+        tag_folders = [self._index.tag_folder(tag) for tag in _tags(entry)]
         written: Stamp | None = None
         try:
             # The marker before the rename: every entry file a completed store leaves has one; the replaced
             # file's marker goes after it (_jsonindex.py).
             written, replaced = stamp(os.stat(tmp)), _stamp(final)
             self._index.mark(entry.func, name, expires_at(ttl, now), written, self._fsync)
+            for folder in tag_folders:
+                self._index.mark_in(folder, name, expires_at(ttl, now), written, self._fsync)
             try:
                 os.replace(tmp, final)
             except OSError:
@@ -158,12 +161,16 @@ class JsonCache(LockLeasedCache):  # leases: file locks in leases/ (backends/_le
                 os.replace(tmp, final)
         except BaseException:
             self._unlink(tmp)
-            if written is not None:  # the marker (if made) of a file that never became the entry
+            if written is not None:  # the markers (if made) of a file that never became the entry
                 with contextlib.suppress(OSError):
                     self._index.unmark(entry.func, name, written)
+                    for folder in tag_folders:
+                        self._index.unmark_in(folder, name, written)
             raise
         if replaced is not None and replaced != written:
             self._index.unmark(entry.func, name, replaced)
+            for folder in tag_folders:  # the replaced file's markers of tags the new one keeps
+                self._index.unmark_in(folder, name, replaced)
         if self._fsync:
             self._fsync_dir()
 
@@ -324,7 +331,31 @@ class JsonCache(LockLeasedCache):  # leases: file locks in leases/ (backends/_le
             if found is not None:
                 entry, expiry, st = found
                 self._index.mark(entry.func, key_hex(key), expiry, stamp(st), self._fsync)
+                for tag in _tags(entry):
+                    self._index.mark_in(self._index.tag_folder(tag), key_hex(key), expiry, stamp(st), self._fsync)
         self._index.set_complete()
+
+    def _invalidate_tags(self, tags: frozenset[str]) -> int:
+        """Removes the entries the tags' marker folders name (no entry read unless an expiring one's marker
+        cannot be read); markers whose stamp names no current entry file are stale and go too. Returns how
+        many live entries were removed."""
+        self._migrate()
+        now, removed = self._clock(), set()
+        for tag in sorted(tags):
+            for key, found in self._index.markers_in(self._index.tag_folder(tag)).items():
+                path = self._prefix + key + ".json"
+                try:
+                    current = stamp_name(os.stat(path))
+                except OSError:
+                    current = None
+                tagged = current is not None and any(m.name in (current, current + ".t") for m in found)
+                # A live entry: its marker (one stat) or, for an expiring one, the expiry it holds.
+                live = tagged and key not in removed and self._live(key, found, now)
+                for marker in found:
+                    self._unlink(os.path.join(marker.folder, f"{key}.{marker.name}"))
+                if tagged and self._unlink(path) and live:
+                    removed.add(key)
+        return len(removed)
 
     # ---- removing -------------------------------------------------------------------------------
     @staticmethod
@@ -350,6 +381,10 @@ class JsonCache(LockLeasedCache):  # leases: file locks in leases/ (backends/_le
         for key, found in self._index.all_markers().items():  # markers first, as _clear_func
             for marker in found:
                 self._unlink(os.path.join(marker.folder, f"{key}.{marker.name}"))
+        for folder in self._index.tag_folders():
+            for key, found in self._index.markers_in(folder).items():
+                for marker in found:
+                    self._unlink(os.path.join(marker.folder, f"{key}.{marker.name}"))
         for path, _ in self._entry_files():
             self._unlink(path)
         self._sweep_temp()
@@ -420,6 +455,12 @@ class JsonCache(LockLeasedCache):  # leases: file locks in leases/ (backends/_le
 
     def __repr__(self) -> str:
         return f"JsonCache({self._dir!r}{', fsync=True' if self._fsync else ''})"
+
+
+def _tags(entry: CacheEntry) -> list[str]:
+    """The entry's tags (``memoize(tags=...)`` stores them in ``metadata["tags"]``)."""
+    tags = entry.metadata.get("tags")
+    return sorted({t for t in tags if isinstance(t, str)}) if isinstance(tags, list) else []
 
 
 def _stamp(path: str) -> Stamp | None:
