@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from pathlib import Path
 from backends import STORING, make
 
 from oxicache import InMemCache
@@ -102,7 +103,7 @@ def test_bad_tags() -> None:
         cache.invalidate(tags="a")
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mysql", "redis", "json"])
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mysql", "redis", "json", "disk"])
 def test_invalidate_goes_through_a_tag_index(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
     cache = make(backend)
 
@@ -152,34 +153,65 @@ def test_a_store_made_before_tags_gets_its_index(tmp_path: Any) -> None:
     assert cache.get("f", x=1) == 1
 
 
-def test_json_tag_markers_follow_the_entry_file(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """JsonCache's tag markers name the entry file they were written with: an entry stored again without
-    the tag is not invalidated by it, an entry stored again with it is (once), expired entries are removed
-    but not counted, and clear() leaves no tag marker behind. No entry is read by invalidate."""
+def _tag_index_rows(backend: str, cache: Any) -> int:
+    """What the backend's tag index holds: marker files (JsonCache) or rows (DiskCache)."""
     import glob
+    import sqlite3
+
+    if backend == "json":
+        return len(glob.glob(str(Path(cache.path) / "index" / "tags" / "*" / "*")))
+    with sqlite3.connect(Path(cache.path) / "cache.db") as con:
+        return int(con.execute("SELECT COUNT(*) FROM oxicache_tags").fetchone()[0])
+
+
+@pytest.mark.parametrize("backend", ["json", "disk"])
+def test_the_file_backends_tag_index_follows_the_entry(backend: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tag index of JsonCache (marker files naming the entry file) and DiskCache (a table beside
+    diskcache's): an entry stored again without the tag is not invalidated by it, an entry stored again
+    with it is (once), expired entries are removed but not counted, invalidate and clear() leave nothing
+    of the tags behind, and no invalidate reads every entry."""
     import os
 
-    from oxicache import JsonCache
+    from oxicache import DiskCache, JsonCache
 
-    cache = JsonCache(tmp_path)
+    cache = JsonCache(tmp_path) if backend == "json" else DiskCache(tmp_path)
     cache.set("f", output=1, x=1, metadata={"tags": ["a"]})
     cache.set("f", output=2, x=2, metadata={"tags": ["a", "b"]})
     cache.set("f", output=3, x=3, metadata={"tags": ["a"]})
     cache.set("f", output=30, x=3)  # stored again, without the tag: its old marker is stale
     cache.set("f", output=2, x=2, metadata={"tags": ["a", "b"]})  # stored again with both tags
     cache.set("f", output=4, x=4, metadata={"tags": ["b"]}, ttl=1)
-    real_time = cache._clock
-    monkeypatch.setattr(cache, "_clock", lambda: real_time() + 5)  # x=4 has expired
+    if backend == "json":
+        real_time = cache._clock
+        monkeypatch.setattr(cache, "_clock", lambda: real_time() + 5)  # x=4 has expired
+    else:
+        import diskcache
+        import time as real
+
+        class Later:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(real, name)
+
+            @staticmethod
+            def time() -> float:
+                return real.time() + 5
+
+        from oxicache.backends import disk
+
+        monkeypatch.setattr(diskcache.core, "time", Later())  # x=4 has expired, for diskcache
+        monkeypatch.setattr(disk, "time", Later())  # and for DiskCache's own listing
 
     def no_scan() -> Any:
         raise AssertionError("invalidate read every entry")
 
-    monkeypatch.setattr(cache, "_iter", no_scan)
-    assert cache.invalidate(tags=["a", "b"]) == 2  # x=1 and x=2; x=4 expired; x=3 untagged now
-    monkeypatch.undo()
+    with monkeypatch.context() as scan:
+        scan.setattr(cache, "_iter", no_scan)
+        assert cache.invalidate(tags=["a", "b"]) == 2  # x=1 and x=2; x=4 expired; x=3 untagged now
     assert [(e.inputs["x"], e.output) for e in cache] == [(3, 30)]
-    assert glob.glob(str(tmp_path / "index" / "tags" / "*" / "*")) == []  # every tag marker went
+    assert _tag_index_rows(backend, cache) == 0  # every row or marker of the two tags went
     cache.set("f", output=5, x=5, metadata={"tags": ["c"]})
+    assert _tag_index_rows(backend, cache) == 1
     cache.clear()
-    assert len(cache) == 0 and glob.glob(str(tmp_path / "index" / "tags" / "*" / "*")) == []
+    assert len(cache) == 0 and _tag_index_rows(backend, cache) == 0
     assert not [n for n in os.listdir(tmp_path) if n.endswith(".json")]
+    cache.close()

@@ -157,6 +157,17 @@ def _tag(func: str) -> str:
 #: another key scheme's record): set once, so the migration (``_tag_untagged``) reads such a row once.
 _NO_FUNC = "oxicache:none"
 
+#: The tag index (``memoize(tags=...)``, ``invalidate``): a table of ours in diskcache's database, one row
+#: per (tag, key). diskcache keeps one tag per row, which the per-function index uses.
+_TAGS_TABLE = ("CREATE TABLE IF NOT EXISTS oxicache_tags (tag TEXT NOT NULL, key BLOB NOT NULL,"
+               " PRIMARY KEY (tag, key)) WITHOUT ROWID")
+
+
+def _tags(entry: CacheEntry) -> list[str]:
+    """The entry's tags (``memoize(tags=...)`` stores them in ``metadata["tags"]``)."""
+    tags = entry.metadata.get("tags")
+    return sorted({t for t in tags if isinstance(t, str)}) if isinstance(tags, list) else []
+
 
 def _pick_keys(keys: list[bytes]) -> Pick:
     """The live rows of these keys (as ``Cache.delete``: an expired row is no entry), ``(rowid, filename,
@@ -267,6 +278,12 @@ class DiskCache(LockLeasedCache):  # leases: file locks in leases/ (backends/_le
         # check() leaves files named cache.db* alone
         self._reserve = Reserve(reserve_path(db))
         self._leases: FileLeases = FileLeases(os.path.join(self.path, LEASES))  # removes the lock files of dead leaders
+        try:
+            with SQLITE_GATE:
+                self._dc._sql(_TAGS_TABLE)
+            self._tag_index = True
+        except sqlite3.Error:  # a full disk: invalidate(tags=) reads every entry instead
+            self._tag_index = False
         in_child_of(self, DiskCache._reopen_after_fork)
 
     def _reopen_after_fork(self) -> None:
@@ -350,7 +367,12 @@ class DiskCache(LockLeasedCache):  # leases: file locks in leases/ (backends/_le
                    "it was not stored (raise size_limit to cache values this large)")
             raise ValueEncodingError(msg)
         tag = _tag(entry.func)  # the per-function index (cache_info, cache_clear): in the same row, same commit
+        tags = _tags(entry) if self._tag_index else []
+        if tags:  # before the entry: a crash in between leaves a row naming no such entry, never the reverse
+            self._index_tags(key, tags)
         self._write(lambda: self._dc.set(key, blob, expire=ttl, tag=tag, retry=True))
+        if tags:  # and after it: an invalidate that ran meanwhile may have taken the rows away
+            self._index_tags(key, tags)
         self._reserve.after_store()  # remakes a reserve that clearing used, once stores fit again
         # diskcache culls at most cull_limit entries per store: when the oldest entries are small, the
         # folder would outgrow the limit store after store. One volume() check (~20 us) keeps it bounded.
@@ -436,6 +458,9 @@ class DiskCache(LockLeasedCache):  # leases: file locks in leases/ (backends/_le
                     yield key, entry
 
     def _clear(self) -> None:
+        if self._tag_index:
+            with contextlib.suppress(sqlite3.Error), SQLITE_GATE:  # on a full disk they stay: rows naming no entry
+                self._write(lambda: self._dc._sql("DELETE FROM oxicache_tags"))
         try:
             with SQLITE_GATE:
                 self._write(lambda: self._dc.clear(retry=True))
@@ -445,6 +470,36 @@ class DiskCache(LockLeasedCache):  # leases: file locks in leases/ (backends/_le
                 raise
         # A full disk: the rows with value files first (small rows, and their files free space), then the rest
         self._delete([_pick_rows(files_only=True), _pick_rows(files_only=False)], full=True)
+
+    def _index_tags(self, key: bytes, tags: list[str]) -> None:
+        insert = "INSERT OR IGNORE INTO oxicache_tags (tag, key) VALUES " + ",".join(["(?, ?)"] * len(tags))
+        args = [value for tag in tags for value in (tag, key)]
+        with SQLITE_GATE:
+            self._write(lambda: self._dc._sql(insert, args))
+
+    def _invalidate_tags(self, tags: frozenset[str]) -> int:
+        """The keys the tag index names for ``tags``, each entry read to check it still carries one (a row
+        can outlive its entry, or the entry be stored again without the tag) and removed; then the rows.
+        Reads only the entries the tags name. Returns how many live entries were removed."""
+        if not self._tag_index:
+            return super()._invalidate_tags(tags)
+        wanted = sorted(tags)
+        marks = ",".join("?" * len(wanted))
+        with SQLITE_GATE:
+            keys = [bytes(k) for (k,) in self._dc._sql(
+                f"SELECT DISTINCT key FROM oxicache_tags WHERE tag IN ({marks})", wanted).fetchall()]
+        delete = f"DELETE FROM oxicache_tags WHERE key = ? AND tag IN ({marks})"
+        removed = 0
+        for key in keys:
+            # The rows first: a store of this key meanwhile writes them again after its entry.
+            args = [key, *wanted]
+            with SQLITE_GATE:
+                self._write(lambda: self._dc._sql(delete, args))
+            number = int.from_bytes(key, "big")
+            entry = self._read(number)
+            if entry is not None and tags.intersection(_tags(entry)) and self._remove(number):
+                removed += 1
+        return removed
 
     def _count_func(self, func: str) -> int:
         """One indexed COUNT of the function's tag (no entry is read), once rows without a tag are tagged."""
