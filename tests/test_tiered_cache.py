@@ -366,3 +366,39 @@ def test_a_forked_child_listens_on_its_own(tiered: Callable[..., TieredCache]) -
         proc.join(30)
         if proc.is_alive():
             proc.kill()
+
+
+def test_invalidate_by_tag_reaches_other_fronts_and_uses_the_backs_index(
+        tiered: Callable[..., TieredCache], monkeypatch: pytest.MonkeyPatch) -> None:
+    """invalidate(tags=) removes through RedisCache's per-tag sets (no scan of the store) and each front
+    drops the tagged entries it holds, this process's at once and another's through the announcement; an
+    untagged entry stays in every front."""
+    here, there = tiered(), tiered()
+    calls_here: list[int] = []
+    calls_there: list[int] = []
+
+    def tagged(cache: TieredCache, calls: list[int]) -> Any:
+        @cache.memoize(name="tiered.report", tags=["reports"])
+        def report(x: int) -> str:
+            calls.append(x)
+            return f"r{x}-{len(calls)}"
+
+        return report
+
+    r_here, r_there = tagged(here, calls_here), tagged(there, calls_there)
+    plain_calls: list[int] = []
+    plain_there = counted(there, plain_calls, name="tiered.plain")
+    assert [r_here(x) for x in (1, 2)] == ["r1-1", "r2-2"]
+    assert [r_there(x) for x in (1, 2)] == ["r1-1", "r2-2"] and calls_there == []  # both fronts hold them
+    assert plain_there(7) == "v7-1"
+
+    def no_scan() -> Any:
+        raise AssertionError("invalidate read every entry of the store")
+
+    with monkeypatch.context() as scan:
+        scan.setattr(here, "_iter", no_scan)
+        scan.setattr(here.back, "_iter", no_scan)
+        assert here.invalidate(tags=["reports"]) == 2
+    assert r_here(1) == "r1-3" and calls_here == [1, 2, 1]  # this front dropped it at once
+    eventually(lambda: r_there(2) == "r2-1" and calls_there == [2], ANNOUNCED, "an invalidate by tag")
+    assert plain_there(7) == "v7-1" and plain_calls == [7]  # untagged: still in the other front

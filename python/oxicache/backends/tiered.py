@@ -14,6 +14,7 @@ entries at once. See docs/backends/tiered.md.
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import threading
 import weakref
@@ -33,7 +34,7 @@ __all__ = ["FrontTier", "TieredCache"]
 _FIRST_SUBSCRIPTION = 2.0
 
 # Messages on the back's channel: "<origin> k <key hex>", "<origin> f <function identity>", "<origin> *".
-_KEY, _FUNC, _ALL = "k", "f", "*"
+_KEY, _FUNC, _TAGS, _ALL = "k", "f", "t", "*"  # an older listener clears its whole front on "t"
 
 
 class FrontTier:
@@ -207,6 +208,14 @@ class TieredCache(BaseCache):
         self._announce(_FUNC, func)
         return removed
 
+    def _invalidate_tags(self, tags: frozenset[str]) -> int:
+        """The back's tag index (RedisCache: a set per tag, no scan); each front (this one, and every other
+        process's through the announcement) drops its entries carrying the tags, reading only itself."""
+        removed = self.back._invalidate_tags(tags)
+        self.front._invalidate_tags(tags)
+        self._announce(_TAGS, json.dumps(sorted(tags)))
+        return removed
+
     # ---- leases: the back's ---------------------------------------------------------------------------
     def _lease_acquire(self, key: int, seconds: float) -> str | None:
         return self.back._lease_acquire(key, seconds)
@@ -335,6 +344,15 @@ class _Listener:
                 self.front._clear()  # not a key this version writes: drop everything, to be safe
         elif kind == _FUNC:
             self.front._clear_func(what)
+        elif kind == _TAGS:
+            try:
+                tags = json.loads(what)
+            except ValueError:
+                tags = None
+            if isinstance(tags, list) and all(isinstance(t, str) for t in tags):
+                self.front._invalidate_tags(frozenset(tags))
+            else:
+                self.front._clear()  # not a message this version writes: drop everything, to be safe
         else:
             self.front._clear()
 
