@@ -278,12 +278,9 @@ class DiskCache(LockLeasedCache):  # leases: file locks in leases/ (backends/_le
         # check() leaves files named cache.db* alone
         self._reserve = Reserve(reserve_path(db))
         self._leases: FileLeases = FileLeases(os.path.join(self.path, LEASES))  # removes the lock files of dead leaders
-        try:
-            with SQLITE_GATE:
-                self._dc._sql(_TAGS_TABLE)
-            self._tag_index = True
-        except sqlite3.Error:  # a full disk: invalidate(tags=) reads every entry instead
-            self._tag_index = False
+        self._tag_index = False
+        with contextlib.suppress(sqlite3.Error):  # a full disk: made by the first tagged store instead
+            self._make_tag_index()
         in_child_of(self, DiskCache._reopen_after_fork)
 
     def _reopen_after_fork(self) -> None:
@@ -367,8 +364,10 @@ class DiskCache(LockLeasedCache):  # leases: file locks in leases/ (backends/_le
                    "it was not stored (raise size_limit to cache values this large)")
             raise ValueEncodingError(msg)
         tag = _tag(entry.func)  # the per-function index (cache_info, cache_clear): in the same row, same commit
-        tags = _tags(entry) if self._tag_index else []
+        tags = _tags(entry)
         if tags:  # before the entry: a crash in between leaves a row naming no such entry, never the reverse
+            if not self._tag_index:
+                self._make_tag_index()  # a tagged entry is never stored without its rows
             self._index_tags(key, tags)
         self._write(lambda: self._dc.set(key, blob, expire=ttl, tag=tag, retry=True))
         if tags:  # and after it: an invalidate that ran meanwhile may have taken the rows away
@@ -471,6 +470,11 @@ class DiskCache(LockLeasedCache):  # leases: file locks in leases/ (backends/_le
         # A full disk: the rows with value files first (small rows, and their files free space), then the rest
         self._delete([_pick_rows(files_only=True), _pick_rows(files_only=False)], full=True)
 
+    def _make_tag_index(self) -> None:
+        with SQLITE_GATE:
+            self._dc._sql(_TAGS_TABLE)
+        self._tag_index = True
+
     def _index_tags(self, key: bytes, tags: list[str]) -> None:
         insert = "INSERT OR IGNORE INTO oxicache_tags (tag, key) VALUES " + ",".join(["(?, ?)"] * len(tags))
         args = [value for tag in tags for value in (tag, key)]
@@ -482,7 +486,10 @@ class DiskCache(LockLeasedCache):  # leases: file locks in leases/ (backends/_le
         can outlive its entry, or the entry be stored again without the tag) and removed; then the rows.
         Reads only the entries the tags name. Returns how many live entries were removed."""
         if not self._tag_index:
-            return super()._invalidate_tags(tags)
+            try:
+                self._make_tag_index()
+            except sqlite3.Error:  # a full disk: find them by reading every entry
+                return super()._invalidate_tags(tags)
         wanted = sorted(tags)
         marks = ",".join("?" * len(wanted))
         with SQLITE_GATE:
