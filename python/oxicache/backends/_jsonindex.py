@@ -20,6 +20,7 @@ its marker, reading each once (the one-time migration).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -96,7 +97,7 @@ class FuncIndex:
         except FileNotFoundError:
             if self.fresh and not os.path.isdir(self.root):
                 self.set_complete()
-            os.makedirs(os.path.dirname(path), exist_ok=True)
+            _make_folders(folder)
             fd = os.open(path, _MARK_FLAGS, 0o666)
         try:
             if expiry is not None:
@@ -182,9 +183,25 @@ class FuncIndex:
         return os.path.exists(os.path.join(self.root, COMPLETE))
 
     def set_complete(self) -> None:
-        os.makedirs(self.root, exist_ok=True)
+        _make_folders(self.root)
         with open(os.path.join(self.root, COMPLETE), "wb"):
             pass
+
+
+def _make_folders(folder: str) -> None:
+    """``os.makedirs(folder, exist_ok=True)`` without ``os.path``'s helpers: a store must not call
+    ``builtins.len``, which a program may have memoized on this very cache (lru_cache's reentrancy test)."""
+    try:
+        os.mkdir(folder)
+    except FileExistsError:
+        return
+    except FileNotFoundError:
+        parent = folder.rpartition(os.sep)[0]
+        if not parent or parent == folder:
+            raise
+        _make_folders(parent)
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(folder)
 
 
 def _digest(text: str) -> str:
