@@ -45,7 +45,7 @@ def parse_ttl(ttl: TTL, *, what: str = "ttl") -> float | None:
     elif isinstance(ttl, str):
         seconds = _parse_text(ttl, what)
     else:
-        hint = "; None means no expiry" if isinstance(ttl, bool) else ""
+        hint = "; None means no expiry" if isinstance(ttl, bool) and "ttl" in what else ""
         msg = f"{what}={ttl!r}: {what} must be seconds, a timedelta or a string like '1h', got {type(ttl).__name__}{hint}"
         raise TypeError(msg)
     if not seconds > 0 or seconds == float("inf"):
