@@ -174,9 +174,11 @@ def test_a_stuck_leader_costs_one_more_run_not_one_per_waiter(cache):
 
 def test_wait_timeout_is_validated():
     cache = backends.make("inmem")
-    for bad in (0, -1, "soon", float("inf"), True):
+    for bad in (0, -1, "soon", float("inf")):
         with pytest.raises(ValueError, match="wait_timeout"):
             cache.memoize(wait_timeout=bad)(lambda x: x)
+    with pytest.raises(TypeError, match="wait_timeout=True"):  # not a duration at all
+        cache.memoize(wait_timeout=True)(lambda x: x)
     assert cache.memoize(wait_timeout="2s")(lambda x: x).__wrapped__ is not None
 
 
