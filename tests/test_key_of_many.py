@@ -57,9 +57,10 @@ def test_an_exception_from_the_iterable_propagates() -> None:
         key_of_many("f", items())  # type: ignore[arg-type]
 
 
-def loop_iterations_during(work: Callable[[], object]) -> int:
+def loop_iterations_during(work: Callable[[], object], interval: float) -> int:
     """How many times another thread's loop ran during ``work()``. The switch interval is set far above
-    the work's time, so the other thread only runs while ``work`` has released the GIL."""
+    the work's time (wall time, on a loaded machine too), so the other thread only runs while ``work`` has
+    released the GIL."""
     counter = [0]
     stop = threading.Event()
     started = threading.Event()
@@ -74,7 +75,7 @@ def loop_iterations_during(work: Callable[[], object]) -> int:
     try:
         worker.start()
         started.wait()
-        sys.setswitchinterval(0.5)
+        sys.setswitchinterval(interval)
         before = counter[0]
         work()
         return counter[0] - before
@@ -88,7 +89,8 @@ def test_large_encodings_are_digested_without_the_gil() -> None:
     """While the main thread digests a 256 MB argument, another thread runs Python code."""
     big = {"blob": b"\x01" * (256 << 20)}
     keys: list[int] = []
-    during = loop_iterations_during(lambda: keys.append(key_of("f", big)))
+    # 0.5 s: once the digest is done, the main thread waits out the other's interval to get the GIL back
+    during = loop_iterations_during(lambda: keys.append(key_of("f", big)), 0.5)
     assert keys == key_of_many("f", [big])
     assert during > 1000, f"the other thread ran {during} loop iterations during the digest"
 
@@ -97,7 +99,8 @@ def test_small_encodings_keep_the_gil() -> None:
     """The other side of the threshold: small keys are computed without giving the GIL away, so no other
     thread runs in between (releasing it for every small key would cost more than the digest)."""
     inputs = [{"x": i} for i in range(20000)]
-    assert loop_iterations_during(lambda: key_of_many("f", inputs)) == 0
+    # 60 s: far above the call's wall time even on a loaded machine, so only a release lets it run
+    assert loop_iterations_during(lambda: key_of_many("f", inputs), 60.0) == 0
 
 
 def test_bench_keys_reports_every_workload_against_the_baseline() -> None:
