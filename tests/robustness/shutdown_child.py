@@ -9,6 +9,13 @@ data) used by another thread, then returns from the main thread after ``delay`` 
 interpreter shutdown catches the threads in every state: starting, looking up, leading, waiting,
 storing, between calls. The test asserts exit status 0 and a clean stderr.
 
+``python shutdown_child.py connecting '<json config>'``: daemon threads reconnect for every call (the
+cache is closed between calls) while the main thread returns, so exit catches connects in flight.
+
+``python shutdown_child.py drain '<json config>'``: daemon threads run statements on a SQL server as the
+main thread returns; an exit handler that runs after oxicache's drain counts the statements started
+meanwhile (none may be) and prints OK.
+
 ``python shutdown_child.py pthread_exit '<json config>'``: a daemon thread ends itself with
 ``pthread_exit`` from inside a memoized function (a forced unwind through the native wrapper, as CPython
 3.11-3.13 does to daemon threads that touch the GIL during finalization). The process must keep
@@ -167,6 +174,71 @@ def pthread_exit_run(config: dict[str, Any]) -> int:
     return 0
 
 
+def connecting_run(config: dict[str, Any]) -> int:
+    """Daemon threads that open a new connection for every statement (``close()`` between calls: the
+    next call reconnects), so that exit catches connects and TLS set-up in flight (PyMySQL and libpq set
+    up OpenSSL on every connect; the process's exit tears OpenSSL down)."""
+    cache, _ = build_cache(config)
+
+    def reconnecting(i: int) -> None:
+        cache.set("connecting.r", output=value("r", i), i=i % 7)
+        cache.get("connecting.r", i=(i + 1) % 7)
+        cache.close()
+
+    for n in range(4):
+        threading.Thread(target=forever(reconnecting), name=f"reconnect{n}", daemon=True).start()
+    time.sleep(config["delay"])
+    print(f"exiting after {config['delay'] * 1000:.0f} ms; rounds done: {dict(DONE)}", flush=True)
+    return 0
+
+
+def drain_run(config: dict[str, Any]) -> int:
+    """Daemon threads run statements in a loop as the main thread returns. An exit handler registered
+    before oxicache's drain (so it runs after it: atexit is last-in, first-out) counts the statements the
+    driver starts during 0.3 s of exit, while the daemon threads still run: none may start. Prints OK."""
+    import atexit
+
+    import sqlalchemy
+
+    assert "oxicache.backends._exit_drain" not in sys.modules, "the check must be registered first"
+    started = [0]
+    refused: list[str] = []
+
+    def check() -> None:
+        before = started[0]
+        time.sleep(0.3)
+        during = started[0] - before
+        verdict = "OK" if during == 0 and before > 0 and refused else "FAILED"
+        print(f"{verdict}: {before} statements before exit, {during} during the last 0.3 s of it; "
+              f"refused calls: {len(refused)} ({sorted(set(refused))})", flush=True)
+
+    atexit.register(check)
+    url = sqlalchemy.engine.make_url(config["spec"][2]["url"])
+    dbapi = url.get_dialect().import_dbapi()
+    cursor = dbapi.cursors.Cursor if hasattr(dbapi, "cursors") else dbapi.Cursor
+    execute = cursor.execute
+
+    def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        started[0] += 1
+        return execute(self, *args, **kwargs)
+
+    cursor.execute = counted
+    cache, _ = build_cache(config)
+
+    def statements(i: int) -> None:
+        try:
+            cache.set("drain.s", output=value("s", i), i=i % 11)
+            cache.get("drain.s", i=(i + 3) % 11)
+        except Exception as err:
+            refused.append(type(err).__name__)
+            raise
+
+    for n in range(4):
+        threading.Thread(target=forever(statements), name=f"statements{n}", daemon=True).start()
+    time.sleep(config["delay"])
+    return 0
+
+
 def reopen_writer(config: dict[str, Any]) -> int:
     """Writes to the store from a thread for ``seconds`` while the main thread constructs a second cache
     object on the same store every 5 ms (``reopen``; without it, only the writes)."""
@@ -218,6 +290,10 @@ def main() -> int:
     mode, config = sys.argv[1], json.loads(sys.argv[2])
     if mode == "exit":
         return exit_run(config)
+    if mode == "drain":
+        return drain_run(config)
+    if mode == "connecting":
+        return connecting_run(config)
     if mode == "reopen_writer":
         return reopen_writer(config)
     if mode == "reopen_other":

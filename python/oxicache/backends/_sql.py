@@ -19,6 +19,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Callable
 
 from oxicache._core import Monitor  # a lock and condition no interrupt can leave held
+from oxicache.backends import _exit_drain
 from oxicache.backends._fork import in_child
 
 if TYPE_CHECKING:
@@ -268,6 +269,8 @@ class Pool:
         # clears it, the ticket dies with its frame (or, when a kept traceback keeps the frame, is seen to
         # be no longer running) and the next waiter opens instead.
         self.opening: weakref.ref[_Ticket] | None = None
+        self.parked: list[Checkout] = []  # handed back after the interpreter began exiting: never used again
+        _exit_drain.register(self)
 
     def _opener(self) -> _Ticket | None:
         ticket = None if self.opening is None else self.opening()
@@ -290,13 +293,15 @@ class Pool:
         # (no connection would ever be opened again) or the count off.
         ticket = None  # this call's, while it opens a connection
         try:
+            _exit_drain.refuse()
             with self.cond:
                 idle, ticket = self._turn()
             if idle is not None:
                 return idle
-            holder = Checkout(self.engine, self.generation, self.watched, self.detached)
-            with self.cond:
-                self.members.add(holder)
+            with _exit_drain.Connecting():  # a member before the count drops: the exit's drain waits for it
+                holder = Checkout(self.engine, self.generation, self.watched, self.detached)
+                with self.cond:
+                    self.members.add(holder)
             return holder
         finally:
             if ticket is not None:
@@ -316,11 +321,15 @@ class Pool:
                     self.opening = weakref.ref(ticket)
                     return None, ticket
                 self.cond.wait(0.05)
+                _exit_drain.refuse()
             return self.idle.pop(), None
         finally:
             self.waiters -= 1
 
     def give(self, holder: Checkout) -> None:
+        if _exit_drain.exiting:  # no statement starts on it again (_exit_drain.py)
+            self.parked.append(holder)
+            return
         if holder.generation != self.generation:  # from before close() or fork
             self.members.discard(holder)
             holder.release()
@@ -329,6 +338,18 @@ class Pool:
         if self.waiters:
             with self.cond:
                 self.cond.notify()
+
+    def park_idle(self) -> None:
+        """At interpreter exit: the idle connections are handed out no more (_exit_drain.py)."""
+        with self.cond:
+            self.parked.extend(self.idle)
+            self.idle.clear()
+            self.cond.notify_all()
+
+    def in_use(self) -> bool:
+        """Whether a connection is out running a statement (or held by a call that has not handed it back)."""
+        resting = {id(h) for h in [*self.parked, *self.idle]}
+        return any(id(h) not in resting for h in list(self.members))
 
     def discard(self, holder: Checkout, err: BaseException, lost: bool) -> None:
         """Close a connection that failed mid-statement; when the server dropped it, the idle ones are

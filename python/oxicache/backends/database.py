@@ -13,6 +13,7 @@ import weakref
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
 
 from oxicache._core import KEY_SCHEME_VERSION, CacheEntry
+from oxicache.backends import _exit_drain
 from oxicache.backends._fork import in_child_of
 from oxicache.backends._forkgate import SQLITE_GATE
 from oxicache.backends._fs import check_writable_file, hold_sqlite_file, prepare_folder, warn_if_risky_filesystem
@@ -399,6 +400,7 @@ class DatabaseCache(LockLeasedCache):  # leases: server locks, or file locks for
             os.close(fd)
 
     def _connect_once(self, sa: Any) -> None:
+        _exit_drain.refuse()  # a daemon thread opening a cache as the interpreter exits (_exit_drain.py)
         try:
             with self._engine.connect() as conn, self._watching(conn):
                 conn.execute(sa.text("SELECT 1"))
