@@ -233,3 +233,37 @@ def test_json_two_processes_storing_the_same_keys_leave_an_exact_index(tmp_path)
     cache = JsonCache(path)
     assert cache.count_function("f") == 100 and len(cache) == 100
     assert cache.clear_function("f") == 100 and len(cache) == 0
+
+
+@pytest.mark.parametrize("clear", ["cache_clear", "clear", "invalidate"])
+def test_json_a_clear_between_a_stores_marker_and_its_rename_leaves_it_indexed(tmp_path, monkeypatch, clear):
+    """A clear that lists a store's new markers after they are written and removes them (and the entry
+    file there, the old one) before the store renames its file into place: the store's entry is then the
+    function's, so it must have its markers again, or counts and later clears by marker would never see
+    it (found by lru_cache's threaded clear test on a loaded CI machine: currsize 0, len(cache) 1)."""
+    cache = JsonCache(tmp_path / "c")
+
+    @cache.memoize(name="f", tags=["t"])
+    def f(x):
+        return x * 2
+
+    f(1)
+    real_replace, cleared = os.replace, []
+
+    def replace_after_a_clear(src, dst):
+        if dst.endswith(".json") and not cleared:
+            cleared.append(dst)
+            if clear == "cache_clear":
+                f.cache_clear()
+            elif clear == "clear":
+                cache.clear()
+            else:
+                cache.invalidate(tags=["t"])
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace_after_a_clear)
+    assert f(2) == 4 and cleared
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert f.cache_info().currsize == len(cache) == 1  # f(2), stored after the clear, and counted
+    assert cache.invalidate(tags=["t"]) == 1 and len(cache) == 0  # its tag marker is back too
+    assert f(2) == 4 and f.cache_clear() is None and len(cache) == 0 and f.cache_info().currsize == 0

@@ -3,7 +3,8 @@ hex>.<inode>.<size>.<mtime ns>``, naming the entry file it was written with (its
 expires has the same name plus ``.t``, and its expiry time inside.
 
 A store writes its marker, renames its entry file into place, then removes the marker of the file it
-replaced (whose stamp it read before the rename). So every entry file a completed store left has a marker
+replaced (whose stamp it read before the rename), and writes its marker again if a clear removed it
+between its write and the rename. So every entry file a completed store left has a marker
 with its stamp; a marker with another stamp (a crash between the steps, an older oxicache overwriting the
 file, a file edited or damaged in place) is not trusted, and a key without a trusted marker is read. A key determines its function, so a
 marker in a function's folder never names another function's entry. Counting a function lists its folder
@@ -112,6 +113,14 @@ class FuncIndex:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+
+    def remark_in(self, folder: str, name: str, expiry: float | None, of: Stamp, fsync: bool) -> None:
+        """Writes the marker again unless it exists (one stat): after a store's rename, for a clear that
+        removed it in between."""
+        try:
+            os.stat(os.path.join(folder, _name(name, of) + ("" if expiry is None else ".t")))
+        except FileNotFoundError:
+            self.mark_in(folder, name, expiry, of, fsync)
 
     def unmark(self, func: str, name: str, of: Stamp) -> None:
         """Removes the markers of the entry file ``name`` had with the stamp ``of`` (the file a store replaced)."""

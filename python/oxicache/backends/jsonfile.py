@@ -171,6 +171,10 @@ class JsonCache(LockLeasedCache):  # leases: file locks in leases/ (backends/_le
             self._index.unmark(entry.func, name, replaced)
             for folder in tag_folders:  # the replaced file's markers of tags the new one keeps
                 self._index.unmark_in(folder, name, replaced)
+        # A clear that listed our markers before the rename removed them (then the file we replaced):
+        # our file is an entry now, so it gets them back, or counts and clears by marker would miss it.
+        for folder in [self._index.folder(entry.func), *tag_folders]:
+            self._index.remark_in(folder, name, expires_at(ttl, now), written, self._fsync)
         if self._fsync:
             self._fsync_dir()
 
