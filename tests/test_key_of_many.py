@@ -60,28 +60,38 @@ def test_an_exception_from_the_iterable_propagates() -> None:
 def loop_iterations_during(work: Callable[[], object], interval: float) -> int:
     """How many times another thread's loop ran during ``work()``. The switch interval is set far above
     the work's time (wall time, on a loaded machine too), so the other thread only runs while ``work`` has
-    released the GIL."""
+    released the GIL.
+
+    The interval is set before the other thread starts waiting for the GIL: a thread already waiting
+    keeps the interval it began its wait with, and would ask for the GIL after the old one (5 ms), in the
+    middle of ``work`` (CI saw the other thread run 60 s, all the rest of the interval). So it starts,
+    blocks on an event (giving the GIL back), and is woken just before ``work``: its wait for the GIL
+    begins under the new interval."""
     counter = [0]
     stop = threading.Event()
     started = threading.Event()
+    go = threading.Event()
 
     def count() -> None:
         started.set()
+        go.wait()
         while not stop.is_set():
             counter[0] += 1
 
     old = sys.getswitchinterval()
     worker = threading.Thread(target=count)
     try:
+        sys.setswitchinterval(interval)
         worker.start()
         started.wait()
-        sys.setswitchinterval(interval)
+        go.set()
         before = counter[0]
         work()
         return counter[0] - before
     finally:
         sys.setswitchinterval(old)
         stop.set()
+        go.set()
         worker.join()
 
 
