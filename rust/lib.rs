@@ -7,6 +7,7 @@ mod errors;
 mod forkgate;
 mod key;
 mod limits;
+mod log;
 mod memo;
 mod monitor;
 mod replay;
@@ -35,6 +36,8 @@ mod _core {
     use crate::key::known_types::register_key_encoder;
     #[pymodule_export]
     use crate::key::{canonical_bytes, key_of, key_of_many};
+    #[pymodule_export]
+    use crate::log::set_debug_logging;
     #[pymodule_export]
     use crate::memo::binder::Binder;
     #[pymodule_export]

@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from oxicache import CallbackCache, DiskCache, JsonCache
+from oxicache import CallbackCache, DiskCache, InMemCache, JsonCache
 from oxicache.memo import engine
 
 
@@ -63,10 +63,11 @@ def test_with_debug_off_nothing_is_logged_and_a_hit_asks_the_level_once(tmp_path
     real = engine.log.isEnabledFor
     monkeypatch.setattr(engine.log, "isEnabledFor", lambda level: asked.append(level) or real(level))
     with caplog.at_level(logging.INFO, logger="oxicache"):
+        asked.clear()  # (a level change asks too: the native switch follows it, _logswitch.py)
         for _ in range(5):
             double(1)
+        assert asked == [logging.DEBUG] * 5  # one check per hit, nothing formatted
     assert memo_records(caplog) == []
-    assert asked == [logging.DEBUG] * 5  # one check per hit, nothing formatted
 
 
 def test_callback_cache_logs_under_its_module_s_logger(caplog) -> None:  # type: ignore[no-untyped-def]
@@ -78,3 +79,60 @@ def test_callback_cache_logs_under_its_module_s_logger(caplog) -> None:  # type:
         cache.set("f", output=1, x=1)
     names = {r.name for r in caplog.records if "sink down" in (r.exc_text or "") or "broken" in r.getMessage()}
     assert names == {"oxicache.backends.callback"}
+
+
+def test_the_native_wrapper_logs_hits_misses_stores_and_evictions(caplog) -> None:  # type: ignore[no-untyped-def]
+    """InMemCache's native wrapper (a plain function: no Python code on a hit) logs as the Python engine
+    does, and evictions too, once DEBUG is on for "oxicache"; off again, it logs nothing."""
+    cache = InMemCache(max_size=2)
+
+    @cache.memoize(name="tests.logging.native")
+    def square(x: int) -> int:
+        return x * x
+
+    square(1)
+    assert memo_records(caplog) == []  # the default: off
+    keys = {x: f"{square.cache_key(x):032x}" for x in (1, 2, 3)}
+    with caplog.at_level(logging.DEBUG, logger="oxicache"):
+        assert [square(1), square(2), square(3)] == [1, 4, 9]
+    assert memo_records(caplog) == [
+        f"hit tests.logging.native key={keys[1]} on InMemCache",
+        f"miss tests.logging.native key={keys[2]} on InMemCache",
+        f"stored tests.logging.native key={keys[2]} on InMemCache",
+        f"miss tests.logging.native key={keys[3]} on InMemCache",
+        "evicted 1 entry on InMemCache storing tests.logging.native (max_size reached: the least recently used go)",
+        f"stored tests.logging.native key={keys[3]} on InMemCache",
+    ]
+    caplog.clear()
+    square(3)
+    square(4)
+    assert memo_records(caplog) == []  # at_level put the level back: the native switch followed
+    assert square.cache_info().hits == 2 and cache.stats()["evictions"] == 2
+
+
+def test_logging_disable_and_dict_config_reach_the_native_switch(caplog) -> None:  # type: ignore[no-untyped-def]
+    import logging.config
+
+    cache = InMemCache()
+
+    @cache.memoize(name="tests.logging.switch")
+    def inc(x: int) -> int:
+        return x + 1
+
+    logger = logging.getLogger("oxicache")
+    old = logger.level
+    try:
+        logging.config.dictConfig({"version": 1, "incremental": True, "loggers": {"oxicache": {"level": "DEBUG"}}})
+        caplog.set_level(logging.DEBUG, logger="oxicache.memo")
+        inc(1)
+        assert [m.split(" ")[0] for m in memo_records(caplog)] == ["miss", "stored"]
+        caplog.clear()
+        logging.disable(logging.DEBUG)
+        inc(1)
+        assert memo_records(caplog) == []
+        logging.disable(logging.NOTSET)
+        inc(1)
+        assert [m.split(" ")[0] for m in memo_records(caplog)] == ["hit"]
+    finally:
+        logging.disable(logging.NOTSET)
+        logger.setLevel(old)

@@ -35,6 +35,7 @@ __all__ = [
     "key_of",
     "key_of_many",
     "register_key_encoder",
+    "set_debug_logging",
 ]
 
 __version__: str
@@ -57,6 +58,9 @@ def key_of(func: str, inputs: dict[str, Any]) -> int:
 
 def key_of_many(func: str, inputs: Iterable[dict[str, Any]]) -> list[int]:
     """``[key_of(func, d) for d in inputs]`` in one call; large encodings are digested without the GIL."""
+
+def set_debug_logging(on: bool, sink: Callable[[str, str, int], None] | None = None) -> None:
+    """Turns the native memoizer's debug events on or off (oxicache/_logswitch.py keeps it in step)."""
 
 def register_key_encoder(cls: type, encoder: Callable[[Any], Any] | None) -> None:
     """Key instances of ``cls`` (and subclasses) by ``encoder(obj)``; ``None`` removes the registration."""

@@ -164,8 +164,8 @@ impl Memoizer {
         py: Python<'py>,
         value: impl Fn(usize) -> Borrowed<'py, 'py, PyAny>,
     ) -> Option<Py<PyAny>> {
-        if controls::maybe_active() {
-            return None; // the full path reads the context's mode
+        if controls::maybe_active() || crate::log::enabled() {
+            return None; // the full path reads the context's mode, and logs
         }
         let store = self.store.get();
         let hit = with_scratch(|key| {
@@ -188,7 +188,8 @@ impl Memoizer {
         refresh: bool,
     ) -> PyResult<HitOrMiss> {
         let store = self.store.get();
-        let result = with_scratch(|key| -> PyResult<HitOrMiss> {
+        let logged = crate::log::enabled();
+        let (result, digest) = with_scratch(|key| -> PyResult<(HitOrMiss, u128)> {
             let mut spans = Spans::new();
             let decodable = self.write_key(py, value, key, Some(&mut spans))?;
             let digested = compact_large_key(key, self.func_name.bind(py).to_str()?);
@@ -198,16 +199,28 @@ impl Memoizer {
             } else {
                 store.lookup(py, key)
             };
-            Ok(match found {
-                Some(value) => Ok(value),
-                None => Err(Miss {
-                    key: key.clone(), // the miss path keeps its own copy
-                    lossless: decodable && !digested,
-                    spans: (!decodable && !digested).then_some(spans),
-                }),
-            })
+            let digest = if logged {
+                crate::store::key_digest(key, self.func_name.bind(py).to_str()?)
+            } else {
+                0
+            };
+            Ok((
+                match found {
+                    Some(value) => Ok(value),
+                    None => Err(Miss {
+                        key: key.clone(), // the miss path keeps its own copy
+                        lossless: decodable && !digested,
+                        spans: (!decodable && !digested).then_some(spans),
+                    }),
+                },
+                digest,
+            ))
         })?;
         bump(if result.is_ok() { &self.hits } else { &self.misses });
+        if logged {
+            let event = if result.is_ok() { "hit" } else { "miss" };
+            crate::log::event(py, event, self.func_name.bind(py), digest)?;
+        }
         Ok(result)
     }
 
@@ -255,8 +268,12 @@ impl Memoizer {
             output: output.clone_ref(py),
             extra,
         };
-        self.store.get().store(key, payload, self.ttl);
+        self.store.get().store(py, key, payload, self.ttl)?;
         bump(&self.sets);
+        if crate::log::enabled() {
+            let name = self.func_name.bind(py);
+            crate::log::event(py, "stored", name, crate::store::key_digest(key, name.to_str()?))?;
+        }
         Ok(())
     }
 

@@ -128,14 +128,19 @@ pub fn compact_large_key(key: &mut Vec<u8>, func: &str) -> bool {
     true
 }
 
+/// The entry key (`CacheEntry.key`) of a stored key of the function `func`.
+pub fn key_digest(key: &[u8], func: &str) -> u128 {
+    if key.get(4) == Some(&DIGESTED) {
+        let mut raw = [0u8; 16];
+        raw.copy_from_slice(&key[5..21]);
+        return u128::from_be_bytes(raw);
+    }
+    digest::entry_key(func, &key[4..])
+}
+
 impl Inner {
     fn digest_of(&self, key: &[u8]) -> u128 {
-        if key.get(4) == Some(&DIGESTED) {
-            let mut raw = [0u8; 16];
-            raw.copy_from_slice(&key[5..21]);
-            return u128::from_be_bytes(raw);
-        }
-        digest::entry_key(self.name_of(key), &key[4..])
+        key_digest(key, self.name_of(key))
     }
 
     /// The function identity of a stored key (every live key's id is interned).
@@ -282,7 +287,8 @@ impl MemoryStore {
     }
 
     /// Stores `payload` under `key` (`ttl` in ns, 0 = the store's default).
-    pub fn store(&self, key: &[u8], payload: Payload, ttl: u64) {
+    /// With debug logging on, evictions are logged (the count, on the function that stored).
+    pub fn store(&self, py: Python<'_>, key: &[u8], payload: Payload, ttl: u64) -> PyResult<()> {
         let expires = self.expiry(ttl);
         let displaced = {
             let mut inner = self.inner.lock();
@@ -293,7 +299,13 @@ impl MemoryStore {
             inner.index(key);
             displaced
         };
+        let evicted = displaced.evicted.len();
         drop(displaced);
+        if evicted > 0 && crate::log::enabled() {
+            let name = PyString::new(py, self.inner.lock().name_of(key));
+            crate::log::event(py, "evicted", &name, evicted as u128)?;
+        }
+        Ok(())
     }
 
     fn key_for(
@@ -484,8 +496,7 @@ impl MemoryStore {
             output: entry.output(py).clone().unbind(),
             extra: has_extra.then(|| Box::new(extra)),
         };
-        self.store(&key, payload, ttl_nanos(ttl)?);
-        Ok(())
+        self.store(py, &key, payload, ttl_nanos(ttl)?)
     }
 
     /// Removes the entry for (func, inputs); True when there was one.

@@ -6,6 +6,7 @@ from typing import Any, Iterable, Iterator
 
 
 from oxicache._core import CacheEntry, MemoryStore, after_fork_in_child
+from oxicache._logswitch import follow_level
 from oxicache.backends._fork import in_child
 from oxicache.base import BaseCache, Capabilities, Ref
 from oxicache.durations import TTL
@@ -49,6 +50,7 @@ class InMemCache(BaseCache):
             msg = f"max_size must be None or a non-negative int, got {max_size!r}"
             raise ValueError(msg)
         self._native_store = MemoryStore(max_size=max_size, ttl=self._ttl)
+        follow_level()  # the native wrapper's debug events follow the "oxicache.memo" logger (_logswitch.py)
 
     @property
     def max_size(self) -> int | None:
