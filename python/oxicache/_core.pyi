@@ -202,6 +202,8 @@ class Memoizer:
         cache_if: Callable[[Any], Any] | None = None,
         wait_timeout: float | None = None,
         private: bool = False,
+        *,
+        delegate: float | None = None,
     ) -> Memoizer: ...
     @property
     def wait(self) -> float:

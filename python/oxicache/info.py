@@ -33,3 +33,14 @@ class CacheInfo(_LruCacheInfo):
             f"CacheInfo(hits={self.hits}, misses={self.misses}, maxsize={self.maxsize}, "
             f"currsize={self.currsize}, sets={self.sets}, errors={self.errors})"
         )
+
+    def _replace(self, **changes: int | None) -> CacheInfo:
+        """A copy with ``changes`` (any of the six counters): the tuple's own ``_replace`` would drop
+        ``sets`` and ``errors``, which are not tuple fields."""
+        fields: dict[str, int | None] = {**self._asdict(), "sets": self.sets, "errors": self.errors}
+        unknown = sorted(set(changes) - set(fields))
+        if unknown:
+            msg = f"CacheInfo has no field {', '.join(map(repr, unknown))}; its fields are {', '.join(fields)}"
+            raise ValueError(msg)
+        fields.update(changes)
+        return CacheInfo(**fields)  # type: ignore[arg-type]

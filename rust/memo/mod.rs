@@ -45,6 +45,11 @@ pub struct Memoizer {
     /// The identity is this memoizer's alone (a local function's `#n` on InMemCache): when the memoizer
     /// goes, nothing can look its entries up again, so they and the name are freed with it.
     private: bool,
+    /// Set for a function the Python engine memoizes on this store (freshness options, tags): this
+    /// memoizer answers only its fresh hits, entries living this many ns longer than now (their stale
+    /// windows, kept past the TTL), and hands every other call to `func`, the Python engine's wrapper,
+    /// which counts, stores and revalidates. None: it memoizes by itself.
+    delegate: Option<u64>,
     hits: AtomicU64,
     misses: AtomicU64,
     sets: AtomicU64,
@@ -168,12 +173,13 @@ impl Memoizer {
             return None; // the full path reads the context's mode, and logs
         }
         let store = self.store.get();
+        let margin = self.delegate.unwrap_or(0);
         let hit = with_scratch(|key| {
             self.encode_key(&mut Encoder::builtins_only(key), value, None).ok()?;
             if key.len() > crate::store::LARGE_KEY {
                 return None; // digesting needs the name as a str: leave it to the full path
             }
-            store.lookup_hit(py, key)
+            store.lookup_hit(py, key, margin)
         })?;
         bump(&self.hits);
         Some(hit)
@@ -222,6 +228,41 @@ impl Memoizer {
             crate::log::event(py, event, self.func_name.bind(py), digest)?;
         }
         Ok(result)
+    }
+
+    /// A delegating memoizer's call: a fresh hit here, anything else (a miss, a stale or expired entry,
+    /// bypass, refresh, max_age(), an argument the key cannot hold) by the Python engine's wrapper.
+    fn delegated<'a, 'py: 'a>(
+        &self,
+        py: Python<'py>,
+        value: impl Fn(usize) -> Borrowed<'a, 'py, PyAny> + Copy,
+        call: impl FnOnce() -> PyResult<Py<PyAny>>,
+        mode: Mode,
+        margin: u64,
+    ) -> PyResult<Py<PyAny>> {
+        if mode == Mode::Normal {
+            let store = self.store.get();
+            let hit = with_scratch(|key| {
+                self.write_key(py, value, key, None).ok()?;
+                compact_large_key(key, self.func_name.bind(py).to_str().ok()?);
+                let found = store.lookup_hit(py, key, margin)?;
+                let digest = crate::log::enabled().then(|| {
+                    self.func_name
+                        .bind(py)
+                        .to_str()
+                        .map(|n| crate::store::key_digest(key, n))
+                });
+                Some((found, digest))
+            });
+            if let Some((found, digest)) = hit {
+                bump(&self.hits);
+                if let Some(digest) = digest {
+                    crate::log::event(py, "hit", self.func_name.bind(py), digest?)?;
+                }
+                return Ok(found);
+            }
+        }
+        trap_forced_unwind(call)
     }
 
     /// Runs the function, counting an error when it raises.
@@ -287,6 +328,9 @@ impl Memoizer {
     ) -> PyResult<Py<PyAny>> {
         crate::stack::check()?;
         let mode = controls::mode(py)?;
+        if let Some(margin) = self.delegate {
+            return self.delegated(py, value, call, mode, margin);
+        }
         if mode == Mode::Bypass {
             self.count_bypass();
             return self.run_counted(call);
@@ -349,7 +393,7 @@ impl Memoizer {
     /// `params` lists `(name, kind, has_default, default)` in signature order, `kind` being the int value
     /// of `inspect.Parameter.kind`.
     #[new]
-    #[pyo3(signature = (func, store, name, params, exclude, ttl=None, metadata=None, cache_if=None, wait_timeout=None, private=false))]
+    #[pyo3(signature = (func, store, name, params, exclude, ttl=None, metadata=None, cache_if=None, wait_timeout=None, private=false, *, delegate=None))]
     #[allow(clippy::too_many_arguments)] // mirrors the Python-side constructor
     fn new(
         py: Python<'_>,
@@ -363,6 +407,7 @@ impl Memoizer {
         cache_if: Option<Py<PyAny>>,
         wait_timeout: Option<f64>,
         private: bool,
+        delegate: Option<f64>,
     ) -> PyResult<Self> {
         let func_id = store.get().intern(name.bind(py).to_str()?);
         Ok(Memoizer {
@@ -376,6 +421,15 @@ impl Memoizer {
             cache_if,
             wait: wait_bound(wait_timeout)?,
             private,
+            delegate: match delegate {
+                Some(margin) if margin.is_finite() && margin >= 0.0 => Some((margin * 1e9) as u64),
+                Some(margin) => {
+                    return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                        "delegate must be a non-negative number of seconds, got {margin}"
+                    )))
+                }
+                None => None,
+            },
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             sets: AtomicU64::new(0),

@@ -214,9 +214,10 @@ impl<V> Lru<V> {
 
     /// A live entry becomes the most recently used and is returned; an expired one is left in place
     /// (for a caller that must not drop values, see `MemoryStore::lookup_hit`).
-    pub fn get_live(&mut self, key: &[u8], now: impl Fn() -> u64) -> Option<&V> {
+    /// `margin` (ns): the entry must also live that much longer (0: merely live).
+    pub fn get_live(&mut self, key: &[u8], now: impl Fn() -> u64, margin: u64) -> Option<&V> {
         let i = self.find(key)?;
-        if self.is_expired(i, now) {
+        if self.is_expired(i, || now().saturating_add(margin)) {
             return None;
         }
         self.touch(i);

@@ -263,11 +263,12 @@ impl MemoryStore {
 
     /// The hit path of the native memoizer: returns the value of a live entry and counts the hit; on
     /// anything else returns None, counts nothing and changes nothing (the full path then looks again).
-    /// Drops no Python object, so it is safe outside PyO3's call bookkeeping.
+    /// Drops no Python object, so it is safe outside PyO3's call bookkeeping. `fresh_margin` (ns): the
+    /// entry must live that much longer (its stale window, kept past its TTL: `Memoizer`'s delegation).
     #[inline]
-    pub fn lookup_hit(&self, py: Python<'_>, key: &[u8]) -> Option<Py<PyAny>> {
+    pub fn lookup_hit(&self, py: Python<'_>, key: &[u8], fresh_margin: u64) -> Option<Py<PyAny>> {
         let mut inner = self.inner.lock();
-        let payload = inner.lru.get_live(key, || self.now())?;
+        let payload = inner.lru.get_live(key, || self.now(), fresh_margin)?;
         if !payload.answers(py) {
             return None; // no output: the full path counts the miss
         }

@@ -244,7 +244,40 @@ def make_memoized(cache: BaseCache, func: Callable[..., Any], options: Options) 
     engine = make_engine(cache, func, options, view)
     if kind == "sync" and isinstance(engine, Memoizer):
         return functools.update_wrapper(engine, func)
-    return decorate(_wrap(engine, func, kind, view), engine, func)
+    wrapper = decorate(_wrap(engine, func, kind, view), engine, func)
+    if kind == "sync" and view.native_store is not None and isinstance(engine, PythonMemo):
+        return _native_fresh_hits(wrapper, engine, func, view.native_store)
+    return wrapper
+
+
+def _native_fresh_hits(wrapper: Any, engine: PythonMemo, func: Callable[..., Any], store: Any) -> Any:
+    """A plain function on InMemCache that the Python engine memoizes (freshness options, tags): a native
+    ``Memoizer`` in front answers its fresh hits at the native hit's cost and hands every other call to
+    the Python engine's wrapper (rust/memo/mod.rs ``delegated``). Fresh: the entry outlives now by its
+    stale windows, which the engine keeps it past its TTL (``Freshness.kept_for``), so it is fresh by
+    the engine's own stamp too."""
+    if not isinstance(engine.identity, str):
+        return wrapper
+    fresh = engine.freshness
+    margin = max([w for w in (fresh.stale_if_error, fresh.stale) if w is not None], default=0.0) if fresh else 0.0
+    _, specs = param_specs(func)
+    outer = Memoizer(wrapper, store, engine.identity, specs, sorted(engine.exclude), delegate=margin)
+    install_vectorcall(outer)
+    functools.update_wrapper(outer, func)
+    own_info, own_clear = outer.cache_info, outer.cache_clear  # the front's: its fresh hits
+
+    def cache_info() -> CacheInfo:
+        """The engine's counts, plus the hits the native front answered."""
+        info = engine.cache_info()
+        return info._replace(hits=info.hits + own_info().hits)
+
+    def cache_clear() -> None:
+        own_clear()
+        engine.cache_clear()
+
+    outer.cache_info, outer.cache_clear = cache_info, cache_clear  # type: ignore[method-assign]
+    outer.cache_key, outer.cache_inputs = engine.cache_key, engine.cache_inputs  # type: ignore[method-assign]
+    return outer
 
 
 def _python_freshness(options: Options) -> bool:

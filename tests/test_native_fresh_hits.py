@@ -1,0 +1,143 @@
+"""A plain function on InMemCache with freshness options or tags (which the Python engine keeps) answers
+its fresh hits on the native path (issue 14: "with stale= on InMemCache, a fresh hit stays on the native
+path"); every other call (a miss, a value in its stale window, bypass/refresh/max_age) is the engine's.
+
+"Native" is observed from outside: a profiler hook sees no Python function called during a fresh hit,
+and sees the engine's wrapper once the value is stale. The clocks are injected (tests/fake_clock.py).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Any, Callable
+
+import pytest
+from fake_clock import Clock, put_on_clock
+
+import oxicache
+from oxicache import InMemCache
+from oxicache.memo import freshness
+
+
+def python_calls(call: Callable[[], Any]) -> tuple[Any, list[str]]:
+    """``call()``'s result and the Python functions it ran (by name; ``call`` itself left out)."""
+    seen: list[str] = []
+
+    def hook(frame: Any, event: str, arg: Any) -> None:
+        if event == "call" and frame.f_code is not getattr(call, "__code__", None):
+            seen.append(frame.f_code.co_name)
+
+    sys.setprofile(hook)
+    try:
+        result = call()
+    finally:
+        sys.setprofile(None)
+    return result, seen
+
+
+@pytest.fixture
+def clocked(monkeypatch: pytest.MonkeyPatch) -> tuple[InMemCache, Callable[[float], None]]:
+    cache = InMemCache()
+    clock = Clock()
+    also = put_on_clock("inmem", cache, clock, monkeypatch)
+    monkeypatch.setattr(freshness, "clock", clock.time)
+
+    def advance(seconds: float) -> None:
+        clock.advance(seconds)
+        also(seconds)
+
+    return cache, advance
+
+
+OPTIONS: dict[str, dict[str, Any]] = {
+    "stale": {"ttl": 60, "stale": 30},
+    "stale_if_error": {"ttl": 60, "stale_if_error": 300},
+    "jitter": {"ttl": 60, "jitter": 0.1},
+    "computed ttl": {"ttl": lambda result: 60},
+    "track_age": {"ttl": 60, "track_age": True},
+    "static tags": {"ttl": 60, "tags": ["t"]},
+    "computed tags": {"ttl": 60, "tags": lambda x: [f"x{x}"]},
+}
+
+
+@pytest.mark.parametrize("name", list(OPTIONS))
+def test_a_fresh_hit_runs_no_python_code(clocked: tuple[InMemCache, Callable[[float], None]], name: str) -> None:
+    cache, advance = clocked
+    runs: list[int] = []
+
+    @cache.memoize(**OPTIONS[name])
+    def square(x: int) -> int:
+        runs.append(x)
+        return x * x
+
+    assert square(3) == 9
+    result, ran = python_calls(lambda: square(3))
+    assert result == 9 and ran == [], f"a fresh hit ran Python code: {ran}"
+    result, ran = python_calls(lambda: square(x=3))  # by keyword: the general binding, still native
+    assert result == 9 and ran == []
+    advance(61)  # past the TTL (the stale window, or the fallback window, or nothing): the engine's call
+    result, ran = python_calls(lambda: square(3))
+    # (static tags alone need no engine: that function is the native memoizer itself, its miss native too)
+    assert result == 9 and ("wrapper" in ran if name != "static tags" else ran == ["square"])
+    info = square.cache_info()
+    assert info.hits + info.misses == 4 and info.hits >= 2 and runs[0] == 3
+
+
+def test_stale_while_revalidate_with_the_native_front(clocked: tuple[InMemCache, Callable[[float], None]]) -> None:
+    """The whole cycle: fresh hits (native), one stale hit that refreshes in the background (the engine),
+    fresh hits on the refreshed value (native again), a miss past ttl + stale; the counts add up."""
+    cache, advance = clocked
+    value = [1]
+    refreshed = threading.Event()
+
+    @cache.memoize(ttl=60, stale=30)
+    def read() -> int:
+        refreshed.set()
+        return value[0]
+
+    assert read() == 1  # miss
+    refreshed.clear()
+    assert [read(), read()] == [1, 1]  # fresh: native
+    value[0] = 2
+    advance(70)  # in the stale window
+    assert read() == 1  # the stored value at once; one refresh in the background
+    assert refreshed.wait(10)
+    for _ in range(200):  # the refresh stores (in its thread) right after the function returns
+        if python_calls(read)[1] == []:
+            break
+        threading.Event().wait(0.01)
+    result, ran = python_calls(read)
+    assert result == 2 and ran == []  # the refreshed value, fresh: native again
+    advance(200)  # past ttl + stale: a plain miss
+    value[0] = 3
+    assert read() == 3
+    info = read.cache_info()
+    assert info.misses == 2 and info.hits + info.misses >= 7 and info.sets >= 3
+
+
+def test_controls_and_clearing_reach_the_engine(clocked: tuple[InMemCache, Callable[[float], None]]) -> None:
+    cache, _ = clocked
+    runs: list[int] = []
+
+    @cache.memoize(ttl=60, stale=30, tags=["group"])
+    def f(x: int) -> int:
+        runs.append(x)
+        return x + 1
+
+    assert f(1) == 2 and f(1) == 2 and runs == [1]
+    with oxicache.refresh():
+        assert f(1) == 2 and runs == [1, 1]
+    with oxicache.bypass():
+        assert f(1) == 2 and runs == [1, 1, 1]
+    with oxicache.max_age("1h"):
+        assert f(1) == 2 and runs == [1, 1, 1]  # stored just now: young enough
+    assert cache.invalidate(tags=["group"]) == 1
+    assert f(1) == 2 and runs == [1, 1, 1, 1]  # invalidated: not answered by the native front
+    f.cache_clear()
+    assert f.cache_info() == (0, 0, None, 0)
+    assert f(1) == 2 and runs == [1, 1, 1, 1, 1]
+    assert f.cache_info().misses == 1 and f.cache_info().sets == 1
+    # Outside the controls (which, once used, the process reads on every call), hits are native again.
+    result, ran = python_calls(lambda: f(1))
+    assert result == 2 and ran == []
