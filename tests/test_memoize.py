@@ -344,6 +344,17 @@ def test_cache_info_exact():
         assert (info.hits, info.misses, info.maxsize, info.currsize) == (3, 3, max_size, 3)
 
 
+def test_cache_info_replace_keeps_the_extra_counters():
+    # As a namedtuple's, _replace builds the copy without __new__, so sets and errors were lost.
+    info = CacheInfo(1, 2, None, 3, sets=4, errors=5)
+    changed = info._replace(hits=10)
+    assert isinstance(changed, CacheInfo) and tuple(changed) == (10, 2, None, 3)
+    assert (changed.sets, changed.errors) == (4, 5)
+    assert info._replace(errors=0).errors == 0
+    with pytest.raises(ValueError, match="CacheInfo has no field 'size'"):
+        info._replace(size=1)
+
+
 def test_cache_info_on_nocache():
     cache = NoCache()
 

@@ -269,7 +269,7 @@ def _native_fresh_hits(wrapper: Any, engine: PythonMemo, func: Callable[..., Any
     def cache_info() -> CacheInfo:
         """The engine's counts, plus the hits the native front answered."""
         info = engine.cache_info()
-        return info._replace(hits=info.hits + own_info().hits)
+        return CacheInfo(info.hits + own_info().hits, info.misses, info.maxsize, info.currsize, info.sets, info.errors)
 
     def cache_clear() -> None:
         own_clear()
