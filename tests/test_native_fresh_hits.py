@@ -141,3 +141,45 @@ def test_controls_and_clearing_reach_the_engine(clocked: tuple[InMemCache, Calla
     # Outside the controls (which, once used, the process reads on every call), hits are native again.
     result, ran = python_calls(lambda: f(1))
     assert result == 2 and ran == []
+
+
+def test_an_interrupt_while_keying_goes_up_and_an_unkeyable_argument_is_the_engines(
+        clocked: tuple[InMemCache, Callable[[float], None]]) -> None:
+    cache, _ = clocked
+
+    class Interrupting:
+        pass
+
+    class Broken:
+        pass
+
+    interrupts = [1]
+
+    def interrupt(obj: Any) -> Any:
+        if interrupts:  # once: swallowed and retried by the engine, the call would go on and run
+            interrupts.pop()
+            raise KeyboardInterrupt
+        return "interrupting"
+
+    def broken(obj: Any) -> Any:
+        raise ValueError("no key for this one")
+
+    oxicache.keys.register_key_encoder(Interrupting, interrupt)
+    oxicache.keys.register_key_encoder(Broken, broken)
+    try:
+        runs: list[Any] = []
+
+        @cache.memoize(ttl=60, stale=30)
+        def f(x: Any) -> str:
+            runs.append(x)
+            return "ran"
+
+        with pytest.raises(KeyboardInterrupt):
+            f(Interrupting())
+        assert runs == []  # Ctrl-C while keying: nothing ran, nothing swallowed
+        with pytest.raises(Exception, match="no key for this one"):
+            f(Broken())  # the front leaves it to the engine, which reports the encoder's error
+        assert runs == []
+    finally:
+        oxicache.keys.register_key_encoder(Interrupting, None)
+        oxicache.keys.register_key_encoder(Broken, None)

@@ -243,21 +243,27 @@ impl Memoizer {
         if mode == Mode::Normal {
             let store = self.store.get();
             let hit = with_scratch(|key| {
-                self.write_key(py, value, key, None).ok()?;
-                compact_large_key(key, self.func_name.bind(py).to_str().ok()?);
-                let found = store.lookup_hit(py, key, margin)?;
-                let digest = crate::log::enabled().then(|| {
-                    self.func_name
-                        .bind(py)
-                        .to_str()
-                        .map(|n| crate::store::key_digest(key, n))
-                });
-                Some((found, digest))
-            });
+                match self.write_key(py, value, key, None) {
+                    Ok(_) => {}
+                    // An argument the key cannot hold (or an encoder that raised): the engine's call
+                    // reports it as it does. An interrupt (KeyboardInterrupt, SystemExit) goes up now.
+                    Err(err) if err.is_instance_of::<pyo3::exceptions::PyException>(py) => return Ok(None),
+                    Err(err) => return Err(err),
+                }
+                compact_large_key(key, self.func_name.bind(py).to_str()?);
+                let Some(found) = store.lookup_hit(py, key, margin) else {
+                    return Ok(None);
+                };
+                let digest = match crate::log::enabled() {
+                    true => Some(crate::store::key_digest(key, self.func_name.bind(py).to_str()?)),
+                    false => None,
+                };
+                Ok(Some((found, digest)))
+            })?;
             if let Some((found, digest)) = hit {
                 bump(&self.hits);
                 if let Some(digest) = digest {
-                    crate::log::event(py, "hit", self.func_name.bind(py), digest?)?;
+                    crate::log::event(py, "hit", self.func_name.bind(py), digest)?;
                 }
                 return Ok(found);
             }
