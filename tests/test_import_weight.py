@@ -26,3 +26,48 @@ def test_import_oxicache_does_not_import_heavy_dependencies() -> None:
     )
     loaded = json.loads(out.stdout)
     assert loaded == [], f"import oxicache pulled in {loaded}"
+
+
+# Loaded on first use, not by `import oxicache` (issue 15 item 4): asyncio (and the ssl, socket and
+# subprocess modules it imports) when a coroutine function is memoized or awaited, the memoize engine at the
+# first decoration.
+DEFERRED = ("asyncio", "ssl", "socket", "subprocess", "concurrent", "oxicache.memo.engine", "oxicache.memo.wrappers",
+            "oxicache.memo.batch", "oxicache.memo.freshness")
+
+DEFERRED_PROBE = f"""
+import json, sys
+import oxicache
+oxicache.InMemCache().get("f", x=1)  # a cache made and used: still nothing of the engine
+deferred = {DEFERRED!r}
+print(json.dumps(sorted(m for m in deferred if m in sys.modules)))
+"""
+
+
+def test_import_oxicache_defers_asyncio_and_the_engine() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", DEFERRED_PROBE],
+        check=True, capture_output=True, text=True, timeout=120,
+        cwd=Path(__file__).resolve().parent,
+    )
+    loaded = json.loads(out.stdout)
+    assert loaded == [], f"import oxicache pulled in {loaded}"
+
+
+def test_memoizing_a_coroutine_function_works_after_a_light_import() -> None:
+    code = """
+import oxicache
+cache = oxicache.InMemCache()
+
+@cache.memoize(ttl=60, stale=30)  # decorated before anything imported asyncio
+async def double(x):
+    return 2 * x
+
+import asyncio
+
+async def main():
+    return [await double(2), await double(2)]
+
+print(asyncio.run(main()), double.cache_info().hits)
+"""
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["[4,", "4]", "1"]

@@ -19,10 +19,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, ClassVar, Iterable, 
 
 from oxicache._core import DEFAULT_WAIT_TIMEOUT, CacheEntry, MemoryStore, SingleFlight
 from oxicache.memo.async_flight import AsyncFlights
-from oxicache.memo.batch import make_batch_memoized
-from oxicache.memo.engine import Options, make_memoized
-from oxicache.memo.protocols import BatchMemoized, Memoized
-from oxicache.memo.signature import validate_exclude
+from oxicache.memo.exclude import validate_exclude
 from oxicache.memo.tags import TagsOption, check_tags
 from oxicache.capabilities import Capabilities
 from oxicache.durations import TTL, parse_ttl, resolve_ttl
@@ -33,6 +30,7 @@ if TYPE_CHECKING:
     from datetime import timedelta
 
     from oxicache.backends.tiered import FrontTier
+    from oxicache.memo.protocols import BatchMemoized, Memoized
 
 __all__ = ["BaseCache", "Capabilities", "EngineView", "Ref"]
 
@@ -665,6 +663,9 @@ class BaseCache:
 
         Type checkers see a ``Memoized[P, R]``: the original signature plus the ``cache_*`` helpers.
         """
+        # The engine loads at the first decoration, not at `import oxicache` (docs/benchmarks.md, import time).
+        from oxicache.memo.engine import Options, make_memoized
+
         options = Options(name, exclude, annotation, ttl, version, cache_if, wait_timeout,
                           shared_flight, key=key, jitter=jitter, stale_if_error=stale_if_error, track_age=track_age,
                           stale=stale, tags=tags,
@@ -708,6 +709,9 @@ class BaseCache:
         order) and returns every output in input order; each item is keyed as the call ``f([item], ...)``.
         Takes the same options as ``memoize`` (``cache_if`` is applied per item). Sync and async functions.
         """
+        from oxicache.memo.batch import make_batch_memoized
+        from oxicache.memo.engine import Options
+
         options = Options(name, exclude, annotation, ttl, version, cache_if, wait_timeout, types=types)
         if func is None:
             return lambda f: make_batch_memoized(self, f, options)

@@ -9,7 +9,7 @@ warning issued in the worker is attributed to the user's frame found then.
 
 from __future__ import annotations
 
-import asyncio
+import importlib.util
 import os
 import sys
 import threading
@@ -25,7 +25,10 @@ T = TypeVar("T")
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 # The standard library's glue between oxicache's frames and the user's: a @contextmanager's __exit__, and
 # the event loop under a coroutine function awaited as a task (then the line that runs the loop is the user's)
-_GLUE = (os.sep + "contextlib.py", os.path.dirname(asyncio.__file__) + os.sep)
+# (asyncio's folder is found without importing it: `import oxicache` does not load asyncio and ssl)
+_ASYNCIO_SPEC = importlib.util.find_spec("asyncio")
+_ASYNCIO = (_ASYNCIO_SPEC.submodule_search_locations or [""])[0] if _ASYNCIO_SPEC is not None else ""
+_GLUE = (os.sep + "contextlib.py", (_ASYNCIO + os.sep) if _ASYNCIO else "\0")
 # (the frame awaiting an offloaded step, its thread): set while the step runs in a worker thread
 _ORIGIN: ContextVar[tuple[FrameType, int] | None] = ContextVar("oxicache_origin", default=None)
 
@@ -62,6 +65,8 @@ def warn(message: str, category: type[Warning]) -> None:
 async def to_thread(fn: Callable[..., T], /, *args: Any) -> T:
     """``asyncio.to_thread(fn, *args)``, with warnings issued in the worker attributed to the awaiting code."""
     # found now: once the awaiting coroutines are suspended, their frames no longer link to their callers
+    import asyncio
+
     token = _ORIGIN.set((_outside(sys._getframe(1)), threading.get_ident()))
     try:
         return await asyncio.to_thread(fn, *args)

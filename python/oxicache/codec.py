@@ -14,9 +14,6 @@ of its instances, with ``allow(cls)``, or when memoize sees it in a return annot
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import pickle
 import contextlib
 import dataclasses
 import enum
@@ -162,6 +159,11 @@ class Serializer:
     def dumps(self, value: Any) -> bytes:
         if self.kind == "codec":
             return CODEC + encode_binary(value)
+        # serializer="pickle" only: `import oxicache` loads none of these
+        import hashlib
+        import hmac
+        import pickle
+
         data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         if self._key is None:
             return PICKLE + data
@@ -176,6 +178,10 @@ class Serializer:
         if self.kind != "pickle":
             msg = "the stored value is a pickle, and this cache reads only the safe codec (pass serializer='pickle' to read it)"
             raise ValueDecodingError(msg)
+        import hashlib
+        import hmac
+        import pickle
+
         if head == SIGNED and self._key is not None:
             signature, data = bytes(body[:32]), bytes(body[32:])
             if not hmac.compare_digest(signature, hmac.new(self._key, data, hashlib.sha256).digest()):

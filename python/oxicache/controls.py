@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import inspect
 from contextvars import ContextVar, Token
 from typing import Any, Callable, TypeVar
 
@@ -56,6 +55,8 @@ class _Control(contextlib.ContextDecorator):
     def __call__(self, func: F) -> F:
         """As a decorator: the control covers each call of ``func`` (for a coroutine function, its whole
         run, awaits included)."""
+        import inspect  # at decoration: `import oxicache` does not load inspect
+
         if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
             msg = (
                 f"{self!r} cannot decorate the generator function {func.__qualname__}: a generator runs "

@@ -13,8 +13,6 @@ fires the callbacks. Nothing is stored, so the next call asks the feeds again.
 
 from __future__ import annotations
 
-import inspect
-import logging
 from typing import Any, Callable, Iterable
 
 from oxicache._core import CacheEntry
@@ -24,7 +22,14 @@ from oxicache.durations import TTL
 
 __all__ = ["CallbackCache"]
 
-logger = logging.getLogger(__name__)  # "oxicache.backends.callback", under "oxicache"
+
+
+def _logger() -> Any:
+    """"oxicache.backends.callback", under "oxicache" (logging loads when a callback or feed fails, not at
+    ``import oxicache``)."""
+    import logging
+
+    return logging.getLogger(__name__)
 
 Callback = Callable[[int, dict[str, Any]], Any]
 Feed = Callable[..., Any]
@@ -36,6 +41,8 @@ def _checked(fn: Any, what: str, probe_args: tuple[Any, ...], shape: str, partia
     if not callable(fn):
         msg = f"each {what} must be a function {shape}, got {fn!r}"
         raise TypeError(msg)
+    import inspect  # at construction: `import oxicache` does not load inspect
+
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
@@ -89,7 +96,7 @@ class CallbackCache(NoStorage):
             try:
                 value = feed(func, **inputs)
             except Exception:
-                logger.exception("oxicache: feed %r failed for %s; skipped", feed, getattr(func, "__qualname__", func))
+                _logger().exception("oxicache: feed %r failed for %s; skipped", feed, getattr(func, "__qualname__", func))
                 continue
             if value is not ...:
                 return value
@@ -113,7 +120,7 @@ class CallbackCache(NoStorage):
             try:
                 callback(key, entry.to_dict())  # a copy each: one callback's changes never reach the next
             except Exception:
-                logger.exception("oxicache: callback %r failed for key %s; skipped", callback, key)
+                _logger().exception("oxicache: callback %r failed for key %s; skipped", callback, key)
 
     def __repr__(self) -> str:
         return f"CallbackCache(callbacks={len(self.callbacks)}, feeds={len(self.feeds)})"

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Iterable, Iterator
 
-
 from oxicache._core import CacheEntry, MemoryStore, after_fork_in_child
-from oxicache._logswitch import follow_level
 from oxicache.backends._fork import in_child
 from oxicache.base import BaseCache, Capabilities, Ref
 from oxicache.durations import TTL
@@ -50,7 +49,10 @@ class InMemCache(BaseCache):
             msg = f"max_size must be None or a non-negative int, got {max_size!r}"
             raise ValueError(msg)
         self._native_store = MemoryStore(max_size=max_size, ttl=self._ttl)
-        follow_level()  # the native wrapper's debug events follow the "oxicache.memo" logger (_logswitch.py)
+        if "logging" in sys.modules:  # else at the first memoize: logging is not loaded for nothing
+            from oxicache._logswitch import follow_level
+
+            follow_level()  # native debug events follow the "oxicache.memo" logger (_logswitch.py)
 
     @property
     def max_size(self) -> int | None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any, AsyncIterator, Callable, Iterable, Iterator
 
-from oxicache.memo.signature import validate_exclude
+from oxicache.memo.exclude import validate_exclude
 from oxicache.base import BaseCache
 from oxicache.llm.keys import TRANSPORT
 

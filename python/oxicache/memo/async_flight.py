@@ -12,13 +12,15 @@ State is kept per running loop (weakly), so a decorated function works across su
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import functools
 import weakref
-from typing import Any, Awaitable, Callable, Hashable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Hashable
 
 from oxicache._core import DEFAULT_WAIT_TIMEOUT
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["AsyncFlights"]
 
@@ -59,6 +61,8 @@ class AsyncFlights:
         task is gone is taken for stale and replaced, never waited on or answered from."""
         if (self, key) in _computing.get():
             return await compute()  # recursion within the key's own computation
+        import asyncio  # here, not at the top: `import oxicache` does not load asyncio (and ssl)
+
         loop = asyncio.get_running_loop()
         running = self._by_loop.setdefault(loop, {})
         stale = None  # a flight waited on past the bound: if it still holds the key, this call takes it over

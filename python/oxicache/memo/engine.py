@@ -26,6 +26,7 @@ from oxicache.memo.tags import TagsOption
 from oxicache.memo import wrappers as _wrappers
 from oxicache.memo.result_types import allow_result_types
 from oxicache._core import Binder, CacheEntry, Memoizer, install_vectorcall
+from oxicache._logswitch import follow_level
 from oxicache.memo.signature import (
     ClosureIdentity,
     ParamSpec,
@@ -158,6 +159,7 @@ def make_engine(cache: BaseCache, func: Callable[..., Any], options: Options,
         assert isinstance(identity, str)  # closures get a ClosureIdentity on shared stores only
         engine = Memoizer(called, store, identity, specs, sorted(exclude), seconds, metadata, options.cache_if, wait, private)
         install_vectorcall(engine)  # once per process: calls then skip the argument tuple
+        follow_level()  # its debug events follow the "oxicache.memo" logger (_logswitch.py)
         return engine
     memo = PythonMemo(view, called, identity, sig, specs, exclude, seconds, metadata, options.cache_if, wait, shared,
                       lease)
@@ -263,6 +265,7 @@ def _native_fresh_hits(wrapper: Any, engine: PythonMemo, func: Callable[..., Any
     _, specs = param_specs(func)
     outer = Memoizer(wrapper, store, engine.identity, specs, sorted(engine.exclude), delegate=margin)
     install_vectorcall(outer)
+    follow_level()
     functools.update_wrapper(outer, func)
     own_info, own_clear = outer.cache_info, outer.cache_clear  # the front's: its fresh hits
 
@@ -326,6 +329,7 @@ def _fronted(cache: BaseCache, func: Callable[..., Any], options: Options, front
     outer = Memoizer(inner, front.store, behind.identity, specs, sorted(behind.exclude), ttl, behind.metadata,
                      behind.keep, behind.wait, False)
     install_vectorcall(outer)
+    follow_level()
     functools.update_wrapper(outer, func)
     front_info, front_clear = outer.cache_info, outer.cache_clear  # the Memoizer's own, of the front
 

@@ -13,7 +13,6 @@ a plain miss.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import functools
 import threading
@@ -24,6 +23,8 @@ from oxicache.controls import NORMAL
 from oxicache.memo import freshness, shared_flight
 
 if TYPE_CHECKING:
+    import asyncio
+
     from oxicache._core import CacheEntry
     from oxicache.memo.engine import PythonMemo
 
@@ -94,6 +95,8 @@ class Revalidator:
             self.done(key)
 
     def start_task(self, key: int, snapshot: CacheEntry, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        import asyncio  # here, not at the top: `import oxicache` does not load asyncio (and ssl)
+
         loop: asyncio.AbstractEventLoop | None
         try:
             loop = asyncio.get_running_loop()
@@ -112,6 +115,8 @@ class Revalidator:
 
     async def arefresh(self, key: int, snapshot: CacheEntry, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """A coroutine or async generator function's refresh, as a task on the caller's loop."""
+        import asyncio
+
         memo = self.memo
 
         async def compute() -> Any:
@@ -146,11 +151,13 @@ class Revalidator:
 def loop_bound(wrapper: Callable[..., Any], kind: str) -> Callable[..., Any]:
     """A coroutine (or async generator) wrapper that first notes its event loop, so a lookup run in a
     worker thread can start the refresh task on it."""
+    from asyncio import get_running_loop  # at decoration of a coroutine function, not at `import oxicache`
+
     if kind == "asyncgen":
 
         @functools.wraps(wrapper)
         async def bound_gen(*args: Any, **kwargs: Any) -> Any:
-            _LOOP.set(asyncio.get_running_loop())
+            _LOOP.set(get_running_loop())
             async for item in wrapper(*args, **kwargs):
                 yield item
 
@@ -158,7 +165,7 @@ def loop_bound(wrapper: Callable[..., Any], kind: str) -> Callable[..., Any]:
 
     @functools.wraps(wrapper)
     async def bound(*args: Any, **kwargs: Any) -> Any:
-        _LOOP.set(asyncio.get_running_loop())  # the call's own task context: nothing else sees it
+        _LOOP.set(get_running_loop())  # the call's own task context: nothing else sees it
         return await wrapper(*args, **kwargs)
 
     return bound

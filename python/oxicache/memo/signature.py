@@ -8,10 +8,11 @@ import itertools
 import os
 import secrets
 import types
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from oxicache.errors import KeyEncodingError
 from oxicache.keys import canonical_bytes, function_identity
+from oxicache.memo.exclude import validate_exclude  # (re-exported: its home before memo/exclude.py)
 
 __all__ = ["ParamSpec", "memo_identity", "param_specs", "validate_exclude"]
 
@@ -214,19 +215,3 @@ def param_specs(func: Callable[..., Any]) -> tuple[inspect.Signature, list[Param
     return sig, specs
 
 
-def validate_exclude(exclude: Iterable[str] | None, what: str = "exclude") -> frozenset[str]:
-    if exclude is None:
-        return frozenset()
-    if isinstance(exclude, str):
-        msg = f"{what} must be a list of parameter names, got the string {exclude!r}; write [{exclude!r}]"
-        raise TypeError(msg)
-    try:
-        names = frozenset(exclude)
-    except TypeError:
-        msg = f"{what} must be a list of parameter names, got {type(exclude).__name__} {exclude!r}"
-        raise TypeError(msg) from None
-    bad = [n for n in names if not isinstance(n, str)]
-    if bad:
-        msg = f"{what} must contain parameter names (str), got {bad[0]!r}"
-        raise TypeError(msg)
-    return names
