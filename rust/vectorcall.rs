@@ -121,6 +121,9 @@ unsafe fn fast_hit(
     // SAFETY: CPython calls vectorcall functions with the thread attached.
     let py = unsafe { Python::assume_attached() };
     let memo: &Memoizer = unsafe { Borrowed::from_ptr(py, callable).cast_unchecked::<Memoizer>() }.get();
+    if memo.is_passthrough() {
+        return None; // nothing to look up: straight to the call
+    }
     let nargs = unsafe { ffi::PyVectorcall_NARGS(nargsf) } as usize;
     let binding = unsafe { stack_binding(memo, nargs, kwnames) }?;
     memo.fast_hit(py, |i| unsafe { binding.value(py, memo, args, i) })
@@ -138,6 +141,12 @@ unsafe fn dispatch(
 ) -> PyResult<Py<PyAny>> {
     let memo_obj = unsafe { Bound::from_borrowed_ptr(py, callable) };
     let memo: &Memoizer = unsafe { memo_obj.cast_unchecked::<Memoizer>() }.get();
+    if memo.is_passthrough() {
+        // No key: the call goes through as it came.
+        return memo.run_through(|| unsafe {
+            crate::shutdown::vectorcall(py, memo.func().as_ptr(), args, nargsf, kwnames).map(Bound::unbind)
+        });
+    }
     let nargs = unsafe { ffi::PyVectorcall_NARGS(nargsf) } as usize;
     if let Some(binding) = unsafe { stack_binding(memo, nargs, kwnames) } {
         // Bound straight from the caller's array; a miss forwards the call as it came.

@@ -204,6 +204,7 @@ class Memoizer:
         private: bool = False,
         *,
         delegate: float | None = None,
+        passthrough: bool = False,
     ) -> Memoizer: ...
     @property
     def wait(self) -> float:

@@ -150,6 +150,9 @@ class BaseCache:
         self._counts = dict.fromkeys(("hits", "misses", "sets", "errors", "evictions", "backend_errors"), 0)
         self._flights = SingleFlight()
         self._async_flights = AsyncFlights()
+        # A backend that stores nothing: its plain functions are native passthroughs, counting their calls
+        # in this native store's counters (nothing is ever stored in it); stats() adds them.
+        self._passthrough_counts = MemoryStore() if self.capabilities.stores_nothing else None
 
     # ---- backend primitives -------------------------------------------------------------------
     def _get(self, ref: Ref) -> CacheEntry | None:
@@ -581,6 +584,10 @@ class BaseCache:
         (storage failures and damaged records, see ``on_backend_error``), and size."""
         with self._counts_lock:
             counts = dict(self._counts)
+        if self._passthrough_counts is not None:
+            native = self._passthrough_counts.stats()
+            counts["misses"] += native["misses"] or 0
+            counts["errors"] += native["errors"] or 0
         counts["size"] = self._len()
         return counts
 
@@ -727,12 +734,14 @@ class EngineView:
 
     __slots__ = ("alookup", "apeek", "astore", "async_flights", "cache", "capabilities", "clear_func", "count_func", "flights", "front",
                  "lease_acquire", "lease_release", "lease_renew", "lease_take", "lease_wait", "lookup", "lookup_many", "native_store", "peek", "store",
-                 "store_leased", "tally")
+                 "passthrough_counts", "store_leased", "tally")
 
     def __init__(self, cache: BaseCache) -> None:
         self.cache = cache  # its public surface: on_backend_error, exclude, wait_timeout, max_size
         self.capabilities = cache.capabilities
         self.native_store = cache._native_store
+        #: A store-nothing backend's native counters for its passthrough functions (else None).
+        self.passthrough_counts = cache._passthrough_counts
         #: ``lookup(probe, func)``: a memoized call's lookup, counted as a hit or a miss (CallbackCache
         #: hands ``func`` to its feeds).
         self.lookup: Callable[[CacheEntry, Callable[..., Any]], CacheEntry | None] = cache._memo_lookup

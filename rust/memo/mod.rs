@@ -50,6 +50,9 @@ pub struct Memoizer {
     /// windows, kept past the TTL), and hands every other call to `func`, the Python engine's wrapper,
     /// which counts, stores and revalidates. None: it memoizes by itself.
     delegate: Option<u64>,
+    /// Set for a backend that stores nothing (NoCache): every call runs the function, counted as a miss
+    /// (and an error when it raises) here and in `store`'s counters, which hold the cache's; no key is made.
+    passthrough: bool,
     hits: AtomicU64,
     misses: AtomicU64,
     sets: AtomicU64,
@@ -146,6 +149,9 @@ impl Memoizer {
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Py<PyAny>> {
         let call = || Ok(shutdown::call_with_kwargs(self.func.bind(py), args, kwargs)?.unbind());
+        if self.passthrough {
+            return self.run_through(call); // (arguments that do not fit: the function's TypeError, counted)
+        }
         match self.sig.bind_values(py, args, kwargs)? {
             Some(values) => self.call_with(py, |i| values.value(py, &self.sig, i), call),
             None => call(), // the function raises its own TypeError
@@ -154,6 +160,12 @@ impl Memoizer {
 
     pub(crate) fn func(&self) -> &Py<PyAny> {
         &self.func
+    }
+
+    /// A store-nothing backend's memoizer: no lookup to try first (`vectorcall.rs`).
+    #[inline]
+    pub(crate) fn is_passthrough(&self) -> bool {
+        self.passthrough
     }
 
     pub(crate) fn sig(&self) -> &Signature {
@@ -271,6 +283,13 @@ impl Memoizer {
         trap_forced_unwind(call)
     }
 
+    /// A passthrough's call: the function runs, counted as a miss (and an error when it raises).
+    pub(crate) fn run_through(&self, call: impl FnOnce() -> PyResult<Py<PyAny>>) -> PyResult<Py<PyAny>> {
+        crate::stack::check()?;
+        self.count_bypass();
+        self.run_counted(call)
+    }
+
     /// Runs the function, counting an error when it raises.
     fn run_counted(&self, call: impl FnOnce() -> PyResult<Py<PyAny>>) -> PyResult<Py<PyAny>> {
         let outcome = trap_forced_unwind(call);
@@ -333,6 +352,9 @@ impl Memoizer {
         call: impl FnOnce() -> PyResult<Py<PyAny>>,
     ) -> PyResult<Py<PyAny>> {
         crate::stack::check()?;
+        if self.passthrough {
+            return self.run_through(call);
+        }
         let mode = controls::mode(py)?;
         if let Some(margin) = self.delegate {
             return self.delegated(py, value, call, mode, margin);
@@ -399,7 +421,7 @@ impl Memoizer {
     /// `params` lists `(name, kind, has_default, default)` in signature order, `kind` being the int value
     /// of `inspect.Parameter.kind`.
     #[new]
-    #[pyo3(signature = (func, store, name, params, exclude, ttl=None, metadata=None, cache_if=None, wait_timeout=None, private=false, *, delegate=None))]
+    #[pyo3(signature = (func, store, name, params, exclude, ttl=None, metadata=None, cache_if=None, wait_timeout=None, private=false, *, delegate=None, passthrough=false))]
     #[allow(clippy::too_many_arguments)] // mirrors the Python-side constructor
     fn new(
         py: Python<'_>,
@@ -414,6 +436,7 @@ impl Memoizer {
         wait_timeout: Option<f64>,
         private: bool,
         delegate: Option<f64>,
+        passthrough: bool,
     ) -> PyResult<Self> {
         let func_id = store.get().intern(name.bind(py).to_str()?);
         Ok(Memoizer {
@@ -436,6 +459,7 @@ impl Memoizer {
                 }
                 None => None,
             },
+            passthrough,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             sets: AtomicU64::new(0),

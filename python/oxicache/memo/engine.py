@@ -249,7 +249,23 @@ def make_memoized(cache: BaseCache, func: Callable[..., Any], options: Options) 
     wrapper = decorate(_wrap(engine, func, kind, view), engine, func)
     if kind == "sync" and view.native_store is not None and isinstance(engine, PythonMemo):
         return _native_fresh_hits(wrapper, engine, func, view.native_store)
+    if kind == "sync" and view.passthrough_counts is not None and isinstance(engine, PythonMemo):
+        return _native_passthrough(wrapper, engine, func, view.passthrough_counts)
     return wrapper
+
+
+def _native_passthrough(wrapper: Any, engine: PythonMemo, func: Callable[..., Any], counts: Any) -> Any:
+    """A plain function on a backend that stores nothing (NoCache): a native ``Memoizer`` that runs it on
+    every call, counting a miss (and an error when it raises) in its own and the cache's native counters:
+    about a bare call's cost instead of a Python wrapper's (docs/benchmarks.md)."""
+    if not isinstance(engine.identity, str):
+        return wrapper
+    _, specs = param_specs(func)
+    outer = Memoizer(func, counts, engine.identity, specs, sorted(engine.exclude), passthrough=True)
+    install_vectorcall(outer)
+    functools.update_wrapper(outer, func)
+    outer.cache_key, outer.cache_inputs = engine.cache_key, engine.cache_inputs  # type: ignore[method-assign]
+    return outer
 
 
 def _native_fresh_hits(wrapper: Any, engine: PythonMemo, func: Callable[..., Any], store: Any) -> Any:
