@@ -8,6 +8,7 @@ backend's own expiry clock (as in tests/reliability/test_r09_ttl_clock.py) and t
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import warnings
 from typing import Any, Callable
@@ -408,11 +409,11 @@ def test_stale_if_error_refuses_generators() -> None:
 # ---- stale-while-revalidate (stale=) ----------------------------------------------------------------------
 
 
-def _until(condition: Callable[[], bool], what: str) -> None:
+def _until(condition: Callable[[], bool], what: str | Callable[[], str]) -> None:
     """Waits for a background refresh to land (a bounded wait for another thread, not a timing)."""
     deadline = time.monotonic() + 30
     while not condition():
-        assert time.monotonic() < deadline, what
+        assert time.monotonic() < deadline, what if isinstance(what, str) else what()
         time.sleep(0.01)
 
 
@@ -448,9 +449,40 @@ def test_stale_while_revalidate_runs_exactly_one_background_refresh(timed: tuple
     assert answers == [1] * 8  # at once: the refresh is held at the gate meanwhile
     assert f(1) == 1
     gate.set()
-    _until(lambda: f(1) == 2, "the refreshed value")
+    _until(lambda: f(1) == 2, lambda: f"the refreshed value (runs: {runs}, f(1): {f(1)}, {f.cache_info()})")
     assert runs == [1, 1]  # exactly one refresh for 10 stale calls
     assert f.cache_info().misses == 1  # every later call was answered from the cache
+
+
+def test_a_call_that_read_the_stale_value_before_a_refresh_ended_starts_no_second_one(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The interleaving behind "exactly one background refresh" (found under load: runs [1, 1, 1]): a call
+    reads the stale entry, the refresh running meanwhile stores its value and ends, then the call claims
+    the key. It must see the newer value and start nothing."""
+    cache = oxicache.JsonCache(tmp_path / "c")
+    clock = Clock()
+    put_on_clock("json", cache, clock, monkeypatch)
+    monkeypatch.setattr(freshness, "clock", clock.time)
+    runs: list[int] = []
+
+    @cache.memoize(ttl=60, stale=600)
+    def f(x: int) -> int:
+        runs.append(x)
+        return len(runs)
+
+    assert f(1) == 1
+    clock.advance(61)
+    memo = f.cache_info.__self__  # the Python engine (JsonCache: no native front)
+    probe = oxicache.CacheEntry(memo.cache_name, f.cache_inputs(1))
+    stale = next(e for e in cache if e.func == memo.cache_name)  # what the late call read
+    assert f(1) == 1  # stale: served, and one refresh starts
+    _until(lambda: f(1) == 2, "the refreshed value")
+    assert runs == [1, 1]
+    # The late claim, with the stale entry read before the refresh stored its value: served, nothing started
+    assert memo.revalidator.serve(stale, probe, lambda: probe, (1,), {}) is True
+    assert probe.key not in memo.revalidator.running
+    assert not [t for t in threading.enumerate() if t.name == "oxicache-revalidate"]
+    assert runs == [1, 1] and f(1) == 2
 
 
 def test_stale_while_revalidate_window_bounds_the_age(timed: tuple[Any, Advance]) -> None:

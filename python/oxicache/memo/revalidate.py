@@ -56,6 +56,9 @@ class Revalidator:
             if key in self.running:
                 return True
             self.running.add(key)
+        if self.refreshed_since(found, probe):
+            self.done(key)
+            return True  # a refresh stored a newer value after this call read the stale one: none again
         entry = snapshot()
         try:
             if self.kind in ("async", "asyncgen"):
@@ -67,6 +70,18 @@ class Revalidator:
             self.done(key)
             raise
         return True
+
+    def refreshed_since(self, found: CacheEntry, probe: CacheEntry) -> bool:
+        """Whether the key holds a newer value than ``found`` now: a refresh that ended between this call's
+        lookup and its claim stored it (its store lands before its claim ends). Read uncounted, on the stale
+        path only (once per key per stale period)."""
+        try:
+            current = self.memo.view.peek(probe)
+        except Exception:  # noqa: BLE001 - unreadable now: refresh as if nothing newer were there
+            return False
+        stored = found.metadata.get("stored_at")
+        newer = None if current is None else current.metadata.get("stored_at")
+        return stored is not None and newer is not None and newer > stored
 
     def done(self, key: int) -> None:
         with self.lock:
