@@ -76,7 +76,7 @@ pub fn install(tp: &Bound<'_, PyType>) {
 impl Replay {
     /// Replay(items): iterates `items` (a list or tuple is used as is; any other iterable is copied).
     #[new]
-    fn new(items: &Bound<'_, PyAny>) -> PyResult<Self> {
+    pub(crate) fn new(items: &Bound<'_, PyAny>) -> PyResult<Self> {
         let items = if items.is_exact_instance_of::<PyList>() || items.is_exact_instance_of::<PyTuple>() {
             items.clone().unbind()
         } else {

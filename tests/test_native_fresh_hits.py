@@ -1,6 +1,8 @@
-"""A plain function on InMemCache with freshness options or tags (which the Python engine keeps) answers
-its fresh hits on the native path (issue 14: "with stale= on InMemCache, a fresh hit stays on the native
-path"); every other call (a miss, a value in its stale window, bypass/refresh/max_age) is the engine's.
+"""Native fronts on InMemCache: a plain function with freshness options or computed tags (which the
+Python engine keeps) answers its fresh hits on the native path (issue 14: "with stale= on InMemCache, a
+fresh hit stays on the native path"), and a generator function answers its hits with a native
+``Replay`` (issue 15: the call before the first item); every other call (a miss, a value in its stale
+window, bypass/refresh/max_age, a partial run) is the Python wrapper's.
 
 "Native" is observed from outside: a profiler hook sees no Python function called during a fresh hit,
 and sees the engine's wrapper once the value is stale. The clocks are injected (tests/fake_clock.py).
@@ -183,3 +185,83 @@ def test_an_interrupt_while_keying_goes_up_and_an_unkeyable_argument_is_the_engi
     finally:
         oxicache.keys.register_key_encoder(Interrupting, None)
         oxicache.keys.register_key_encoder(Broken, None)
+
+
+# ---- generator functions ---------------------------------------------------------------------------
+
+
+def test_a_generator_hit_is_a_native_replay() -> None:
+    """A memoized generator function on InMemCache answers a hit without Python code: a ``Replay`` of the
+    stored items (issue 15: the call before the first item). Misses, partial runs and the controls are
+    the Python wrapper's, as before."""
+    import inspect
+
+    cache = InMemCache()
+    runs: list[int] = []
+
+    @cache.memoize
+    def count(n: int, step: int = 1):  # noqa: ANN202
+        runs.append(n)
+        yield from range(0, n, step)
+
+    partial = count(5)
+    assert next(partial) == 0  # a run not finished: nothing stored
+    partial.close()
+    assert list(count(5)) == [0, 1, 2, 3, 4] and runs == [5, 5]
+    replay, ran = python_calls(lambda: count(5))
+    assert type(replay).__name__ == "Replay" and ran == []
+    assert list(replay) == [0, 1, 2, 3, 4] and list(count(n=5, step=1)) == [0, 1, 2, 3, 4]
+    assert runs == [5, 5]
+    with oxicache.refresh():
+        assert list(count(5)) == [0, 1, 2, 3, 4] and runs == [5, 5, 5]
+    info = count.cache_info()
+    assert (info.hits, info.misses, info.currsize) == (2, 3, 1)
+    assert inspect.isgeneratorfunction(count) and inspect.signature(count) == inspect.signature(count.__wrapped__)
+    assert repr(count) == f"<memoized generator function {count.__qualname__}>"
+    count.cache_clear()
+    assert count.cache_info() == (0, 0, None, 0) and list(count(5)) == [0, 1, 2, 3, 4] and runs == [5, 5, 5, 5]
+
+
+def test_a_generator_method_and_a_stale_generator() -> None:
+    cache = InMemCache()
+
+    class Source:
+        def __init__(self, base: int) -> None:
+            self.base = base
+
+        def __cache_key__(self) -> int:
+            return self.base
+
+        @cache.memoize
+        def items(self, n: int):  # noqa: ANN202
+            yield from (self.base + i for i in range(n))
+
+    assert list(Source(10).items(2)) == [10, 11] and list(Source(10).items(2)) == [10, 11]
+    assert list(Source(20).items(2)) == [20, 21]  # the object is part of the key
+
+    clock = Clock()
+    mp = pytest.MonkeyPatch()
+    try:
+        stale_cache = InMemCache()
+        advance = put_on_clock("inmem", stale_cache, clock, mp)
+        mp.setattr(freshness, "clock", clock.time)
+        version = [1]
+
+        @stale_cache.memoize(ttl=60, stale=600)
+        def feed():  # noqa: ANN202
+            yield version[0]
+
+        assert list(feed()) == [1]
+        hit, ran = python_calls(lambda: list(feed()))
+        assert hit == [1] and ran == []  # fresh: the native front
+        version[0] = 2
+        clock.advance(61)
+        advance(61)
+        assert list(feed()) == [1]  # stale: served, refreshed in the background
+        for _ in range(3000):
+            if list(feed()) == [2]:
+                break
+            threading.Event().wait(0.01)
+        assert list(feed()) == [2]
+    finally:
+        mp.undo()

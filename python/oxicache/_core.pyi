@@ -205,10 +205,14 @@ class Memoizer:
         *,
         delegate: float | None = None,
         passthrough: bool = False,
+        replay: bool = False,
     ) -> Memoizer: ...
     @property
     def wait(self) -> float:
         """Seconds a call waits for another computing its key before taking over."""
+    @property
+    def excluded(self) -> list[str]:
+        """The parameter names left out of its keys (``exclude``), sorted."""
     def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
     def lookup(self, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> Any:
         """The stored value of the call, or a ``Pending`` miss."""

@@ -96,6 +96,11 @@ pub enum Binding<'py> {
 }
 
 impl Signature {
+    /// The names left out of keys.
+    pub fn excluded(&self) -> &[String] {
+        &self.exclude
+    }
+
     pub fn new(py: Python<'_>, params: ParamSpecs, exclude: Vec<String>) -> PyResult<Self> {
         let mut parsed = Vec::with_capacity(params.len());
         let (mut var_pos, mut var_kw, mut n_positional) = (None, None, 0);

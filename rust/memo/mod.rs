@@ -53,6 +53,8 @@ pub struct Memoizer {
     /// Set for a backend that stores nothing (NoCache): every call runs the function, counted as a miss
     /// (and an error when it raises) here and in `store`'s counters, which hold the cache's; no key is made.
     passthrough: bool,
+    /// A delegating memoizer of a generator function: a hit is a `Replay` of the stored items.
+    replay: bool,
     hits: AtomicU64,
     misses: AtomicU64,
     sets: AtomicU64,
@@ -181,8 +183,8 @@ impl Memoizer {
         py: Python<'py>,
         value: impl Fn(usize) -> Borrowed<'py, 'py, PyAny>,
     ) -> Option<Py<PyAny>> {
-        if controls::maybe_active() || crate::log::enabled() {
-            return None; // the full path reads the context's mode, and logs
+        if self.replay || controls::maybe_active() || crate::log::enabled() {
+            return None; // the full path reads the context's mode, logs, and makes a generator's Replay
         }
         let store = self.store.get();
         let margin = self.delegate.unwrap_or(0);
@@ -273,6 +275,10 @@ impl Memoizer {
                 Ok(Some((found, digest)))
             })?;
             if let Some((found, digest)) = hit {
+                let found = match self.replay {
+                    true => Bound::new(py, crate::replay::Replay::new(found.bind(py))?)?.into_any().unbind(),
+                    false => found,
+                };
                 bump(&self.hits);
                 if let Some(digest) = digest {
                     crate::log::event(py, "hit", self.func_name.bind(py), digest)?;
@@ -421,7 +427,7 @@ impl Memoizer {
     /// `params` lists `(name, kind, has_default, default)` in signature order, `kind` being the int value
     /// of `inspect.Parameter.kind`.
     #[new]
-    #[pyo3(signature = (func, store, name, params, exclude, ttl=None, metadata=None, cache_if=None, wait_timeout=None, private=false, *, delegate=None, passthrough=false))]
+    #[pyo3(signature = (func, store, name, params, exclude, ttl=None, metadata=None, cache_if=None, wait_timeout=None, private=false, *, delegate=None, passthrough=false, replay=false))]
     #[allow(clippy::too_many_arguments)] // mirrors the Python-side constructor
     fn new(
         py: Python<'_>,
@@ -437,6 +443,7 @@ impl Memoizer {
         private: bool,
         delegate: Option<f64>,
         passthrough: bool,
+        replay: bool,
     ) -> PyResult<Self> {
         let func_id = store.get().intern(name.bind(py).to_str()?);
         Ok(Memoizer {
@@ -460,6 +467,7 @@ impl Memoizer {
                 None => None,
             },
             passthrough,
+            replay,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             sets: AtomicU64::new(0),
@@ -550,6 +558,15 @@ impl Memoizer {
 
     /// Pickled by reference, like functions and `functools.lru_cache` wrappers: the qualified name is
     /// looked up again in the module on unpickling (so memoized functions can go to process pools).
+    fn __repr__(slf: &Bound<'_, Self>) -> String {
+        let name = slf
+            .getattr(pyo3::intern!(slf.py(), "__qualname__"))
+            .and_then(|n| n.extract::<String>())
+            .unwrap_or_else(|_| slf.get().func_name.to_string());
+        let kind = if slf.get().replay { "generator function" } else { "function" };
+        format!("<memoized {kind} {name}>")
+    }
+
     fn __reduce__(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
         Ok(slf.getattr(pyo3::intern!(slf.py(), "__qualname__"))?.unbind())
     }
@@ -625,6 +642,14 @@ impl Memoizer {
     }
 
     /// The function identity used in keys (`CacheEntry.func`).
+    /// The parameter names left out of its keys (`exclude`), sorted.
+    #[getter]
+    fn excluded(&self) -> Vec<String> {
+        let mut names = self.sig.excluded().to_vec();
+        names.sort();
+        names
+    }
+
     #[getter]
     fn cache_name(&self, py: Python<'_>) -> Py<PyString> {
         self.func_name.clone_ref(py)

@@ -247,8 +247,8 @@ def make_memoized(cache: BaseCache, func: Callable[..., Any], options: Options) 
     if kind == "sync" and isinstance(engine, Memoizer):
         return functools.update_wrapper(engine, func)
     wrapper = decorate(_wrap(engine, func, kind, view), engine, func)
-    if kind == "sync" and view.native_store is not None and isinstance(engine, PythonMemo):
-        return _native_fresh_hits(wrapper, engine, func, view.native_store)
+    if view.native_store is not None and (kind == "gen" or kind == "sync" and isinstance(engine, PythonMemo)):
+        return _native_fresh_hits(wrapper, engine, func, view.native_store, replay=kind == "gen")
     if kind == "sync" and view.passthrough_counts is not None and isinstance(engine, PythonMemo):
         return _native_passthrough(wrapper, engine, func, view.passthrough_counts)
     return wrapper
@@ -268,21 +268,30 @@ def _native_passthrough(wrapper: Any, engine: PythonMemo, func: Callable[..., An
     return outer
 
 
-def _native_fresh_hits(wrapper: Any, engine: PythonMemo, func: Callable[..., Any], store: Any) -> Any:
-    """A plain function on InMemCache that the Python engine memoizes (freshness options, tags): a native
-    ``Memoizer`` in front answers its fresh hits at the native hit's cost and hands every other call to
-    the Python engine's wrapper (rust/memo/mod.rs ``delegated``). Fresh: the entry outlives now by its
-    stale windows, which the engine keeps it past its TTL (``Freshness.kept_for``), so it is fresh by
-    the engine's own stamp too."""
-    if not isinstance(engine.identity, str):
+def _native_fresh_hits(wrapper: Any, engine: Memoizer | PythonMemo, func: Callable[..., Any], store: Any,
+                       replay: bool = False) -> Any:
+    """A native ``Memoizer`` in front of a wrapper on InMemCache that answers its fresh hits at the native
+    hit's cost and hands every other call to the wrapper (rust/memo/mod.rs ``delegated``): for a plain
+    function the Python engine memoizes (freshness options, tags), and for a generator function
+    (``replay``: a hit is a ``Replay`` of the stored items, as the wrapper's would be). Fresh: the entry
+    outlives now by its stale windows, which the engine keeps it past its TTL (``Freshness.kept_for``),
+    so it is fresh by the engine's own stamp too."""
+    if isinstance(engine, PythonMemo):
+        identity, exclude, fresh = engine.identity, sorted(engine.exclude), engine.freshness
+    else:
+        identity, exclude, fresh = engine.cache_name, engine.excluded, None
+    if not isinstance(identity, str):
         return wrapper
-    fresh = engine.freshness
     margin = max([w for w in (fresh.stale_if_error, fresh.stale) if w is not None], default=0.0) if fresh else 0.0
     _, specs = param_specs(func)
-    outer = Memoizer(wrapper, store, engine.identity, specs, sorted(engine.exclude), delegate=margin)
+    outer = Memoizer(wrapper, store, identity, specs, exclude, delegate=margin, replay=replay)
     install_vectorcall(outer)
-    follow_level()
     functools.update_wrapper(outer, func)
+    follow_level()
+    if replay:  # function-like to inspect, as GeneratorFunction is: isgeneratorfunction(), signature()
+        for name in ("__code__", "__defaults__", "__kwdefaults__"):
+            if hasattr(func, name):
+                setattr(outer, name, getattr(func, name))
     own_info, own_clear = outer.cache_info, outer.cache_clear  # the front's: its fresh hits
 
     def cache_info() -> CacheInfo:
