@@ -208,27 +208,33 @@ def test_closures_across_processes(tmp_path: Path) -> None:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(oxicache.__file__).resolve().parent.parent),
                                                         *filter(None, [os.environ.get("PYTHONPATH")])]))
     children, names = {}, None
-    for backend in PERSISTENT:
-        cache = make(backend)  # skips (or fails under OXICACHE_REQUIRE_SERVERS=1) without its server
-        double, triple = cache.memoize(mod.make(2)), cache.memoize(mod.make(3))
-        work, locked = cache.memoize(mod.work), cache.memoize(mod.make_locked(2))
-        assert (work(1), double(5), triple(5), locked(5)) == ([name, 1], 10, 15, 10)
-        names = [triple.cache_name, double.cache_name, work.cache_name]
-        cache.close()
-        children[backend] = subprocess.Popen(
-            [sys.executable, "-c", CHILD, json.dumps(SPECS[id(cache)]), str(tmp_path), name],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    for backend, proc in children.items():
-        try:
-            out, err = proc.communicate(timeout=120)  # generous: only catches a hang
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
-        assert proc.returncode == 0, f"{backend}: {err}"
-        assert "Warning" not in err, f"{backend}: {err}"
-        got = json.loads(out)
-        assert (got["work"], got["triple"], got["double"], got["locked"]) == ([name, 1], 15, 10, 10), backend
-        assert got["names"] == names, backend  # identities do not depend on decoration order
+    try:
+        for backend in PERSISTENT:
+            cache = make(backend)  # skips (or fails under OXICACHE_REQUIRE_SERVERS=1) without its server
+            double, triple = cache.memoize(mod.make(2)), cache.memoize(mod.make(3))
+            work, locked = cache.memoize(mod.work), cache.memoize(mod.make_locked(2))
+            assert (work(1), double(5), triple(5), locked(5)) == ([name, 1], 10, 15, 10)
+            names = [triple.cache_name, double.cache_name, work.cache_name]
+            cache.close()
+            children[backend] = subprocess.Popen(
+                [sys.executable, "-c", CHILD, json.dumps(SPECS[id(cache)]), str(tmp_path), name],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        for backend, proc in children.items():
+            try:
+                out, err = proc.communicate(timeout=120)  # generous: only catches a hang
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                raise
+            assert proc.returncode == 0, f"{backend}: {err}"
+            assert "Warning" not in err, f"{backend}: {err}"
+            got = json.loads(out)
+            assert (got["work"], got["triple"], got["double"], got["locked"]) == ([name, 1], 15, 10, 10), backend
+            assert got["names"] == names, backend  # identities do not depend on decoration order
+    finally:  # children already started when a later backend skips (no server) or an assertion fails
+        for proc in children.values():
+            if proc.returncode is None:
+                proc.kill()
+                proc.communicate()
     by_child: dict[int, list[str]] = {}
     for pid, what in marks(marker):
         if pid != os.getpid():
