@@ -276,7 +276,9 @@ impl Memoizer {
             })?;
             if let Some((found, digest)) = hit {
                 let found = match self.replay {
-                    true => Bound::new(py, crate::replay::Replay::new(found.bind(py))?)?.into_any().unbind(),
+                    true => Bound::new(py, crate::replay::Replay::new(found.bind(py))?)?
+                        .into_any()
+                        .unbind(),
                     false => found,
                 };
                 bump(&self.hits);
@@ -563,7 +565,11 @@ impl Memoizer {
             .getattr(pyo3::intern!(slf.py(), "__qualname__"))
             .and_then(|n| n.extract::<String>())
             .unwrap_or_else(|_| slf.get().func_name.to_string());
-        let kind = if slf.get().replay { "generator function" } else { "function" };
+        let kind = if slf.get().replay {
+            "generator function"
+        } else {
+            "function"
+        };
         format!("<memoized {kind} {name}>")
     }
 
