@@ -18,13 +18,18 @@ print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in heavy)))
 """
 
 
-def test_import_oxicache_does_not_import_heavy_dependencies() -> None:
+def loaded_by(probe: str) -> list[str]:
+    """The module names a probe script prints (as JSON), run in a fresh interpreter."""
     out = subprocess.run(
-        [sys.executable, "-c", PROBE],
+        [sys.executable, "-c", probe],
         check=True, capture_output=True, text=True, timeout=120,
         cwd=Path(__file__).resolve().parent,
     )
-    loaded = json.loads(out.stdout)
+    return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+
+def test_import_oxicache_does_not_import_heavy_dependencies() -> None:
+    loaded = loaded_by(PROBE)
     assert loaded == [], f"import oxicache pulled in {loaded}"
 
 
@@ -44,12 +49,7 @@ print(json.dumps(sorted(m for m in deferred if m in sys.modules)))
 
 
 def test_import_oxicache_defers_asyncio_and_the_engine() -> None:
-    out = subprocess.run(
-        [sys.executable, "-c", DEFERRED_PROBE],
-        check=True, capture_output=True, text=True, timeout=120,
-        cwd=Path(__file__).resolve().parent,
-    )
-    loaded = json.loads(out.stdout)
+    loaded = loaded_by(DEFERRED_PROBE)
     assert loaded == [], f"import oxicache pulled in {loaded}"
 
 
