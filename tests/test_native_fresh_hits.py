@@ -220,6 +220,9 @@ def test_a_generator_hit_is_a_native_replay() -> None:
     assert repr(count) == f"<memoized generator function {count.__qualname__}>"
     count.cache_clear()
     assert count.cache_info() == (0, 0, None, 0) and list(count(5)) == [0, 1, 2, 3, 4] and runs == [5, 5, 5, 5]
+    # Items stored as another iterable (a manual set): not read on the no-Python path, still replayed
+    cache.set(count.cache_name, output=range(7, 10), n=3, step=1)
+    assert list(count(3)) == [7, 8, 9] and runs == [5, 5, 5, 5]
 
 
 def test_a_generator_method_and_a_stale_generator() -> None:

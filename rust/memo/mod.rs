@@ -183,8 +183,8 @@ impl Memoizer {
         py: Python<'py>,
         value: impl Fn(usize) -> Borrowed<'py, 'py, PyAny>,
     ) -> Option<Py<PyAny>> {
-        if self.replay || controls::maybe_active() || crate::log::enabled() {
-            return None; // the full path reads the context's mode, logs, and makes a generator's Replay
+        if controls::maybe_active() || crate::log::enabled() {
+            return None; // the full path reads the context's mode, and logs
         }
         let store = self.store.get();
         let margin = self.delegate.unwrap_or(0);
@@ -193,9 +193,15 @@ impl Memoizer {
             if key.len() > crate::store::LARGE_KEY {
                 return None; // digesting needs the name as a str: leave it to the full path
             }
-            store.lookup_hit(py, key, margin)
+            store.lookup_hit(py, key, margin, self.replay)
         })?;
         bump(&self.hits);
+        if self.replay {
+            // The items are an exact list or tuple (lookup_hit checked): the Replay runs no Python code.
+            return Bound::new(py, crate::replay::Replay::new(hit.bind(py)).ok()?)
+                .ok()
+                .map(|r| r.into_any().unbind());
+        }
         Some(hit)
     }
 
@@ -265,7 +271,7 @@ impl Memoizer {
                     Err(err) => return Err(err),
                 }
                 compact_large_key(key, self.func_name.bind(py).to_str()?);
-                let Some(found) = store.lookup_hit(py, key, margin) else {
+                let Some(found) = store.lookup_hit(py, key, margin, false) else {
                     return Ok(None);
                 };
                 let digest = match crate::log::enabled() {

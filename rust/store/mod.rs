@@ -15,7 +15,7 @@ use std::time::Instant;
 use parking_lot::Mutex;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString};
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
 use crate::entry::CacheEntry;
@@ -41,9 +41,14 @@ impl Payload {
     /// What a memoized hit returns: `expected` when annotated, else `output`.
     #[inline]
     pub fn value(&self, py: Python<'_>) -> Py<PyAny> {
+        self.value_ref().clone_ref(py)
+    }
+
+    /// `value` without taking a reference.
+    fn value_ref(&self) -> &Py<PyAny> {
         match self.extra.as_deref().and_then(|e| e.expected.as_ref()) {
-            Some(expected) => expected.clone_ref(py),
-            None => self.output.clone_ref(py),
+            Some(expected) => expected,
+            None => &self.output,
         }
     }
 
@@ -265,12 +270,20 @@ impl MemoryStore {
     /// anything else returns None, counts nothing and changes nothing (the full path then looks again).
     /// Drops no Python object, so it is safe outside PyO3's call bookkeeping. `fresh_margin` (ns): the
     /// entry must live that much longer (its stale window, kept past its TTL: `Memoizer`'s delegation).
+    /// `sequence`: only a value that is an exact list or tuple is a hit here (a generator's items, which
+    /// its `Replay` reads without running Python code).
     #[inline]
-    pub fn lookup_hit(&self, py: Python<'_>, key: &[u8], fresh_margin: u64) -> Option<Py<PyAny>> {
+    pub fn lookup_hit(&self, py: Python<'_>, key: &[u8], fresh_margin: u64, sequence: bool) -> Option<Py<PyAny>> {
         let mut inner = self.inner.lock();
         let payload = inner.lru.get_live(key, || self.now(), fresh_margin)?;
         if !payload.answers(py) {
             return None; // no output: the full path counts the miss
+        }
+        if sequence {
+            let items = payload.value_ref().bind(py);
+            if !(items.is_exact_instance_of::<PyList>() || items.is_exact_instance_of::<PyTuple>()) {
+                return None; // not a plain sequence of items: the full path makes its Replay
+            }
         }
         let value = payload.value(py);
         inner.stats.hits += 1;
