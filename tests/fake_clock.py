@@ -53,3 +53,19 @@ def put_on_clock(name: str, cache: Any, clock: Clock, monkeypatch: pytest.Monkey
         monkeypatch.setattr(database, "time", TimeModule(clock))
         monkeypatch.setattr(_records, "time", TimeModule(clock))
     return lambda seconds: None
+
+
+def on_all_clocks(name: str, cache: Any, monkeypatch: pytest.MonkeyPatch) -> Advance:
+    """Puts backend ``name``'s ``cache`` (``put_on_clock``) and the memoize layer's freshness stamps
+    (``oxicache.memo.freshness.clock``) on one new clock; returns ``advance(seconds)``, which moves both."""
+    from oxicache.memo import freshness
+
+    clock = Clock()
+    also = put_on_clock(name, cache, clock, monkeypatch)
+    monkeypatch.setattr(freshness, "clock", clock.time)
+
+    def advance(seconds: float) -> None:
+        clock.advance(seconds)
+        also(seconds)
+
+    return advance

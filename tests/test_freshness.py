@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import pytest
 from backends import STORING, make
-from fake_clock import Advance, Clock, put_on_clock
+from fake_clock import Advance, on_all_clocks
 
 import oxicache
 from oxicache import CacheWarning, InMemCache, KeyEncodingError
@@ -26,15 +26,7 @@ from oxicache.memo import freshness
 def timed(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Advance]:
     """A fresh cache of each storing backend, and ``advance(seconds)`` for every clock it reads."""
     cache = make(request.param)
-    clock = Clock()
-    also = put_on_clock(request.param, cache, clock, monkeypatch)
-    monkeypatch.setattr(freshness, "clock", clock.time)
-
-    def advance(seconds: float) -> None:
-        clock.advance(seconds)
-        also(seconds)
-
-    return cache, advance
+    return cache, on_all_clocks(request.param, cache, monkeypatch)
 
 
 # ---- key= --------------------------------------------------------------------------------------------
@@ -460,9 +452,7 @@ def test_a_call_that_read_the_stale_value_before_a_refresh_ended_starts_no_secon
     reads the stale entry, the refresh running meanwhile stores its value and ends, then the call claims
     the key. It must see the newer value and start nothing."""
     cache = oxicache.JsonCache(tmp_path / "c")
-    clock = Clock()
-    put_on_clock("json", cache, clock, monkeypatch)
-    monkeypatch.setattr(freshness, "clock", clock.time)
+    advance = on_all_clocks("json", cache, monkeypatch)
     runs: list[int] = []
 
     @cache.memoize(ttl=60, stale=600)
@@ -471,7 +461,7 @@ def test_a_call_that_read_the_stale_value_before_a_refresh_ended_starts_no_secon
         return len(runs)
 
     assert f(1) == 1
-    clock.advance(61)
+    advance(61)
     memo = f.cache_info.__self__  # the Python engine (JsonCache: no native front)
     probe = oxicache.CacheEntry(memo.cache_name, f.cache_inputs(1))
     stale = next(e for e in cache if e.func == memo.cache_name)  # what the late call read

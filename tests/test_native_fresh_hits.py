@@ -15,11 +15,10 @@ import threading
 from typing import Any, Callable
 
 import pytest
-from fake_clock import Clock, put_on_clock
+from fake_clock import on_all_clocks
 
 import oxicache
 from oxicache import InMemCache
-from oxicache.memo import freshness
 
 
 def python_calls(call: Callable[[], Any]) -> tuple[Any, list[str]]:
@@ -41,15 +40,7 @@ def python_calls(call: Callable[[], Any]) -> tuple[Any, list[str]]:
 @pytest.fixture
 def clocked(monkeypatch: pytest.MonkeyPatch) -> tuple[InMemCache, Callable[[float], None]]:
     cache = InMemCache()
-    clock = Clock()
-    also = put_on_clock("inmem", cache, clock, monkeypatch)
-    monkeypatch.setattr(freshness, "clock", clock.time)
-
-    def advance(seconds: float) -> None:
-        clock.advance(seconds)
-        also(seconds)
-
-    return cache, advance
+    return cache, on_all_clocks("inmem", cache, monkeypatch)
 
 
 OPTIONS: dict[str, dict[str, Any]] = {
@@ -225,7 +216,7 @@ def test_a_generator_hit_is_a_native_replay() -> None:
     assert list(count(3)) == [7, 8, 9] and runs == [5, 5, 5, 5]
 
 
-def test_a_generator_method_and_a_stale_generator() -> None:
+def test_a_generator_method_and_a_stale_generator(clocked: tuple[InMemCache, Callable[[float], None]]) -> None:
     cache = InMemCache()
 
     class Source:
@@ -242,29 +233,21 @@ def test_a_generator_method_and_a_stale_generator() -> None:
     assert list(Source(10).items(2)) == [10, 11] and list(Source(10).items(2)) == [10, 11]
     assert list(Source(20).items(2)) == [20, 21]  # the object is part of the key
 
-    clock = Clock()
-    mp = pytest.MonkeyPatch()
-    try:
-        stale_cache = InMemCache()
-        advance = put_on_clock("inmem", stale_cache, clock, mp)
-        mp.setattr(freshness, "clock", clock.time)
-        version = [1]
+    stale_cache, advance = clocked
+    version = [1]
 
-        @stale_cache.memoize(ttl=60, stale=600)
-        def feed():  # noqa: ANN202
-            yield version[0]
+    @stale_cache.memoize(ttl=60, stale=600)
+    def feed():  # noqa: ANN202
+        yield version[0]
 
-        assert list(feed()) == [1]
-        hit, ran = python_calls(lambda: list(feed()))
-        assert hit == [1] and ran == []  # fresh: the native front
-        version[0] = 2
-        clock.advance(61)
-        advance(61)
-        assert list(feed()) == [1]  # stale: served, refreshed in the background
-        for _ in range(3000):
-            if list(feed()) == [2]:
-                break
-            threading.Event().wait(0.01)
-        assert list(feed()) == [2]
-    finally:
-        mp.undo()
+    assert list(feed()) == [1]
+    hit, ran = python_calls(lambda: list(feed()))
+    assert hit == [1] and ran == []  # fresh: the native front
+    version[0] = 2
+    advance(61)
+    assert list(feed()) == [1]  # stale: served, refreshed in the background
+    for _ in range(3000):
+        if list(feed()) == [2]:
+            break
+        threading.Event().wait(0.01)
+    assert list(feed()) == [2]
