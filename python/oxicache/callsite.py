@@ -9,7 +9,7 @@ warning issued in the worker is attributed to the user's frame found then.
 
 from __future__ import annotations
 
-import importlib.util
+import contextlib
 import os
 import sys
 import threading
@@ -25,10 +25,8 @@ T = TypeVar("T")
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 # The standard library's glue between oxicache's frames and the user's: a @contextmanager's __exit__, and
 # the event loop under a coroutine function awaited as a task (then the line that runs the loop is the user's)
-# (asyncio's folder is found without importing it: `import oxicache` does not load asyncio and ssl)
-_ASYNCIO_SPEC = importlib.util.find_spec("asyncio")
-_ASYNCIO = (_ASYNCIO_SPEC.submodule_search_locations or [""])[0] if _ASYNCIO_SPEC is not None else ""
-_GLUE = (os.sep + "contextlib.py", (_ASYNCIO + os.sep) if _ASYNCIO else "\0")
+# (asyncio's folder is the standard library's, beside contextlib: `import oxicache` does not load asyncio)
+_GLUE = (os.sep + "contextlib.py", os.path.join(os.path.dirname(contextlib.__file__), "asyncio") + os.sep)
 # (the frame awaiting an offloaded step, its thread): set while the step runs in a worker thread
 _ORIGIN: ContextVar[tuple[FrameType, int] | None] = ContextVar("oxicache_origin", default=None)
 
