@@ -157,10 +157,8 @@ def make_engine(cache: BaseCache, func: Callable[..., Any], options: Options,
     store = view.native_store if fresh is None and tagger is None else None
     if store is not None:
         assert isinstance(identity, str)  # closures get a ClosureIdentity on shared stores only
-        engine = Memoizer(called, store, identity, specs, sorted(exclude), seconds, metadata, options.cache_if, wait, private)
-        install_vectorcall(engine)  # once per process: calls then skip the argument tuple
-        follow_level()  # its debug events follow the "oxicache.memo" logger (_logswitch.py)
-        return engine
+        return _ready(Memoizer(called, store, identity, specs, sorted(exclude), seconds, metadata, options.cache_if,
+                               wait, private))
     memo = PythonMemo(view, called, identity, sig, specs, exclude, seconds, metadata, options.cache_if, wait, shared,
                       lease)
     memo.freshness = fresh
@@ -254,6 +252,17 @@ def make_memoized(cache: BaseCache, func: Callable[..., Any], options: Options) 
     return wrapper
 
 
+def _ready(memo: Memoizer, func: Callable[..., Any] | None = None) -> Memoizer:
+    """A native memoizer ready to be called: the vectorcall slot (installed once per process: calls then
+    skip the argument tuple), debug events that follow the "oxicache.memo" logger (_logswitch.py), and,
+    given ``func``, its ``functools.wraps``."""
+    install_vectorcall(memo)
+    follow_level()
+    if func is not None:
+        functools.update_wrapper(memo, func)
+    return memo
+
+
 def _native_passthrough(wrapper: Any, engine: PythonMemo, func: Callable[..., Any], counts: Any) -> Any:
     """A plain function on a backend that stores nothing (NoCache): a native ``Memoizer`` that runs it on
     every call, counting a miss (and an error when it raises) in its own and the cache's native counters:
@@ -261,9 +270,7 @@ def _native_passthrough(wrapper: Any, engine: PythonMemo, func: Callable[..., An
     if not isinstance(engine.identity, str):
         return wrapper
     _, specs = param_specs(func)
-    outer = Memoizer(func, counts, engine.identity, specs, sorted(engine.exclude), passthrough=True)
-    install_vectorcall(outer)
-    functools.update_wrapper(outer, func)
+    outer = _ready(Memoizer(func, counts, engine.identity, specs, sorted(engine.exclude), passthrough=True), func)
     outer.cache_key, outer.cache_inputs = engine.cache_key, engine.cache_inputs  # type: ignore[method-assign]
     return outer
 
@@ -284,10 +291,7 @@ def _native_fresh_hits(wrapper: Any, engine: Memoizer | PythonMemo, func: Callab
         return wrapper
     margin = max([w for w in (fresh.stale_if_error, fresh.stale) if w is not None], default=0.0) if fresh else 0.0
     _, specs = param_specs(func)
-    outer = Memoizer(wrapper, store, identity, specs, exclude, delegate=margin, replay=replay)
-    install_vectorcall(outer)
-    functools.update_wrapper(outer, func)
-    follow_level()
+    outer = _ready(Memoizer(wrapper, store, identity, specs, exclude, delegate=margin, replay=replay), func)
     if replay:  # function-like to inspect, as GeneratorFunction is: isgeneratorfunction(), signature()
         for name in ("__code__", "__defaults__", "__kwdefaults__"):
             if hasattr(func, name):
@@ -351,11 +355,8 @@ def _fronted(cache: BaseCache, func: Callable[..., Any], options: Options, front
     entry_ttl = cache.ttl if behind.ttl is None else behind.ttl
     ttl = front.ttl if entry_ttl is None else min(front.ttl, entry_ttl)
     _, specs = param_specs(func)
-    outer = Memoizer(inner, front.store, behind.identity, specs, sorted(behind.exclude), ttl, behind.metadata,
-                     behind.keep, behind.wait, False)
-    install_vectorcall(outer)
-    follow_level()
-    functools.update_wrapper(outer, func)
+    outer = _ready(Memoizer(inner, front.store, behind.identity, specs, sorted(behind.exclude), ttl, behind.metadata,
+                            behind.keep, behind.wait, False), func)
     front_info, front_clear = outer.cache_info, outer.cache_clear  # the Memoizer's own, of the front
 
     def cache_info() -> CacheInfo:
