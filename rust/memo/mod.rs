@@ -225,11 +225,7 @@ impl Memoizer {
             } else {
                 store.lookup(py, key)
             };
-            let digest = if logged {
-                crate::store::key_digest(key, self.func_name.bind(py).to_str()?)
-            } else {
-                0
-            };
+            let digest = if logged { self.entry_key(py, key)? } else { 0 };
             Ok((
                 match found {
                     Some(value) => Ok(value),
@@ -275,7 +271,7 @@ impl Memoizer {
                     return Ok(None);
                 };
                 let digest = match crate::log::enabled() {
-                    true => Some(crate::store::key_digest(key, self.func_name.bind(py).to_str()?)),
+                    true => Some(self.entry_key(py, key)?),
                     false => None,
                 };
                 Ok(Some((found, digest)))
@@ -295,6 +291,11 @@ impl Memoizer {
             }
         }
         trap_forced_unwind(call)
+    }
+
+    /// The entry key (`CacheEntry.key`, as debug events show it) of this function's store key bytes.
+    fn entry_key(&self, py: Python<'_>, key: &[u8]) -> PyResult<u128> {
+        Ok(crate::store::key_digest(key, self.func_name.bind(py).to_str()?))
     }
 
     /// A passthrough's call: the function runs, counted as a miss (and an error when it raises).
@@ -351,8 +352,7 @@ impl Memoizer {
         self.store.get().store(py, key, payload, self.ttl)?;
         bump(&self.sets);
         if crate::log::enabled() {
-            let name = self.func_name.bind(py);
-            crate::log::event(py, "stored", name, crate::store::key_digest(key, name.to_str()?))?;
+            crate::log::event(py, "stored", self.func_name.bind(py), self.entry_key(py, key)?)?;
         }
         Ok(())
     }
