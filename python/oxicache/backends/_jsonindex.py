@@ -92,7 +92,7 @@ class FuncIndex:
 
     def mark_in(self, folder: str, name: str, expiry: float | None, of: Stamp, fsync: bool) -> None:
         """``mark`` in a given markers' folder (a function's or a tag's)."""
-        path = os.path.join(folder, _name(name, of) + ("" if expiry is None else ".t"))
+        path = _marker_path(folder, name, expiry, of)
         try:
             fd = os.open(path, _MARK_FLAGS, 0o666)
         except FileNotFoundError:
@@ -118,7 +118,7 @@ class FuncIndex:
         """Writes the marker again unless it exists (one stat): after a store's rename, for a clear that
         removed it in between."""
         try:
-            os.stat(os.path.join(folder, _name(name, of) + ("" if expiry is None else ".t")))
+            os.stat(_marker_path(folder, name, expiry, of))
         except FileNotFoundError:
             self.mark_in(folder, name, expiry, of, fsync)
 
@@ -215,6 +215,11 @@ def _make_folders(folder: str) -> None:
 
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def _marker_path(folder: str, key: str, expiry: float | None, of: Stamp) -> str:
+    """The marker file of the entry ``key`` whose file has the stamp ``of`` (``.t``: it expires)."""
+    return os.path.join(folder, _name(key, of) + ("" if expiry is None else ".t"))
 
 
 def _name(key: str, of: Stamp) -> str:
