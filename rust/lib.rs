@@ -10,6 +10,7 @@ mod limits;
 mod log;
 mod memo;
 mod monitor;
+mod records;
 mod replay;
 mod shutdown;
 mod snapshot;
@@ -44,6 +45,8 @@ mod _core {
     use crate::memo::{Memoizer, Pending};
     #[pymodule_export]
     use crate::monitor::Monitor;
+    #[pymodule_export]
+    use crate::records::{entry_of_columns, entry_of_record};
     #[pymodule_export]
     use crate::replay::Replay;
     #[pymodule_export]

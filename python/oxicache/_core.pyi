@@ -32,6 +32,8 @@ __all__ = [
     "decode_json",
     "encode_binary",
     "encode_json",
+    "entry_of_columns",
+    "entry_of_record",
     "key_of",
     "key_of_many",
     "register_key_encoder",
@@ -82,6 +84,14 @@ def encode_json(value: Any) -> str:
 
 def decode_json(text: str | bytes) -> Any:
     """The value of a JSON encoding."""
+
+def entry_of_columns(row: tuple[Any, ...], key: int, where: Callable[[], str]) -> CacheEntry:
+    """The entry a DatabaseCache row (func, inputs, output, expected, metadata, ...) holds under ``key``;
+    ValueDecodingError, naming ``where()``, for damaged or misplaced records."""
+
+def entry_of_record(record: Any, key: int, where: Callable[[], str]) -> CacheEntry | None:
+    """The entry a decoded compact record (DiskCache, RedisCache) holds under ``key``; None for a record
+    of another key scheme; ValueDecodingError, naming ``where()``, for damaged or misplaced records."""
 
 def controls_activated() -> None: ...
 

@@ -41,6 +41,7 @@ from store_support import integrity_problems, run_unprivileged, shared_tempdir
 
 import oxicache
 from oxicache import KEY_SCHEME_VERSION, CacheWarning, CorruptStoreError, ValueDecodingError
+from oxicache.codec import CODEC, encode_binary
 
 SMALL, LARGE = 100, 64 * 1024  # LARGE is above diskcache's 32 KB inline limit: a value file
 
@@ -117,6 +118,9 @@ def _json_damages(rng: random.Random) -> dict[str, Callable[[str], None]]:
         "wrong_schema_object": write(b'{"hello": "world"}\n'),
         "wrong_schema_array": write(b"[1, 2, 3]\n"),
         "wrong_schema_types": write(b'{"scheme": %d, "func": 1, "inputs": [], "metadata": "x"}\n' % KEY_SCHEME_VERSION),
+        # inputs whose names are not all str: no call's inputs
+        "inputs_not_names": write(b'{"scheme": %d, "func": "f", "inputs": {"$dict": [[1, 2]]}, "metadata": {}}\n'
+                                  % KEY_SCHEME_VERSION),
         "invalid_utf8": bad_utf8,
         "folder": folder,
     }
@@ -169,10 +173,11 @@ def _warm_json() -> None:
     shutil.rmtree(folder)
 
 
-def test_json_strict_raises(tmp_path: Any) -> None:
+@pytest.mark.parametrize("damage", ["halfway", "inputs_not_names"])
+def test_json_strict_raises(tmp_path: Any, damage: str) -> None:
     cache = oxicache.JsonCache(tmp_path, on_backend_error="raise")
     f, _ = memoized(cache)
-    strict_raises(cache, "a", lambda: _json_damages(random.Random(0))["halfway"](_json_file(cache, f, "a")))
+    strict_raises(cache, "a", lambda: _json_damages(random.Random(0))[damage](_json_file(cache, f, "a")))
 
 
 # ---- DatabaseCache -------------------------------------------------------------------------------------
@@ -210,13 +215,16 @@ def test_database_damaged_row_is_a_warned_miss(backend: str, damage: str) -> Non
     cache.close()
 
 
-def test_database_strict_raises(tmp_path: Any) -> None:
+# A column that is not JSON, and inputs that decode to a dict whose names are not all str (no call's
+# inputs): both are damage, a ValueDecodingError under "raise", not some other error of the decoding.
+@pytest.mark.parametrize("update", ["SET output = 'garbage'", """SET inputs = '{"$dict":[[1,2]]}'"""])
+def test_database_strict_raises(tmp_path: Any, update: str) -> None:
     cache = oxicache.DatabaseCache(database=str(tmp_path / "c.db"), on_backend_error="raise")
 
     def damage() -> None:
         con = sqlite3.connect(str(tmp_path / "c.db"))
         with con:
-            con.execute("UPDATE oxicache_entries SET output = 'garbage'")
+            con.execute(f"UPDATE oxicache_entries {update}")
         con.close()
 
     strict_raises(cache, "a", damage)
@@ -282,9 +290,14 @@ def test_disk_damaged_value_file_is_a_warned_miss(damage: str, seed: int) -> Non
     recovers(cache, f, calls, "a", LARGE)
 
 
-def test_disk_strict_raises(tmp_path: Any) -> None:
+# Not the codec's bytes; and a sound record whose inputs' names are not all str (no call's inputs).
+_NOT_NAMES = CODEC + encode_binary({"f": "f", "i": {1: 2}, "m": {}, "c": 0.0, "s": KEY_SCHEME_VERSION})
+
+
+@pytest.mark.parametrize("value", [b"\x00\xff\x00\xff", _NOT_NAMES], ids=["garbage", "inputs_not_names"])
+def test_disk_strict_raises(tmp_path: Any, value: bytes) -> None:
     cache = oxicache.DiskCache(tmp_path, on_backend_error="raise")
-    strict_raises(cache, "a", lambda: _disk_sql(cache, "UPDATE Cache SET value = X'00ff00ff'"))
+    strict_raises(cache, "a", lambda: _disk_sql(cache, "UPDATE Cache SET value = ?", value))
     cache.close()
 
 

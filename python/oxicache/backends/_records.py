@@ -13,7 +13,7 @@ plus one ``CacheWarning``, ``BaseCache._damaged``); the next store of that key o
 from __future__ import annotations
 
 import time
-from typing import Any, Mapping
+from typing import Any
 
 from oxicache._core import KEY_SCHEME_VERSION, CacheEntry, KeyBytes, canonical_bytes
 from oxicache.codec import decode_json, encode_binary, encode_json
@@ -22,8 +22,6 @@ from oxicache.errors import ValueDecodingError, ValueEncodingError
 __all__ = [
     "KEY_SCHEME_VERSION",
     "check_key",
-    "entry_of",
-    "from_columns",
     "from_json_record",
     "key_hex",
     "of_this_scheme",
@@ -93,7 +91,8 @@ def _fields(entry: CacheEntry) -> dict[str, Any]:
 
 
 def _entry(func: Any, inputs: Any, output: Any, expected: Any, metadata: Any, where: str) -> CacheEntry:
-    if not isinstance(func, str) or not isinstance(inputs, dict) or not isinstance(metadata, dict):
+    if not isinstance(func, str) or not isinstance(inputs, dict) or not isinstance(metadata, dict) or \
+            not all(isinstance(name, str) for name in inputs):
         msg = f"{where}: the record's func, inputs or metadata have the wrong type"
         raise ValueDecodingError(msg)
     return CacheEntry(func, inputs, output, expected=expected, metadata=metadata)
@@ -130,13 +129,6 @@ def record_of(entry: CacheEntry, now: float | None = None) -> dict[str, Any]:
     record["c"] = time.time() if now is None else now
     record["s"] = KEY_SCHEME_VERSION
     return record
-
-
-def entry_of(record: Any, where: str) -> CacheEntry:
-    if not isinstance(record, dict) or "f" not in record or "i" not in record:
-        msg = f"{where}: not an oxicache record"
-        raise ValueDecodingError(msg)
-    return _entry(record["f"], record["i"], record.get("o", ...), record.get("e", ...), record.get("m", {}), where)
 
 
 def check_key(entry: CacheEntry, key: int, where: str) -> CacheEntry:
@@ -206,12 +198,3 @@ def _columns(f: dict[str, Any], entry: CacheEntry, ttl: float | None, now: float
         "expires_at": expires_at(ttl, now),
     }
 
-
-def from_columns(row: Mapping[str, Any], where: str) -> CacheEntry:
-    """The entry of a row with the columns func, inputs, output, expected, metadata."""
-
-    def value(name: str) -> Any:
-        text = row[name]
-        return ... if text is None else decode_json(text)
-
-    return _entry(row["func"], value("inputs"), value("output"), value("expected"), value("metadata"), where)

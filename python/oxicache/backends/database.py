@@ -12,13 +12,13 @@ import time
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
 
-from oxicache._core import KEY_SCHEME_VERSION, CacheEntry
+from oxicache._core import KEY_SCHEME_VERSION, CacheEntry, entry_of_columns
 from oxicache.backends import _exit_drain
 from oxicache.backends._fork import in_child_of
 from oxicache.backends._forkgate import SQLITE_GATE
 from oxicache.backends._fs import check_writable_file, hold_sqlite_file, prepare_folder, warn_if_risky_filesystem
 from oxicache.backends._leases import FILE_LOCKS, FileLeases, LocalLeases, LockLeasedCache, lease_options
-from oxicache.backends._records import check_key, from_columns, key_hex, ref_key, to_columns
+from oxicache.backends._records import key_hex, ref_key, to_columns
 from oxicache.backends._reserve import Reserve, is_full, reserve_path
 from oxicache.backends._sqltags import build_tags_table, delete_tagged, delete_tags, insert_tag
 from oxicache.backends._sql import (
@@ -630,11 +630,10 @@ class DatabaseCache(LockLeasedCache):  # leases: server locks, or file locks for
         if row[5] is not None and row[5] <= time.time():
             self._run(self._q_delete_expired, self._q_delete_expired.args({"key": key, "now": row[5]}), 0)
             return None
-        where = self._where(key)
         try:
-            return check_key(from_columns(dict(zip(_DATA_COLUMNS, row)), where), number, where)
+            return entry_of_columns(row, number, lambda: self._where(key))
         except ValueDecodingError as err:
-            self._damaged(where, err)
+            self._damaged(self._where(key), err)
             return None
 
     def _has(self, ref: Ref) -> bool:
@@ -669,11 +668,11 @@ class DatabaseCache(LockLeasedCache):  # leases: server locks, or file locks for
         while True:
             rows = self._run(self._q_page, self._q_page.args({"after": after, "now": now}), 2)
             for row in rows:
-                where = self._where(row[0])
+                key = row[0]
                 try:
-                    entry = check_key(from_columns(dict(zip(_DATA_COLUMNS, row[1:])), where), int(row[0], 16), where)
-                except ValueError as err:  # ValueDecodingError, or a key that is not hex
-                    self._damaged(where, err)
+                    entry = entry_of_columns(row[1:], int(key, 16), lambda: self._where(key))
+                except (ValueError, OverflowError) as err:  # ValueDecodingError, or a key that is not 128-bit hex
+                    self._damaged(self._where(key), err)
                     continue
                 yield entry
             if len(rows) < _PAGE:
@@ -848,7 +847,7 @@ class DatabaseCache(LockLeasedCache):  # leases: server locks, or file locks for
                 if scheme != KEY_SCHEME_VERSION:
                     continue  # another key scheme's row: no entry of this version (reads skip it), not damage
                 try:
-                    check_key(from_columns(dict(zip(_DATA_COLUMNS, row[2:])), where), int(key, 16), where)
+                    entry_of_columns(row[2:], int(key, 16), lambda: where)
                 except Exception as err:  # noqa: BLE001 - ValueDecodingError, or whatever bad data raises
                     problems.append(str(err) if str(err).startswith(where) else f"{where}: {err}")
             if len(rows) < _PAGE:

@@ -17,7 +17,7 @@ import threading
 import time
 from typing import Any, Callable, Iterable, Iterator
 
-from oxicache._core import KEY_SCHEME_VERSION, CacheEntry
+from oxicache._core import KEY_SCHEME_VERSION, CacheEntry, entry_of_record
 from oxicache.backends._fork import in_child_of
 from oxicache.backends._forkgate import SQLITE_GATE
 from oxicache.backends._fs import (
@@ -28,7 +28,7 @@ from oxicache.backends._fs import (
     warn_if_risky_filesystem,
 )
 from oxicache.backends._leases import FILE_LOCKS, FileLeases, LockLeasedCache, lease_options
-from oxicache.backends._records import check_key, entry_of, of_this_scheme, record_of, ref_key
+from oxicache.backends._records import record_of, ref_key
 from oxicache.backends._reserve import Reserve, is_full, reserve_path
 from oxicache.base import Capabilities, Ref
 from oxicache.codec import Serializer
@@ -337,17 +337,15 @@ class DiskCache(LockLeasedCache):  # leases: file locks in leases/ (backends/_le
 
     def _decode(self, blob: Any, key: int) -> CacheEntry | None:
         """The entry a stored value holds; None (and a damaged record reported) when it holds none."""
-        where = f"{self.path}, key {key:032x}"
+        where = lambda: f"{self.path}, key {key:032x}"  # noqa: E731 - formatted only for damage
         try:
             if not isinstance(blob, bytes):
-                msg = f"{where}: not an oxicache blob"
+                msg = f"{where()}: not an oxicache blob"
                 raise ValueDecodingError(msg)
-            record = self._serializer.loads(blob)
-            if not of_this_scheme(record, "s"):
-                return None  # written under another key scheme: not an entry of this version (no warning)
-            return check_key(entry_of(record, where), key, where)
+            # None: written under another key scheme, not an entry of this version (a miss, no warning)
+            return entry_of_record(self._serializer.loads(blob), key, where)
         except ValueDecodingError as err:
-            self._damaged(where, err)
+            self._damaged(where(), err)
             return None
 
     # ---- primitives ---------------------------------------------------------------------------------
@@ -721,8 +719,8 @@ class DiskCache(LockLeasedCache):  # leases: file locks in leases/ (backends/_le
                         msg = f"{where}: not an oxicache blob"
                         raise ValueDecodingError(msg)
                     record = self._serializer.loads(blob)
-                    if of_this_scheme(record, "s"):  # another scheme's record is no entry of this version
-                        check_key(entry_of(record, where), int.from_bytes(key, "big"), where)
+                    # (None for another scheme's record: no entry of this version, and no damage)
+                    entry_of_record(record, int.from_bytes(key, "big"), lambda: where)
                 except OSError as err:
                     if sql("SELECT 1 FROM Cache WHERE rowid = ?", (rowid,)).fetchall():  # not removed meanwhile
                         problems.append(f"{where}: its value file cannot be read ({err})")

@@ -41,8 +41,8 @@ import weakref
 from dataclasses import replace
 from typing import Any, AsyncIterator, Callable, Iterator, NamedTuple
 
-from oxicache._core import CacheEntry, decode_binary, encode_binary
-from oxicache.backends._records import check_key, entry_of, expires_at, key_hex, of_this_scheme, record_of, ref_key
+from oxicache._core import CacheEntry, decode_binary, encode_binary, entry_of_record
+from oxicache.backends._records import expires_at, key_hex, record_of, ref_key
 from oxicache.base import BaseCache, Capabilities, Ref
 from oxicache.durations import TTL, parse_ttl
 from oxicache.errors import ValueDecodingError
@@ -297,19 +297,19 @@ class RedisCache(BaseCache):
 
     def _record(self, blob: bytes, key: int) -> tuple[CacheEntry, float | None] | None:
         """The entry and expiry time of a record, expired or not; None as for ``_decode``."""
-        where = f"{self!r}, key {key_hex(key)}"
+        where = lambda: f"{self!r}, key {key_hex(key)}"  # noqa: E731 - formatted only for damage
         try:
             record = decode_binary(blob)
-            if not of_this_scheme(record, "s"):
+            entry = entry_of_record(record, key, where)
+            if entry is None:
                 return None  # written under another key scheme: not an entry of this version (no warning)
-            entry = check_key(entry_of(record, where), key, where)
             expiry = record.get("x")
             if expiry is not None and (isinstance(expiry, bool) or not isinstance(expiry, (int, float))):
-                msg = f"{where}: bad expiry time {expiry!r}"
+                msg = f"{where()}: bad expiry time {expiry!r}"
                 raise ValueDecodingError(msg)
             return entry, expiry
         except ValueDecodingError as err:
-            self._damaged(where, err)
+            self._damaged(where(), err)
             return None
 
     # ---- primitives -----------------------------------------------------------------------------------

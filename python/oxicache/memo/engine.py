@@ -461,7 +461,11 @@ class PythonMemo:
         if mode != NORMAL and mode != MAX_AGE:
             return self.skip(probe, mode, before)
         failures: list[BaseException] = []
-        found = self.read(lambda: self.view.lookup(probe, self.func), self.without_cache, failures)
+        try:  # read(), without a closure per call: this is every hit's path
+            found = self.view.lookup(probe, self.func)
+        except Exception as err:
+            self.read_failed(err, None, failures)
+            found = None
         return self.answer(probe, mode, before, found, failures, args, kwargs)
 
     def lookup_many(self, calls: list[tuple[tuple[Any, ...], dict[str, Any]]]) -> list[Any]:
@@ -474,7 +478,7 @@ class PythonMemo:
         found: list[CacheEntry | None] | None = []
         if looked:
             probes = [begun[i][0] for i in looked]
-            found = self.read(lambda: self.view.lookup_many(probes, self.func), self.without_cache, failures)
+            found = self.read(lambda: self.view.lookup_many(probes, self.func), None, failures)
         entries = dict(zip(looked, found or [None] * len(looked)))
         return [self.answer(probe, mode, before, entries[i], failures, *calls[i]) if i in entries
                 else self.skip(probe, mode, before) for i, (probe, mode, before) in enumerate(begun)]
@@ -485,7 +489,7 @@ class PythonMemo:
         if mode != NORMAL and mode != MAX_AGE:
             return self.skip(probe, mode, before)
         failures: list[BaseException] = []
-        found = await self.aread(lambda: self.view.alookup(probe), self.without_cache, failures)
+        found = await self.aread(lambda: self.view.alookup(probe), None, failures)
         return self.answer(probe, mode, before, found, failures, args, kwargs)
 
     @property
@@ -614,33 +618,36 @@ class PythonMemo:
         self.view.tally("errors")
         self.count("errors")
 
-    def read(self, lookup: Callable[[], T], what: str, failures: list[BaseException] | None = None) -> T | None:
-        """``lookup()``, with a storage failure handled by the cache's ``on_backend_error`` as a miss. A
-        damaged record under the "raise" policy (a ValueDecodingError) propagates as it is, and so does an
-        argument without a key (KeyEncodingError, raised while the key is built): that is the caller's
-        error, not the backend's, and the function must not run."""
+    def read(self, lookup: Callable[[], T], what: str | None = None,
+             failures: list[BaseException] | None = None) -> T | None:
+        """``lookup()``, with a storage failure handled by the cache's ``on_backend_error`` as a miss
+        (``read_failed``). ``what``: the warning's words (default: the function ran without the cache)."""
         try:
             return lookup()
-        except (ValueDecodingError, KeyEncodingError, *_NOT_STORAGE_FAILURES):
-            raise
         except Exception as err:
-            self.backend_failed(err, what)
-            if failures is not None:
-                failures.append(err)
+            self.read_failed(err, what, failures)
             return None
 
-    async def aread(self, lookup: Callable[[], Awaitable[T]], what: str,
+    async def aread(self, lookup: Callable[[], Awaitable[T]], what: str | None = None,
                     failures: list[BaseException] | None = None) -> T | None:
         """``read`` of a coroutine lookup."""
         try:
             return await lookup()
-        except (ValueDecodingError, KeyEncodingError, *_NOT_STORAGE_FAILURES):
-            raise
         except Exception as err:
-            self.backend_failed(err, what)
-            if failures is not None:
-                failures.append(err)
+            self.read_failed(err, what, failures)
             return None
+
+    def read_failed(self, err: Exception, what: str | None, failures: list[BaseException] | None) -> None:
+        """A lookup raised ``err``: a storage failure is reported (``on_backend_error``) and added to
+        ``failures``; the caller reads it as a miss. A damaged record under the "raise" policy (a
+        ValueDecodingError) propagates as it is, and so does an argument without a key (KeyEncodingError,
+        raised while the key is built): that is the caller's error, not the backend's, and the function
+        must not run."""
+        if isinstance(err, (ValueDecodingError, KeyEncodingError, *_NOT_STORAGE_FAILURES)):
+            raise err
+        self.backend_failed(err, self.without_cache if what is None else what)
+        if failures is not None:
+            failures.append(err)
 
     def backend_failed(self, err: Exception, what: str, quiet: bool = False) -> None:
         self.view.tally("backend_errors")
@@ -723,7 +730,7 @@ class PythonPending:
         """``recheck`` through the backend's coroutine primitives."""
         if self.mode == REFRESH:
             return (False, None)
-        found = await self.memo.aread(lambda: self.memo.view.apeek(self.probe), self.memo.without_cache)
+        found = await self.memo.aread(lambda: self.memo.view.apeek(self.probe))
         return (False, None) if found is None or not self.acceptable(found) else (True, found.value)
 
     def recheck(self) -> tuple[bool, Any]:
@@ -731,7 +738,7 @@ class PythonPending:
         stored value is what is being replaced, so there is none to take."""
         if self.mode == REFRESH:
             return (False, None)
-        found = self.memo.read(lambda: self.memo.view.peek(self.probe), self.memo.without_cache)
+        found = self.memo.read(lambda: self.memo.view.peek(self.probe))
         return (False, None) if found is None or not self.acceptable(found) else (True, found.value)
 
 
