@@ -337,7 +337,9 @@ class DiskCache(LockLeasedCache):  # leases: file locks in leases/ (backends/_le
 
     def _decode(self, blob: Any, key: int) -> CacheEntry | None:
         """The entry a stored value holds; None (and a damaged record reported) when it holds none."""
-        where = lambda: f"{self.path}, key {key:032x}"  # noqa: E731 - formatted only for damage
+        def where() -> str:  # formatted only for damage
+            return f"{self.path}, key {key:032x}"
+
         try:
             if not isinstance(blob, bytes):
                 msg = f"{where()}: not an oxicache blob"

@@ -297,7 +297,9 @@ class RedisCache(BaseCache):
 
     def _record(self, blob: bytes, key: int) -> tuple[CacheEntry, float | None] | None:
         """The entry and expiry time of a record, expired or not; None as for ``_decode``."""
-        where = lambda: f"{self!r}, key {key_hex(key)}"  # noqa: E731 - formatted only for damage
+        def where() -> str:  # formatted only for damage
+            return f"{self!r}, key {key_hex(key)}"
+
         try:
             record = decode_binary(blob)
             entry = entry_of_record(record, key, where)
