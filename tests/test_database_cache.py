@@ -368,7 +368,14 @@ def test_missing_libraries_name_the_pip_extra(monkeypatch, tmp_path):
         DatabaseCache(url="mysql://u@127.0.0.1:1/db")
     monkeypatch.setitem(sys.modules, "sqlalchemy", None)
     with pytest.raises(ImportError, match=r"oxicache\[sqlite\]"):
-        DatabaseCache(database=str(tmp_path / "c.db"))
+        DatabaseCache(database=str(tmp_path / "c.db"), table="mine")  # only the default table runs without it
+    # A SQLite file with the default table runs on sqlite3 alone; what needs SQLAlchemy names the extra.
+    cache = DatabaseCache(database=str(tmp_path / "c.db"))
+    cache.set("f", output=1, x=1)
+    assert cache.get("f", x=1) == 1 and len(cache) == 1
+    with pytest.raises(ImportError, match=r"oxicache\[sqlite\]"):
+        cache.engine
+    cache.close()
 
 
 # ---- providers and settings -----------------------------------------------------------------------

@@ -24,6 +24,8 @@ from oxicache.backends._fork import in_child
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
+
+    from oxicache.backends._sqlitefile import Connections
     from sqlalchemy.sql.compiler import SQLCompiler
     from sqlalchemy.sql.schema import Table
 
@@ -184,7 +186,8 @@ class Checkout:
 
     __slots__ = ("__weakref__", "closer", "cursor", "dbapi", "dialect", "fairy", "fd", "generation", "pid")
 
-    def __init__(self, engine: Engine, generation: int, watched: bool = False, detached: bool = True) -> None:
+    def __init__(self, engine: Engine | Connections, generation: int, watched: bool = False,
+                 detached: bool = True) -> None:
         self.pid, self.generation = os.getpid(), generation
         self.closer: weakref.finalize[Any, Any] | None = None
         fairy: Any = engine.raw_connection()
@@ -257,7 +260,8 @@ class Pool:
     connections instead of paying a connect (milliseconds) per thread or holding one per thread.
     ``limit=1`` serializes a ``:memory:`` database's single connection."""
 
-    def __init__(self, engine: Engine, limit: int | None, watched: bool = False, detached: bool = True) -> None:
+    def __init__(self, engine: Engine | Connections, limit: int | None, watched: bool = False,
+                 detached: bool = True) -> None:
         self.engine, self.limit, self.watched, self.detached = engine, limit, watched, detached
         self.idle: deque[Checkout] = deque()
         # Every open one, idle or in use (for fork and close), held weakly: a connection an interrupted
@@ -432,14 +436,13 @@ def _in_pool_wait(thread: int) -> bool:
 
 class Stmt:
     """A statement compiled once for the engine's dialect: its SQL and a function from a dict of
-    values to the driver's parameters (a tuple in the bind order, or the dict itself)."""
+    values to the driver's parameters (a tuple in the bind order, or the dict itself). ``names``: the
+    bind order (None: the driver takes the dict); ``defaults``: values compiled in (e.g. the LIMIT)."""
 
-    __slots__ = ("args", "sql")
+    __slots__ = ("args", "defaults", "names", "sql")
 
-    def __init__(self, compiled: SQLCompiler) -> None:
-        self.sql = str(compiled)
-        defaults = {k: v for k, v in compiled.params.items() if v is not None}  # e.g. the LIMIT
-        names: list[str] | None = list(compiled.positiontup or ()) if compiled.positional else None
+    def __init__(self, sql: str, names: tuple[str, ...] | None, defaults: dict[str, Any]) -> None:
+        self.sql, self.names, self.defaults = sql, names, defaults
         self.args: Callable[[dict[str, Any]], Any]
         if names is None:
             self.args = (lambda v: {**defaults, **v}) if defaults else (lambda v: v)
@@ -452,6 +455,13 @@ class Stmt:
             self.args = lambda v: ()
         else:
             self.args = operator.itemgetter(*names)
+
+    @classmethod
+    def compiled(cls, compiled: SQLCompiler) -> Stmt:
+        """The statement SQLAlchemy compiled."""
+        defaults = {k: v for k, v in compiled.params.items() if v is not None}
+        names = tuple(compiled.positiontup or ()) if compiled.positional else None
+        return cls(str(compiled), names, defaults)
 
 
 def sqlite_pragmas(memory: bool, busy_ms: int = BUSY_TIMEOUT_MS) -> Callable[[Any, Any], None]:

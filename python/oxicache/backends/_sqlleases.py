@@ -91,7 +91,7 @@ class ServerLeases:
             self._idle = True  # wait_timeout
 
         def comp(text: str) -> Stmt:
-            return Stmt(sa.text(text).compile(dialect=engine.dialect))
+            return Stmt.compiled(sa.text(text).compile(dialect=engine.dialect))
 
         if self._pg:
             k = "CAST(:k AS BIGINT)"

@@ -37,6 +37,7 @@ from oxicache.backends._sql import (
     timed_out,
     upsert,
 )
+from oxicache.backends import _sqlitefile as sqlitefile
 from oxicache.backends._sqlleases import ServerLeases
 from oxicache.base import Capabilities, Ref
 from oxicache.durations import TTL, parse_ttl
@@ -228,7 +229,11 @@ class DatabaseCache(LockLeasedCache):  # leases: server locks, or file locks for
             extra = _EXTRAS.get(scheme, "sqlite")
         else:
             extra = _PROVIDERS[provider][1]
-        sa = _sqlalchemy(extra)
+        self._extra = extra
+        # A SQLite file with the default table and engine: no SQLAlchemy unless asked for (_sqlitefile.py)
+        direct = provider == "sqlite" and url is None and not engine_options and table == sqlitefile.TABLE \
+            and (database is None or os.fspath(database) != ":memory:")
+        sa = None if direct else _sqlalchemy(extra)
         self._url = self._resolve_url(sa, provider, database, host, port, user, password, url)
         backend = self._url.get_backend_name()
         self._dialect_name = "mysql" if backend == "mariadb" else backend
@@ -247,7 +252,15 @@ class DatabaseCache(LockLeasedCache):  # leases: server locks, or file locks for
         self._down_why = ""
         if self._dialect_name == "sqlite" and not self._memory:
             self._prepare_folder(str(self._url.database))
-        self._engine = self._create_engine(sa, engine_options or {})
+        # What the pool opens connections from: SQLAlchemy's engine, or, on the direct path, its stand-in
+        self._sa_engine: Engine | None = None  # made on first use on the direct path (`engine`)
+        self._engine: Engine | sqlitefile.Connections
+        if sa is None:
+            self._engine = self._direct_connections()
+        else:
+            self._engine = self._sa_engine = self._create_engine(sa, engine_options or {})
+        self._table: Table | None = None
+        self._tags_table: Table | None = None
         # A :memory: database lives in its one connection, which the threads take in turn. A server's
         # connections are watched (WATCHDOG) when the driver has no read timeout of its own.
         self._pool = Pool(self._engine, 1 if self._memory else None, watched=server, detached=not self._memory)
@@ -256,14 +269,23 @@ class DatabaseCache(LockLeasedCache):  # leases: server locks, or file locks for
         # waits for it and a child never inherits a lock taken mid-statement.
         self._gated = self._dialect_name == "sqlite" and not self._memory
         with SQLITE_GATE if self._gated else _UNGATED:
-            self._connect_once(sa)
-            self.table: Table = build_table(sa, table, self._dialect_name)
-            self.tags_table: Table = build_tags_table(sa, table, self._dialect_name)  # _sqltags.py
-            self._create_table(sa)
+            if sa is None:
+                self._create_table_directly()
+            else:
+                self._connect_once(sa)
+                self._create_table(sa)
         # A SQLite file: disk space held beside it that clear() frees on a full disk (_delete_all)
         file = self._gated and not str(self._url.database).startswith("file:")
         self._reserve = Reserve(reserve_path(str(self._url.database))) if file else None
-        self._compile(sa)
+        if sa is None:
+            for name, (sql, names, defaults) in sqlitefile.STATEMENTS.items():
+                setattr(self, f"_q_{name}", Stmt(sql, names, defaults))
+        else:
+            self._compile(sa)
+        # _get_many's statements, one per padded size (1, 2, 4 ... _MANY keys), and invalidate's two per
+        # padded number of tags: compiled when first used
+        self._q_get_many: dict[int, Stmt] = {}
+        self._q_invalidate: dict[int, tuple[Stmt, Stmt]] = {}
         self._dbapi_error: type[BaseException] = self._engine.dialect.loaded_dbapi.Error
         self._leases: FileLeases | LocalLeases | ServerLeases = self._make_leases(sa)
         if isinstance(self._leases, ServerLeases):
@@ -295,6 +317,8 @@ class DatabaseCache(LockLeasedCache):  # leases: server locks, or file locks for
             path = os.fspath(database) if database is not None else DEFAULT_SQLITE_PATH
             if path != ":memory:":
                 path = os.path.abspath(path)  # fixed now: a later chdir must not move the cache
+            if sa is None:
+                return sqlitefile.URL(path)  # type: ignore[return-value]  # the same attributes, no SQLAlchemy
             return sa.engine.URL.create("sqlite", database=path)  # type: ignore[no-any-return]
         db = None if database is None else os.fspath(database)
         return sa.engine.URL.create(drivername, username=user, password=password, host=host,  # type: ignore[no-any-return]
@@ -331,7 +355,9 @@ class DatabaseCache(LockLeasedCache):  # leases: server locks, or file locks for
             opts.setdefault("max_overflow", -1)
         extra = _EXTRAS.get(self._url.get_backend_name(), "sqlite")
         try:
-            engine: Engine = sa.create_engine(self._url, connect_args=connect_args, **opts)
+            url = self._url if not isinstance(self._url, sqlitefile.URL) else \
+                sa.engine.URL.create("sqlite", database=self._url.database)  # `engine` on the direct path
+            engine: Engine = sa.create_engine(url, connect_args=connect_args, **opts)
         except ImportError as err:
             msg = (f"DatabaseCache cannot load the driver for {self._url.drivername!r} ({err}); "
                    f"pip install 'oxicache[{extra}]'")
@@ -399,16 +425,58 @@ class DatabaseCache(LockLeasedCache):  # leases: server locks, or file locks for
             WATCHDOG.disarm(watch)
             os.close(fd)
 
+    def _direct_connections(self) -> sqlitefile.Connections:
+        """The engine's stand-in on the direct path: connections opened as ``_create_engine`` has
+        SQLAlchemy open them (the same timeout, the same pragmas)."""
+        return sqlitefile.Connections(str(self._url.database), self._seconds,
+                                      sqlite_pragmas(False, math.ceil(self._seconds * 1000)))
+
+    def _create_table_directly(self) -> None:
+        """``_connect_once`` and ``_create_table`` on the direct path: the same schema (what SQLAlchemy
+        compiles, with IF NOT EXISTS), the same check that an existing table is the cache's, the same
+        retries, the same errors."""
+        _exit_drain.refuse()
+        connections = self._engine
+        assert isinstance(connections, sqlitefile.Connections)
+        where = f"SQLite file {self._url.database!r}"
+        last: BaseException | None = None
+        for attempt in range(8):
+            try:
+                holder = connections.raw_connection()
+            except sqlite3.Error as err:
+                first = (str(err).strip().splitlines() or [""])[0]
+                raise DatabaseConnectionError(f"DatabaseCache cannot open {where}: {first}") from err
+            con = holder.dbapi_connection
+            try:
+                con.isolation_level = None  # each statement its own transaction, as on the engine's path
+                for ddl in sqlitefile.TABLES:
+                    con.execute(ddl)
+                missing = sorted(sqlitefile.COLUMNS - sqlitefile.column_names(con))
+                if missing:
+                    msg = (f"the table {self._table_name!r} in {self.url} exists but is not an oxicache table "
+                           f"(no column {', '.join(missing)}); choose another table=")
+                    raise ValueError(msg)
+                for ddl in sqlitefile.INDEXES:
+                    con.execute(ddl)
+                return
+            except sqlite3.Error as err:
+                last = err
+            finally:
+                holder.close()
+            time.sleep(0.02 * (attempt + 1))
+        msg = f"DatabaseCache cannot create the table {self._table_name!r} in {self.url}: {last}"
+        raise DatabaseConnectionError(msg) from last
+
     def _connect_once(self, sa: Any) -> None:
         _exit_drain.refuse()  # a daemon thread opening a cache as the interpreter exits (_exit_drain.py)
         try:
-            with self._engine.connect() as conn, self._watching(conn):
+            with self.engine.connect() as conn, self._watching(conn):
                 conn.execute(sa.text("SELECT 1"))
         except sa.exc.DBAPIError as err:
             first = (str(err.orig or err).strip().splitlines() or [""])[0]
             where = f"SQLite file {self._url.database!r}" if self._dialect_name == "sqlite" else self.url
             msg = f"DatabaseCache cannot open {where}: {first}"
-            self._engine.dispose()
+            self.engine.dispose()
             raise DatabaseConnectionError(msg) from err
 
     def _create_table(self, sa: Any) -> None:
@@ -417,17 +485,17 @@ class DatabaseCache(LockLeasedCache):  # leases: server locks, or file locks for
         last: BaseException | None = None
         for attempt in range(8):
             try:
-                with self._engine.begin() as conn, self._watching(conn):
+                with self.engine.begin() as conn, self._watching(conn):
                     self.table.create(conn, checkfirst=True)
                     self.tags_table.create(conn, checkfirst=True)  # also for a store made before tags
-                with self._engine.connect() as conn, self._watching(conn):
+                with self.engine.connect() as conn, self._watching(conn):
                     columns = {c["name"] for c in sa.inspect(conn).get_columns(self._table_name)}
                 missing = sorted(set(self.table.c.keys()) - columns)
                 if missing:
                     msg = (f"the table {self._table_name!r} in {self.url} exists but is not an oxicache table "
                            f"(no column {', '.join(missing)}); choose another table=")
                     raise ValueError(msg)
-                with self._engine.begin() as conn, self._watching(conn):
+                with self.engine.begin() as conn, self._watching(conn):
                     for index in self.table.indexes:
                         index.create(conn, checkfirst=True)
                 return
@@ -439,27 +507,43 @@ class DatabaseCache(LockLeasedCache):  # leases: server locks, or file locks for
         msg = f"DatabaseCache cannot create the table {self._table_name!r} in {self.url}: {last}"
         raise DatabaseConnectionError(msg) from last
 
-    def _compile(self, sa: Any) -> None:
-        t, dialect = self.table, self._engine.dialect
-        c = t.c
-        key, now = sa.bindparam("key"), sa.bindparam("now")
-        # A row written under another key scheme is no entry of this version: a miss (no warning), not
-        # listed or counted, overwritten by the next store of its key.
-        this_scheme = c.scheme == sa.literal_column(str(int(KEY_SCHEME_VERSION)))
-        live = sa.and_(this_scheme, sa.or_(c.expires_at.is_(None), c.expires_at > now))
+    def _selected(self, sa: Any) -> tuple[list[Any], Any]:
+        """The data columns a read selects, and the condition "a row of this key scheme"."""
+        c = self.table.c
         if self._dialect_name == "postgresql":  # read the json columns as their exact text
             data = [sa.cast(c[n], sa.Text).label(n) if n != "func" else c[n] for n in _DATA_COLUMNS]
         else:
             data = [c[n] for n in _DATA_COLUMNS]
+        # A row written under another key scheme is no entry of this version: a miss (no warning), not
+        # listed or counted, overwritten by the next store of its key.
+        return data, c.scheme == sa.literal_column(str(int(KEY_SCHEME_VERSION)))
 
-        def comp(stmt: Any) -> Stmt:
-            return Stmt(stmt.compile(dialect=dialect))
+    def _comp(self, stmt: Any) -> Stmt:
+        return Stmt.compiled(stmt.compile(dialect=self.engine.dialect))
+
+    def _compile_get_many(self, n: int) -> Stmt:
+        """``_get_many``'s statement for ``n`` keys."""
+        sa = _sqlalchemy(self._extra)
+        data, this_scheme = self._selected(sa)
+        c = self.table.c
+        return self._comp(sa.select(c.key, *data, c.expires_at).where(
+            c.key.in_([sa.bindparam(f"k{i}") for i in range(n)]), this_scheme))
+
+    def _compile_invalidate(self, n: int) -> tuple[Stmt, Stmt]:
+        """``invalidate``'s two statements for ``n`` tags."""
+        sa = _sqlalchemy(self._extra)
+        return (self._comp(delete_tagged(sa, self.table, self.tags_table, n)),
+                self._comp(delete_tags(sa, self.tags_table, n)))
+
+    def _compile(self, sa: Any) -> None:
+        t = self.table
+        c = t.c
+        key, now = sa.bindparam("key"), sa.bindparam("now")
+        data, this_scheme = self._selected(sa)
+        live = sa.and_(this_scheme, sa.or_(c.expires_at.is_(None), c.expires_at > now))
+        comp = self._comp
 
         self._q_get = comp(sa.select(*data, c.expires_at).where(c.key == key, this_scheme))
-        # _get_many's statements, one per padded size (1, 2, 4 ... _MANY keys), compiled when first used
-        self._q_get_many: dict[int, Stmt] = {}
-        self._compile_get_many: Callable[[int], Stmt] = lambda n: comp(sa.select(c.key, *data, c.expires_at).where(
-            c.key.in_([sa.bindparam(f"k{i}") for i in range(n)]), this_scheme))
         self._q_exists = comp(sa.select(c.expires_at).where(c.key == key, this_scheme))
         self._q_upsert = comp(upsert(sa, t, self._dialect_name))
         self._q_delete_live = comp(sa.delete(t).where(c.key == key, live))
@@ -479,10 +563,6 @@ class DatabaseCache(LockLeasedCache):  # leases: server locks, or file locks for
         self._q_tag = comp(insert_tag(sa, self.tags_table, self._dialect_name))
         self._q_untag_all = comp(sa.delete(self.tags_table))
         self._q_any_tag = comp(sa.select(sa.literal_column("1")).select_from(self.tags_table).limit(1))
-        # invalidate's two statements per padded number of tags, compiled when first used
-        self._compile_invalidate: Callable[[int], tuple[Stmt, Stmt]] = lambda n: (
-            comp(delete_tagged(sa, t, self.tags_table, n)), comp(delete_tags(sa, self.tags_table, n)))
-        self._q_invalidate: dict[int, tuple[Stmt, Stmt]] = {}
         after = sa.bindparam("after")
         self._q_page = comp(sa.select(c.key, *data).where(c.key > after, live).order_by(c.key).limit(_PAGE))
 
@@ -596,6 +676,8 @@ class DatabaseCache(LockLeasedCache):  # leases: server locks, or file locks for
         """In a forked child: never touch the parent's connections; open new ones on demand. A
         ``:memory:`` database is the child's own copy, reached through the same connection object."""
         self._pool.forget(dispose=not self._memory)
+        if self._sa_engine is not None and self._sa_engine is not self._engine:
+            self._sa_engine.dispose(close=False)  # the parent's connections: neither used nor closed
 
     # ---- primitives -----------------------------------------------------------------------------
     def _get(self, ref: Ref) -> CacheEntry | None:
@@ -749,7 +831,7 @@ class DatabaseCache(LockLeasedCache):  # leases: server locks, or file locks for
         """A server's locks (``_sqlleases``), file locks beside a SQLite file (``_leases``), or, for a
         database no other process opens (``:memory:``), a table in this process."""
         if self._dialect_name != "sqlite":
-            return ServerLeases(sa, self._engine, self._dialect_name, str(self._url.database or ""),
+            return ServerLeases(sa, self.engine, self._dialect_name, str(self._url.database or ""),
                                 self._table_name, self._seconds, self._deadline)
         path = _sqlite_path(self._url.database)
         if path is None or not FILE_LOCKS:
@@ -819,7 +901,7 @@ class DatabaseCache(LockLeasedCache):  # leases: server locks, or file locks for
         if self._dialect_name == "sqlite":
             import sqlite3
 
-            check = Stmt(sa.text("PRAGMA integrity_check").compile(dialect=self._engine.dialect))
+            check = self._comp(sa.text("PRAGMA integrity_check"))
             try:
                 found = [str(row[0]) for row in self._run(check, check.args({}), 2)]
             except sqlite3.DatabaseError as err:
@@ -834,8 +916,8 @@ class DatabaseCache(LockLeasedCache):  # leases: server locks, or file locks for
             data = [sa.cast(c[n], sa.Text).label(n) if n != "func" else c[n] for n in _DATA_COLUMNS]
         else:
             data = [c[n] for n in _DATA_COLUMNS]
-        page = Stmt(sa.select(c.key, c.scheme, *data).where(c.key > sa.bindparam("after"))
-                    .order_by(c.key).limit(_PAGE).compile(dialect=self._engine.dialect))
+        page = self._comp(sa.select(c.key, c.scheme, *data).where(c.key > sa.bindparam("after"))
+                          .order_by(c.key).limit(_PAGE))
         after = ""
         while rows := self._run(page, page.args({"after": after}), 2):
             for row in rows:
@@ -856,8 +938,25 @@ class DatabaseCache(LockLeasedCache):  # leases: server locks, or file locks for
 
     @property
     def engine(self) -> Engine:
-        """The SQLAlchemy engine (for your own queries on ``cache.table``)."""
-        return self._engine
+        """The SQLAlchemy engine (for your own queries on ``cache.table``). A cache on a SQLite file runs
+        without SQLAlchemy; this makes an engine on that file, with the same settings, when first asked."""
+        if self._sa_engine is None:
+            self._sa_engine = self._create_engine(_sqlalchemy(self._extra), {})
+        return self._sa_engine
+
+    @property
+    def table(self) -> Table:
+        """The entries' table (SQLAlchemy Core), for your own queries."""
+        if self._table is None:
+            self._table = build_table(_sqlalchemy(self._extra), self._table_name, self._dialect_name)
+        return self._table
+
+    @property
+    def tags_table(self) -> Table:
+        """The tag index's table (``memoize(tags=...)``; _sqltags.py)."""
+        if self._tags_table is None:
+            self._tags_table = build_tags_table(_sqlalchemy(self._extra), self._table_name, self._dialect_name)
+        return self._tags_table
 
     @property
     def url(self) -> str:
@@ -870,6 +969,8 @@ class DatabaseCache(LockLeasedCache):  # leases: server locks, or file locks for
         """Return every connection and dispose of the engine. Using the cache afterwards reconnects."""
         with SQLITE_GATE if self._gated else _UNGATED:  # closing the last connection may checkpoint
             self._pool.close(dispose=not self._memory)  # a :memory: database lives in its connection
+            if self._sa_engine is not None and self._sa_engine is not self._engine:
+                self._sa_engine.dispose()  # the one `engine` made for a cache on the direct path
         if isinstance(self._leases, ServerLeases):
             self._leases.close()
 
