@@ -24,7 +24,9 @@ mod _core {
     #[pymodule_export]
     use crate::codec::allow::unrevived_factory;
     #[pymodule_export]
-    use crate::codec::{allow_type, decode_binary, decode_json, encode_binary, encode_json, revive_imported};
+    use crate::codec::{
+        allow_type, decode_binary, decode_json, encode_binary, encode_json, encode_json_bytes, revive_imported,
+    };
     #[pymodule_export]
     use crate::controls::{controls_activated, controls_var};
     #[pymodule_export]

@@ -99,6 +99,9 @@ def test_errors_and_functions():
     assert not issubclass(codec.ValueDecodingError, TypeError)
     assert type(codec.encode_binary([1])) is bytes
     assert type(codec.encode_json([1])) is str
+    assert type(codec.encode_json_bytes([1])) is bytes
+    with pytest.raises(codec.ValueEncodingError, match="object"):  # the same refusal as encode_json's
+        codec.encode_json_bytes(object())
     data = codec.encode_binary({"a": (1, 2.5)})
     for form in (data, bytearray(data), memoryview(data)):  # any bytes-like input
         assert same(codec.decode_binary(form), {"a": (1, 2.5)})
@@ -115,6 +118,7 @@ def test_native_encodes_golden(case):
     assert got == want, first_difference(got, want)
     text = codec.encode_json(value)
     assert text == golden_text(case)
+    assert codec.encode_json_bytes(value) == golden_text(case).encode("utf-8")
 
 
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
@@ -151,6 +155,7 @@ def test_native_matches_reference(v):
     got, want = codec.encode_binary(v), ref.encode_binary(v)
     assert got == want, first_difference(got, want)
     assert codec.encode_json(v) == ref.encode_json(v)
+    assert codec.encode_json_bytes(v) == ref.encode_json(v).encode("utf-8")
 
 
 @given(v=cv.values())

@@ -421,7 +421,7 @@ def _damage(kind: str, path: Path, folder: Path) -> None:
         path.write_bytes(good.replace(b'"payload"', b'{"$dataclass":"nowhere:Thing","fields":{}}'))
     elif kind == "another_entry":  # a record copied under another key's name
         other = CacheEntry("f", {"x": 2}, output="payload")
-        path.write_text(jsonfile.to_json_record(other, None))
+        path.write_bytes(jsonfile.json_record_bytes(other, None))
     elif kind == "directory":
         path.unlink()
         path.mkdir()

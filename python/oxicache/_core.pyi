@@ -32,6 +32,7 @@ __all__ = [
     "decode_json",
     "encode_binary",
     "encode_json",
+    "encode_json_bytes",
     "entry_of_columns",
     "entry_of_record",
     "key_of",
@@ -81,6 +82,9 @@ def decode_binary(data: bytes) -> Any:
 
 def encode_json(value: Any) -> str:
     """The tagged JSON encoding of a value."""
+
+def encode_json_bytes(value: Any) -> bytes:
+    """The tagged JSON encoding of a value as UTF-8 bytes, without building the str."""
 
 def decode_json(text: str | bytes) -> Any:
     """The value of a JSON encoding."""

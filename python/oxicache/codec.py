@@ -1,7 +1,8 @@
 """oxicache's value codec: how persistent backends store values (docs/value-codec.md).
 
 Two encodings of one value model, both native: ``encode_binary`` (MessagePack with extension types) and
-``encode_json`` (tagged JSON, readable and queryable). Both round-trip exactly: tuples stay tuples, sets
+``encode_json`` (tagged JSON, readable and queryable; ``encode_json_bytes`` gives its UTF-8 bytes without
+building the str, for files and sockets). Both round-trip exactly: tuples stay tuples, sets
 sets, dict keys keep their types, datetimes keep their time zones, and so on.
 
 Decoding never imports anything named by the data: Enum, dataclass, pydantic and named tuple instances
@@ -21,7 +22,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from oxicache._core import allow_type, decode_binary, decode_json, encode_binary, encode_json
+from oxicache._core import allow_type, decode_binary, decode_json, encode_binary, encode_json, encode_json_bytes
 from oxicache._core import revive_imported as _revive_imported
 from oxicache._core import unrevived_factory
 from oxicache.errors import ValueDecodingError, ValueEncodingError, ValueNotAllowedError
@@ -40,6 +41,7 @@ __all__ = [
     "decode_json",
     "encode_binary",
     "encode_json",
+    "encode_json_bytes",
 ]
 
 MARK = b"\xc1"  # a byte MessagePack never uses: codec data can't be mistaken for plain MessagePack

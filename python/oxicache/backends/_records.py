@@ -16,13 +16,14 @@ import time
 from typing import Any
 
 from oxicache._core import KEY_SCHEME_VERSION, CacheEntry, KeyBytes, canonical_bytes
-from oxicache.codec import decode_json, encode_binary, encode_json
+from oxicache.codec import decode_json, encode_binary, encode_json, encode_json_bytes
 from oxicache.errors import ValueDecodingError, ValueEncodingError
 
 __all__ = [
     "KEY_SCHEME_VERSION",
     "check_key",
     "from_json_record",
+    "json_record_bytes",
     "key_hex",
     "of_this_scheme",
     "record_of",
@@ -144,17 +145,22 @@ def check_key(entry: CacheEntry, key: int, where: str) -> CacheEntry:
 
 
 @_stored
-def _json_record(fields: dict[str, Any], entry: CacheEntry, ttl: float | None, now: float) -> str:
+def _json_record(fields: dict[str, Any], entry: CacheEntry, ttl: float | None, now: float) -> bytes:
     record: dict[str, Any] = {"key": key_hex(entry.shared_key), "scheme": KEY_SCHEME_VERSION}
     record.update(fields)
     record["created_at"] = now
     record["expires_at"] = expires_at(ttl, now)
-    return encode_json(record)
+    return encode_json_bytes(record)
+
+
+def json_record_bytes(entry: CacheEntry, ttl: float | None, now: float | None = None) -> bytes:
+    """The entry as one readable JSON document (the codec's tagged JSON), in UTF-8: what a file holds."""
+    return _json_record(entry, ttl, time.time() if now is None else now)  # type: ignore[no-any-return]
 
 
 def to_json_record(entry: CacheEntry, ttl: float | None, now: float | None = None) -> str:
-    """The entry as one readable JSON document (the codec's tagged JSON)."""
-    return _json_record(entry, ttl, time.time() if now is None else now)  # type: ignore[no-any-return]
+    """``json_record_bytes`` as text."""
+    return json_record_bytes(entry, ttl, now).decode("utf-8")
 
 
 def from_json_record(text: str | bytes, where: str) -> tuple[CacheEntry, float | None] | None:

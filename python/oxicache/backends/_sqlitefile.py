@@ -4,8 +4,7 @@ precompiled, and connections opened straight through ``sqlite3``.
 Importing SQLAlchemy takes longer than everything else a short script or the CLI does with the cache
 (about 180 ms of a 450 ms start here). For the common case (``provider="sqlite"``, a file, the default
 table, no ``url=`` or ``engine_options=``) the cache runs on what is here, and SQLAlchemy is imported only
-when something needs it: ``cache.engine``, ``cache.table``, ``verify()``, the batch and tag statements
-whose size varies. The statements and the schema are exactly what SQLAlchemy compiles for that table
+when something needs it: ``cache.engine``, ``cache.table``, ``verify()``. The statements and the schema are exactly what SQLAlchemy compiles for that table
 (tests/test_sqlite_file.py compiles them again and compares them, text and bind order); ``Connections``
 opens connections the way the engine does (the same connect arguments and ``sqlite_pragmas``), so that
 ``Pool`` and ``Checkout`` (``_sql.py``) use them unchanged.
@@ -47,6 +46,24 @@ STATEMENTS: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {
     "page": (f'SELECT {_T}."key", {_DATA} \nFROM {_T} \nWHERE {_T}."key" > ? AND {_LIVE} ORDER BY {_T}."key"\n'
              " LIMIT ? OFFSET ?", ("after", "now", "param_1", "param_2"), {"param_1": 1000, "param_2": 0}),
 }
+
+Statement = tuple[str, tuple[str, ...], dict[str, Any]]
+
+
+def get_many(n: int) -> Statement:
+    """``_get_many``'s statement for ``n`` keys."""
+    names = tuple(f"k{i}" for i in range(n))
+    return (f'SELECT {_T}."key", {_DATA}, {_T}.expires_at \nFROM {_T} \nWHERE {_T}."key" IN '
+            f'({", ".join("?" * n)}) AND {_T}.scheme = {_S}', names, {})
+
+
+def invalidate(n: int) -> tuple[Statement, Statement]:
+    """``invalidate``'s two statements for ``n`` tags: the entries with any of them, then their tag rows."""
+    names, marks = tuple(f"t{i}" for i in range(n)), ", ".join("?" * n)
+    return ((f'DELETE FROM {_T} WHERE {_T}."key" IN (SELECT {_T}_tags."key" \nFROM {_T}_tags \n'
+             f"WHERE {_T}_tags.tag IN ({marks}))", names, {}),
+            (f"DELETE FROM {_T}_tags WHERE {_T}_tags.tag IN ({marks})", names, {}))
+
 
 #: The tables, then the indexes (after checking the table is the cache's: ``COLUMNS``).
 TABLES = (

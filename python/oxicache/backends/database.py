@@ -10,7 +10,7 @@ import re
 import sqlite3
 import time
 import weakref
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
 from oxicache._core import KEY_SCHEME_VERSION, CacheEntry, entry_of_columns
 from oxicache.backends import _exit_drain
@@ -234,6 +234,7 @@ class DatabaseCache(LockLeasedCache):  # leases: server locks, or file locks for
         direct = provider == "sqlite" and url is None and not engine_options and table == sqlitefile.TABLE \
             and (database is None or os.fspath(database) != ":memory:")
         sa = None if direct else _sqlalchemy(extra)
+        self._direct = direct
         self._url = self._resolve_url(sa, provider, database, host, port, user, password, url)
         backend = self._url.get_backend_name()
         self._dialect_name = "mysql" if backend == "mariadb" else backend
@@ -523,6 +524,8 @@ class DatabaseCache(LockLeasedCache):  # leases: server locks, or file locks for
 
     def _compile_get_many(self, n: int) -> Stmt:
         """``_get_many``'s statement for ``n`` keys."""
+        if self._direct:
+            return Stmt(*sqlitefile.get_many(n))
         sa = _sqlalchemy(self._extra)
         data, this_scheme = self._selected(sa)
         c = self.table.c
@@ -531,6 +534,9 @@ class DatabaseCache(LockLeasedCache):  # leases: server locks, or file locks for
 
     def _compile_invalidate(self, n: int) -> tuple[Stmt, Stmt]:
         """``invalidate``'s two statements for ``n`` tags."""
+        if self._direct:
+            entries, tags = sqlitefile.invalidate(n)
+            return Stmt(*entries), Stmt(*tags)
         sa = _sqlalchemy(self._extra)
         return (self._comp(delete_tagged(sa, self.table, self.tags_table, n)),
                 self._comp(delete_tags(sa, self.tags_table, n)))

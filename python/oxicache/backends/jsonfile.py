@@ -15,7 +15,7 @@ from oxicache.backends import _fs
 from oxicache.backends._jsonindex import FOLDER as INDEX
 from oxicache.backends._jsonindex import FuncIndex, Marker, Stamp, stamp, stamp_name
 from oxicache.backends._leases import FILE_LOCKS, FileLeases, LockLeasedCache, lease_options
-from oxicache.backends._records import check_key, expires_at, from_json_record, key_hex, ref_key, to_json_record
+from oxicache.backends._records import check_key, expires_at, from_json_record, json_record_bytes, key_hex, ref_key
 from oxicache.base import Capabilities, Ref
 from oxicache.durations import TTL
 from oxicache.errors import ValueDecodingError
@@ -138,7 +138,7 @@ class JsonCache(LockLeasedCache):  # leases: file locks in leases/ (backends/_le
     def _set(self, entry: CacheEntry, ttl: float | None) -> None:
         # Encoding comes first: a value the codec refuses raises ValueEncodingError before any file exists.
         now = self._clock()
-        data = (to_json_record(entry, ttl, now) + "\n").encode("utf-8")
+        data = json_record_bytes(entry, ttl, now) + b"\n"
         name = key_hex(entry.shared_key)
         tmp = self._write_temp(name, data)
         final = os.path.join(self._dir, name + ".json")
