@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 import oxicache
 from oxicache import CacheEntry, DatabaseCache, DiskCache, InMemCache, JsonCache, NoCache
-from oxicache.codec import decode_binary, encode_binary, encode_json
+from oxicache.codec import decode_binary, encode_binary, encode_json, encode_json_bytes
 from oxicache.keys import key_of
 
 
@@ -72,8 +72,12 @@ def goals(folder: str) -> list[Goal]:
         reply = ("Here is the summary.\n\n1. Revenue grew 12% (€4.2M).\n2. Churn fell — see §3.\n要点：成本下降。\n") * 8
         llm = {"func": "oxicache.llm.chat", "inputs": {"model": "gpt-4o-mini", "messages": _chat_messages()},
                "output": reply, "metadata": {"usage": {"prompt_tokens": 1200, "completion_tokens": 300}}}
-        out.append(Goal("codec JSON encode, LLM entry (6 KB)", lambda: encode_json(llm), lambda: orjson.dumps(llm),
-                        2000, 1.5, "within 1.5x of orjson"))
+        # As bytes (what JsonCache writes to its files) against orjson's bytes; and as a str (what the SQL
+        # JSON columns are given) against orjson's bytes made a str, the same output.
+        out.append(Goal("codec JSON encode, LLM entry (6 KB), bytes", lambda: encode_json_bytes(llm),
+                        lambda: orjson.dumps(llm), 2000, 1.5, "within 1.5x of orjson"))
+        out.append(Goal("codec JSON encode, LLM entry (6 KB), str", lambda: encode_json(llm),
+                        lambda: orjson.dumps(llm).decode(), 2000, 1.5, "within 1.5x of orjson + decode"))
 
     diskcache = _optional("diskcache")
     if diskcache is not None:

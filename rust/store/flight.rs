@@ -51,11 +51,75 @@ enum Outcome {
     Retry,
 }
 
+/// The outcome a key's waiters wait for. Made only when a second caller arrives: an uncontended miss
+/// (nearly every miss) allocates nothing and publishes nothing.
 pub struct Flight {
-    leader: ThreadId,
-    generation: u64,
     outcome: Mutex<Option<Outcome>>,
     done: Condvar,
+}
+
+/// A key being computed: by which thread (and in which process generation), and the flight its waiters
+/// share once it has any. `id` tells this computation from a later one of the same key.
+struct Slot {
+    id: u64,
+    leader: ThreadId,
+    generation: u64,
+    shared: Option<Arc<Flight>>,
+}
+
+/// The keys being computed, and the next slot's id.
+#[derive(Default)]
+struct Running {
+    slots: HashMap<FlightKey, Slot, foldhash::fast::RandomState>,
+    next_id: u64,
+}
+
+/// A key, kept inline when short (a memoized call's key is usually a few dozen bytes): no allocation.
+enum FlightKey {
+    Inline(u8, [u8; INLINE_KEY]),
+    Heap(Box<[u8]>),
+}
+
+const INLINE_KEY: usize = 40;
+
+impl FlightKey {
+    fn new(key: &[u8]) -> Self {
+        if key.len() <= INLINE_KEY {
+            let mut bytes = [0u8; INLINE_KEY];
+            bytes[..key.len()].copy_from_slice(key);
+            FlightKey::Inline(key.len() as u8, bytes)
+        } else {
+            FlightKey::Heap(key.into())
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            FlightKey::Inline(len, bytes) => &bytes[..*len as usize],
+            FlightKey::Heap(bytes) => bytes,
+        }
+    }
+}
+
+// Hash, Eq and Borrow all go through the bytes, so the map is looked up with a plain `&[u8]`.
+impl std::hash::Hash for FlightKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_slice().hash(state);
+    }
+}
+
+impl PartialEq for FlightKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for FlightKey {}
+
+impl std::borrow::Borrow<[u8]> for FlightKey {
+    fn borrow(&self) -> &[u8] {
+        self.as_slice()
+    }
 }
 
 /// What a wait ended with.
@@ -100,7 +164,7 @@ impl Flight {
 /// The calls in progress, by key.
 #[derive(Default)]
 pub struct Flights {
-    running: Mutex<HashMap<Box<[u8]>, Arc<Flight>, foldhash::fast::RandomState>>,
+    running: Mutex<Running>,
     /// Counts finished flights. A caller that read it before its (missed) lookup and finds it unchanged
     /// after winning the lead knows no other flight stored a value in between, and skips a re-check.
     finished: AtomicU64,
@@ -128,7 +192,7 @@ pub enum Turn {
 struct Leader<'a> {
     flights: &'a Flights,
     key: &'a [u8],
-    flight: Arc<Flight>,
+    id: u64,
     finished: bool,
 }
 
@@ -172,35 +236,54 @@ impl Flights {
     }
 
     /// This caller's role for `key`. `stale`: a flight this caller waited on past its bound; if it still
-    /// holds the key, this caller replaces it as the key's leader.
+    /// holds the key, this caller replaces it as the key's leader (and that flight's other waiters are
+    /// told to come round again: they follow the new leader).
     fn join<'a>(&'a self, key: &'a [u8], stale: Option<&Arc<Flight>>) -> Role<'a> {
         let me = std::thread::current().id();
         let generation = FORK_GENERATION.load(Ordering::Relaxed);
         let mut running = self.running.lock();
-        if let Some(flight) = running.get(key).filter(|f| f.generation == generation) {
-            let taken_over = stale.is_some_and(|s| Arc::ptr_eq(s, flight));
+        if let Some(slot) = running.slots.get_mut(key).filter(|s| s.generation == generation) {
+            let taken_over = stale.is_some_and(|s| slot.shared.as_ref().is_some_and(|x| Arc::ptr_eq(s, x)));
             if !taken_over {
-                return if flight.leader == me {
-                    Role::Reentrant
-                } else {
-                    Role::Follow(flight.clone())
-                };
+                if slot.leader == me {
+                    return Role::Reentrant;
+                }
+                let flight = slot.shared.get_or_insert_with(|| {
+                    Arc::new(Flight {
+                        outcome: Mutex::new(None),
+                        done: Condvar::new(),
+                    })
+                });
+                return Role::Follow(flight.clone());
             }
         }
         // No flight, one inherited through fork() whose leader is gone, or one waited on too long.
-        let flight = Arc::new(Flight {
+        let id = running.next_id;
+        running.next_id += 1;
+        let slot = Slot {
+            id,
             leader: me,
             generation,
-            outcome: Mutex::new(None),
-            done: Condvar::new(),
-        });
-        let replaced = running.insert(key.into(), flight.clone());
+            shared: None,
+        };
+        let replaced = match running.slots.get_mut(key) {
+            Some(current) => Some(std::mem::replace(current, slot)),
+            None => {
+                running.slots.insert(FlightKey::new(key), slot);
+                None
+            }
+        };
         drop(running);
-        drop(replaced); // outside the lock: the last reference may hold Python objects
+        // Outside the lock (the last reference may hold Python objects): the replaced flight's waiters
+        // come round again. (An inherited one's waiters are the parent's threads: none here.)
+        if let Some(flight) = replaced.and_then(|slot| slot.shared) {
+            *flight.outcome.lock() = Some(Outcome::Retry);
+            flight.done.notify_all();
+        }
         Role::Lead(Leader {
             flights: self,
             key,
-            flight,
+            id,
             finished: false,
         })
     }
@@ -211,38 +294,40 @@ fn far_future() -> Instant {
 }
 
 impl Leader<'_> {
-    /// Publishes the outcome to the waiters and retires the flight (call after storing the value). An
-    /// interrupt (a BaseException that is not an Exception) is not handed to the waiters: they retry.
+    /// Publishes the outcome to the waiters, if any, and retires the flight (call after storing the
+    /// value). An interrupt (a BaseException that is not an Exception) is not handed to the waiters:
+    /// they retry.
     fn finish(&mut self, py: Python<'_>, outcome: &PyResult<Py<PyAny>>) {
-        let shared = match outcome {
+        self.publish(|| match outcome {
             Ok(value) => Outcome::Value(value.clone_ref(py)),
             Err(err) if err.is_instance_of::<PyException>(py) => Outcome::Error(err.clone_ref(py)),
             Err(_) => Outcome::Retry,
-        };
-        self.publish(shared);
+        });
     }
 
-    fn publish(&mut self, outcome: Outcome) {
+    fn publish(&mut self, outcome: impl FnOnce() -> Outcome) {
         self.finished = true;
         let removed = {
             let mut running = self.flights.running.lock();
-            // Only retire our own flight (a newer one may have replaced an inherited or stale entry).
-            match running.get(self.key) {
-                Some(current) if Arc::ptr_eq(current, &self.flight) => running.remove(self.key),
+            // Only retire our own slot (a newer one may have replaced an inherited or stale entry, and
+            // then told our waiters to come round again).
+            match running.slots.get(self.key) {
+                Some(current) if current.id == self.id => running.slots.remove(self.key),
                 _ => None,
             }
         };
         self.flights.finished.fetch_add(1, Ordering::SeqCst);
-        *self.flight.outcome.lock() = Some(outcome);
-        self.flight.done.notify_all();
-        drop(removed);
+        if let Some(flight) = removed.and_then(|slot| slot.shared) {
+            *flight.outcome.lock() = Some(outcome());
+            flight.done.notify_all();
+        }
     }
 }
 
 impl Drop for Leader<'_> {
     fn drop(&mut self) {
         if !self.finished {
-            self.publish(Outcome::Retry);
+            self.publish(|| Outcome::Retry);
         }
     }
 }
