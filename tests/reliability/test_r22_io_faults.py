@@ -50,6 +50,7 @@ from reliability_support import expected_value
 
 import oxicache
 from oxicache import BackendError, CacheWarning
+from oxicache.backends import _sqlitefile
 
 HANG = 30.0  # seconds: generous, the machine is shared
 
@@ -206,14 +207,22 @@ def disk_commit(cache: Any, mp: pytest.MonkeyPatch, switch: Switch) -> None:
 
 
 def sqlite_really_full(cache: Any, mp: pytest.MonkeyPatch, switch: Switch) -> None:
-    import sqlalchemy
-
-    path = cache.engine.url.database
+    path = cache.url.removeprefix("sqlite:///")
     limit = {"pages": 1073741823}
 
-    @sqlalchemy.event.listens_for(cache.engine, "connect")
     def cap(dbapi_conn: Any, _: Any) -> None:
         dbapi_conn.execute(f"PRAGMA max_page_count = {limit['pages']}")
+
+    # Every connection the cache opens gets the cap: SQLAlchemy's "connect" event, or, on the SQLite
+    # file path without SQLAlchemy (backends/_sqlitefile.py), its connect hook.
+    connections = cache._engine
+    if isinstance(connections, _sqlitefile.Connections):
+        setup = connections.on_connect
+        mp.setattr(connections, "on_connect", lambda con, record: (setup(con, record), cap(con, record)))
+    else:
+        import sqlalchemy
+
+        sqlalchemy.event.listen(cache.engine, "connect", cap)
 
     class Toggle(Switch):
         @property  # type: ignore[override]
