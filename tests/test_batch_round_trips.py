@@ -11,6 +11,7 @@ import uuid
 import pytest
 
 import oxicache
+from oxicache.backends import _sqlitefile
 
 N = 300
 
@@ -66,6 +67,15 @@ def counted_statements(monkeypatch):
             dbapi_connection.cursorclass = CountingMy
 
     sa.event.listen(sa.pool.Pool, "connect", on_connect)
+    # ... and those of a SQLite file's cache, which opens them without SQLAlchemy (backends/_sqlitefile.py)
+    opened = _sqlitefile.Connections.raw_connection
+
+    def raw_connection(self):
+        connection = opened(self)
+        on_connect(connection.dbapi_connection, None)
+        return connection
+
+    monkeypatch.setattr(_sqlitefile.Connections, "raw_connection", raw_connection)
     yield sent
     sa.event.remove(sa.pool.Pool, "connect", on_connect)
 
