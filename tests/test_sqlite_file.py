@@ -88,6 +88,18 @@ def test_both_paths_make_the_same_schema_and_read_each_other(tmp_path: Any) -> N
         engine.close()
 
 
+@pytest.mark.parametrize("name", ["c.db", "a b.db", "q?x=1#h.db", "p%20c.db", "u@v:w.db", "é.db"])
+def test_the_url_is_written_as_sqlalchemy_writes_it(tmp_path: Any, name: str) -> None:
+    direct, engine = DatabaseCache(database=str(tmp_path / name)), _engine_path(str(tmp_path / "x.db"))
+    try:
+        assert direct.url == engine.engine.url.set(database=str(tmp_path / name)).render_as_string()
+        assert repr(direct) == f"DatabaseCache(url={direct.url!r}, table='oxicache_entries')"
+        assert os.path.exists(tmp_path / name)  # the file is the path as given, not the URL's escaped form
+    finally:
+        direct.close()
+        engine.close()
+
+
 def test_the_direct_connections_have_the_engines_settings(tmp_path: Any) -> None:
     cache = DatabaseCache(database=str(tmp_path / "c.db"), timeout=7)
     try:

@@ -101,7 +101,9 @@ class URL:
         return "pysqlite"
 
     def render_as_string(self, hide_password: bool = True) -> str:
-        return f"sqlite:///{self.database}"
+        from urllib.parse import quote
+
+        return f"sqlite:///{quote(self.database, safe=' +/')}"  # as SQLAlchemy renders it
 
     def __str__(self) -> str:
         return self.render_as_string()
