@@ -33,6 +33,16 @@ for py in "${pythons[@]}"; do
         cd "$work"  # nothing of the source tree is importable from here
         "$work/venv-$tag/bin/python" -m pip install --quiet --disable-pip-version-check "${wheel}[disk,sqlite]"
         "$work/venv-$tag/bin/python" "$here/scripts/wheel_smoke.py"
+        # The core install, no extras: a SQLite file's DatabaseCache runs without SQLAlchemy.
+        "$py" -m venv "$work/core-$tag"
+        "$work/core-$tag/bin/python" -m pip install --quiet --disable-pip-version-check "$wheel"
+        "$work/core-$tag/bin/python" -c "
+import importlib.util, os, tempfile, oxicache
+assert importlib.util.find_spec('sqlalchemy') is None, 'the core install must not bring SQLAlchemy'
+cache = oxicache.DatabaseCache(database=os.path.join(tempfile.mkdtemp(), 'c.db'))
+f = cache.memoize(name='f')(lambda x: x * 2)
+assert [f(2), f(2)] == [4, 4] and f.cache_info().hits == 1
+cache.close()"
     )
     echo "wheel smoke test passed on $("$py" -c 'import platform; print(platform.python_version())') ($tag)"
 done
