@@ -94,6 +94,26 @@ def _safe_disk_class() -> type:
     return SafeDisk
 
 
+#: The volume the last store of this thread found when diskcache culled after it (None: it did not look).
+_CULL_SAW = threading.local()
+
+
+@functools.cache
+def _measured_cache_class() -> type:
+    """diskcache's ``Cache``, noting what ``volume()`` returns on this thread. A store's cull measures
+    the folder after writing the row; when it found the folder under ``size_limit`` it evicted nothing,
+    and the store needs no measurement of its own (``DiskCache._set``: two statements fewer per store)."""
+    import diskcache
+
+    class MeasuredCache(diskcache.Cache):  # type: ignore[misc]
+        def volume(self) -> int:
+            size: int = super().volume()
+            _CULL_SAW.volume = size
+            return size
+
+    return MeasuredCache
+
+
 _FOREIGN: Any = object()
 #: The folder of the lease lock files, inside the cache's folder (not diskcache's: its check() lists it).
 LEASES = "leases"
@@ -259,7 +279,7 @@ class DiskCache(LockLeasedCache):  # leases: file locks in leases/ (backends/_le
         hold_sqlite_file(self, db, "DiskCache")  # the header check, unless a cache of ours has it open
         warn_if_risky_filesystem(db, "DiskCache")
         try:
-            self._dc: Any = diskcache.Cache(
+            self._dc: Any = _measured_cache_class()(
                 self.path, size_limit=size_limit, disk=_safe_disk_class(),
                 **{"tag_index": True, **diskcache_options},  # tags index entries by function (_count_func)
             )
@@ -369,13 +389,17 @@ class DiskCache(LockLeasedCache):  # leases: file locks in leases/ (backends/_le
             if not self._tag_index:
                 self._make_tag_index()  # a tagged entry is never stored without its rows
             self._index_tags(key, tags)
+        _CULL_SAW.volume = None
         self._write(lambda: self._dc.set(key, blob, expire=ttl, tag=tag, retry=True))
+        seen = _CULL_SAW.volume  # what the store's cull measured, after writing the row
         if tags:  # and after it: an invalidate that ran meanwhile may have taken the rows away
             self._index_tags(key, tags)
+            seen = None  # the tag rows came after that measurement
         self._reserve.after_store()  # remakes a reserve that clearing used, once stores fit again
         # diskcache culls at most cull_limit entries per store: when the oldest entries are small, the
-        # folder would outgrow the limit store after store. One volume() check (~20 us) keeps it bounded.
-        if self._dc.volume() > limit:
+        # folder would outgrow the limit store after store. One volume() check (~20 us) keeps it bounded,
+        # unless the store's own cull just found the folder under the limit (it then evicted nothing).
+        if (seen is None or seen >= limit) and self._dc.volume() > limit:
             self._write(lambda: self._dc.cull(retry=True))
 
     def _write(self, write: Callable[[], Any]) -> Any:
