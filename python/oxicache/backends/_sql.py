@@ -24,10 +24,10 @@ from oxicache.backends._fork import in_child
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
-
-    from oxicache.backends._sqlitefile import Connections
     from sqlalchemy.sql.compiler import SQLCompiler
     from sqlalchemy.sql.schema import Table
+
+    from oxicache.backends._sqlitefile import Connections
 
 MAX_FUNC = 255  # the size of the func column
 BUSY_TIMEOUT_MS = 30_000

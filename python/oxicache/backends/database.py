@@ -8,6 +8,7 @@ import math
 import os
 import re
 import sqlite3
+import threading
 import time
 import weakref
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
@@ -262,6 +263,7 @@ class DatabaseCache(LockLeasedCache):  # leases: server locks, or file locks for
             self._engine = self._sa_engine = self._create_engine(sa, engine_options or {})
         self._table: Table | None = None
         self._tags_table: Table | None = None
+        self._lazy_lock = threading.RLock()  # the three above, made on first use
         # A :memory: database lives in its one connection, which the threads take in turn. A server's
         # connections are watched (WATCHDOG) when the driver has no read timeout of its own.
         self._pool = Pool(self._engine, 1 if self._memory else None, watched=server, detached=not self._memory)
@@ -682,6 +684,7 @@ class DatabaseCache(LockLeasedCache):  # leases: server locks, or file locks for
         """In a forked child: never touch the parent's connections; open new ones on demand. A
         ``:memory:`` database is the child's own copy, reached through the same connection object."""
         self._pool.forget(dispose=not self._memory)
+        self._lazy_lock = threading.RLock()  # another thread may have held it at fork time
         if self._sa_engine is not None and self._sa_engine is not self._engine:
             self._sa_engine.dispose(close=False)  # the parent's connections: neither used nor closed
 
@@ -918,10 +921,7 @@ class DatabaseCache(LockLeasedCache):  # leases: server locks, or file locks for
             if found != ["ok"]:
                 problems += [f"SQLite file {self._url.database!r}: integrity_check: {line}" for line in found]
         c = self.table.c
-        if self._dialect_name == "postgresql":  # the json columns as their exact text, as _get reads them
-            data = [sa.cast(c[n], sa.Text).label(n) if n != "func" else c[n] for n in _DATA_COLUMNS]
-        else:
-            data = [c[n] for n in _DATA_COLUMNS]
+        data, _ = self._selected(sa)  # the json columns as _get reads them
         page = self._comp(sa.select(c.key, c.scheme, *data).where(c.key > sa.bindparam("after"))
                           .order_by(c.key).limit(_PAGE))
         after = ""
@@ -947,21 +947,28 @@ class DatabaseCache(LockLeasedCache):  # leases: server locks, or file locks for
         """The SQLAlchemy engine (for your own queries on ``cache.table``). A cache on a SQLite file runs
         without SQLAlchemy; this makes an engine on that file, with the same settings, when first asked."""
         if self._sa_engine is None:
-            self._sa_engine = self._create_engine(_sqlalchemy(self._extra), {})
+            with self._lazy_lock:  # one engine, however many threads ask at once
+                if self._sa_engine is None:
+                    self._sa_engine = self._create_engine(_sqlalchemy(self._extra), {})
         return self._sa_engine
 
     @property
     def table(self) -> Table:
         """The entries' table (SQLAlchemy Core), for your own queries."""
         if self._table is None:
-            self._table = build_table(_sqlalchemy(self._extra), self._table_name, self._dialect_name)
+            with self._lazy_lock:
+                if self._table is None:
+                    self._table = build_table(_sqlalchemy(self._extra), self._table_name, self._dialect_name)
         return self._table
 
     @property
     def tags_table(self) -> Table:
         """The tag index's table (``memoize(tags=...)``; _sqltags.py)."""
         if self._tags_table is None:
-            self._tags_table = build_tags_table(_sqlalchemy(self._extra), self._table_name, self._dialect_name)
+            with self._lazy_lock:
+                if self._tags_table is None:
+                    self._tags_table = build_tags_table(_sqlalchemy(self._extra), self._table_name,
+                                                        self._dialect_name)
         return self._tags_table
 
     @property
