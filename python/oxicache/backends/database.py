@@ -11,7 +11,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, TypeVar
 
 from oxicache._core import KEY_SCHEME_VERSION, CacheEntry, entry_of_columns
 from oxicache.backends import _exit_drain
@@ -115,6 +115,7 @@ def _libpq_version(driver: str) -> int:
 
 
 _UNGATED = contextlib.nullcontext()
+_T = TypeVar("_T")
 
 
 def _sqlite_path(database: str | None) -> str | None:
@@ -946,30 +947,30 @@ class DatabaseCache(LockLeasedCache):  # leases: server locks, or file locks for
     def engine(self) -> Engine:
         """The SQLAlchemy engine (for your own queries on ``cache.table``). A cache on a SQLite file runs
         without SQLAlchemy; this makes an engine on that file, with the same settings, when first asked."""
-        if self._sa_engine is None:
-            with self._lazy_lock:  # one engine, however many threads ask at once
-                if self._sa_engine is None:
-                    self._sa_engine = self._create_engine(_sqlalchemy(self._extra), {})
-        return self._sa_engine
+        return self._made_once("_sa_engine", lambda: self._create_engine(_sqlalchemy(self._extra), {}))
 
     @property
     def table(self) -> Table:
         """The entries' table (SQLAlchemy Core), for your own queries."""
-        if self._table is None:
-            with self._lazy_lock:
-                if self._table is None:
-                    self._table = build_table(_sqlalchemy(self._extra), self._table_name, self._dialect_name)
-        return self._table
+        return self._made_once("_table", lambda: build_table(_sqlalchemy(self._extra), self._table_name,
+                                                              self._dialect_name))
 
     @property
     def tags_table(self) -> Table:
         """The tag index's table (``memoize(tags=...)``; _sqltags.py)."""
-        if self._tags_table is None:
+        return self._made_once("_tags_table", lambda: build_tags_table(_sqlalchemy(self._extra), self._table_name,
+                                                                        self._dialect_name))
+
+    def _made_once(self, name: str, make: Callable[[], _T]) -> _T:
+        """The attribute ``name``, made by ``make()`` when it is None: once, however many threads ask."""
+        value: _T | None = getattr(self, name)
+        if value is None:
             with self._lazy_lock:
-                if self._tags_table is None:
-                    self._tags_table = build_tags_table(_sqlalchemy(self._extra), self._table_name,
-                                                        self._dialect_name)
-        return self._tags_table
+                value = getattr(self, name)
+                if value is None:
+                    value = make()
+                    setattr(self, name, value)
+        return value
 
     @property
     def url(self) -> str:
