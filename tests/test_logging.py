@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -136,3 +138,23 @@ def test_logging_disable_and_dict_config_reach_the_native_switch(caplog) -> None
     finally:
         logging.disable(logging.NOTSET)
         logger.setLevel(old)
+
+
+def test_the_engine_does_not_import_logging_and_logs_once_something_does(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # Nothing can set a level before logging is imported, so the Python engine leaves it unimported (a
+    # short script's start); configured afterwards, the events appear from the next call on.
+    code = f"""
+import sys
+from oxicache import JsonCache
+cache = JsonCache({str(tmp_path)!r})
+double = cache.memoize(name="double")(lambda x: 2 * x)
+assert [double(1), double(1)] == [2, 2]
+assert "logging" not in sys.modules, "the engine imported logging"
+import logging
+logging.basicConfig(level=logging.DEBUG, stream=sys.stdout, format="%(name)s %(message)s")
+double(1)
+double(2)
+"""
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    events = [line.split()[1] for line in out.splitlines() if line.startswith("oxicache.memo ")]
+    assert events == ["hit", "miss", "stored"], out

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-import logging
+import sys
 import threading
 import types
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -26,7 +26,6 @@ from oxicache.memo.tags import TagsOption
 from oxicache.memo import wrappers as _wrappers
 from oxicache.memo.result_types import allow_result_types
 from oxicache._core import Binder, CacheEntry, Memoizer, install_vectorcall
-from oxicache._logswitch import follow_level
 from oxicache.memo.signature import (
     ClosureIdentity,
     ParamSpec,
@@ -45,8 +44,24 @@ from oxicache.info import CacheInfo
 #: Debug events of memoized calls on the Python engine (every backend but InMemCache's native wrapper):
 #: hit, miss, stored, backend error. Off unless DEBUG is enabled for "oxicache.memo" (or "oxicache"):
 #: a hit or a miss asks isEnabledFor once (a cached dict lookup in logging), a store or a failure once more.
-log = logging.getLogger("oxicache.memo")
-_DEBUG = logging.DEBUG
+
+
+class _MemoLog:
+    """The "oxicache.memo" logger once anything has imported ``logging``; until then no level or handler
+    can have been set that would show a debug event, so none is, and the engine does not import logging
+    itself (4 ms of a short script's start)."""
+
+    def isEnabledFor(self, level: int) -> bool:  # noqa: N802 - logging's name
+        logging = sys.modules.get("logging")
+        if logging is None:
+            return False
+        global log
+        log = logging.getLogger("oxicache.memo")
+        return bool(log.isEnabledFor(level))
+
+
+log: Any = _MemoLog()
+_DEBUG = 10  # logging.DEBUG
 
 if TYPE_CHECKING:
     from oxicache.backends.tiered import FrontTier
@@ -257,6 +272,8 @@ def _ready(memo: Memoizer, func: Callable[..., Any] | None = None) -> Memoizer:
     skip the argument tuple), debug events that follow the "oxicache.memo" logger (_logswitch.py), and,
     given ``func``, its ``functools.wraps``."""
     install_vectorcall(memo)
+    from oxicache._logswitch import follow_level  # (imports logging: a native memoizer follows its level)
+
     follow_level()
     if func is not None:
         functools.update_wrapper(memo, func)
