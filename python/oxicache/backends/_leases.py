@@ -34,7 +34,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import secrets
 import threading
 import time
 from typing import Callable, Protocol
@@ -56,6 +55,14 @@ FILE_LOCKS = fcntl is not None
 
 _OPEN = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
 _ATTEMPTS = 8  # a name whose file keeps being replaced under us: give up (a miss computed without a lease)
+
+
+def new_token() -> str:
+    """A new lease's token (``secrets`` is imported here, on the first lease: a cache that never leases
+    never loads it, nor the hmac and OpenSSL modules it brings)."""
+    import secrets
+
+    return secrets.token_hex(8)
 
 
 class Locks(Protocol):
@@ -183,7 +190,7 @@ class FileLeases:
                     return None  # another leader holds it
                 if not _same(held.fd, path):
                     continue  # its holder removed it as it let go: lock the file under the name now
-                token = secrets.token_hex(8)
+                token = new_token()
                 with self._monitor:
                     self._held[token] = held
                 kept = True
@@ -308,7 +315,7 @@ class LocalLeases:
         in_child_of(self, LocalLeases._forked)
 
     def acquire(self, key: int, seconds: float) -> str | None:
-        token = secrets.token_hex(8)
+        token = new_token()
         with self._monitor:
             if key in self._held:
                 return None

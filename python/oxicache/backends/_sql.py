@@ -5,12 +5,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import faulthandler
-import hashlib
 import math
 import operator
 import os
 import random
-import socket
 import tempfile
 import threading
 import time
@@ -87,6 +85,8 @@ class Watch:
 def _shut(fd: int) -> None:
     """``shutdown(2)`` the socket behind ``fd`` (left open: its owner closes it): a driver waiting on it
     wakes up at once and sees the connection closed."""
+    import socket  # only for a server's statement that overran: a SQLite cache never loads it
+
     try:
         sock = socket.socket(fileno=fd)
     except OSError:
@@ -525,6 +525,8 @@ def index_name(table: str, suffix: str) -> str:
     name = f"{table}_{suffix}"
     if len(name) <= 63:
         return name
+    import hashlib
+
     return f"{table[:40]}_{hashlib.sha256(table.encode()).hexdigest()[:8]}_{suffix}"
 
 

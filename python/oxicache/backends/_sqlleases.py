@@ -31,15 +31,14 @@ connection of the leader's own (``memoize(shared_flight=True)``; the protocol is
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import os
-import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
 from oxicache._core import Monitor
 from oxicache.backends._fork import in_child_of
+from oxicache.backends._leases import new_token
 from oxicache.backends._sql import CONFLICT_RETRIES, WATCHDOG, Checkout, Pool, Stmt, conflict_backoff, is_conflict
 
 if TYPE_CHECKING:
@@ -82,12 +81,15 @@ class ServerLeases:
         self._monitor = Monitor()
         self._held: dict[str, _Lease] = {}  # token -> lease
         scope = table.lower()  # SQLite and MySQL (on some systems) fold table names: never less exclusion
+        from hashlib import blake2b  # here: a SQLite cache imports this module but never makes one
+
+        self._blake2b = blake2b
         if self._pg:
             self._scope = scope
             version = engine.dialect.server_version_info or (0,)
             self._idle = version >= (14,)  # idle_session_timeout
         else:
-            self._scope = hashlib.blake2b(f"{database}/{scope}".lower().encode(), digest_size=8).hexdigest()
+            self._scope = blake2b(f"{database}/{scope}".lower().encode(), digest_size=8).hexdigest()
             self._idle = True  # wait_timeout
 
         def comp(text: str) -> Stmt:
@@ -119,7 +121,7 @@ class ServerLeases:
         """The server's name for the key's lock: a signed 64-bit advisory lock key (PostgreSQL) or a
         ``GET_LOCK`` name (MySQL)."""
         if self._pg:
-            digest = hashlib.blake2b(f"{self._scope}:{key:032x}".encode(), digest_size=8).digest()
+            digest = self._blake2b(f"{self._scope}:{key:032x}".encode(), digest_size=8).digest()
             return int.from_bytes(digest, "big", signed=True)
         return f"oxicache:{self._scope}:{key:032x}"
 
@@ -187,7 +189,7 @@ class ServerLeases:
         except BaseException as err:
             self._drop(holder, err)  # the server lets go of the lock with the connection
             raise
-        token = secrets.token_hex(8)
+        token = new_token()
         with self._monitor:
             self._held[token] = lease
         return token

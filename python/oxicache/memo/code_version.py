@@ -15,7 +15,6 @@ may compile the same source to other bytecode: the version then changes (misses,
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import types
 from typing import Any, Callable
@@ -37,6 +36,8 @@ def code_version(func: Callable[..., Any]) -> str:
         raise TypeError(msg)
     parts: list[Any] = []
     _visit(root, root.__globals__, set(), parts)
+    import hashlib  # here: only version="auto" needs it (it brings OpenSSL's module)
+
     digest = hashlib.blake2b(canonical_bytes(tuple(parts), shared=True), digest_size=8).hexdigest()
     return f"code-{digest}"
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import itertools
 import os
-import secrets
 import types
 from typing import Any, Callable
 
@@ -137,6 +135,8 @@ def _process_token() -> str:
     """A random token of this process (renewed in a forked child, whose decorations are its own)."""
     global _token
     if _token[0] != os.getpid():
+        import secrets  # here: most programs never key a closure (secrets brings hmac and OpenSSL)
+
         _token = (os.getpid(), secrets.token_hex(6))
     return _token[1]
 
@@ -163,6 +163,8 @@ def _fingerprint(func: Callable[..., Any], seen: frozenset[int] = frozenset()) -
             continue
         cells.append(_closed_over(code.co_freevars[index], value, seen))
     blob = canonical_bytes((_code_parts(code), tuple(cells)), shared=True)
+    import hashlib  # here, as secrets above
+
     return hashlib.blake2b(blob, digest_size=8).hexdigest()
 
 
