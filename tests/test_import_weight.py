@@ -71,3 +71,24 @@ print(asyncio.run(main()), double.cache_info().hits)
 """
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["[4,", "4]", "1"]
+
+
+# A short script on the default SQLite cache (issue 15's "new process" goal): opening it, memoizing and
+# calling load none of these. SQLAlchemy is imported only for cache.engine / cache.table / verify()
+# (backends/_sqlitefile.py), the others on first use (leases, closures' fingerprints, servers, debug logs).
+SCRIPT_DEFERRED = ("sqlalchemy", "asyncio", "ssl", "socket", "secrets", "hashlib", "hmac", "logging")
+
+SCRIPT_PROBE = f"""
+import json, os, sys, tempfile
+import oxicache
+cache = oxicache.DatabaseCache(database=os.path.join(tempfile.mkdtemp(), "c.db"))
+f = cache.memoize(name="f")(abs)
+assert [f(-1), f(-1)] == [1, 1] and f.cache_info().hits == 1
+deferred = {SCRIPT_DEFERRED!r}
+print(json.dumps(sorted(m for m in deferred if m in sys.modules)))
+"""
+
+
+def test_a_short_script_on_a_sqlite_file_loads_only_what_it_uses() -> None:
+    loaded = loaded_by(SCRIPT_PROBE)
+    assert loaded == [], f"a DatabaseCache script pulled in {loaded}"
