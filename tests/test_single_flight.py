@@ -145,3 +145,48 @@ def test_forked_child_does_not_wait_for_a_parent_thread_in_flight():
         os.waitpid(pid, 0)
         pytest.fail("the forked child waited forever for its parent's in-flight computation")
     assert os.waitstatus_to_exitcode(done[1]) == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+@pytest.mark.filterwarnings("ignore:.*multi-threaded.*fork:DeprecationWarning")  # the point of this test
+def test_a_leader_that_forks_mid_call_finishes_in_both_processes():
+    # A parent thread waits on the key (its flight exists) when the leader forks. In the child the
+    # leader returns without touching the waiters' flight (they are the parent's threads); in the parent
+    # the waiter gets the leader's value.
+    cache = InMemCache()
+    waiting, child = threading.Event(), []
+
+    @cache.memoize
+    def f(key):
+        assert waiting.wait(5)
+        time.sleep(0.2)  # the waiter is waiting on the flight by now
+        pid = os.fork()
+        if pid == 0:
+            child.append(True)
+        else:
+            child.append(pid)
+        return key * 2
+
+    got = []
+
+    def lead():
+        got.append(f(1))
+        if child[0] is True:  # the child (only this thread runs there): the call returned; leave at once
+            os._exit(0 if got == [2] else 3)
+
+    leader = threading.Thread(target=lead)
+    leader.start()
+    waiter = threading.Thread(target=lambda: (waiting.set(), got.append(f(1))))
+    waiter.start()
+    leader.join(10)
+    waiter.join(10)
+    assert got == [2, 2]
+    pid = child[0]
+    deadline = time.monotonic() + 10
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if done[0] == 0:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked leader never finished in the child")
+    assert os.waitstatus_to_exitcode(done[1]) == 0

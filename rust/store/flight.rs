@@ -274,9 +274,13 @@ impl Flights {
             }
         };
         drop(running);
-        // Outside the lock (the last reference may hold Python objects): the replaced flight's waiters
-        // come round again. (An inherited one's waiters are the parent's threads: none here.)
-        if let Some(flight) = replaced.and_then(|slot| slot.shared) {
+        // Outside the lock (the last reference may hold Python objects): a stale flight's waiters come
+        // round again. An inherited one is only dropped: its waiters are the parent's threads, and one
+        // of them may have held its lock at fork time (locking it here could wait forever).
+        if let Some(flight) = replaced
+            .filter(|slot| slot.generation == generation)
+            .and_then(|slot| slot.shared)
+        {
             *flight.outcome.lock() = Some(Outcome::Retry);
             flight.done.notify_all();
         }
@@ -317,7 +321,12 @@ impl Leader<'_> {
             }
         };
         self.flights.finished.fetch_add(1, Ordering::SeqCst);
-        if let Some(flight) = removed.and_then(|slot| slot.shared) {
+        // (A leader that forked mid-call, finishing in the child: its waiters are the parent's threads.)
+        let generation = FORK_GENERATION.load(Ordering::Relaxed);
+        if let Some(flight) = removed
+            .filter(|slot| slot.generation == generation)
+            .and_then(|slot| slot.shared)
+        {
             *flight.outcome.lock() = Some(outcome());
             flight.done.notify_all();
         }
