@@ -4,10 +4,11 @@ precompiled, and connections opened straight through ``sqlite3``.
 Importing SQLAlchemy takes longer than everything else a short script or the CLI does with the cache
 (about 180 ms of a 450 ms start here). For the common case (``provider="sqlite"``, a file, the default
 table, no ``url=`` or ``engine_options=``) the cache runs on what is here, and SQLAlchemy is imported only
-when something needs it: ``cache.engine``, ``cache.table``, ``verify()``. The statements and the schema are exactly what SQLAlchemy compiles for that table
-(tests/test_sqlite_file.py compiles them again and compares them, text and bind order); ``Connections``
-opens connections the way the engine does (the same connect arguments and ``sqlite_pragmas``), so that
-``Pool`` and ``Checkout`` (``_sql.py``) use them unchanged.
+when something needs it: ``cache.engine``, ``cache.table``, ``verify()``. The statements and the schema
+are exactly what SQLAlchemy compiles for that table (tests/test_sqlite_file.py compiles them again and
+compares them, text and bind order); ``Connections`` opens connections the way the engine does (the same
+connect arguments and ``sqlite_pragmas``), so that ``Pool`` and ``Checkout`` (``_sql.py``) use them
+unchanged.
 """
 
 from __future__ import annotations
