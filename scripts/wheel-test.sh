@@ -5,8 +5,7 @@
 #
 # OXICACHE_WHEEL_PYTHONS="python3.10 python3.12 /path/to/python3.13" builds and smoke-tests a wheel for
 # each interpreter listed (each is a full release build); "all": every CPython 3.10 to 3.14 found on
-# PATH or installed by pyenv; "edges": the oldest and the newest of those (CI: the test suite covers the
-# venv's own); by default, the venv's interpreter only.
+# PATH or installed by pyenv; by default, the venv's interpreter only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 here=$PWD
@@ -24,7 +23,6 @@ found_pythons() {  # one interpreter per minor version that runs
 }
 wanted=${OXICACHE_WHEEL_PYTHONS:-$(command -v python)}
 [ "$wanted" = all ] && wanted=$(found_pythons | tr '\n' ' ')
-[ "$wanted" = edges ] && wanted=$(found_pythons | sed -n '1p;$p' | sort -u | tr '\n' ' ')
 read -r -a pythons <<< "$wanted"
 for py in "${pythons[@]}"; do
     tag=$("$py" -c "import sys; print(f'cp{sys.version_info[0]}{sys.version_info[1]}')")
