@@ -114,6 +114,19 @@ def test_evicted_results_die_without_any_other_call():
     assert first() is None
 
 
+def assert_child_exits_cleanly(pid, hung):
+    """The forked child ``pid`` exits with status 0 within 10 s; else it is killed and the test fails
+    with ``hung``."""
+    deadline = time.monotonic() + 10
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if done[0] == 0:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail(hung)
+    assert os.waitstatus_to_exitcode(done[1]) == 0
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
 @pytest.mark.filterwarnings("ignore:.*multi-threaded.*fork:DeprecationWarning")  # the point of this test
 def test_forked_child_does_not_wait_for_a_parent_thread_in_flight():
@@ -137,14 +150,7 @@ def test_forked_child_does_not_wait_for_a_parent_thread_in_flight():
         finally:
             os._exit(code)
     worker.join()
-    deadline = time.monotonic() + 10
-    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if done[0] == 0:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        pytest.fail("the forked child waited forever for its parent's in-flight computation")
-    assert os.waitstatus_to_exitcode(done[1]) == 0
+    assert_child_exits_cleanly(pid, "the forked child waited forever for its parent's in-flight computation")
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
@@ -182,11 +188,4 @@ def test_a_leader_that_forks_mid_call_finishes_in_both_processes():
     waiter.join(10)
     assert got == [2, 2]
     pid = child[0]
-    deadline = time.monotonic() + 10
-    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if done[0] == 0:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        pytest.fail("the forked leader never finished in the child")
-    assert os.waitstatus_to_exitcode(done[1]) == 0
+    assert_child_exits_cleanly(pid, "the forked leader never finished in the child")
