@@ -92,3 +92,46 @@ print(json.dumps(sorted(m for m in deferred if m in sys.modules)))
 def test_a_short_script_on_a_sqlite_file_loads_only_what_it_uses() -> None:
     loaded = loaded_by(SCRIPT_PROBE)
     assert loaded == [], f"a DatabaseCache script pulled in {loaded}"
+
+
+# The machinery of annotations and records (issue 15 item 4): typing (with re), dataclasses (with inspect,
+# ast, dis and tokenize), datetime and enum are loaded by what needs them (the memoize engine, a TTL string,
+# `oxicache.Memoized`), not by `import oxicache`: python/oxicache/_light.py. Only modules the interpreter had
+# not loaded already count, as a sitecustomize or .pth file may import any of them first.
+ANNOTATION_MACHINERY = ("typing", "re", "dataclasses", "inspect", "ast", "dis", "tokenize", "datetime", "enum")
+
+MACHINERY_PROBE = f"""
+import json, sys
+before = set(sys.modules)
+import oxicache
+cache = oxicache.InMemCache(ttl=60)
+cache.set("f", output=2, x=1)
+assert cache.get("f", x=1) == 2 and oxicache.Capabilities().shared and oxicache.InMemCache.capabilities.bounded
+assert oxicache.CacheInfo(1, 2, None, 3) == (1, 2, None, 3)
+machinery = {ANNOTATION_MACHINERY!r}
+print(json.dumps(sorted(m for m in machinery if m in sys.modules and m not in before)))
+"""
+
+
+def test_import_oxicache_loads_no_typing_dataclasses_or_datetime() -> None:
+    loaded = loaded_by(MACHINERY_PROBE)
+    assert loaded == [], f"import oxicache pulled in {loaded}"
+
+
+LAZY_NAMES_PROBE = """
+import datetime, sys, typing
+import oxicache
+from oxicache import BatchMemoized, Memoized, MemoizedMethod
+from oxicache.durations import TTL, parse_ttl
+assert typing.get_args(TTL) == (int, float, str, datetime.timedelta, type(None)), TTL
+assert oxicache.Memoized is Memoized and Memoized.__module__ == "oxicache.memo.protocols"
+assert {"BatchMemoized", "Memoized", "MemoizedMethod"} <= set(dir(oxicache))
+assert parse_ttl(datetime.timedelta(minutes=2)) == 120.0 and parse_ttl("1h30m") == 5400.0
+print("ok")
+"""
+
+
+def test_names_loaded_on_first_use_are_the_same_objects() -> None:
+    out = subprocess.run([sys.executable, "-c", LAZY_NAMES_PROBE], check=True, capture_output=True, text=True,
+                         timeout=120)
+    assert out.stdout.strip() == "ok"

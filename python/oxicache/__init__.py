@@ -9,10 +9,9 @@
 23416728348467685
 """
 
-from typing import TYPE_CHECKING, Any
+from __future__ import annotations
 
 from oxicache._core import CacheEntry, KeyBytes, __version__
-from oxicache.memo.protocols import BatchMemoized, Memoized, MemoizedMethod
 from oxicache.backends.callback import CallbackCache
 from oxicache.backends.memory import InMemCache
 from oxicache.backends.none import NoCache
@@ -70,9 +69,13 @@ __all__ = [
     "register_key_encoder",
 ]
 
-# Persistent backends import their libraries (diskcache, SQLAlchemy, redis) only when first used, so that
-# `import oxicache` stays light.
+# Persistent backends import their libraries (diskcache, SQLAlchemy, redis) only when first used, and the
+# decorators' protocols (typing's Protocol and overload) only for type annotations read at run time, so that
+# `import oxicache` stays light (tests/test_import_weight.py).
 _LAZY = {
+    "BatchMemoized": "oxicache.memo.protocols",
+    "Memoized": "oxicache.memo.protocols",
+    "MemoizedMethod": "oxicache.memo.protocols",
     "DiskCache": "oxicache.backends.disk",
     "JsonCache": "oxicache.backends.jsonfile",
     "DatabaseCache": "oxicache.backends.database",
@@ -80,7 +83,11 @@ _LAZY = {
     "TieredCache": "oxicache.backends.tiered",
 }
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
+    from oxicache.memo.protocols import BatchMemoized, Memoized, MemoizedMethod
     from oxicache.backends.database import DatabaseCache
     from oxicache.backends.disk import DiskCache
     from oxicache.backends.jsonfile import JsonCache

@@ -13,31 +13,38 @@ through the public methods. docs/backends/writing-a-backend.md is the contract i
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
-from types import EllipsisType
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, ClassVar, Iterable, Iterator, Mapping, ParamSpec, TypeVar, Union, overload
+from collections.abc import Mapping
 
 from oxicache._core import DEFAULT_WAIT_TIMEOUT, CacheEntry, MemoryStore, SingleFlight
 from oxicache.memo.async_flight import AsyncFlights
 from oxicache.memo.exclude import validate_exclude
-from oxicache.memo.tags import TagsOption, check_tags
+from oxicache.memo.tags import check_tags
 from oxicache.capabilities import Capabilities
-from oxicache.durations import TTL, parse_ttl, resolve_ttl
+from oxicache.durations import parse_ttl, resolve_ttl
 from oxicache.codec import allow_types
 from oxicache.failures import check_policy, damaged_record
 
+TYPE_CHECKING = False  # not typing's: `import oxicache` does not load typing (oxicache/_light.py)
 if TYPE_CHECKING:
     from datetime import timedelta
+    from types import EllipsisType
+    from typing import Any, Awaitable, Callable, ClassVar, Iterable, Iterator, ParamSpec, TypeVar
 
     from oxicache.backends.tiered import FrontTier
+    from oxicache.durations import TTL
     from oxicache.memo.protocols import BatchMemoized, Memoized
+    from oxicache.memo.tags import TagsOption
+
+    P = ParamSpec("P")
+    R = TypeVar("R")
+if not TYPE_CHECKING:
+    from oxicache._light import overload  # the checkers' (and pyflakes') overload is typing's, below
+else:
+    from typing import overload
 
 __all__ = ["BaseCache", "Capabilities", "EngineView", "Ref"]
 
-Ref = Union[int, CacheEntry]
-
-P = ParamSpec("P")
-R = TypeVar("R")
+Ref = int | CacheEntry
 
 # "Not given" for positional-only parameters whose None is meaningful.
 _MISSING: Any = object()
@@ -113,6 +120,8 @@ class BaseCache:
         legacy = {name: cls.__dict__[name] for name in ("blocking_io", "stores_nothing")
                   if isinstance(cls.__dict__.get(name), bool)}
         if legacy:
+            from dataclasses import replace  # only for such a legacy backend
+
             for name in legacy:
                 delattr(cls, name)
             cls.capabilities = replace(cls.capabilities, **legacy)

@@ -15,12 +15,14 @@ import sys
 import threading
 import warnings
 from contextvars import ContextVar
-from types import FrameType
-from typing import Any, Callable, TypeVar
-
 __all__ = ["to_thread", "warn"]
 
-T = TypeVar("T")
+TYPE_CHECKING = False  # not typing's: `import oxicache` does not load typing (oxicache/_light.py)
+if TYPE_CHECKING:
+    from types import FrameType
+    from typing import Any, Callable, TypeVar
+
+    T = TypeVar("T")
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 # The standard library's glue between oxicache's frames and the user's: a @contextmanager's __exit__, and

@@ -11,7 +11,11 @@ See docs/backends/writing-a-backend.md for the whole storage contract.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+else:
+    from oxicache._light import dataclass  # the same class, without importing inspect
 
 __all__ = ["Capabilities"]
 

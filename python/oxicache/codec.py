@@ -16,16 +16,17 @@ of its instances, with ``allow(cls)``, or when memoize sees it in a return annot
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import enum
 import sys
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 from oxicache._core import allow_type, decode_binary, decode_json, encode_binary, encode_json, encode_json_bytes
 from oxicache._core import revive_imported as _revive_imported
 from oxicache._core import unrevived_factory
 from oxicache.errors import ValueDecodingError, ValueEncodingError, ValueNotAllowedError
+
+TYPE_CHECKING = False  # not typing's: `import oxicache` does not load typing (oxicache/_light.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "Serializer",
@@ -109,7 +110,12 @@ def is_plain_data_class(cls: object) -> bool:
     revives)."""
     if not isinstance(cls, type):
         return False
-    if dataclasses.is_dataclass(cls) or issubclass(cls, enum.Enum):
+    # (As dataclasses.is_dataclass does; an Enum class exists only once enum is imported. Neither module
+    # is imported here: `import oxicache` stays light.)
+    if hasattr(cls, "__dataclass_fields__"):
+        return True
+    enum = sys.modules.get("enum")
+    if enum is not None and issubclass(cls, enum.Enum):
         return True
     if issubclass(cls, tuple) and hasattr(cls, "_fields"):
         return True

@@ -16,18 +16,23 @@ from __future__ import annotations
 import contextlib
 import functools
 from contextvars import ContextVar, Token
-from typing import Any, Callable, TypeVar
 
 from oxicache._core import controls_activated, controls_var
-from oxicache.durations import TTL, parse_ttl
+from oxicache.durations import parse_ttl
+
+TYPE_CHECKING = False  # not typing's: `import oxicache` does not load typing (oxicache/_light.py)
+if TYPE_CHECKING:
+    from typing import Any, Callable, TypeVar
+
+    from oxicache.durations import TTL
+
+    F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = ["bypass", "max_age", "refresh"]
 
 # MAX_AGE: a stored value is taken only if its recorded age is below ``current_max_age()``. The native
 # engine keeps no ages and reads MAX_AGE as REFRESH (rust/controls.rs).
 NORMAL, BYPASS, REFRESH, MAX_AGE = 0, 1, 2, 3
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 _mode: Any = controls_var()
 _max_age: ContextVar[float] = ContextVar("oxicache_max_age", default=float("inf"))

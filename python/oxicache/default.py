@@ -7,16 +7,23 @@ memory, unbounded, without expiry, until ``f.cache_clear()`` (or ``default_cache
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Mapping, ParamSpec, TypeVar, overload
-
 from oxicache.backends.memory import InMemCache
-from oxicache.durations import TTL
-from oxicache.memo.protocols import Memoized
+
+TYPE_CHECKING = False  # not typing's: `import oxicache` does not load typing (oxicache/_light.py)
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterable, Mapping, ParamSpec, TypeVar
+
+    from oxicache.durations import TTL
+    from oxicache.memo.protocols import Memoized
+
+    P = ParamSpec("P")
+    R = TypeVar("R")
+if not TYPE_CHECKING:
+    from oxicache._light import overload  # the checkers' (and pyflakes') overload is typing's, below
+else:
+    from typing import overload
 
 __all__ = ["default_cache", "memoize"]
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 _CACHE = InMemCache()  # cheap: an empty native map
 

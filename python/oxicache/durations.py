@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
-import datetime
-import re
-from typing import Mapping, Union
+import sys
+from collections.abc import Mapping
 
 __all__ = ["TTL", "parse_ttl", "resolve_ttl"]
 
-TTL = Union[int, float, str, datetime.timedelta, None]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import datetime
+    from typing import Any, Union
+
+    TTL = Union[int, float, str, datetime.timedelta, None]
+else:
+    def __getattr__(name: str) -> Any:
+        # TTL at run time (an annotation alias: modules here import it for checkers only) is made on first
+        # use, so that `import oxicache` loads neither typing nor datetime.
+        if name != "TTL":
+            msg = f"module {__name__!r} has no attribute {name!r}"
+            raise AttributeError(msg)
+        import datetime
+        from typing import Union
+
+        globals()["TTL"] = alias = Union[int, float, str, datetime.timedelta, None]
+        return alias
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_PART_PATTERN = r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)"  # compiled (with re) on the first string parsed
 
 
 def resolve_ttl(ttl: TTL, annotation: object) -> float | None:
@@ -38,8 +54,9 @@ def parse_ttl(ttl: TTL, *, what: str = "ttl") -> float | None:
     """
     if ttl is None:
         return None
-    if isinstance(ttl, datetime.timedelta):
-        seconds = ttl.total_seconds()
+    datetime = sys.modules.get("datetime")  # a timedelta exists only once datetime was imported
+    if datetime is not None and isinstance(ttl, datetime.timedelta):
+        seconds: float = ttl.total_seconds()
     elif isinstance(ttl, (int, float)) and not isinstance(ttl, bool):
         seconds = float(ttl)
     elif isinstance(ttl, str):
@@ -60,7 +77,9 @@ def _parse_text(ttl: str, what: str) -> float:
         msg = (f"{what}={ttl!r}: units are lowercase ('M' could mean a month); write {text.lower()!r} if "
                f"that is the duration you mean; {_FORMS}")
         raise ValueError(msg)
-    parts = _PART.findall(text)
+    import re  # cached by re after the first call
+
+    parts = re.findall(_PART_PATTERN, text)
     if not text or "".join(n + u for n, u in parts) != text:
         msg = f"{what}={ttl!r} is not a duration; {_FORMS}"
         raise ValueError(msg)

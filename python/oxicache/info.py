@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
-
 __all__ = ["CacheInfo"]
 
+TYPE_CHECKING = False  # not typing's: `import oxicache` does not load typing (oxicache/_light.py)
+if TYPE_CHECKING:
+    from typing import NamedTuple, Optional
 
-class _LruCacheInfo(NamedTuple):
-    hits: int
-    misses: int
-    maxsize: Optional[int]
-    currsize: int
+    class _LruCacheInfo(NamedTuple):
+        hits: int
+        misses: int
+        maxsize: Optional[int]
+        currsize: int
+else:
+    from collections import namedtuple
+
+    # The same plain named tuple as functools.lru_cache's: the checker reads the fields' types above.
+    _LruCacheInfo = namedtuple("_LruCacheInfo", ["hits", "misses", "maxsize", "currsize"])
 
 
 class CacheInfo(_LruCacheInfo):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+TYPE_CHECKING = False  # not typing's: `import oxicache` does not load typing (oxicache/_light.py)
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 from oxicache._core import KEY_SCHEME_VERSION, MAX_DEPTH, canonical_bytes, key_of, key_of_many
 from oxicache._core import register_key_encoder as _register

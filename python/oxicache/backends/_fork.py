@@ -12,11 +12,13 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from typing import Any, Callable, TypeVar
-
 __all__ = ["in_child", "in_child_of"]
 
-T = TypeVar("T")
+TYPE_CHECKING = False  # not typing's: `import oxicache` does not load typing (oxicache/_light.py)
+if TYPE_CHECKING:
+    from typing import Any, Callable, TypeVar
+
+    T = TypeVar("T")
 
 _lock = threading.Lock()
 _hooks: list[Callable[[], None]] = []

@@ -13,12 +13,18 @@ fires the callbacks. Nothing is stored, so the next call asks the feeds again.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
-
 from oxicache._core import CacheEntry
 from oxicache.backends.none import NoStorage
 from oxicache.base import Capabilities, Ref
-from oxicache.durations import TTL
+
+TYPE_CHECKING = False  # not typing's: `import oxicache` does not load typing (oxicache/_light.py)
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterable
+
+    from oxicache.durations import TTL
+
+    Callback = Callable[[int, dict[str, Any]], Any]
+    Feed = Callable[..., Any]
 
 __all__ = ["CallbackCache"]
 
@@ -31,8 +37,6 @@ def _logger() -> Any:
 
     return logging.getLogger(__name__)
 
-Callback = Callable[[int, dict[str, Any]], Any]
-Feed = Callable[..., Any]
 
 
 def _checked(fn: Any, what: str, probe_args: tuple[Any, ...], shape: str, partial: bool) -> Any:

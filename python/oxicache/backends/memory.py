@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, Iterable, Iterator
 
 from oxicache._core import CacheEntry, MemoryStore, after_fork_in_child
 from oxicache.backends._fork import in_child
 from oxicache.base import BaseCache, Capabilities, Ref
-from oxicache.durations import TTL
+
+TYPE_CHECKING = False  # not typing's: `import oxicache` does not load typing (oxicache/_light.py)
+if TYPE_CHECKING:
+    from typing import Any, Iterable, Iterator
+
+    from oxicache.durations import TTL
 
 __all__ = ["InMemCache"]
 

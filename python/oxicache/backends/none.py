@@ -3,7 +3,9 @@ touching call sites."""
 
 from __future__ import annotations
 
-from typing import Iterator
+TYPE_CHECKING = False  # not typing's: `import oxicache` does not load typing (oxicache/_light.py)
+if TYPE_CHECKING:
+    from typing import Iterator
 
 from oxicache._core import CacheEntry
 from oxicache.base import BaseCache, Capabilities, Ref

@@ -15,12 +15,12 @@ from __future__ import annotations
 import contextvars
 import functools
 import weakref
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Hashable
-
 from oxicache._core import DEFAULT_WAIT_TIMEOUT
 
+TYPE_CHECKING = False  # not typing's: `import oxicache` does not load typing (oxicache/_light.py)
 if TYPE_CHECKING:
     import asyncio
+    from typing import Any, Awaitable, Callable, Hashable
 
 __all__ = ["AsyncFlights"]
 

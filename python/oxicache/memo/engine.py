@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from oxicache.memo import code_version, custom_key, freshness, revalidate, tags
-from oxicache.memo.tags import TagsOption
 from oxicache.memo import wrappers as _wrappers
 from oxicache.memo.result_types import allow_result_types
 from oxicache._core import Binder, CacheEntry, Memoizer, install_vectorcall
@@ -65,6 +64,7 @@ _DEBUG = 10  # logging.DEBUG
 
 if TYPE_CHECKING:
     from oxicache.backends.tiered import FrontTier
+    from oxicache.memo.tags import TagsOption
     from oxicache.base import BaseCache, EngineView
 
 __all__ = ["Options", "decorate", "make_engine", "make_memoized"]

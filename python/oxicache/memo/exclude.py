@@ -3,7 +3,9 @@ module of its own: caches are made at ``import oxicache``, and ``memo.signature`
 
 from __future__ import annotations
 
-from typing import Iterable
+TYPE_CHECKING = False  # not typing's: `import oxicache` does not load typing (oxicache/_light.py)
+if TYPE_CHECKING:
+    from typing import Iterable
 
 __all__ = ["validate_exclude"]
 

@@ -8,13 +8,17 @@ entry it stores.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Iterable
 
 __all__ = ["TagsOption", "check_tags", "resolve"]
 
-#: ``tags=``: a list of str, or a function of the call's inputs (a dict) returning one.
-TagsOption = Iterable[str] | Callable[[dict[str, Any]], Iterable[str]] | None
+TYPE_CHECKING = False  # not typing's: `import oxicache` does not load typing (oxicache/_light.py)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    #: ``tags=``: a list of str, or a function of the call's inputs (a dict) returning one.
+    TagsOption = Iterable[str] | Callable[[dict[str, Any]], Iterable[str]] | None
 
 
 def check_tags(tags: Any, what: str = "tags") -> list[str]:
