@@ -78,6 +78,17 @@ def test_dataclasses_functions_work_on_the_light_class() -> None:
     changed = dataclasses.replace(light, label="z")
     assert type(changed) is Light and changed == Light(True, 7, "z")
     assert Light.__dataclass_params__.frozen  # type: ignore[attr-defined]
+    assert light.__replace__(count=1) == Light(True, 1)  # type: ignore[attr-defined]  # copy.replace, 3.13
+
+
+def test_a_dataclass_may_extend_the_light_class() -> None:
+    Extended = dataclasses.dataclass(frozen=True)(type("Extended", (Light,), {"__annotations__": {"more": "int"},
+                                                                              "more": 0}))
+    made = Extended(True, 1, "x", 5)
+    assert [f.name for f in dataclasses.fields(made)] == ["flag", "count", "label", "more"]
+    assert made == Extended(True, 1, "x", 5) and made != Light(True, 1, "x")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.more = 6  # type: ignore[attr-defined]
 
 
 def test_instances_copy_pickle_and_match() -> None:

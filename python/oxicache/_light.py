@@ -40,7 +40,7 @@ def _frozen_dataclass(cls: C) -> C:
 
     The class gets what the real decorator gives it: ``__init__`` with the fields as parameters in order
     (the same signature), ``__repr__``, ``__eq__`` and ``__hash__`` over the fields' tuple, assignment and
-    deletion refused with ``dataclasses.FrozenInstanceError``, and ``__match_args__``. Its
+    deletion refused with ``dataclasses.FrozenInstanceError``, ``__match_args__`` and ``__replace__``. Its
     ``__dataclass_fields__`` and ``__dataclass_params__`` are made by the real decorator when first read,
     so ``dataclasses.fields``, ``replace``, ``asdict`` and ``is_dataclass`` work on it as on a dataclass.
     tests/test_light.py compares the two decorators' classes.
@@ -93,7 +93,12 @@ def _frozen_dataclass(cls: C) -> C:
             raise FrozenInstanceError(f"cannot delete field {name!r}")
         super(record, self).__delattr__(name)  # type: ignore[arg-type]
 
-    for method in (init, __repr__, __eq__, __hash__, __setattr__, __delattr__):
+    def __replace__(self: Any, **changes: Any) -> Any:  # copy.replace (Python 3.13 gives dataclasses one)
+        import dataclasses
+
+        return dataclasses.replace(self, **changes)
+
+    for method in (init, __repr__, __eq__, __hash__, __setattr__, __delattr__, __replace__):
         method.__qualname__ = f"{cls.__qualname__}.{method.__name__}"
         setattr(cls, method.__name__, method)
     setattr(cls, "__match_args__", names)
