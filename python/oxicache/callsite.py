@@ -15,6 +15,7 @@ import sys
 import threading
 import warnings
 from contextvars import ContextVar
+
 __all__ = ["to_thread", "warn"]
 
 TYPE_CHECKING = False  # not typing's: `import oxicache` does not load typing (oxicache/_light.py)

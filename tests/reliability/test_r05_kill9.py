@@ -16,7 +16,7 @@ write), drains the acks, and the next round's child (a fresh process) reopens th
 
 Adapted: the matrix runs 20 rounds per backend; the default run does 5 (the whole row stays a few
 seconds per backend on a loaded 2-core machine, a spawn costing ~0.7 s), the 20-round variant and the
-kill soak are ``slow``. The soak is sampled at 60 kills per backend so that CI's whole run fits its
+kill soak are ``slow``. The soak is sampled at 36 kills per backend so that CI's whole run fits its
 budget; OXICACHE_R5_SOAK_KILLS=200 runs the matrix's nightly soak. Rounds share one store, so later rounds also check that a crash never damages
 entries committed earlier. PostgreSQL, MySQL and Redis run too: there the store's atomicity is the server's
 transaction (a Redis ``MULTI``), and the row checks that oxicache commits a write in one step.
@@ -169,6 +169,6 @@ def test_kill9_mid_write_20_rounds(backend: str, seed: int) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", PERSISTENT)
 def test_kill9_soak(backend: str, seed: int) -> None:
-    kills = int(os.environ.get("OXICACHE_R5_SOAK_KILLS", "60"))
+    kills = int(os.environ.get("OXICACHE_R5_SOAK_KILLS", "36"))
     with watchdog(3600, f"R5 kill -9 x{kills} on {backend}"):
         kill_rounds(backend, kills, seed)

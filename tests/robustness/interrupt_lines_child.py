@@ -223,9 +223,12 @@ def pool(config: dict[str, Any], keep: bool = False) -> list[str]:
         "Watchdog.arm": _sql.Watchdog.arm,
         "Watchdog.disarm": _sql.Watchdog.disarm,
     }
+    # A sample on the servers (each point opens a connection): every stride-th point, from offset.
+    stride, offset = config.get("stride", 1), config.get("offset", 0)
     problems = []
     for where, func in funcs.items():
-        for point, label in points(func, lambda probe, f=func: pool_case(spec, f.__code__, probe)):
+        walk = points(func, lambda probe, f=func: pool_case(spec, f.__code__, probe))
+        for point, label in walk[offset % stride::stride]:
             problem = pool_case(spec, func.__code__, Injector(func.__code__, point), keep)
             if problem:
                 problems.append(f"{where} {label}: {problem}")
