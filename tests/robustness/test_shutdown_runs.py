@@ -195,14 +195,14 @@ def test_second_instance_on_a_sqlite_store_in_use(name: str) -> None:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 out, err = proc.communicate()
-            outcome[mode] = (proc.returncode, out.strip()[-500:])
+            outcome[mode] = (proc.returncode, out.strip()[-500:], err.strip()[-500:])
         con = sqlite3.connect(sqlite_path(name, spec), timeout=30)
         try:
             verdict = [row[0] for row in con.execute("PRAGMA integrity_check").fetchall()]
-        except sqlite3.DatabaseError as err:
-            verdict = [f"{type(err).__name__}: {err}"]
+        except sqlite3.DatabaseError as damage:
+            verdict = [f"{type(damage).__name__}: {damage}"]
         finally:
             con.close()
-        if verdict != ["ok"] or any(code != 0 for code, _ in outcome.values()):
+        if verdict != ["ok"] or any(code != 0 for code, _, _ in outcome.values()):
             failures.append(f"attempt {attempt + 1}: integrity_check {verdict[:3]}; processes {outcome}")
     assert not failures, f"{len(failures)} of {ATTEMPTS} attempts damaged the {name} store:\n" + "\n".join(failures)
