@@ -73,16 +73,21 @@ print(asyncio.run(main()), double.cache_info().hits)
     assert out.stdout.split() == ["[4,", "4]", "1"]
 
 
-# A short script on the default SQLite cache (issue 15's "new process" goal): opening it, memoizing and
-# calling load none of these. SQLAlchemy is imported only for cache.engine / cache.table / verify()
-# (backends/_sqlitefile.py), the others on first use (leases, closures' fingerprints, servers, debug logs).
-SCRIPT_DEFERRED = ("sqlalchemy", "asyncio", "ssl", "socket", "secrets", "hashlib", "hmac", "logging")
+# A short script on the default SQLite cache (issue 15's "new process" goal): opening it, memoizing a def
+# and calling it load none of these. SQLAlchemy is imported only for cache.engine / cache.table / verify()
+# (backends/_sqlitefile.py), the others on first use (leases, closures' fingerprints, servers, debug logs);
+# inspect and dataclasses (with ast, dis, tokenize) only for a callable whose signature inspect must work out
+# (a builtin, a wrapper, a method: memo/signature.py), and with version="auto".
+SCRIPT_DEFERRED = ("sqlalchemy", "asyncio", "ssl", "socket", "secrets", "hashlib", "hmac", "logging", "inspect",
+                   "dataclasses", "ast", "dis")
 
 SCRIPT_PROBE = f"""
 import json, os, sys, tempfile
 import oxicache
 cache = oxicache.DatabaseCache(database=os.path.join(tempfile.mkdtemp(), "c.db"))
-f = cache.memoize(name="f")(abs)
+@cache.memoize
+def f(x, *, scale=1):
+    return abs(x) * scale
 assert [f(-1), f(-1)] == [1, 1] and f.cache_info().hits == 1
 deferred = {SCRIPT_DEFERRED!r}
 print(json.dumps(sorted(m for m in deferred if m in sys.modules)))

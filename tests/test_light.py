@@ -103,12 +103,36 @@ def test_instances_copy_pickle_and_match() -> None:
             pytest.fail("positional match failed")
 
 
-def test_only_frozen_classes_with_defaults_are_made() -> None:
+def test_only_frozen_classes_with_defaults_last_are_made() -> None:
     with pytest.raises(TypeError, match="frozen"):
         _light.dataclass(frozen=False)
-    with pytest.raises(TypeError, match="'count' has none"):
-        _light.dataclass(frozen=True)(type("Partial", (), {"__annotations__": {"flag": "bool", "count": "int"},
-                                                           "flag": False}))
+    late = {"__annotations__": {"flag": "bool", "count": "int"}, "flag": False}
+    with pytest.raises(TypeError) as real_error:
+        dataclasses.dataclass(frozen=True)(type("Late", (), dict(late)))
+    with pytest.raises(TypeError) as light_error:
+        _light.dataclass(frozen=True)(type("Late", (), dict(late)))
+    assert str(light_error.value) == str(real_error.value)
+
+
+def required_body() -> dict[str, object]:
+    return {"__annotations__": {"ttl": "float | None", "jitter": "float", "stale": "float | None"}, "stale": None,
+            "__module__": __name__, "__qualname__": "Settings"}
+
+
+def test_fields_without_defaults_are_required_as_in_a_dataclass() -> None:
+    real_class = dataclasses.dataclass(frozen=True)(type("Settings", (), required_body()))
+    light_class = _light.dataclass(frozen=True)(type("Settings", (), required_body()))
+    assert str(inspect.signature(light_class)) == str(inspect.signature(real_class))
+    assert repr(light_class(1.0, 0.5)) == repr(real_class(1.0, 0.5))
+    for args in ((), (1.0,)):
+        with pytest.raises(TypeError) as real_error:
+            real_class(*args)
+        with pytest.raises(TypeError) as light_error:
+            light_class(*args)
+        assert str(light_error.value) == str(real_error.value)
+    assert [(f.name, f.default) for f in dataclasses.fields(light_class)] == [
+        (f.name, f.default) for f in dataclasses.fields(real_class)]
+    assert dataclasses.replace(light_class(1.0, 0.5), stale=3.0) == light_class(1.0, 0.5, 3.0)
 
 
 def test_capabilities_is_still_a_frozen_dataclass() -> None:

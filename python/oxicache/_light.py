@@ -27,8 +27,9 @@ def overload(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def dataclass(*, frozen: bool) -> Callable[[C], C]:
-    """``dataclasses.dataclass(frozen=True)`` for a class whose fields all have plain, immutable defaults
-    (``Capabilities``), built without importing ``dataclasses``. Only the frozen form exists."""
+    """``dataclasses.dataclass(frozen=True)`` for a class of plain fields (``Capabilities``, the memoize
+    engine's options), built without importing ``dataclasses``: annotated names, each with a plain default
+    or none (those first), no ``field()`` and no ``ClassVar``. Only the frozen form exists."""
     if not frozen:
         msg = "oxicache._light.dataclass makes frozen dataclasses only: write dataclass(frozen=True)"
         raise TypeError(msg)
@@ -46,16 +47,17 @@ def _frozen_dataclass(cls: C) -> C:
     tests/test_light.py compares the two decorators' classes.
     """
     names = tuple(cls.__dict__.get("__annotations__", {}))
-    missing = [n for n in names if n not in cls.__dict__]
-    if missing:
-        msg = f"frozen_dataclass: every field of {cls.__qualname__} needs a default; {missing[0]!r} has none"
+    defaults = {n: cls.__dict__[n] for n in names if n in cls.__dict__}
+    required = [n for n in names if n not in defaults]
+    if names[:len(required)] != tuple(required):
+        late = next(n for n in required if names.index(n) >= len(required))
+        msg = f"non-default argument {late!r} follows default argument"  # dataclasses' own words
         raise TypeError(msg)
-    defaults = {n: cls.__dict__[n] for n in names}
     record: type = cls
-    annotations = dict(cls.__dict__["__annotations__"])
+    annotations = dict(cls.__dict__.get("__annotations__", {}))
 
     # The same __init__ as dataclasses generates: named parameters, so help() and inspect show them.
-    params = ", ".join(f"{n}=__default_{n}" for n in names)
+    params = ", ".join(f"{n}=__default_{n}" if n in defaults else n for n in names)
     body = "".join(f"\n    __setattr(self, {n!r}, {n})" for n in names) or "\n    pass"
     namespace: dict[str, Any] = {f"__default_{n}": v for n, v in defaults.items()}
     namespace["__setattr"] = object.__setattr__

@@ -8,7 +8,6 @@ The direct API (``cache.get``/``set``...) is not affected. docs/testing.md has t
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from typing import TYPE_CHECKING, TypeVar
 
@@ -45,4 +44,6 @@ def unless_disabled(cache: BaseCache, options: O) -> tuple[BaseCache, O]:
     if isinstance(cache, NoCache):
         return cache, options
     off = NoCache(cache.exclude, on_backend_error=cache.on_backend_error)
+    import dataclasses  # only when memoization is off
+
     return off, dataclasses.replace(options, shared_flight=None)  # type: ignore[type-var]

@@ -15,7 +15,6 @@ may compile the same source to other bytecode: the version then changes (misses,
 
 from __future__ import annotations
 
-import inspect
 import types
 from typing import Any, Callable
 
@@ -29,6 +28,8 @@ AUTO = "auto"
 
 def code_version(func: Callable[..., Any]) -> str:
     """``"code-"`` and 16 hex digits of BLAKE2b over the code ``func`` depends on in its module."""
+    import inspect  # (version="auto" only)
+
     root = inspect.unwrap(func)
     if not isinstance(root, types.FunctionType):
         msg = (f"version='auto' fingerprints a Python function's code; {func!r} is a "
@@ -64,6 +65,8 @@ def _same_module_function(value: Any, module: dict[str, Any]) -> types.FunctionT
     """The Python function behind ``value`` (a memoized one unwrapped) if it belongs to ``module``."""
     if value is None or isinstance(value, type):
         return None
+    import inspect  # (version="auto" only; imported by code_version() already)
+
     try:
         inner = inspect.unwrap(value) if callable(value) else None
     except ValueError:  # a __wrapped__ cycle

@@ -13,12 +13,10 @@ over that interface, in ``wrappers.py``; batch functions in ``batch.py``.
 from __future__ import annotations
 
 import functools
-import inspect
 import sys
 import threading
 import types
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from oxicache.memo import code_version, custom_key, freshness, revalidate, tags
@@ -26,10 +24,15 @@ from oxicache.memo import wrappers as _wrappers
 from oxicache.memo.result_types import allow_result_types
 from oxicache._core import Binder, CacheEntry, Memoizer, install_vectorcall
 from oxicache.memo.signature import (
+    CO_ASYNC_GENERATOR,
+    CO_COROUTINE,
+    CO_GENERATOR,
+    VAR_KEYWORD,
     ClosureIdentity,
     ParamSpec,
     memo_identity,
     param_specs,
+    plain_function,
     validate_exclude,
 )
 from oxicache.controls import BYPASS, MAX_AGE, NORMAL, REFRESH, current_mode
@@ -63,9 +66,13 @@ log: Any = _MemoLog()
 _DEBUG = 10  # logging.DEBUG
 
 if TYPE_CHECKING:
+    from dataclasses import dataclass
+
     from oxicache.backends.tiered import FrontTier
     from oxicache.memo.tags import TagsOption
     from oxicache.base import BaseCache, EngineView
+else:
+    from oxicache._light import dataclass  # a frozen dataclass without importing inspect (_light.py)
 
 __all__ = ["Options", "decorate", "make_engine", "make_memoized"]
 
@@ -98,6 +105,12 @@ class Options:
 
 def function_kind(func: Callable[..., Any]) -> str:
     """"asyncgen", "async", "gen" or "sync", decided once at decoration."""
+    if plain_function(func):  # what inspect would read, without importing it (signature.py)
+        flags = func.__code__.co_flags
+        return ("asyncgen" if flags & CO_ASYNC_GENERATOR else "async" if flags & CO_COROUTINE
+                else "gen" if flags & CO_GENERATOR else "sync")
+    import inspect
+
     if inspect.isasyncgenfunction(func):
         return "asyncgen"
     if inspect.iscoroutinefunction(func):
@@ -143,9 +156,9 @@ def make_engine(cache: BaseCache, func: Callable[..., Any], options: Options,
     else:
         identity = versioned(base_identity, version)
     called = func if keyed is None else keyed
-    sig, specs = param_specs(called)
+    specs = param_specs(called)
     own_exclude = validate_exclude(options.exclude)
-    has_var_kw = any(kind == inspect.Parameter.VAR_KEYWORD for _, kind, _, _ in specs)
+    has_var_kw = any(kind == VAR_KEYWORD for _, kind, _, _ in specs)
     unknown = sorted(own_exclude - {n for n, *_ in specs})
     if unknown and not has_var_kw:
         msg = f"exclude names {unknown} that are not parameters of {identity if isinstance(identity, str) else closure.base}; parameters: {[n for n, *_ in specs]}"
@@ -174,7 +187,7 @@ def make_engine(cache: BaseCache, func: Callable[..., Any], options: Options,
         assert isinstance(identity, str)  # closures get a ClosureIdentity on shared stores only
         return _ready(Memoizer(called, store, identity, specs, sorted(exclude), seconds, metadata, options.cache_if,
                                wait, private))
-    memo = PythonMemo(view, called, identity, sig, specs, exclude, seconds, metadata, options.cache_if, wait, shared,
+    memo = PythonMemo(view, called, identity, specs, exclude, seconds, metadata, options.cache_if, wait, shared,
                       lease)
     memo.freshness = fresh
     memo.tagger = tagger
@@ -286,7 +299,7 @@ def _native_passthrough(wrapper: Any, engine: PythonMemo, func: Callable[..., An
     about a bare call's cost instead of a Python wrapper's (docs/benchmarks.md)."""
     if not isinstance(engine.identity, str):
         return wrapper
-    _, specs = param_specs(func)
+    specs = param_specs(func)
     outer = _ready(Memoizer(func, counts, engine.identity, specs, sorted(engine.exclude), passthrough=True), func)
     outer.cache_key, outer.cache_inputs = engine.cache_key, engine.cache_inputs  # type: ignore[method-assign]
     return outer
@@ -307,7 +320,7 @@ def _native_fresh_hits(wrapper: Any, engine: Memoizer | PythonMemo, func: Callab
     if not isinstance(identity, str):
         return wrapper
     margin = max([w for w in (fresh.stale_if_error, fresh.stale) if w is not None], default=0.0) if fresh else 0.0
-    _, specs = param_specs(func)
+    specs = param_specs(func)
     outer = _ready(Memoizer(wrapper, store, identity, specs, exclude, delegate=margin, replay=replay), func)
     if replay:  # function-like to inspect, as GeneratorFunction is: isgeneratorfunction(), signature()
         for name in ("__code__", "__defaults__", "__kwdefaults__"):
@@ -371,7 +384,7 @@ def _fronted(cache: BaseCache, func: Callable[..., Any], options: Options, front
     functools.update_wrapper(inner, func)
     entry_ttl = cache.ttl if behind.ttl is None else behind.ttl
     ttl = front.ttl if entry_ttl is None else min(front.ttl, entry_ttl)
-    _, specs = param_specs(func)
+    specs = param_specs(func)
     outer = _ready(Memoizer(inner, front.store, behind.identity, specs, sorted(behind.exclude), ttl, behind.metadata,
                             behind.keep, behind.wait, False), func)
     front_info, front_clear = outer.cache_info, outer.cache_clear  # the Memoizer's own, of the front
@@ -414,11 +427,11 @@ class PythonMemo:
     pending_type: ClassVar[type[PythonPending]]
 
     def __init__(self, view: EngineView, func: Callable[..., Any], identity: str | Callable[[], str],
-                 sig: inspect.Signature, specs: list[ParamSpec], exclude: frozenset[str], ttl: float | None,
+                 specs: list[ParamSpec], exclude: frozenset[str], ttl: float | None,
                  metadata: dict[str, Any] | None, cache_if: Callable[[Any], Any] | None, wait: float,
                  shared: bool = True, lease: float | None = None) -> None:
         self.view, self.cache = view, view.cache
-        self.func, self.identity, self.sig = func, identity, sig
+        self.func, self.identity = func, identity
         self.shared = shared  # other processes read the store: a key only this process can name is refused
         self.exclude, self.ttl, self.metadata, self.keep = exclude, ttl, metadata, cache_if
         self.wait = wait  # seconds a call waits for another computing its key (wait_timeout)
@@ -451,7 +464,9 @@ class PythonMemo:
         inputs = self.binder.inputs(args, kwargs)
         if inputs is None:
             self.raise_misfit(args, kwargs)
-            self.sig.bind(*args, **kwargs)  # inspect's TypeError, for callables that are not Python functions
+            import inspect
+
+            inspect.signature(self.func).bind(*args, **kwargs)  # inspect's TypeError, for other callables
             msg = f"arguments do not match the signature of {self.cache_name}"
             raise TypeError(msg)
         probe = CacheEntry(self.cache_name, inputs, metadata=self.metadata)

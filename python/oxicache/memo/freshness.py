@@ -15,7 +15,6 @@ import random
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from oxicache.controls import MAX_AGE, current_max_age
@@ -23,7 +22,11 @@ from oxicache.durations import TTL, parse_ttl
 from oxicache.errors import CacheWarning
 
 if TYPE_CHECKING:
+    from dataclasses import dataclass
+
     from oxicache._core import CacheEntry
+else:
+    from oxicache._light import dataclass  # a frozen dataclass without importing inspect (_light.py)
 
 __all__ = ["SKIP", "Freshness", "clock", "make_freshness"]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import os
 import types
@@ -204,16 +203,68 @@ def _closed_over(name: str, value: Any, seen: frozenset[int]) -> tuple[Any, ...]
     return ("value", value)
 
 
-def param_specs(func: Callable[..., Any]) -> tuple[inspect.Signature, list[ParamSpec]]:
+# inspect.Parameter's kinds, as ints (the native binder's form).
+POSITIONAL_ONLY, POSITIONAL_OR_KEYWORD, VAR_POSITIONAL, KEYWORD_ONLY, VAR_KEYWORD = range(5)
+# Code flags (inspect.CO_*; the same values in every CPython this supports).
+CO_VARARGS, CO_VARKEYWORDS, CO_GENERATOR, CO_COROUTINE, CO_ASYNC_GENERATOR = 0x4, 0x8, 0x20, 0x80, 0x200
+
+
+def plain_function(func: object) -> bool:
+    """Whether ``func`` is a function whose code object alone gives its signature and kind: what
+    ``inspect`` would read from it, with nothing that makes inspect look elsewhere (a ``__wrapped__`` chain,
+    a ``__signature__``, a text signature, a partial method, a coroutine mark) or fail (annotations that
+    are not a dict). For those, ``param_specs`` and ``function_kind`` need not import inspect (about 10 ms
+    of a short script's start, with the ast, dis and tokenize it imports)."""
+    if type(func) is not types.FunctionType:
+        return False
+    own = func.__dict__
+    if own and any(name in own for name in _INSPECT_LOOKS_AT):
+        return False
+    return isinstance(func.__annotations__, dict)
+
+
+_INSPECT_LOOKS_AT = ("__wrapped__", "__signature__", "__text_signature__", "_partialmethod", "__partialmethod__",
+                     "_is_coroutine_marker")
+
+
+def param_specs(func: Callable[..., Any]) -> list[ParamSpec]:
+    """``(name, kind, has_default, default)`` of each parameter, as ``inspect.signature`` gives them."""
+    if plain_function(func):
+        return _code_specs(func)  # type: ignore[arg-type]
+    import inspect
+
     try:
         sig = inspect.signature(func)
     except (TypeError, ValueError) as err:
         msg = f"cannot memoize {func!r}: its signature is not introspectable ({err}); wrap it in a def"
         raise TypeError(msg) from err
-    specs = [
+    return [
         (p.name, int(p.kind), p.default is not inspect.Parameter.empty, None if p.default is inspect.Parameter.empty else p.default)
         for p in sig.parameters.values()
     ]
-    return sig, specs
+
+
+def _code_specs(func: types.FunctionType) -> list[ParamSpec]:
+    """A plain function's parameters from its code object and defaults, read as inspect's
+    ``_signature_from_function`` reads them (tests/test_signature_fast_path.py compares the two)."""
+    code = func.__code__
+    names, positional, keyword_only = code.co_varnames, code.co_argcount, code.co_kwonlyargcount
+    defaults = func.__defaults__ or ()
+    kwdefaults = func.__kwdefaults__ or {}
+    first_default = positional - len(defaults)
+    specs: list[ParamSpec] = []
+    for i in range(positional):
+        kind = POSITIONAL_ONLY if i < code.co_posonlyargcount else POSITIONAL_OR_KEYWORD
+        has = i >= first_default
+        specs.append((names[i], kind, has, defaults[i - first_default] if has else None))
+    extra = positional + keyword_only  # *args and **kwargs are named after the keyword-only parameters
+    if code.co_flags & CO_VARARGS:
+        specs.append((names[extra], VAR_POSITIONAL, False, None))
+        extra += 1
+    for name in names[positional:positional + keyword_only]:
+        specs.append((name, KEYWORD_ONLY, name in kwdefaults, kwdefaults.get(name)))
+    if code.co_flags & CO_VARKEYWORDS:
+        specs.append((names[extra], VAR_KEYWORD, False, None))
+    return specs
 
 
