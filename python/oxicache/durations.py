@@ -5,12 +5,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping
 
-__all__ = ["TTL", "parse_ttl", "resolve_ttl"]
+__all__ = ["TTL", "is_timedelta", "parse_ttl", "resolve_ttl"]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import datetime
-    from typing import Any, Union
+    from typing import Any, TypeGuard, Union
 
     TTL = Union[int, float, str, datetime.timedelta, None]
 else:
@@ -28,6 +28,13 @@ else:
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _PART_PATTERN = r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)"  # compiled (with re) on the first string parsed
+
+
+def is_timedelta(value: object) -> TypeGuard[datetime.timedelta]:
+    """``isinstance(value, datetime.timedelta)`` without importing datetime: a timedelta exists only once
+    something imported it."""
+    datetime = sys.modules.get("datetime")
+    return datetime is not None and isinstance(value, datetime.timedelta)
 
 
 def resolve_ttl(ttl: TTL, annotation: object) -> float | None:
@@ -54,9 +61,8 @@ def parse_ttl(ttl: TTL, *, what: str = "ttl") -> float | None:
     """
     if ttl is None:
         return None
-    datetime = sys.modules.get("datetime")  # a timedelta exists only once datetime was imported
-    if datetime is not None and isinstance(ttl, datetime.timedelta):
-        seconds: float = ttl.total_seconds()
+    if is_timedelta(ttl):
+        seconds = ttl.total_seconds()
     elif isinstance(ttl, (int, float)) and not isinstance(ttl, bool):
         seconds = float(ttl)
     elif isinstance(ttl, str):

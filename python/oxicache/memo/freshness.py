@@ -10,15 +10,13 @@ and hosts read the same entries; ``clock`` is the seam tests replace.
 
 from __future__ import annotations
 
-import datetime
-import random
 import time
 import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from oxicache.controls import MAX_AGE, current_max_age
-from oxicache.durations import TTL, parse_ttl
+from oxicache.durations import TTL, is_timedelta, parse_ttl
 from oxicache.errors import CacheWarning
 
 if TYPE_CHECKING:
@@ -32,7 +30,7 @@ __all__ = ["SKIP", "Freshness", "clock", "make_freshness"]
 
 #: Wall-clock seconds (tests replace it: ``monkeypatch.setattr(freshness, "clock", fake)``).
 clock: Callable[[], float] = time.time
-_random = random.Random()
+_random: Any = None  # a random.Random, made for the first jittered TTL (random is not imported before)
 
 #: ``ttl_for``'s answer for a result that must not be stored (a computed TTL already over).
 SKIP = -1.0
@@ -59,7 +57,7 @@ class Freshness:
                 return SKIP
         if ttl is not None and self.jitter:
             spread = ttl * self.jitter if self.fraction else min(self.jitter, ttl)
-            ttl -= _random.uniform(0.0, spread)  # shorter only: no entry outlives its TTL
+            ttl -= _jitter_source().uniform(0.0, spread)  # shorter only: no entry outlives its TTL
         return ttl
 
     def stamp(self, metadata: dict[str, Any], ttl: float | None) -> dict[str, Any]:
@@ -101,11 +99,20 @@ def acceptable(entry: CacheEntry, mode: int) -> bool:
     return True
 
 
+def _jitter_source() -> Any:
+    global _random
+    if _random is None:
+        import random
+
+        _random = random.Random()
+    return _random
+
+
 def _computed_seconds(value: Any, compute: Callable[[Any], Any]) -> float:
     """A computed TTL in seconds; a non-positive number (a token already expired) is returned as is."""
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
         return float(value)
-    if isinstance(value, datetime.timedelta) and value.total_seconds() <= 0:
+    if is_timedelta(value) and value.total_seconds() <= 0:
         return value.total_seconds()
     name = getattr(compute, "__qualname__", repr(compute))
     seconds = parse_ttl(value, what=f"the ttl {name} returned")
@@ -147,7 +154,7 @@ def _jitter(jitter: Any) -> tuple[float, bool]:
         return 0.0, False
     if isinstance(jitter, float) and 0 < jitter < 1:
         return jitter, True
-    if isinstance(jitter, (str, datetime.timedelta)):
+    if isinstance(jitter, str) or is_timedelta(jitter):
         seconds = parse_ttl(jitter, what="jitter")
         assert seconds is not None
         return seconds, False
