@@ -96,3 +96,24 @@ def test_help_of_memoize_documents_it_where_the_user_finds_it():
     assert "InMemCache" in text and "shared by every function memoized this way" in text
     params = inspect.signature(oxicache.memoize).parameters
     assert {"name", "exclude", "ttl", "version", "cache_if"} <= set(params)
+
+
+def test_top_level_memoize_takes_every_option_of_a_cache_s_memoize():
+    """``oxicache.memoize`` is ``default_cache().memoize``: it takes the same options (those a memory store
+    can use: not shared_flight, which needs leases)."""
+    own = set(inspect.signature(oxicache.memoize).parameters) - {"func"}
+    cache_s = set(inspect.signature(oxicache.InMemCache.memoize).parameters) - {"self", "func", "shared_flight"}
+    assert own == cache_s
+    runs = []
+
+    @oxicache.memoize(tags=["tests.introspection"], key=lambda x, noise: x, ttl=60, stale=30, track_age=True)
+    def keyed(x: int, noise: object) -> int:
+        runs.append(x)
+        return x + 1
+
+    try:
+        assert [keyed(1, object()), keyed(1, object())] == [2, 2] and runs == [1]
+        assert oxicache.default_cache().invalidate(tags=["tests.introspection"]) == 1
+        assert keyed(1, None) == 2 and runs == [1, 1]
+    finally:
+        keyed.cache_clear()

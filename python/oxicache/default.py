@@ -11,9 +11,11 @@ from oxicache.backends.memory import InMemCache
 
 TYPE_CHECKING = False  # not typing's: `import oxicache` does not load typing (oxicache/_light.py)
 if TYPE_CHECKING:
+    from datetime import timedelta
     from typing import Any, Callable, Iterable, Mapping, ParamSpec, TypeVar
 
     from oxicache.durations import TTL
+    from oxicache.memo.tags import TagsOption
     from oxicache.memo.protocols import Memoized
 
     P = ParamSpec("P")
@@ -46,6 +48,13 @@ def memoize(
     version: str | int | None = None,
     cache_if: Callable[[Any], Any] | None = None,
     wait_timeout: TTL = None,
+    key: Callable[..., Any] | None = None,
+    jitter: float | str | timedelta | None = None,
+    stale_if_error: TTL = None,
+    track_age: bool = False,
+    stale: TTL = None,
+    tags: TagsOption = None,
+    types: Iterable[type] | None = None,
 ) -> Callable[[Callable[P, R]], Memoized[P, R]]: ...
 def memoize(
     func: Callable[..., Any] | None = None,
@@ -57,6 +66,13 @@ def memoize(
     version: str | int | None = None,
     cache_if: Callable[[Any], Any] | None = None,
     wait_timeout: TTL = None,
+    key: Callable[..., Any] | None = None,
+    jitter: float | str | timedelta | None = None,
+    stale_if_error: TTL = None,
+    track_age: bool = False,
+    stale: TTL = None,
+    tags: TagsOption = None,
+    types: Iterable[type] | None = None,
 ) -> Any:
     """Cache a function's results in this process's memory: ``@oxicache.memoize`` or ``@oxicache.memoize(ttl="1h")``.
 
@@ -75,7 +91,11 @@ def memoize(
         version: part of the function identity (``name@version``).
         cache_if: ``cache_if(result)`` true to store the result; rejected results are returned, not stored.
         wait_timeout: how long a call waits for another thread computing the same key (default 600 s).
+        key, jitter, stale_if_error, track_age, stale, tags, types: as for ``InMemCache().memoize``
+            (``BaseCache.memoize``; docs/memoize.md, "Freshness", and docs/value-codec.md).
     """
     decorate = _CACHE.memoize(name=name, exclude=exclude, annotation=annotation, ttl=ttl, version=version,
-                              cache_if=cache_if, wait_timeout=wait_timeout)
+                              cache_if=cache_if, wait_timeout=wait_timeout, key=key, jitter=jitter,
+                              stale_if_error=stale_if_error, track_age=track_age, stale=stale, tags=tags,
+                              types=types)
     return decorate if func is None else decorate(func)

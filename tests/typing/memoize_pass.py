@@ -2,6 +2,7 @@
 
 from typing import AsyncIterator, Iterator, reveal_type
 
+import oxicache
 from oxicache import CallbackCache, InMemCache, NoCache, bypass, refresh
 
 cache = InMemCache()
@@ -20,6 +21,11 @@ def total(values: list[int], verbose: bool = False) -> int:
 @cache.memoize
 async def fetch(url: str) -> bytes:
     return url.encode()
+
+
+@oxicache.memoize(ttl=60, stale=30, tags=["reports"], key=lambda region, day: region)
+def latest(region: str, day: int) -> dict[str, int]:
+    return {region: day}
 
 
 @cache.memoize(version=2, cache_if=lambda rows: bool(rows))
@@ -62,6 +68,7 @@ reveal_type(area.cache_key(2))  # revealed: int
 reveal_type(area.cache_inputs(2))  # revealed: dict[str, Any]
 reveal_type(area.__wrapped__)  # revealed: def (width: int, height: int =) -> float
 area.cache_clear()
+reveal_type(latest("eu", 3))  # revealed: dict[str, int]
 reveal_type(rows(3))  # revealed: typing.Iterator[int]
 reveal_type(stream(3))  # revealed: typing.AsyncIterator[str]
 reveal_type(embed(["a"], model="large"))  # revealed: list[float]
