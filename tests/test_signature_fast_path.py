@@ -160,13 +160,12 @@ def test_a_function_with_unusual_attributes_is_left_to_inspect() -> None:
     assert not signature.plain_function(with_text_signature)  # inspect ignores it on a def: so does the result
     assert signature.param_specs(with_text_signature) == by_inspect(with_text_signature)
 
-    def odd(a: int) -> int:
+    def marked(a: int) -> int:
         return a
 
-    odd.__annotations__ = {}
-    assert signature.plain_function(odd)
-    odd.__dict__["__annotations__"] = "not a dict"  # stored in the dict, not the slot: still the slot's dict
-    assert signature.param_specs(odd) == by_inspect(odd)
+    marked.__dict__["_is_coroutine_marker"] = object()  # inspect.markcoroutinefunction's attribute (3.12+)
+    assert not signature.plain_function(marked)
+    assert function_kind(marked) == kind_by_inspect(marked)
 
 
 def test_memoizing_a_def_does_not_import_inspect() -> None:

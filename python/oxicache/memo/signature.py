@@ -212,15 +212,13 @@ CO_VARARGS, CO_VARKEYWORDS, CO_GENERATOR, CO_COROUTINE, CO_ASYNC_GENERATOR = 0x4
 def plain_function(func: object) -> bool:
     """Whether ``func`` is a function whose code object alone gives its signature and kind: what
     ``inspect`` would read from it, with nothing that makes inspect look elsewhere (a ``__wrapped__`` chain,
-    a ``__signature__``, a text signature, a partial method, a coroutine mark) or fail (annotations that
-    are not a dict). For those, ``param_specs`` and ``function_kind`` need not import inspect (about 10 ms
-    of a short script's start, with the ast, dis and tokenize it imports)."""
+    a ``__signature__``, a text signature, a partial method, a coroutine mark). For those, ``param_specs``
+    and ``function_kind`` need not import inspect (about 10 ms of a short script's start, with the ast, dis
+    and tokenize it imports). Annotations play no part in either, and are not read."""
     if type(func) is not types.FunctionType:
         return False
     own = func.__dict__
-    if own and any(name in own for name in _INSPECT_LOOKS_AT):
-        return False
-    return isinstance(func.__annotations__, dict)
+    return not (own and any(name in own for name in _INSPECT_LOOKS_AT))
 
 
 _INSPECT_LOOKS_AT = ("__wrapped__", "__signature__", "__text_signature__", "_partialmethod", "__partialmethod__",
