@@ -47,6 +47,9 @@ def test_instances_print_compare_and_hash_alike(args: tuple[object, ...], kwargs
 def test_the_constructor_has_the_same_signature_and_errors() -> None:
     assert str(inspect.signature(Light)) == str(inspect.signature(Real))
     assert Light.__init__.__annotations__ == Real.__init__.__annotations__  # type: ignore[misc]
+    for name in ("__init__", "__repr__", "__eq__", "__hash__", "__setattr__"):
+        light_method, real_method = getattr(Light, name), getattr(Real, name)
+        assert (light_method.__qualname__, light_method.__module__) == (real_method.__qualname__, real_method.__module__)
     assert Light.__match_args__ == Real.__match_args__  # type: ignore[attr-defined]
     for args, kwargs in (((1, 2, 3, 4), {}), ((), {"nope": 1}), ((True,), {"flag": False})):
         with pytest.raises(TypeError) as real_error:

@@ -102,6 +102,7 @@ def _frozen_dataclass(cls: C) -> C:
 
     for method in (init, __repr__, __eq__, __hash__, __setattr__, __delattr__, __replace__):
         method.__qualname__ = f"{cls.__qualname__}.{method.__name__}"
+        method.__module__ = cls.__module__  # as the real decorator's, made in the class's module
         setattr(cls, method.__name__, method)
     setattr(cls, "__match_args__", names)
 
