@@ -165,3 +165,46 @@ def test_pickled_planted_value_in_a_pickled_key_store_does_not_run(tmp_path):
     cache = DiskCache(folder)
     assert list(cache) == []
     assert not Boom.ran
+
+
+# ---- opening while another opener sets the folder up (R20) ------------------------------------------
+
+
+def _locked_then_real(monkeypatch: pytest.MonkeyPatch, failures: int, message: str = "database is locked") -> list[int]:
+    """Makes diskcache's Cache raise ``message`` on its first ``failures`` constructions; returns the
+    count of attempts made."""
+    from oxicache.backends import disk
+
+    real = disk._measured_cache_class()
+    attempts = [0]
+
+    def flaky(*args: object, **kwargs: object) -> object:
+        attempts[0] += 1
+        if attempts[0] <= failures:
+            raise sqlite3.OperationalError(message)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(disk, "_measured_cache_class", lambda: flaky)
+    return attempts
+
+
+def test_opening_retries_while_sqlite_answers_locked(tmp_path, monkeypatch) -> None:
+    attempts = _locked_then_real(monkeypatch, 3)
+    cache = DiskCache(str(tmp_path / "c"))
+    cache.set("f", output=1, x=1)
+    assert cache.get("f", x=1) == 1 and attempts == [4]
+    cache.close()
+
+
+def test_opening_gives_up_on_other_errors_at_once_and_on_locked_after_the_bound(tmp_path, monkeypatch) -> None:
+    from oxicache.backends import disk
+
+    attempts = _locked_then_real(monkeypatch, 1000, "disk I/O error")
+    with pytest.raises(OSError, match="disk I/O error"):
+        DiskCache(str(tmp_path / "c"))
+    assert attempts == [1]
+    monkeypatch.setattr(disk, "OPEN_RETRY_SECONDS", 0.05)
+    attempts = _locked_then_real(monkeypatch, 10**9)
+    with pytest.raises(OSError, match="database is locked"):
+        DiskCache(str(tmp_path / "d"))
+    assert attempts[0] > 1

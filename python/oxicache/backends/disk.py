@@ -98,6 +98,26 @@ def _safe_disk_class() -> type:
 _CULL_SAW = threading.local()
 
 
+# How long opening retries while other openers hold the file (diskcache's own bound for its statements).
+OPEN_RETRY_SECONDS = 60.0
+
+
+def _opened_while_locked(open_store: Callable[[], Any]) -> Any:
+    """``open_store()``, again while SQLite answers "database is locked". Setting a new folder's schema up
+    takes write locks that SQLite may refuse at once, without waiting out its busy timeout (a lock upgrade
+    that would deadlock another opener's), and not every statement of diskcache's set-up retries: a CI run
+    of R20 (50 threads opening one new folder) saw it once. Every step of the set-up is idempotent, so
+    opening again is safe."""
+    deadline = time.monotonic() + OPEN_RETRY_SECONDS
+    while True:
+        try:
+            return open_store()
+        except sqlite3.OperationalError as err:
+            if str(err) != "database is locked" or time.monotonic() > deadline:
+                raise
+        time.sleep(0.002)
+
+
 @functools.cache
 def _measured_cache_class() -> type:
     """diskcache's ``Cache``, noting what ``volume()`` returns on this thread. A store's cull measures
@@ -279,10 +299,10 @@ class DiskCache(LockLeasedCache):  # leases: file locks in leases/ (backends/_le
         hold_sqlite_file(self, db, "DiskCache")  # the header check, unless a cache of ours has it open
         warn_if_risky_filesystem(db, "DiskCache")
         try:
-            self._dc: Any = _measured_cache_class()(
+            self._dc: Any = _opened_while_locked(lambda: _measured_cache_class()(
                 self.path, size_limit=size_limit, disk=_safe_disk_class(),
                 **{"tag_index": True, **diskcache_options},  # tags index entries by function (_count_func)
-            )
+            ))
         except OSError as err:
             msg = f"{where}: {err}"
             raise OSError(err.errno, msg) from err
