@@ -175,12 +175,13 @@ def make_engine(cache: BaseCache, func: Callable[..., Any], options: Options,
     if fixed_tags:
         metadata = {**(metadata or {}), "tags": fixed_tags}
     seconds = resolve_ttl(None if callable(options.ttl) else options.ttl, annotation)
+    func_kind = function_kind(func)  # decided once: three settings below depend on it
     fresh = freshness.make_freshness(options.ttl, cache.ttl if seconds is None else seconds, options.jitter,
-                                     options.stale_if_error, options.track_age, function_kind(func), options.stale)
+                                     options.stale_if_error, options.track_age, func_kind, options.stale)
     # Under key= only the key function's value is keyed; the arguments (`call`) never are.
     exclude = own_exclude | cache.exclude if keyed is None else frozenset({custom_key.CALL})
     wait = parse_ttl(options.wait_timeout, what="wait_timeout") or cache.wait_timeout
-    lease = _lease_seconds(cache, view, options.shared_flight, function_kind(func))
+    lease = _lease_seconds(cache, view, options.shared_flight, func_kind)
     # The native store keeps no ages, and stores fixed metadata only: those functions take the Python engine.
     store = view.native_store if fresh is None and tagger is None else None
     if store is not None:
@@ -192,7 +193,7 @@ def make_engine(cache: BaseCache, func: Callable[..., Any], options: Options,
     memo.freshness = fresh
     memo.tagger = tagger
     if fresh is not None and fresh.stale is not None:
-        memo.revalidator = revalidate.Revalidator(memo, fresh.stale, function_kind(func))
+        memo.revalidator = revalidate.Revalidator(memo, fresh.stale, func_kind)
     return memo
 
 
